@@ -1,0 +1,109 @@
+"""Command-line interface: argument parsing and output only.
+
+Every :class:`~accelsim.errors.AccelsimError` becomes a one-line ``accelsim: error: ...`` on stderr and exit
+code 2; no output file is left behind when a run fails.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config.loader import load_hw, load_model
+from .errors import AccelsimError, ConfigError
+from .report import format_table, to_csv, to_json, write_atomic
+from .sim.engine import simulate
+
+EXAMPLES = """examples:
+  accelsim run models/resnet50.yaml --hw hw_configs/edge.yaml
+  accelsim run resnet50 --hw edge --precision w4a8 --json out.json --csv out.csv
+  accelsim run Resnet50.csv --hw scalesim_32x32 --set array.dataflow=os --set array.rows=64
+  accelsim run bert_large --hw server --param seq_len=384
+MODEL is a model YAML, a bundled model name or a SCALE-Sim topology CSV; HW a hw YAML or a bundled name."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's own default prints the usage too)
+        self.exit(2, f"accelsim: error: {message} (see accelsim --help)\n")
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, int]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value.strip().lstrip("-").isdigit():
+            raise ConfigError([f"{flag} {item!r}: expected name=integer, e.g. seq_len=256"])
+        out[key.strip()] = int(value)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="accelsim", description="Systolic-array / INT4-INT8 accelerator emulator.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"accelsim {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="cost a model on a hardware config", epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("model", help="model YAML, bundled model name, or SCALE-Sim topology CSV")
+    run.add_argument("--hw", required=True, help="hw YAML or bundled name (edge, server, scalesim_32x32)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a hw field by its path, e.g. array.rows=64 (repeatable)")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=INT",
+                     help="set a model parameter, e.g. seq_len=256 (repeatable)")
+    run.add_argument("--precision", default="w8a8", help="fp32 | fp16 | bf16 | w8a8 | w4a8 | w4a4 (default w8a8)")
+    run.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    run.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
+    run.add_argument("--max-rows", type=int, default=60, help="layers shown in the table (default 60; 0 = all)")
+    run.add_argument("--quiet", action="store_true", help="print only the totals")
+    return parser
+
+
+def _check_output_dirs(*paths: str | None) -> None:
+    for p in paths:
+        if p and not Path(p).resolve().parent.is_dir():
+            raise ConfigError([f"{p}: output folder {Path(p).resolve().parent} does not exist"])
+
+
+def _write_outputs(outputs: list[tuple[str, str]]) -> None:
+    written: list[Path] = []
+    try:
+        for path, text in outputs:
+            write_atomic(path, text)
+            written.append(Path(path))
+    except OSError as exc:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise ConfigError([f"cannot write {exc.filename}: {exc.strerror}"]) from None
+
+
+def _run(args) -> int:
+    _check_output_dirs(args.json, args.csv)
+    model = load_model(args.model, _key_values(args.param, "--param"))
+    hw = load_hw(args.hw, args.set)
+    report = simulate(model, hw, args.precision)
+    outputs = [(p, render(report)) for p, render in ((args.json, to_json), (args.csv, to_csv)) if p]
+    _write_outputs(outputs)
+    if args.quiet:
+        from .report import format_totals
+        print(format_totals(report))
+    else:
+        print(format_table(report, args.max_rows or None))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _run(args)
+    except AccelsimError as exc:
+        print(f"accelsim: error: {' | '.join(str(exc).splitlines())}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Hardware configuration: frozen dataclasses and their validating ``from_dict``.
+
+Every number in a bundled ``hw_configs/*.yaml`` carries a comment naming its source or saying it is an
+assumption; this module only checks types and ranges and reports *all* problems at once with field paths.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from ..errors import ConfigError
+from ..hw.dataflow import Dataflow
+from .fields import Reader
+
+FLOAT_PRECISIONS = ("fp16", "bf16", "fp32")
+INT_PRECISIONS = ("int2", "int4", "int8", "int16")
+PRECISIONS = INT_PRECISIONS + FLOAT_PRECISIONS
+#: Vector-unit operations per element for each elementwise op kind (assumption, overridable per hw YAML).
+DEFAULT_VECTOR_OPS = MappingProxyType({
+    "add": 1.0, "mul": 1.0, "relu": 1.0, "relu6": 1.0, "batchnorm": 2.0, "gelu": 8.0, "sigmoid": 4.0,
+    "tanh": 4.0, "hardswish": 3.0, "softmax": 5.0, "layernorm": 6.0, "maxpool": 1.0, "avgpool": 1.0,
+    "global_avgpool": 1.0, "mean_pool": 1.0, "embedding": 1.0,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayConfig:
+    rows: int
+    cols: int
+    dataflow: Dataflow
+
+
+@dataclass(frozen=True, slots=True)
+class PEConfig:
+    """A processing element of ``base_bits`` integer width (Bit Fusion style, DESIGN §5.2).
+
+    ``int_bits``: integer operand widths the PE can fuse (each must divide ``base_bits``).
+    ``float_macs_per_cycle``: MACs per PE per cycle for each supported float mode (absent = unsupported).
+    """
+    base_bits: int
+    acc_bits: int
+    overflow: str
+    int_bits: tuple[int, ...]
+    float_macs_per_cycle: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    ifmap_sram_kib: float
+    filter_sram_kib: float
+    ofmap_sram_kib: float
+    dram_gbps: float
+    double_buffer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyTable:
+    """Energy per event in picojoules.
+
+    ``mac_pj`` (keyed by precision: ``int8``, ``int4``, ``fp16`` ...), ``sram_pj_per_byte`` (for an SRAM of
+    ``sram_ref_kib``) and ``vector_op_pj`` are given at the reference node (Horowitz 45 nm) and multiplied by
+    ``tech_scale`` for the chip's node. An SRAM of S KiB costs ``sram_pj_per_byte · (S / sram_ref_kib) **
+    sram_size_exponent`` per byte. ``dram_pj_per_byte`` (per DRAM type) and ``leakage_mw`` are absolute.
+    """
+    mac_pj: Mapping[str, float]
+    sram_pj_per_byte: float
+    sram_ref_kib: float
+    sram_size_exponent: float
+    tech_scale: float
+    dram_pj_per_byte: float
+    vector_op_pj: float
+    leakage_mw: float
+
+
+@dataclass(frozen=True, slots=True)
+class VectorConfig:
+    """Vector unit for elementwise work: ``lanes`` operations per cycle; ``ops_per_element`` per op kind."""
+    lanes: int
+    ops_per_element: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class HWConfig:
+    name: str
+    clock_mhz: float
+    array: ArrayConfig
+    pe: PEConfig
+    memory: MemoryConfig
+    energy: EnergyTable
+    vector: VectorConfig
+    source: str = field(default="", compare=False)
+
+    @property
+    def peak_int8_tops(self) -> float:
+        """Peak INT8 throughput: 2 ops per MAC × rows × cols × (base_bits/8)² × clock."""
+        fuse = (self.pe.base_bits // 8) ** 2 if self.pe.base_bits >= 8 else 0
+        return 2 * self.array.rows * self.array.cols * fuse * self.clock_mhz * 1e6 / 1e12
+
+    @classmethod
+    def from_dict(cls, data, path: str = "hw", source: str = "") -> "HWConfig":
+        """Validate ``data``; raise one ConfigError listing every problem with its field path."""
+        problems: list[str] = []
+        r = Reader(data, path, problems)
+        name = r.string("name", "custom")
+        clock = r.pos_float("clock_mhz")
+        array = _array(r.mapping("array"))
+        pe = _pe(r.mapping("pe"))
+        memory = _memory(r.mapping("memory"))
+        energy = _energy(r.mapping("energy"))
+        vector = _vector(r.mapping("vector", {}))
+        r.reject_unknown()
+        if problems:
+            raise ConfigError(problems, source)
+        return cls(name, clock, array, pe, memory, energy, vector, source)
+
+
+def _array(r: Reader) -> ArrayConfig:
+    rows, cols = r.pos_int("rows"), r.pos_int("cols")
+    flow = r.choice("dataflow", [d.name.lower() for d in Dataflow])
+    r.reject_unknown()
+    return ArrayConfig(rows, cols, Dataflow[flow.upper()])
+
+
+def _pe(r: Reader) -> PEConfig:
+    base = r.pos_int("base_bits", 8)
+    acc = r.pos_int("acc_bits", 32)
+    overflow = r.choice("overflow", ["saturate", "wrap"], "saturate")
+    raw_bits = r.raw("int_bits", [b for b in (8, 4, 2) if b <= base and base % b == 0])
+    bits: list[int] = []
+    if not isinstance(raw_bits, list) or not raw_bits:
+        r.bad("int_bits", "a non-empty list of integer widths that divide base_bits", raw_bits)
+    else:
+        for i, b in enumerate(raw_bits):
+            if isinstance(b, bool) or not isinstance(b, int) or b < 2 or base % b:
+                r.problems.append(f"{r.path}.int_bits[{i}]: expected a width ≥ 2 dividing base_bits={base}, got {b}")
+            else:
+                bits.append(b)
+    if acc < 2 * base:
+        r.bad("acc_bits", f"at least 2·base_bits = {2 * base}", acc)
+    floats = r.mapping("float_macs_per_cycle", {})
+    float_rates = {k: floats.pos_float(k) for k in FLOAT_PRECISIONS if k in floats.data}
+    floats.reject_unknown()
+    r.reject_unknown()
+    return PEConfig(base, acc, overflow, tuple(sorted(set(bits), reverse=True)), MappingProxyType(float_rates))
+
+
+def _memory(r: Reader) -> MemoryConfig:
+    m = MemoryConfig(r.pos_float("ifmap_sram_kib"), r.pos_float("filter_sram_kib"), r.pos_float("ofmap_sram_kib"),
+                     r.pos_float("dram_gbps"), r.boolean("double_buffer", True))
+    r.reject_unknown()
+    return m
+
+
+def _energy(r: Reader) -> EnergyTable:
+    macs = r.mapping("mac_pj")
+    mac_pj = {k: macs.pos_float(k) for k in PRECISIONS if k in macs.data}
+    macs.reject_unknown()
+    if "int8" not in mac_pj and not r.problems:
+        macs.bad("int8", "a positive number (the reference MAC energy)", None)
+    e = EnergyTable(MappingProxyType(mac_pj), r.nonneg_float("sram_pj_per_byte"), r.pos_float("sram_ref_kib", 8.0),
+                    r.nonneg_float("sram_size_exponent", 0.5), r.pos_float("tech_scale", 1.0),
+                    r.nonneg_float("dram_pj_per_byte"), r.nonneg_float("vector_op_pj", 0.0),
+                    r.nonneg_float("leakage_mw", 0.0))
+    r.reject_unknown()
+    return e
+
+
+def _vector(r: Reader) -> VectorConfig:
+    lanes = r.pos_int("lanes", 64)
+    ops = r.mapping("ops_per_element", {})
+    table = dict(DEFAULT_VECTOR_OPS)
+    for k in list(ops.data):
+        if k in DEFAULT_VECTOR_OPS:
+            table[k] = ops.nonneg_float(k)
+    ops.reject_unknown()
+    r.reject_unknown()
+    return VectorConfig(lanes, MappingProxyType(table))

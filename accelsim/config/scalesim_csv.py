@@ -1,0 +1,93 @@
+"""Read SCALE-Sim topology CSVs directly, so SCALE-Sim users can switch with their existing files.
+
+Conv form (header ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
+Num Filter, Strides,``) and GEMM form (header ``Layer, M, N, K,``), as SCALE-Sim 3.0.0 reads them:
+
+* no padding: ``out = ceil((H − R + stride) / stride)``; the same stride on both axes; batch 1;
+* a layer whose name contains ``DP`` is depthwise: SCALE-Sim runs it as ``Channels`` one-channel layers of
+  ``Num Filter`` filters each — here ``conv2d(out_channels = Channels·Num Filter, groups = Channels)``,
+  which lowers to the same per-channel GEMMs;
+* a GEMM row ``M, N, K`` is a ``linear`` on an ``[M, K]`` input with ``N`` outputs (SCALE-Sim maps it to a
+  conv with M output pixels, N filters and a K-long window);
+* columns after the first eight (an ``N:M`` sparsity ratio, SCALE-Sim's own annotations) are ignored, as
+  are blank rows and rows without a layer name. Each layer is independent (its own input tensor).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..graph import Model
+
+CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
+GEMM_COLUMNS = ("M", "N", "K")
+
+
+def _ints(row: list[str], columns: tuple[str, ...], where: str, problems: list[str]) -> list[int] | None:
+    values = []
+    for col, text in zip(columns, row[1:1 + len(columns)]):
+        text = text.strip()
+        if not text.isdigit() or int(text) <= 0:
+            problems.append(f"{where}: column '{col}': expected a positive integer, got {text!r}")
+            return None
+        values.append(int(text))
+    if len(values) < len(columns):
+        problems.append(f"{where}: expected {len(columns) + 1} columns ({', '.join(('Layer',) + columns)}), "
+                        f"got {len(row)}")
+        return None
+    return values
+
+
+def _conv_layer(name: str, v: list[int]) -> tuple[dict, dict]:
+    h, w, r, s, c, f, stride = v
+    depthwise = "DP" in name
+    tensor = {"name": f"{name}:ifmap", "shape": [c, h, w]}
+    layer = {"name": name, "op": "conv2d", "input": tensor["name"], "out_channels": c * f if depthwise else f,
+             "kernel": [r, s], "stride": stride, "groups": c if depthwise else 1, "bias": False}
+    return tensor, layer
+
+
+def _gemm_layer(name: str, v: list[int]) -> tuple[dict, dict]:
+    m, n, k = v
+    tensor = {"name": f"{name}:ifmap", "shape": [m, k]}
+    return tensor, {"name": name, "op": "linear", "input": tensor["name"], "out_features": n, "bias": False}
+
+
+def model_dict_from_csv(text: str, name: str, source: str) -> dict:
+    """Parse SCALE-Sim topology text into a model description dict (validated later by Model.from_dict)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise ConfigError([f"{source}: empty topology file"])
+    header = [h.strip().lower() for h in rows[0]]
+    gemm = header[1:4] == ["m", "n", "k"]
+    if not gemm and header[:1] != ["layer name"]:
+        raise ConfigError([f"{source}:1: expected a SCALE-Sim header 'Layer name, IFMAP Height, ...' or "
+                           f"'Layer, M, N, K', got {','.join(rows[0])!r}"])
+    columns, build = (GEMM_COLUMNS, _gemm_layer) if gemm else (CONV_COLUMNS, _conv_layer)
+    problems: list[str] = []
+    inputs, layers, seen = [], [], {}
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not row or not row[0].strip():
+            continue
+        layer_name = row[0].strip()
+        values = _ints(row, columns, f"{source}:{line_no} ({layer_name})", problems)
+        if values is None:
+            continue
+        seen[layer_name] = seen.get(layer_name, 0) + 1
+        if seen[layer_name] > 1:
+            layer_name = f"{layer_name}_{seen[layer_name]}"
+        tensor, layer = build(layer_name, values)
+        inputs.append(tensor)
+        layers.append(layer)
+    if problems:
+        raise ConfigError(problems)
+    if not layers:
+        raise ConfigError([f"{source}: no layers found"])
+    return {"name": name, "inputs": inputs, "layers": layers}
+
+
+def load_scalesim_csv(path: Path) -> Model:
+    text = path.read_text(encoding="utf-8-sig")
+    return Model.from_dict(model_dict_from_csv(text, path.stem, str(path)), source=str(path))

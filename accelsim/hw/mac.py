@@ -1,0 +1,76 @@
+"""Bit-flexible MAC throughput (Bit Fusion, ISCA 2018; DESIGN §5.2) and operand precisions.
+
+A PE built for ``B``-bit integer operands performs ``(B / a_bits) · (B / w_bits)`` MACs per cycle on
+narrower operands (8-bit PE: INT4×INT4 → 4, INT4 weights × INT8 activations → 2). Float modes run at the
+rate the hw config declares (``pe.float_macs_per_cycle``). On the array this packs ``f`` reduction-dimension
+(K) elements into one PE per cycle, so a GEMM runs as if its reduction length were ``K' = ceil(K / f)``;
+for ``f < 1`` one MAC spreads over ``1/f`` PE-cycles. The array's shape never changes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import MappingError
+
+_INT = re.compile(r"^w(\d+)a(\d+)$")
+FLOAT_MODES = ("fp32", "fp16", "bf16")
+FLOAT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Precision:
+    """Operand precision of a layer: integer ``w{w_bits}a{a_bits}`` or a float mode."""
+    name: str
+    w_bits: int
+    a_bits: int
+    float_mode: str | None = None
+
+    @property
+    def is_float(self) -> bool:
+        return self.float_mode is not None
+
+    def mac_key(self, b_is_weight: bool = True) -> str:
+        """Energy-table key: the float mode, or ``int{max(a, b)}`` for integer MACs."""
+        if self.float_mode:
+            return self.float_mode
+        return f"int{max(self.a_bits, self.w_bits if b_is_weight else self.a_bits)}"
+
+
+def parse_precision(name: str) -> Precision:
+    """``fp32 | fp16 | bf16 | w8a8 | w4a8 | w4a4 | w2a2 | int8`` → Precision; MappingError otherwise."""
+    key = str(name).strip().lower()
+    if key in FLOAT_MODES:
+        bits = 8 * FLOAT_BYTES[key]
+        return Precision(key, bits, bits, key)
+    if key in ("int8", "int4"):
+        key = f"w{key[3:]}a{key[3:]}"
+    match = _INT.match(key)
+    if not match or not all(2 <= int(b) <= 16 for b in match.groups()):
+        raise MappingError(f"unknown precision {name!r}: expected fp32, fp16, bf16 or wXaY with 2 ≤ X, Y ≤ 16 "
+                           "(e.g. w8a8, w4a8, w4a4)")
+    return Precision(key, int(match.group(1)), int(match.group(2)))
+
+
+def macs_per_pe_cycle(pe, precision: Precision, b_is_weight: bool = True) -> float:
+    """MACs one PE completes per cycle at this precision; MappingError if the PE cannot run it.
+
+    Integer: ``(B / a_bits) · (B / b_bits)`` where ``b_bits`` is the weight width (or the activation width
+    when the second operand is an activation, e.g. attention's QKᵀ). Float: the configured rate.
+    """
+    if precision.is_float:
+        rate = pe.float_macs_per_cycle.get(precision.float_mode)
+        if rate is None:
+            supported = ", ".join(pe.float_macs_per_cycle) or "none"
+            raise MappingError(f"precision {precision.name} is not supported by this PE "
+                               f"(pe.float_macs_per_cycle lists: {supported})")
+        return float(rate)
+    b_bits = precision.w_bits if b_is_weight else precision.a_bits
+    for bits in (precision.a_bits, b_bits):
+        if bits > pe.base_bits:
+            raise MappingError(f"precision {precision.name}: {bits}-bit operands exceed the PE's base width "
+                               f"pe.base_bits = {pe.base_bits}")
+        if bits not in pe.int_bits:
+            raise MappingError(f"precision {precision.name}: {bits}-bit operands are not supported by the PE "
+                               f"(pe.int_bits = {list(pe.int_bits)})")
+    return (pe.base_bits // precision.a_bits) * (pe.base_bits // b_bits)

@@ -1,0 +1,77 @@
+"""Render a RunReport: a per-layer terminal table, JSON and CSV (written atomically: no partial files)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .sim.engine import RunReport
+
+COLUMNS = [  # (header, field, format)
+    ("layer", "name", "{}"), ("op", "op", "{}"), ("prec", "precision", "{}"), ("M", "m", "{:d}"), ("N", "n", "{:d}"),
+    ("K", "k", "{:d}"), ("x", "count", "{:d}"), ("MACs", "macs", "{:,d}"), ("folds", "folds", "{:,d}"),
+    ("cycles", "cycles", "{:,d}"), ("scalesim", "scalesim_cycles", "{:,d}"), ("util%", "utilization", "{:.1%}"),
+]
+
+
+def _cell(fmt: str, value) -> str:
+    if fmt == "{:.1%}":
+        return f"{value * 100:.1f}"
+    return fmt.format(value)
+
+
+def format_table(report: RunReport, max_rows: int | None = None) -> str:
+    """Fixed-width per-layer table followed by the totals."""
+    rows = [[h for h, _, _ in COLUMNS]]
+    layers = [c for c in report.layers if c.cycles or c.macs]
+    shown = layers if max_rows is None or len(layers) <= max_rows else layers[:max_rows]
+    for cost in shown:
+        d = cost.to_dict()
+        rows.append([_cell(fmt, d[key]) if d[key] or key in ("name", "op") else "-" for _, key, fmt in COLUMNS])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    if len(shown) < len(layers):
+        lines.append(f"... {len(layers) - len(shown)} more layers (see --json/--csv)")
+    return "\n".join(lines) + "\n\n" + format_totals(report)
+
+
+def format_totals(report: RunReport) -> str:
+    t, c = report.totals, report.config
+    return "\n".join([
+        f"model {report.model} on {report.hw} ({c['rows']}x{c['cols']} {c['dataflow'].upper()}, "
+        f"{c['clock_mhz']:g} MHz), precision {report.precision}",
+        f"  layers {t['layers']}, params {t['params']:,} ({t['model_size_mb']:.1f} MB), MACs {t['macs']:,}",
+        f"  cycles {t['cycles']:,} (array {t['compute_cycles']:,} + vector {t['vector_cycles']:,}); "
+        f"SCALE-Sim-compatible array cycles {t['scalesim_cycles']:,}",
+        f"  latency {t['latency_ms']:.3f} ms, array utilization {t['array_utilization'] * 100:.1f}%",
+    ])
+
+
+def to_json(report: RunReport) -> str:
+    return json.dumps(report.to_dict(), indent=1)
+
+
+def to_csv(report: RunReport) -> str:
+    buf = io.StringIO()
+    rows = [c.to_dict() for c in report.layers]
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["name"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so a failure leaves no partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -46,11 +46,12 @@ def _padding(r: Reader) -> tuple[int, int, int, int]:
     return tuple(int(v) for v in vals)
 
 
-def _conv_out(size: int, k: int, s: int, pad: int, d: int, what: str) -> int:
+def _conv_out(size: int, k: int, s: int, pad: int, d: int, what: str, ceil_mode: bool) -> int:
+    """``floor((size + pad − span) / s) + 1`` (``ceil`` with ceil_mode, as SCALE-Sim), span = d·(k−1)+1."""
     span = d * (k - 1) + 1
     if size + pad < span:
         raise ShapeError(f"kernel {what} {k} (dilated span {span}) is larger than the padded input {size + pad}")
-    return (size + pad - span) // s + 1
+    return (-(-(size + pad - span) // s) if ceil_mode else (size + pad - span) // s) + 1
 
 
 # ---- attribute readers -----------------------------------------------------------------------------------
@@ -58,13 +59,13 @@ def _conv_out(size: int, k: int, s: int, pad: int, d: int, what: str) -> int:
 def _conv_attrs(r: Reader) -> dict:
     return dict(out_channels=r.pos_int("out_channels"), kernel=_pair(r, "kernel", None, 1),
                 stride=_pair(r, "stride", 1, 1), padding=_padding(r), dilation=_pair(r, "dilation", 1, 1),
-                groups=r.pos_int("groups", 1), bias=r.boolean("bias", True))
+                groups=r.pos_int("groups", 1), bias=r.boolean("bias", True), ceil_mode=r.boolean("ceil_mode", False))
 
 
 def _pool_attrs(r: Reader) -> dict:
     kernel = _pair(r, "kernel", None, 1)
     return dict(kernel=kernel, stride=_pair(r, "stride", list(kernel), 1), padding=_padding(r),
-                dilation=(1, 1))
+                dilation=(1, 1), ceil_mode=r.boolean("ceil_mode", False))
 
 
 def _none(r: Reader) -> dict:
@@ -85,7 +86,8 @@ def _spatial(a: dict, shapes: list[Shape], channels: int) -> Shape:
         raise ShapeError(f"expects a [C, H, W] input, got {list(x)}")
     (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
     t, l, b, rr = a["padding"]
-    return (channels, _conv_out(x[1], kh, sh, t + b, dh, "height"), _conv_out(x[2], kw, sw, l + rr, dw, "width"))
+    ceil = a["ceil_mode"]
+    return (channels, _conv_out(x[1], kh, sh, t + b, dh, "height", ceil), _conv_out(x[2], kw, sw, l + rr, dw, "width", ceil))
 
 
 def _conv_shape(a: dict, shapes: list[Shape]) -> Shape:

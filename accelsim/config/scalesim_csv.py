@@ -45,7 +45,7 @@ def _conv_layer(name: str, v: list[int]) -> tuple[dict, dict]:
     depthwise = "DP" in name
     tensor = {"name": f"{name}:ifmap", "shape": [c, h, w]}
     layer = {"name": name, "op": "conv2d", "input": tensor["name"], "out_channels": c * f if depthwise else f,
-             "kernel": [r, s], "stride": stride, "groups": c if depthwise else 1, "bias": False}
+             "kernel": [r, s], "stride": stride, "groups": c if depthwise else 1, "bias": False, "ceil_mode": True}
     return tensor, layer
 
 

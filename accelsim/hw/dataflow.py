@@ -19,6 +19,9 @@ SRAM traffic in words (SCALE-Sim's counts, compat mode)::
     WS: ifmap reads M·K·ceil(N/C), filter reads K·N,           ofmap writes M·N·ceil(K/R)
     IS: ifmap reads K·M,           filter reads N·K·ceil(M/C), ofmap writes M·N·ceil(K/R)
 
+On a degenerate 1×1 array SCALE-Sim's −1 can make utilization exceed 1 (a 1-cycle OS fold reports 0
+cycles); utilization divides by ``max(scalesim_cycles, 1)``.
+
 Everything is closed-form over int64 numpy arrays (one entry per GEMM), so a whole network costs
 microseconds and huge shapes allocate nothing per cycle.
 """
@@ -74,7 +77,7 @@ def fold_timing(m, n, k, rows: int, cols: int, dataflow: Dataflow) -> FoldTiming
     cycles = row_folds * col_folds * per_fold
     scalesim = cycles - 1
     macs = (m * n * k).astype(np.float64)
-    util = macs / (scalesim.astype(np.float64) * rows * cols)
+    util = macs / (np.maximum(scalesim, 1).astype(np.float64) * rows * cols)
     mapping = (sr * sc).astype(np.float64) / (row_folds * col_folds * rows * cols)
     if dataflow == Dataflow.OS:
         reads_i, reads_f, writes_o = m * k * _ceil_div(n, cols), k * n * _ceil_div(m, rows), m * n

@@ -1,0 +1,82 @@
+"""The CLI end to end: tables, JSON/CSV outputs, one-line errors with exit code 2, no partial files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from accelsim import __version__
+from accelsim.cli import main
+from conftest import SCALESIM_REF, require_shared
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_bundled_model_prints_table_and_totals(capsys):
+    code, out, err = run(capsys, "run", "models/resnet50.yaml", "--hw", "hw_configs/edge.yaml")
+    assert code == 0 and err == ""
+    assert "conv1.conv" in out and "latency" in out and "params 25,557,032" in out
+
+
+def test_run_writes_json_and_csv(tmp_path, capsys):
+    j, c = tmp_path / "r.json", tmp_path / "r.csv"
+    code, out, _ = run(capsys, "run", "resnet50", "--hw", "edge", "--json", str(j), "--csv", str(c), "--quiet")
+    assert code == 0
+    data = json.loads(j.read_text())
+    assert {"model", "hw", "layers", "totals"} <= set(data)
+    layer = data["layers"][0]
+    assert {"name", "macs", "cycles", "scalesim_cycles", "utilization"} <= set(layer)
+    assert data["totals"]["macs"] == sum(l["macs"] for l in data["layers"])
+    assert c.read_text().splitlines()[0].startswith("name,op,precision")
+    assert len(c.read_text().splitlines()) == len(data["layers"]) + 1
+
+
+def test_scalesim_csv_with_set_overrides(capsys, tmp_path):
+    topo = require_shared(SCALESIM_REF / "topologies" / "mlperf" / "Resnet50.csv")
+    j = tmp_path / "os.json"
+    code, _, _ = run(capsys, "run", str(topo), "--hw", "scalesim_32x32", "--set", "array.dataflow=os",
+                     "--set", "array.rows=16", "--json", str(j), "--quiet")
+    assert code == 0
+    data = json.loads(j.read_text())
+    assert data["config"]["dataflow"] == "os" and data["config"]["rows"] == 16
+    first = data["layers"][0]   # Conv1: M=12100, N=64, K=147 on 16×32 OS
+    assert first["scalesim_cycles"] == (-(-12100 // 16)) * 2 * (16 + 32 + 147 - 2) - 1
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "resnet50", "--hw", "edge", "--set", "array.rows=0"], "hw.array.rows: expected a positive integer, got 0"),
+    (["run", "nope.yaml", "--hw", "edge"], "nope.yaml: no such file"),
+    (["run", "resnet50", "--hw", "edge", "--precision", "int3x"], "unknown precision"),
+    (["run", "resnet50", "--hw", "edge", "--precision", "w16a8"], "exceed the PE's base width"),
+    (["run", "resnet50", "--hw", "edge", "--precision", "w2a2"], "2-bit operands are not supported"),
+    (["run", "resnet50", "--hw", "edge", "--param", "seq_len=4"], "unknown model parameter"),
+    (["run", "resnet50"], "the following arguments are required: --hw"),
+])
+def test_errors_are_one_line_exit_2(capsys, tmp_path, argv, fragment):
+    out_json = tmp_path / "never.json"
+    code, out, err = run(capsys, *argv, "--json", str(out_json)) if argv[-1] != "resnet50" else (None, "", "")
+    if code is None:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        code, err = exc.value.code, capsys.readouterr().err
+    assert code == 2
+    assert fragment in err and err.count("\n") == 1 and err.startswith("accelsim: error:")
+    assert not out_json.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_missing_output_folder_is_an_error(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "resnet50", "--hw", "edge", "--json", str(tmp_path / "no" / "r.json"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_console_script_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "accelsim.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
+    helped = subprocess.run([sys.executable, "-m", "accelsim.cli", "run", "--help"], capture_output=True, text=True)
+    assert "examples:" in helped.stdout and "--precision" in helped.stdout

@@ -1,0 +1,69 @@
+"""Cost-model speed vs SCALE-Sim on ResNet-50 (SCALE-Sim topology CSV, 32×32 array, OS/WS/IS).
+
+Prints, per dataflow, accelsim's compute time for the whole network (best of N after warm-up, topology
+already parsed) and the ratio to SCALE-Sim 3.0.0's recorded wall time (the recorded WS run in
+shared/reference; the README/REFERENCE range for the others), then the CLI end to end (fresh process).
+
+    python benchmarks/bench_costmodel.py [--repeat 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from accelsim.config.loader import load_hw, load_model
+from accelsim.sim.engine import simulate
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "scalesim"
+SCALESIM_RANGE_S = (411.0, 1008.0)   # SCALE-Sim 3.0.0 on ResNet-50, 32×32, on our 2-core machines (issue 2)
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=20)
+    args = ap.parse_args()
+    ref = json.loads((REF / "resnet50_32x32_ws.json").read_text())
+    topo = REF / ref["topology"]
+    t0 = time.perf_counter()
+    model = load_model(topo)
+    parse_s = time.perf_counter() - t0
+    print(f"ResNet-50 ({len(model.layers)} layers from {topo.name}); topology parse {parse_s * 1e3:.1f} ms")
+    print(f"{'dataflow':8} {'accelsim ms':>12} {'SCALE-Sim s':>14} {'speed-up':>16}  cycles match")
+    for flow in ("ws", "os", "is"):
+        hw = load_hw("scalesim_32x32", [f"array.dataflow={flow}"])
+        seconds = best_time(lambda: simulate(model, hw), args.repeat)
+        report = simulate(model, hw)
+        if flow == "ws":
+            recorded = ref["wall_s_scalesim"]
+            same = sum(c.scalesim_cycles == r["total_cycles"] for c, r in zip(report.layers, ref["layers"]))
+            match, ss = f"{same}/{len(ref['layers'])} layers", f"{recorded:.0f} (recorded)"
+            ratio = f"{recorded / seconds:,.0f}x"
+        else:
+            match, ss = "n/a (no recorded run)", f"{SCALESIM_RANGE_S[0]:.0f}-{SCALESIM_RANGE_S[1]:.0f}"
+            ratio = f"{SCALESIM_RANGE_S[0] / seconds:,.0f}x+"
+        print(f"{flow:8} {seconds * 1e3:12.2f} {ss:>14} {ratio:>16}  {match}")
+    cmd = [sys.executable, "-m", "accelsim.cli", "run", str(topo), "--hw", "scalesim_32x32", "--quiet"]
+    walls = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+    print(f"CLI end to end (fresh process, incl. imports): best {min(walls):.2f} s of 3")
+
+
+if __name__ == "__main__":
+    main()

@@ -108,3 +108,34 @@ def test_vectorized_matches_scalar():
 def test_huge_sizes_are_closed_form():
     t = fold_timing([10**9], [10**6], [10**6], 128, 128, Dataflow.OS)
     assert int(t.scalesim_cycles[0]) == (-(-10**9 // 128)) * (-(-10**6 // 128)) * (128 + 128 + 10**6 - 2) - 1
+
+
+def _case_csv(case: dict) -> str:
+    if case["kind"] == "gemm":
+        return f"Layer, M, N, K,\n{case['name']}, {case['m']}, {case['n']}, {case['k']},\n"
+    return ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+            f"{case['name']}, {case['ifmap_h']}, {case['ifmap_w']}, {case['filt_h']}, {case['filt_w']}, "
+            f"{case['channels']}, {case['num_filt']}, {case['stride']},\n")
+
+
+def test_small_cases_match_scalesim_on_every_dataflow_and_array(tmp_path):
+    """852 SCALE-Sim 3.0.0 runs (tests/fixtures/make_scalesim_small.py): conv, GEMM and depthwise layers,
+    OS/WS/IS, square and non-square arrays, read through our topology-CSV path end to end."""
+    from pathlib import Path
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "scalesim_small.json").read_text())
+    hws = {}
+    for case in fixture["cases"]:
+        key = (case["rows"], case["cols"], case["dataflow"])
+        if key not in hws:
+            hws[key] = load_hw("scalesim_32x32", [f"array.rows={key[0]}", f"array.cols={key[1]}",
+                                                   f"array.dataflow={key[2]}"])
+        path = tmp_path / "t.csv"
+        path.write_text(_case_csv(case))
+        cost = simulate(load_model(path), hws[key]).layers[0]
+        where = f"{case['name']} {key}"
+        assert cost.scalesim_cycles == case["total_cycles"], where
+        assert cost.sram_ifmap_reads == case["sram_ifmap_reads"], where
+        assert cost.sram_filter_reads == case["sram_filter_reads"], where
+        assert cost.sram_ofmap_writes == case["sram_ofmap_writes"], where
+        assert cost.utilization * 100 == pytest.approx(case["overall_util_pct"], rel=1e-9), where
+        assert cost.mapping_efficiency * 100 == pytest.approx(case["mapping_eff_pct"], rel=1e-9), where

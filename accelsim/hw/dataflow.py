@@ -13,9 +13,10 @@ A GEMM ``(M, N, K)`` maps onto an ``R × C`` array (R = rows, C = cols) as (DESI
     scalesim_cycles  = folds · cycles_per_fold − 1         (SCALE-Sim's reported ``Total Cycles``)
     cycles           = folds · cycles_per_fold             (accelsim's own count: SCALE-Sim's off-by-one removed)
 
-SRAM traffic in words (SCALE-Sim's counts, compat mode)::
+SRAM traffic in words (SCALE-Sim's counts, compat mode, including its OS over-count of ``folds·(R + C)``
+ofmap writes: the drain of each fold's outputs through the array)::
 
-    OS: ifmap reads M·K·ceil(N/C), filter reads K·N·ceil(M/R), ofmap writes M·N
+    OS: ifmap reads M·K·ceil(N/C), filter reads K·N·ceil(M/R), ofmap writes M·N + folds·(R + C)
     WS: ifmap reads M·K·ceil(N/C), filter reads K·N,           ofmap writes M·N·ceil(K/R)
     IS: ifmap reads K·M,           filter reads N·K·ceil(M/C), ofmap writes M·N·ceil(K/R)
 
@@ -80,7 +81,8 @@ def fold_timing(m, n, k, rows: int, cols: int, dataflow: Dataflow) -> FoldTiming
     util = macs / (np.maximum(scalesim, 1).astype(np.float64) * rows * cols)
     mapping = (sr * sc).astype(np.float64) / (row_folds * col_folds * rows * cols)
     if dataflow == Dataflow.OS:
-        reads_i, reads_f, writes_o = m * k * _ceil_div(n, cols), k * n * _ceil_div(m, rows), m * n
+        reads_i, reads_f = m * k * _ceil_div(n, cols), k * n * _ceil_div(m, rows)
+        writes_o = m * n + row_folds * col_folds * (rows + cols)
     elif dataflow == Dataflow.WS:
         reads_i, reads_f, writes_o = m * k * _ceil_div(n, cols), k * n, m * n * _ceil_div(k, rows)
     else:

@@ -12,7 +12,9 @@ from pathlib import Path
 from . import __version__
 from .config.loader import load_hw, load_model
 from .errors import AccelsimError, ConfigError
-from .report import format_table, to_csv, to_json, write_atomic
+import json
+
+from .report import compare_dict, format_compare, format_table, format_totals, to_csv, to_json, write_atomic
 from .sim.engine import simulate
 
 EXAMPLES = """examples:
@@ -56,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
     run.add_argument("--max-rows", type=int, default=60, help="layers shown in the table (default 60; 0 = all)")
     run.add_argument("--quiet", action="store_true", help="print only the totals")
+    cmp_ = sub.add_parser("compare", help="compare two precisions of one model on one chip side by side",
+                          epilog="example:\n  accelsim compare models/resnet50.yaml --hw hw_configs/edge.yaml "
+                                 "--baseline fp32 --target w8a8", formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmp_.add_argument("model", help="model YAML, bundled model name, or SCALE-Sim topology CSV")
+    cmp_.add_argument("--hw", required=True, help="hw YAML or bundled name")
+    cmp_.add_argument("--baseline", default="fp32", help="baseline precision (default fp32)")
+    cmp_.add_argument("--target", default="w8a8", help="target precision (default w8a8)")
+    cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hw field")
+    cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
+    cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
     return parser
 
 
@@ -85,10 +97,20 @@ def _run(args) -> int:
     outputs = [(p, render(report)) for p, render in ((args.json, to_json), (args.csv, to_csv)) if p]
     _write_outputs(outputs)
     if args.quiet:
-        from .report import format_totals
         print(format_totals(report))
     else:
         print(format_table(report, args.max_rows or None))
+    return 0
+
+
+def _compare(args) -> int:
+    _check_output_dirs(args.json)
+    model = load_model(args.model, _key_values(args.param, "--param"))
+    hw = load_hw(args.hw, args.set)
+    base, target = simulate(model, hw, args.baseline), simulate(model, hw, args.target)
+    if args.json:
+        _write_outputs([(args.json, json.dumps(compare_dict(base, target), indent=1))])
+    print(format_compare(base, target))
     return 0
 
 
@@ -99,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return _run(args)
+        return _compare(args) if args.command == "compare" else _run(args)
     except AccelsimError as exc:
         print(f"accelsim: error: {' | '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2

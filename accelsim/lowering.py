@@ -6,8 +6,10 @@
 * ``linear``: M = rows of the input (e.g. sequence length), N = out_features, K = in_features.
 * ``matmul`` ``[..., S, K] @ [..., K, T]``: one GEMM M=S, N=T, K=K per leading index (e.g. per attention
   head); both operands are activations.
-* ``batchnorm`` directly after a conv/linear is folded into its weights (zero cost, as every inference
-  compiler does); elsewhere, and all other ops, run on the vector unit as ``elements × ops_per_element``.
+* **fusion**: a ``batchnorm`` whose input is a conv/linear output is folded into its weights, and a
+  ``relu``/``relu6`` on such an output is applied in the array's output stage (as inference compilers and
+  NPUs do), when that output has no other consumer. Fused layers cost nothing and their intermediate
+  tensors never reach memory. Everything else runs on the vector unit as ``elements × ops_per_element``.
 * ``flatten``/``split_heads``/``merge_heads``/``first_token`` are layout changes and cost nothing.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from .graph import Layer, Model
 
+FUSABLE_OPS = frozenset({"batchnorm", "relu", "relu6"})
 FREE_OPS = frozenset({"flatten", "split_heads", "merge_heads", "first_token"})
 GEMM_OPS = frozenset({"conv2d", "linear", "matmul"})
 
@@ -42,9 +45,10 @@ class Work:
     gemm: Gemm | None
     vector_op: str | None
     vector_elements: int
+    fused: bool = False
 
 
-def lower_layer(layer: Layer, folded_bn: bool = False) -> Work:
+def lower_layer(layer: Layer, fused: bool = False) -> Work:
     a, op = layer.attrs, layer.op
     if op == "conv2d":
         g, (kh, kw) = a["groups"], a["kernel"]
@@ -57,8 +61,8 @@ def lower_layer(layer: Layer, folded_bn: bool = False) -> Work:
     if op == "matmul":
         x, out = layer.in_shapes[0], layer.out_shape
         return Work(layer, Gemm(x[-2], out[-1], x[-1], math.prod(x[:-2]), False), None, 0)
-    if op in FREE_OPS or folded_bn:
-        return Work(layer, None, None, 0)
+    if op in FREE_OPS or fused:
+        return Work(layer, None, None, 0, fused)
     elements = math.prod(layer.out_shape)
     if op in ("maxpool", "avgpool"):
         elements *= a["kernel"][0] * a["kernel"][1]
@@ -70,7 +74,17 @@ def lower_layer(layer: Layer, folded_bn: bool = False) -> Work:
 
 
 def lower(model: Model) -> list[Work]:
-    """Lower every layer; a batchnorm whose only input is a conv/linear output is folded."""
-    producers = {layer.name: layer.op for layer in model.layers}
-    return [lower_layer(layer, layer.op == "batchnorm" and producers.get(layer.inputs[0]) in ("conv2d", "linear"))
-            for layer in model.layers]
+    """Lower every layer, fusing batchnorm/relu/relu6 into a preceding conv/linear (module docstring)."""
+    consumers: dict[str, int] = {}
+    for layer in model.layers:
+        for t in layer.inputs:
+            consumers[t] = consumers.get(t, 0) + 1
+    gemm_rooted: set[str] = set()
+    works = []
+    for layer in model.layers:
+        src = layer.inputs[0] if layer.inputs else ""
+        fused = layer.op in FUSABLE_OPS and src in gemm_rooted and consumers.get(src) == 1
+        if layer.op in ("conv2d", "linear") or fused:
+            gemm_rooted.add(layer.name)
+        works.append(lower_layer(layer, fused))
+    return works

@@ -14,19 +14,31 @@ COLUMNS = [  # (header, field, format)
     ("layer", "name", "{}"), ("op", "op", "{}"), ("prec", "precision", "{}"), ("M", "m", "{:d}"), ("N", "n", "{:d}"),
     ("K", "k", "{:d}"), ("x", "count", "{:d}"), ("MACs", "macs", "{:,d}"), ("folds", "folds", "{:,d}"),
     ("cycles", "cycles", "{:,d}"), ("scalesim", "scalesim_cycles", "{:,d}"), ("util%", "utilization", "{:.1%}"),
+    ("DRAM KB", "dram_bytes", "{:kb}"), ("bound", "bound", "{}"), ("energy uJ", "energy_pj", "{:uj}"),
+]
+COMPARE_ROWS = [  # (label, totals key, format, "higher is better")
+    ("model size (MB)", "model_size_mb", "{:.2f}", False), ("latency (ms)", "latency_ms", "{:.3f}", False),
+    ("throughput (inf/s)", "inferences_per_s", "{:.1f}", True), ("energy / inference (mJ)", "energy_mj", "{:.3f}", False),
+    ("average power (W)", "avg_power_w", "{:.3f}", False), ("inferences per joule", "inferences_per_j", "{:.1f}", True),
+    ("DRAM traffic (MB)", "dram_mb", "{:.2f}", False), ("array utilization", "array_utilization", "{:.3f}", True),
+    ("memory-bound layers", "memory_bound_layers", "{}", False),
 ]
 
 
 def _cell(fmt: str, value) -> str:
     if fmt == "{:.1%}":
         return f"{value * 100:.1f}"
+    if fmt == "{:kb}":
+        return f"{value / 1e3:,.1f}"
+    if fmt == "{:uj}":
+        return f"{value / 1e6:,.2f}"
     return fmt.format(value)
 
 
 def format_table(report: RunReport, max_rows: int | None = None) -> str:
     """Fixed-width per-layer table followed by the totals."""
     rows = [[h for h, _, _ in COLUMNS]]
-    layers = [c for c in report.layers if c.cycles or c.macs]
+    layers = [c for c in report.layers if c.cycles or c.macs or c.bound != "none" and c.bound != "fused"]
     shown = layers if max_rows is None or len(layers) <= max_rows else layers[:max_rows]
     for cost in shown:
         d = cost.to_dict()
@@ -47,8 +59,42 @@ def format_totals(report: RunReport) -> str:
         f"  layers {t['layers']}, params {t['params']:,} ({t['model_size_mb']:.1f} MB), MACs {t['macs']:,}",
         f"  cycles {t['cycles']:,} (array {t['compute_cycles']:,} + vector {t['vector_cycles']:,}); "
         f"SCALE-Sim-compatible array cycles {t['scalesim_cycles']:,}",
-        f"  latency {t['latency_ms']:.3f} ms, array utilization {t['array_utilization'] * 100:.1f}%",
+        f"  latency {t['latency_ms']:.3f} ms ({t['inferences_per_s']:.1f} inf/s), array utilization "
+        f"{t['array_utilization'] * 100:.1f}%, stalls {t['stall_cycles']:,} cycles, "
+        f"{t['memory_bound_layers']} memory-bound layers",
+        f"  DRAM {t['dram_mb']:.2f} MB; energy {t['energy_mj']:.3f} mJ/inference ("
+        + ", ".join(f"{k} {v:.3f}" for k, v in t["energy_breakdown_mj"].items())
+        + f"); average power {t['avg_power_w']:.3f} W; {t['inferences_per_j']:.1f} inferences/J",
     ])
+
+
+def compare_dict(base: RunReport, target: RunReport) -> dict:
+    """Both runs' totals and the ratios baseline/target (or target/baseline where higher is better)."""
+    ratios = {}
+    for _, key, _, higher_better in COMPARE_ROWS:
+        b, t = base.totals[key], target.totals[key]
+        num, den = (t, b) if higher_better else (b, t)
+        ratios[key] = num / den if den else None
+    return {"model": base.model, "hw": base.hw, "baseline": base.precision, "target": target.precision,
+            "baseline_totals": base.totals, "target_totals": target.totals, "ratios": ratios,
+            "ratio_meaning": "improvement factor of target over baseline (>1 = better): baseline/target for "
+                             "costs, target/baseline for throughput, inferences/J and utilization"}
+
+
+def format_compare(base: RunReport, target: RunReport) -> str:
+    d = compare_dict(base, target)
+    rows = [["metric", base.precision, target.precision, "improvement"]]
+    for label, key, fmt, _ in COMPARE_ROWS:
+        r = d["ratios"][key]
+        rows.append([label, fmt.format(base.totals[key]), fmt.format(target.totals[key]),
+                     "-" if r is None else f"{r:.2f}x"])
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    c = base.config
+    head = (f"{base.model} on {base.hw} ({c['rows']}x{c['cols']} {c['dataflow'].upper()}, {c['clock_mhz']:g} MHz, "
+            f"DRAM {c['dram_gbps']:g} GB/s): {base.precision} vs {target.precision}")
+    return head + "\n" + "\n".join(lines)
 
 
 def to_json(report: RunReport) -> str:

@@ -60,13 +60,14 @@ class EnergyTable:
 
     ``mac_pj`` (keyed by precision: ``int8``, ``int4``, ``fp16`` ...), ``sram_pj_per_byte`` (for an SRAM of
     ``sram_ref_kib``) and ``vector_op_pj`` are given at the reference node (Horowitz 45 nm) and multiplied by
-    ``tech_scale`` for the chip's node. An SRAM of S KiB costs ``sram_pj_per_byte · (S / sram_ref_kib) **
-    sram_size_exponent`` per byte. ``dram_pj_per_byte`` (per DRAM type) and ``leakage_mw`` are absolute.
+    ``tech_scale`` for the chip's node. An SRAM of S KiB built from banks of ``sram_bank_kib`` (an access
+    touches one bank) costs ``sram_pj_per_byte · (min(S, bank) / sram_ref_kib) ** sram_size_exponent`` per byte. ``dram_pj_per_byte`` (per DRAM type) and ``leakage_mw`` are absolute.
     """
     mac_pj: Mapping[str, float]
     sram_pj_per_byte: float
     sram_ref_kib: float
     sram_size_exponent: float
+    sram_bank_kib: float
     tech_scale: float
     dram_pj_per_byte: float
     vector_op_pj: float
@@ -159,7 +160,8 @@ def _energy(r: Reader) -> EnergyTable:
     if "int8" not in mac_pj and not r.problems:
         macs.bad("int8", "a positive number (the reference MAC energy)", None)
     e = EnergyTable(MappingProxyType(mac_pj), r.nonneg_float("sram_pj_per_byte"), r.pos_float("sram_ref_kib", 8.0),
-                    r.nonneg_float("sram_size_exponent", 0.5), r.pos_float("tech_scale", 1.0),
+                    r.nonneg_float("sram_size_exponent", 0.5), r.pos_float("sram_bank_kib", 1e12),
+                    r.pos_float("tech_scale", 1.0),
                     r.nonneg_float("dram_pj_per_byte"), r.nonneg_float("vector_op_pj", 0.0),
                     r.nonneg_float("leakage_mw", 0.0))
     r.reject_unknown()

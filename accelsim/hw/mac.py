@@ -30,6 +30,16 @@ class Precision:
     def is_float(self) -> bool:
         return self.float_mode is not None
 
+    @property
+    def act_bytes(self) -> float:
+        """Bytes per activation element (INT4 packs two per byte)."""
+        return FLOAT_BYTES[self.float_mode] if self.float_mode else self.a_bits / 8
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes per weight element (INT4 packs two per byte)."""
+        return FLOAT_BYTES[self.float_mode] if self.float_mode else self.w_bits / 8
+
     def mac_key(self, b_is_weight: bool = True) -> str:
         """Energy-table key: the float mode, or ``int{max(a, b)}`` for integer MACs."""
         if self.float_mode:

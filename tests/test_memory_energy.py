@@ -146,3 +146,16 @@ def test_compare_cli_prints_table_and_json(tmp_path, capsys):
                                                             / data["target_totals"]["model_size_mb"])
     assert 3.9 < data["ratios"]["model_size_mb"] < 4.0    # biases/norms stay 32-bit
     assert main(["compare", "resnet50", "--hw", "edge", "--target", "w2a2"]) == 2
+
+
+def test_per_layer_precision_override_from_model_yaml():
+    d = {"name": "mixed", "inputs": [{"name": "x", "shape": [64, 512]}],
+         "layers": [{"name": "first", "op": "linear", "out_features": 512, "precision": "w8a8"},
+                    {"name": "mid", "op": "linear", "out_features": 512},
+                    {"name": "bad", "op": "linear", "out_features": 8, "precision": "w9"}]}
+    with pytest.raises(MappingError, match="unknown precision 'w9'"):
+        simulate(Model.from_dict(d), load_hw("edge"), "w4a4")
+    d["layers"].pop()
+    report = simulate(Model.from_dict(d), load_hw("edge"), "w4a4")
+    assert [c.precision for c in report.layers] == ["w8a8", "w4a4"]
+    assert report.layers[0].dram_filter_bytes == 2 * report.layers[1].dram_filter_bytes

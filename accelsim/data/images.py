@@ -130,11 +130,11 @@ def sample_inputs(n: int | None = None, size: int = 224) -> tuple[np.ndarray, li
     """The first ``n`` (default all 48) preprocessed real test images, float32 [n, 3, size, size], and
     their labels, in view-major order (every photo's centre crop first, then every photo's next view...),
     so a small ``n`` still covers all photos."""
-    images, labels = photo_views(size=size)
-    order = np.arange(len(labels)).reshape(len(SAMPLE_PHOTOS), len(VIEWS)).T.ravel()
-    images, labels = images[order], [labels[i] for i in order]
-    if n is not None:
-        if not 1 <= n <= len(labels):
-            raise AccelsimError(f"sample_inputs: n must be in 1..{len(labels)}, got {n}")
-        images, labels = images[:n], labels[:n]
-    return preprocess(images), labels
+    total = len(SAMPLE_PHOTOS) * len(VIEWS)
+    n = total if n is None else n
+    if not 1 <= n <= total:
+        raise AccelsimError(f"sample_inputs: n must be in 1..{total}, got {n}")
+    pairs = [(p, v) for v in VIEWS for p in SAMPLE_PHOTOS][:n]
+    photos = {p: load_photo(p) for p in dict.fromkeys(p for p, _ in pairs)}
+    images = np.stack([crop_view(photos[p], v, size) for p, v in pairs])
+    return preprocess(images), [f"{p}/{v.name}" for p, v in pairs]

@@ -227,7 +227,7 @@ def max_pool2d(x, kernel: int, stride: int | None = None, padding=0):
 def max_pool2d_backward(dy, arg, x_shape, kernel: int, stride: int | None = None, padding=0):
     """Route each ``dy`` to the input position its window's argmax came from."""
     stride = stride or kernel
-    t, b, l, r_ = pads = pad4(padding)
+    t, b, l, r_ = pad4(padding)
     ho, wo = dy.shape[2:]
     dxp = np.zeros((x_shape[0], x_shape[1], x_shape[2] + t + b, x_shape[3] + l + r_), dtype=dy.dtype)
     for r in range(kernel):

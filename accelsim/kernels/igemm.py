@@ -1,0 +1,149 @@
+"""Integer GEMM with fused requantization: ``Y[g, m, n] = requant(sum_k A[g, m, k] * B[g, n, k] + bias[g, n])``.
+
+Both operands are *packed* int16 with the zero points already subtracted (``a - a_zp``, ``b - b_zp`` lie in
+[-255, 255] for 8-bit inputs) and laid out with K contiguous (B is stored transposed, one row per output
+column). Rows of A are padded to a multiple of 2 and rows of B to a multiple of 4 with zeros, so the 2x4
+register-blocked micro-kernel needs no edge cases; padded outputs are never stored.
+
+Two accumulation paths:
+
+* :func:`gemm_fast` - exact int32 accumulation. Products of int16 values are summed in int32 (LLVM turns the
+  inner loop into ``vpmaddwd``/``vpdpwssd``); used only when no partial sum can leave the accumulator range,
+  so the result is the exact sum.
+* :func:`gemm_checked` - emulates a W-bit accumulator step by step (products in k order, then the bias),
+  wrapping or saturating on overflow and counting every overflowing step. Slow; used when an overflow is
+  possible.
+
+``g`` indexes groups (grouped convolution) or is 1. Requantization parameters are per output column ``n``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from accelsim.kernels._jit import njit, njit_parallel, prange
+from accelsim.kernels.requant import MODE_FIXED, requant_fixed, requant_float
+
+ROW_BLOCK = 2      # rows of A per micro-kernel
+COL_BLOCK = 4      # rows of B (output columns) per micro-kernel
+ROW_CHUNK = 64     # rows of A per parallel tile (kept in L2 while all column blocks pass over it)
+
+i32 = np.int32
+
+
+@njit_parallel
+def pack_sub_zp(src, zp, rows_padded, out):
+    """``out[g, r, k] = int16(src[g, r, k]) - zp[g, r]``; rows ``>= src.shape[1]`` are zero. ``src``: (G, R, K)."""
+    n_g, n_r, n_k = src.shape
+    for gr in prange(n_g * rows_padded):
+        g = gr // rows_padded
+        r = gr % rows_padded
+        if r < n_r:
+            z = zp[g, r]
+            for k in range(n_k):
+                out[g, r, k] = np.int64(src[g, r, k]) - z
+        else:
+            for k in range(n_k):
+                out[g, r, k] = 0
+
+
+@njit
+def _store(out, g, i, j, m, n, acc, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp):
+    if i < m and j < n:
+        a = np.int64(acc) + bias[g, j]
+        if mode == MODE_FIXED:
+            out[g, i, j] = requant_fixed(a, qm[g, j], shift[g, j], qmin, qmax, zp)
+        else:
+            out[g, i, j] = requant_float(a, mult[g, j], lo, hi, zp)
+
+
+@njit_parallel
+def gemm_fast(a, b, bias, mode, mult, qm, shift, qmin, qmax, zp, m, n, out):
+    """Fused exact int32 GEMM + requantization. ``a``: (G, Mp, K) int16, ``b``: (G, Np, K) int16,
+    ``bias``/``mult``/``qm``/``shift``: (G, Np); ``out``: (G, m, n) of the output dtype (any strides)."""
+    n_g, mp, n_k = a.shape
+    np_ = b.shape[1]
+    n_ic = (mp + ROW_CHUNK - 1) // ROW_CHUNK
+    n_jb = np_ // COL_BLOCK
+    lo = np.float32(qmin - zp)
+    hi = np.float32(qmax - zp)
+    for t in prange(n_g * n_ic * n_jb):
+        g = t // (n_ic * n_jb)
+        ic = (t // n_jb) % n_ic
+        j = (t % n_jb) * COL_BLOCK
+        b0 = b[g, j]
+        b1 = b[g, j + 1]
+        b2 = b[g, j + 2]
+        b3 = b[g, j + 3]
+        for i in range(ic * ROW_CHUNK, min(mp, ic * ROW_CHUNK + ROW_CHUNK), ROW_BLOCK):
+            x = a[g, i]
+            y = a[g, i + 1]
+            c0 = i32(0); c1 = i32(0); c2 = i32(0); c3 = i32(0)  # noqa: E702
+            d0 = i32(0); d1 = i32(0); d2 = i32(0); d3 = i32(0)  # noqa: E702
+            for k in range(n_k):
+                u = i32(x[k]); v = i32(y[k])  # noqa: E702
+                z0 = i32(b0[k]); z1 = i32(b1[k]); z2 = i32(b2[k]); z3 = i32(b3[k])  # noqa: E702
+                c0 = i32(c0 + u * z0); c1 = i32(c1 + u * z1); c2 = i32(c2 + u * z2); c3 = i32(c3 + u * z3)  # noqa
+                d0 = i32(d0 + v * z0); d1 = i32(d1 + v * z1); d2 = i32(d2 + v * z2); d3 = i32(d3 + v * z3)  # noqa
+            _store(out, g, i, j, m, n, c0, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+            _store(out, g, i, j + 1, m, n, c1, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+            _store(out, g, i, j + 2, m, n, c2, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+            _store(out, g, i, j + 3, m, n, c3, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+            _store(out, g, i + 1, j, m, n, d0, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+            _store(out, g, i + 1, j + 1, m, n, d1, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+            _store(out, g, i + 1, j + 2, m, n, d2, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+            _store(out, g, i + 1, j + 3, m, n, d3, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+
+
+@njit
+def _acc_step(acc, add, acc_lo, acc_hi, saturate):
+    """One accumulation into a W-bit register: returns (new value, 1 if it overflowed else 0)."""
+    s = acc + add
+    if acc_lo <= s <= acc_hi:
+        return s, 0
+    if saturate:
+        return (acc_lo if s < acc_lo else acc_hi), 1
+    span = acc_hi - acc_lo + 1
+    return (s - acc_lo) % span + acc_lo, 1
+
+
+@njit_parallel
+def gemm_checked(a, b, bias, acc_lo, acc_hi, saturate, m, n, acc_out, events, outputs):
+    """Step-by-step W-bit accumulation (``acc_lo``/``acc_hi`` = the register's range).
+
+    ``acc_out[g, i, j]`` (int64) gets the final register value; ``events[g, i]`` the number of overflowing
+    accumulation steps of row i; ``outputs[g, i]`` how many of its outputs overflowed at least once."""
+    n_g, _, n_k = a.shape
+    for gi in prange(n_g * m):
+        g = gi // m
+        i = gi % m
+        ev = 0
+        hit = 0
+        for j in range(n):
+            acc = np.int64(0)
+            nov = 0
+            for k in range(n_k):
+                acc, o = _acc_step(acc, np.int64(a[g, i, k]) * np.int64(b[g, j, k]), acc_lo, acc_hi, saturate)
+                nov += o
+            acc, o = _acc_step(acc, np.int64(bias[g, j]), acc_lo, acc_hi, saturate)
+            nov += o
+            acc_out[g, i, j] = acc
+            ev += nov
+            hit += 1 if nov > 0 else 0
+        events[g, i] = ev
+        outputs[g, i] = hit
+
+
+@njit_parallel
+def requant_acc(acc, mode, mult, qm, shift, qmin, qmax, zp, out):
+    """Requantize an int64 accumulator array ``acc`` (G, M, N) into ``out`` (G, M, N)."""
+    n_g, m, n = acc.shape
+    lo = np.float32(qmin - zp)
+    hi = np.float32(qmax - zp)
+    for gi in prange(n_g * m):
+        g = gi // m
+        i = gi % m
+        for j in range(n):
+            if mode == MODE_FIXED:
+                out[g, i, j] = requant_fixed(acc[g, i, j], qm[g, j], shift[g, j], qmin, qmax, zp)
+            else:
+                out[g, i, j] = requant_float(acc[g, i, j], mult[g, j], lo, hi, zp)

@@ -25,7 +25,7 @@ import os
 import pickle
 import struct
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -85,7 +85,6 @@ class _TensorRef:
     offset: int
     size: tuple
     stride: tuple
-    meta: dict = field(default_factory=dict)
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
@@ -147,7 +146,7 @@ def _storage_array(ref, source: str) -> np.ndarray:
 def _materialize(t: _TensorRef, name: str, source: str) -> np.ndarray:
     flat = _storage_array(t.storage, source)
     size, stride, off = t.size, t.stride, t.offset
-    if len(size) != len(stride) or any(s < 0 for s in stride):
+    if len(size) != len(stride) or any(int(v) < 0 for v in size + stride):
         raise AccelsimError(f"{source}: tensor {name!r}: bad size {size} / stride {stride}")
     last = off + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else off - 1
     if off < 0 or last >= flat.size:

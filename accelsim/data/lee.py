@@ -12,16 +12,21 @@ is never imported):
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from accelsim.data import metrics
 from accelsim.data.packages import find_package_file
 from accelsim.errors import AccelsimError
 
-__all__ = ["LEE_PIP", "N_LEE_DOCS", "load_lee_documents", "load_lee_background", "load_lee_similarity_matrix",
-           "load_lee_pairs", "evaluate_embeddings"]
+__all__ = [
+    "LEE_PIP",
+    "N_LEE_DOCS",
+    "evaluate_embeddings",
+    "load_lee_background",
+    "load_lee_documents",
+    "load_lee_pairs",
+    "load_lee_similarity_matrix",
+]
 
 LEE_MODULE = "gensim"
 LEE_PIP = "gensim==4.4.0"

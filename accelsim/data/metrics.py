@@ -15,7 +15,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 
-__all__ = ["rankdata", "pearson", "spearman", "ndcg_at_k", "topk_overlap", "sqnr_db", "cosine_similarity"]
+__all__ = ["cosine_similarity", "ndcg_at_k", "pearson", "rankdata", "spearman", "sqnr_db", "topk_overlap"]
 
 
 def _vector_pair(x, y, name: str) -> tuple[np.ndarray, np.ndarray]:

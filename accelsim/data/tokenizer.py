@@ -128,7 +128,7 @@ class WordPieceTokenizer:
         self._wordpiece = lru_cache(maxsize=1 << 16)(self._wordpiece_uncached)
 
     @classmethod
-    def from_vocab_file(cls, path: str | Path, **kwargs) -> "WordPieceTokenizer":
+    def from_vocab_file(cls, path: str | Path, **kwargs) -> WordPieceTokenizer:
         """Build from a ``vocab.txt`` file (keyword arguments as for the constructor)."""
         return cls(load_vocab(path), **kwargs)
 

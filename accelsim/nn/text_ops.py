@@ -13,9 +13,22 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 
-__all__ = ["linear", "layer_norm", "erf", "gelu", "softmax", "embedding", "split_heads", "merge_heads",
-           "mask_to_bias", "attention_scores", "attention_context", "self_attention", "mean_pool",
-           "l2_normalize"]
+__all__ = [
+    "attention_context",
+    "attention_scores",
+    "embedding",
+    "erf",
+    "gelu",
+    "l2_normalize",
+    "layer_norm",
+    "linear",
+    "mask_to_bias",
+    "mean_pool",
+    "merge_heads",
+    "self_attention",
+    "softmax",
+    "split_heads",
+]
 
 # erf(z) ≈ z·P(z²)/Q(z²) on |z| ≤ 4 and ±1 beyond (Eigen's float erf, degrees 6/4 in z²); evaluated in
 # float64 the max abs error vs the exact erf is 6.5e-8 (tests check ≤ 1e-7 against scipy.special.erf).

@@ -275,25 +275,24 @@ def kl_threshold_variant(x, nbins=2048, nq=128, *, signed_hist, int_q, q_all_bin
 
 def _variant_q(win, p, nq, int_q, q_all_bins, nonzero_of_p, drop_tail):
     size = win.size
-    nz = (p if nonzero_of_p else win) != 0
-    q = np.zeros(size, dtype=np.int64 if int_q else np.float64)
-    if drop_tail:
+    nz = ((p if nonzero_of_p else win) != 0).astype(np.int64)
+    if drop_tail:  # levels of size // nq bins; the remainder's counts join the last level, its bins get no Q
         per = size // nq
-        bounds = [(lv * per, (lv + 1) * per) for lv in range(nq)]
-        masses = [win[s:e].sum() for s, e in bounds]
+        lv = np.full(size, -1)
+        lv[:nq * per] = np.arange(nq * per) // per
+        masses = win[:nq * per].reshape(nq, per).sum(axis=1)
         masses[-1] += win[nq * per:].sum()
+        norm = nz[:nq * per].reshape(nq, per).sum(axis=1)
     else:
         lv = np.arange(size) * nq // size
-        bounds = [(int(np.searchsorted(lv, k)), int(np.searchsorted(lv, k, side="right"))) for k in range(nq)]
-        masses = [win[s:e].sum() for s, e in bounds]
-    for (s, e), mass in zip(bounds, masses):
-        norm = nz[s:e].sum()
-        if norm:
-            if q_all_bins:
-                q[s:e] = mass / norm
-            else:
-                q[s:e] = np.where(nz[s:e], mass / norm, 0)
-    return q
+        masses = np.bincount(lv, weights=win, minlength=nq)
+        norm = np.bincount(lv, weights=nz, minlength=nq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(norm != 0, masses / np.maximum(norm, 1), 0.0)
+    q = np.where(lv >= 0, share[np.maximum(lv, 0)], 0.0)
+    if not q_all_bins:
+        q = np.where(nz != 0, q, 0.0)
+    return q.astype(np.int64) if int_q else q
 
 
 def _kl_q_eps(p, q, eps=1e-4):

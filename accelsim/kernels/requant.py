@@ -81,7 +81,8 @@ def requant_fixed(acc, qm, shift, qmin, qmax, zp):
 
 def float_multiplier(x_scale, w_scale, y_scale) -> np.ndarray:
     """ONNX Runtime's output multiplier ``float32(x_scale * w_scale) / y_scale`` (float32, left to right)."""
-    return (np.float32(x_scale) * np.asarray(w_scale, dtype=np.float32)) / np.float32(y_scale)
+    with np.errstate(over="ignore", under="ignore"):  # callers reject non-finite multipliers
+        return (np.float32(x_scale) * np.asarray(w_scale, dtype=np.float32)) / np.float32(y_scale)
 
 
 def quantize_multiplier(m) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,34 @@
+"""Quantization: specs, calibration observers, ONNX-semantics integer ops and single-layer PTQ.
+
+Specs and parameters: :class:`QuantSpec`, :class:`QParams`, :class:`QTensor`, :func:`qparams_from_range`
+(the one range -> (scale, zero point) function, ONNX Runtime conventions), :func:`quantize`,
+:func:`dequantize`, :func:`quantize_bias`, :func:`pack_int4` / :func:`unpack_int4`.
+
+ONNX operator semantics, bit-exact with ONNX Runtime's CPU kernels: :func:`quantize_linear`,
+:func:`dequantize_linear`, :func:`qlinear_matmul`, :func:`qlinear_conv`.
+
+Calibration: :class:`MinMaxObserver`, :class:`PercentileObserver`, :class:`KLObserver`,
+:class:`EntropyObserver`, :class:`MSEObserver`, :class:`PerChannelMinMaxObserver`, :class:`PerChannelObserver`
+and :func:`calibrate`. PTQ of one layer: :func:`ptq_linear`, :func:`ptq_conv`, :func:`sqnr_db`.
+"""
+from accelsim.quant.calibrate import (
+    METHODS, PerChannelMinMaxObserver, PerChannelObserver, calibrate, make_observer,
+)
+from accelsim.quant.histogram import LinearHistogram
+from accelsim.quant.observers import (
+    EntropyObserver, KLObserver, MinMaxObserver, MSEObserver, Observer, PercentileObserver,
+)
+from accelsim.quant.ptq import PTQResult, ptq_conv, ptq_linear, sqnr_db
+from accelsim.quant.qdq import (
+    dequantize, dequantize_linear, pack_int4, quantize, quantize_linear, unpack_int4,
+)
+from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
+from accelsim.quant.spec import QParams, QTensor, QuantSpec, qparams_from_range, quantize_bias
+
+__all__ = [
+    "QuantSpec", "QParams", "QTensor", "qparams_from_range", "quantize", "dequantize", "quantize_bias",
+    "pack_int4", "unpack_int4", "quantize_linear", "dequantize_linear", "qlinear_matmul", "qlinear_conv",
+    "AccOverflow", "Observer", "MinMaxObserver", "PercentileObserver", "KLObserver", "EntropyObserver",
+    "MSEObserver", "PerChannelMinMaxObserver", "PerChannelObserver", "calibrate", "make_observer", "METHODS",
+    "LinearHistogram", "PTQResult", "ptq_linear", "ptq_conv", "sqnr_db",
+]

@@ -152,7 +152,8 @@ def _conv_geometry(x, w, group, strides, pads, dilations):
     ho = (x.shape[2] + pt + pb - dh * (r - 1) - 1) // sh + 1
     wo = (x.shape[3] + pl + pr - dw * (s - 1) - 1) // sw + 1
     if ho < 1 or wo < 1:
-        raise QuantError(f"qlinear_conv: empty output ({ho}x{wo}) for input {x.shape[2:]}, kernel {(r, s)}")
+        raise QuantError(f"qlinear_conv: dilated kernel {dh * (r - 1) + 1}x{dw * (s - 1) + 1} is larger than the "
+                         f"padded input {x.shape[2] + pt + pb}x{x.shape[3] + pl + pr}")
     return (sh, sw), (pt, pl), (dh, dw), ho, wo
 
 

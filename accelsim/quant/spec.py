@@ -193,5 +193,6 @@ def quantize_bias(bias, x_scale, w_scale) -> np.ndarray:
         raise QuantError(f"quantize_bias: w_scale must be a scalar or have {b.shape[0]} entries, got {ws.shape}")
     if not np.isfinite(xs) or xs <= 0 or not np.all(np.isfinite(ws)) or np.any(ws <= 0):
         raise QuantError(f"quantize_bias: scales must be finite and > 0, got x_scale={xs}, w_scale={ws}")
-    q = np.rint(b / (xs * ws))
+    with np.errstate(over="ignore"):
+        q = np.rint(b / (xs * ws)).astype(np.float64)
     return np.clip(q, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)

@@ -1,0 +1,119 @@
+"""Incremental linear histogram used by the histogram observers.
+
+Three grid layouts (``mode``):
+
+* ``"abs0"`` - ``|x|`` over ``[0, max|x|]`` (KL, Entropy, MSE; DESIGN section 5.5);
+* ``"abs"`` - ``|x|`` over ``[min|x|, max|x|]``: ``np.histogram(|x|, bins)`` as ONNX Runtime's symmetric
+  Percentile calibrator builds it;
+* ``"signed"`` - ``x`` over ``[-max|x|, max|x|]``: ONNX Runtime's ``collect_value`` grid.
+
+The grid is set by the first batch with a non-degenerate range (or up front with ``grid=(first, last)``, which
+makes any number of batches bin exactly like one big batch). Binning is ``np.histogram``'s, bit for bit.
+When a later batch falls outside the grid, the histogram is re-gridded *exactly*: shifted by ``s`` whole bins
+and merged ``k`` bins to one (``k``, ``s`` integers, smallest that cover the new data; ``"signed"`` stays
+symmetric, ``"abs0"`` stays anchored at 0), so no count moves to a wrong bin and the bin count stays fixed.
+Difference from one big batch: identical when the first batch holds the extremes (or ``grid`` is given);
+otherwise the final bin width is ``k`` times the first batch's width, i.e. ``width < (max - min)/n + w1`` for
+``"abs"``/``"abs0"`` (``w1`` = first width) and the top of the grid may be empty.
+Batches whose range is a single value (e.g. all zeros) are held as a pending (value, count) until a grid exists.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from accelsim.errors import QuantError
+from accelsim.kernels import histogram as _h
+
+MODES = ("abs0", "abs", "signed")
+
+
+def np_edges(first, last, n: int) -> tuple[np.float32, np.float32, np.ndarray]:
+    """np.histogram's outer edges (``+-0.5`` for an empty range) and float32 ``linspace`` edges."""
+    f, l = np.float32(first), np.float32(last)  # noqa: E741
+    if f == l:
+        f, l = np.float32(f - 0.5), np.float32(l + 0.5)  # noqa: E741
+    return f, l, np.linspace(f, l, n + 1, endpoint=True, dtype=np.float32)
+
+
+class LinearHistogram:
+    """``counts`` (int64) over ``num_bins`` equal bins from ``first`` to ``last`` (see module doc)."""
+
+    def __init__(self, num_bins: int = 2048, mode: str = "abs0", grid=None):
+        if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 2:
+            raise QuantError(f"num_bins: expected an int >= 2, got {num_bins!r}")
+        if mode not in MODES:
+            raise QuantError(f"mode: expected one of {MODES}, got {mode!r}")
+        self.num_bins = int(num_bins)
+        self.mode = mode
+        self.counts = np.zeros(self.num_bins, dtype=np.int64)
+        self.first = self.last = None
+        self.edges = None
+        self.pending: dict[float, int] = {}
+        if grid is not None:
+            lo, hi = (float(g) for g in grid)
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise QuantError(f"grid: expected finite (first, last) with first < last, got {grid!r}")
+            self._set_grid(lo, hi)
+
+    @property
+    def width(self) -> float:
+        return (float(self.last) - float(self.first)) / self.num_bins
+
+    def _set_grid(self, lo: float, hi: float) -> None:
+        self.first, self.last, self.edges = np_edges(lo, hi, self.num_bins)
+
+    def _span(self, mn: float, mx: float, amn: float, amx: float) -> tuple[float, float]:
+        if self.mode == "abs0":
+            return 0.0, amx
+        if self.mode == "abs":
+            return amn, amx
+        return -amx, amx
+
+    def add(self, x: np.ndarray, stats) -> None:
+        """Bin a flat float32 batch whose finite statistics ``(min, max, min|x|, max|x|)`` are ``stats``."""
+        lo, hi = self._span(*stats[:4])
+        absolute = self.mode != "signed"
+        if self.first is None:
+            vals = [lo, hi, *self.pending]
+            lo, hi = min(vals), max(vals)
+            if np.float32(lo) == np.float32(hi):
+                self.pending[float(np.float32(lo))] = self.pending.get(float(np.float32(lo)), 0) + _count(x, stats)
+                return
+            self._set_grid(lo, hi)
+            for value, count in self.pending.items():
+                tmp = np.zeros(self.num_bins, dtype=np.int64)
+                _h.histogram_add(np.full(1, value, np.float32), absolute, self.first, self.last, self.edges, tmp)
+                self.counts += tmp * count
+            self.pending = {}
+        elif lo < self.first or hi > self.last:
+            self._grow(lo, hi)
+        _h.histogram_add(x, absolute, self.first, self.last, self.edges, self.counts)
+
+    def _grow(self, lo: float, hi: float) -> None:
+        n, w, f = self.num_bins, self.width, float(self.first)
+        if self.mode == "signed":
+            k = max(2, math.ceil(max(-lo, hi) / float(self.last)))
+            k += 1 if (n % 2 and k % 2 == 0) else 0
+            s = (k - 1) * n // 2
+            new_first, new_last = -k * float(self.last), k * float(self.last)
+        else:
+            s = max(0, math.ceil((f - lo) / w)) if lo < f else 0
+            k = max(1, math.ceil((hi - (f - s * w)) / (n * w)), (n - 1 + s) // n + 1)
+            new_first = f - s * w
+            new_last = new_first + n * k * w
+        merged = np.zeros(n, dtype=np.int64)
+        _h.regrid(self.counts, s, k, merged)
+        self.counts = merged
+        self._set_grid(new_first, new_last)
+        if np.float32(lo) < self.first or np.float32(hi) > self.last:  # float32 rounding of the new edges
+            self._grow(lo, hi)
+
+    def total(self) -> int:
+        return int(self.counts.sum()) + sum(self.pending.values())
+
+
+def _count(x, stats) -> int:
+    """Number of finite values in a batch (all of them unless the observer ignores non-finite ones)."""
+    return int(x.shape[0] - stats[4]) if len(stats) > 4 else int(x.shape[0])

@@ -1,0 +1,95 @@
+"""Hypothesis property tests for the quantization invariants of DESIGN section 9.9."""
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_array_equal
+
+import reference_quant as ref
+from accelsim.kernels import requant as kr
+from accelsim.quant import QuantSpec, dequantize, qlinear_matmul, qparams_from_range, quantize
+
+SETTINGS = settings(max_examples=60, deadline=None)
+
+specs = st.builds(QuantSpec, bits=st.integers(2, 16), signed=st.booleans(), symmetric=st.booleans())
+finite = st.floats(-1e4, 1e4, allow_nan=False, width=32)
+
+
+@st.composite
+def spec_and_range(draw):
+    spec = draw(specs)
+    a, b = sorted([draw(finite), draw(finite)])
+    return spec, a, b
+
+
+@SETTINGS
+@given(spec_and_range())
+def test_zero_exactly_representable(sr):
+    spec, lo, hi = sr
+    qp = qparams_from_range(lo, hi, spec)
+    q = quantize(np.zeros(4, np.float32), qp)
+    assert_array_equal(dequantize(q), np.zeros(4, np.float32))
+
+
+@SETTINGS
+@given(spec_and_range(), st.lists(st.floats(allow_nan=False, width=32), min_size=1,
+                                  max_size=40))
+def test_codes_within_qmin_qmax(sr, xs):
+    spec, lo, hi = sr
+    q = quantize(np.array(xs, np.float32), qparams_from_range(lo, hi, spec)).q.astype(np.int64)
+    assert q.min() >= spec.qmin and q.max() <= spec.qmax
+
+
+@SETTINGS
+@given(spec_and_range(), st.lists(st.floats(0, 1), min_size=1, max_size=40))
+def test_roundtrip_error_at_most_half_a_step_inside_the_range(sr, fractions):
+    spec, lo, hi = sr
+    qp = qparams_from_range(lo, hi, spec)
+    s, z = float(qp.scale), int(qp.zero_point)
+    lo_g, hi_g = (spec.qmin - z) * s, (spec.qmax - z) * s  # the representable interval of the grid
+    x = np.array([lo_g + f * (hi_g - lo_g) for f in fractions], np.float32)
+    x = np.clip(x, np.float32(lo_g), np.float32(hi_g))
+    err = np.abs(dequantize(quantize(x, qp)).astype(np.float64) - x.astype(np.float64))
+    assert np.all(err <= s / 2 * (1 + 1e-5) + 1e-7 * np.abs(x))
+
+
+@SETTINGS
+@given(st.integers(2, 8), st.booleans(), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_per_channel_equals_per_tensor_slice_by_slice(bits, signed, channels, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((3, channels, 5)) * rng.uniform(0.1, 10, (1, channels, 1))).astype(np.float32)
+    lo, hi = x.min(axis=(0, 2)), x.max(axis=(0, 2))
+    spec_c = QuantSpec(bits, signed, signed, "channel", 1)
+    qc = quantize(x, qparams_from_range(lo, hi, spec_c))
+    for c in range(channels):
+        qt = quantize(x[:, c], qparams_from_range(lo[c], hi[c], QuantSpec(bits, signed, signed)))
+        assert_array_equal(qc.q[:, c], qt.q)
+        assert_array_equal(dequantize(qc)[:, c], dequantize(qt))
+
+
+@SETTINGS
+@given(st.lists(st.integers(-2**31, 2**31 - 1), min_size=2, max_size=50), st.floats(1e-9, 0.99),
+       st.integers(-128, 127))
+def test_requantization_monotone_in_acc(accs, m, zp):
+    accs = sorted(accs)
+    mf = np.float32(m)
+    lo, hi = np.float32(-128 - zp), np.float32(127 - zp)
+    out = [kr.requant_float(a, mf, lo, hi, zp) for a in accs]
+    assert all(u <= v for u, v in zip(out, out[1:]))
+    qm, sh = ref.quantize_multiplier(float(m))
+    outq = [kr.requant_fixed(a, qm, sh, -128, 127, zp) for a in accs]
+    assert all(u <= v for u, v in zip(outq, outq[1:]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 70), st.integers(1, 9), st.integers(0, 2**32 - 1),
+       st.sampled_from(["float", "fixed_point"]))
+def test_qlinear_matmul_equals_twin_on_random_shapes(m, k, n, seed, mode):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    sa, sb, sy = (np.float32(v) for v in rng.uniform(1e-3, 1, 3))
+    za, zy = np.uint8(rng.integers(0, 256)), np.uint8(rng.integers(0, 256))
+    zb = rng.integers(-128, 128, n).astype(np.int8)
+    y = qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, requant=mode)
+    want, _, _ = ref.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, np.uint8, 0, 255, mode=mode)
+    assert_array_equal(y, want)

@@ -14,7 +14,8 @@ from .config.loader import load_hw, load_model
 from .errors import AccelsimError, ConfigError
 import json
 
-from .report import compare_dict, format_compare, format_table, format_totals, to_csv, to_json, write_atomic
+from .report import (compare_dict, format_accuracy, format_compare, format_table, format_totals, to_csv, to_json,
+                     write_atomic)
 from .sim.engine import simulate
 
 EXAMPLES = """examples:
@@ -22,6 +23,8 @@ EXAMPLES = """examples:
   accelsim run resnet50 --hw edge --precision w4a8 --json out.json --csv out.csv
   accelsim run Resnet50.csv --hw scalesim_32x32 --set array.dataflow=os --set array.rows=64
   accelsim run bert_large --hw server --param seq_len=384
+  accelsim run models/minilm_l6.yaml --hw hw_configs/server.yaml --precision w8a8 --calib kl --eval lee
+  accelsim eval mnist_cnn --precision w4a8 --calib percentile --eval mnist
 MODEL is a model YAML, a bundled model name or a SCALE-Sim topology CSV; HW a hw YAML or a bundled name."""
 
 
@@ -38,6 +41,21 @@ def _key_values(items: list[str], flag: str) -> dict[str, int]:
             raise ConfigError([f"{flag} {item!r}: expected name=integer, e.g. seq_len=256"])
         out[key.strip()] = int(value)
     return out
+
+
+def _add_quant_args(p: argparse.ArgumentParser, required_eval: bool) -> None:
+    g = p.add_argument_group("accuracy (real models: mnist_cnn/mnist, efficientnet_lite0/photos, minilm_l6/lee)")
+    g.add_argument("--eval", required=required_eval, choices=["mnist", "photos", "lee"],
+                   help="evaluate the quantized model on this data set next to its FP32 baseline")
+    g.add_argument("--calib", default="minmax", choices=["minmax", "percentile", "kl", "entropy", "mse"],
+                   help="activation calibration method (default minmax)")
+    g.add_argument("--percentile", type=float, default=99.999, help="percentile for --calib percentile")
+    g.add_argument("--mode", default="int", choices=["int", "fake"],
+                   help="int: bit-exact integer kernels (default); fake: simulated quantization in float")
+    g.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
+    g.add_argument("--act-symmetric", action="store_true", help="symmetric signed activations (default asymmetric)")
+    g.add_argument("--eval-size", type=int, help="evaluate on the first N samples only")
+    g.add_argument("--calib-size", type=int, help="calibrate on the first N calibration samples only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
     run.add_argument("--max-rows", type=int, default=60, help="layers shown in the table (default 60; 0 = all)")
     run.add_argument("--quiet", action="store_true", help="print only the totals")
+    _add_quant_args(run, required_eval=False)
+    ev = sub.add_parser("eval", help="accuracy only: FP32 vs quantized on real data", epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("model", help="mnist_cnn, efficientnet_lite0 or minilm_l6 (name or YAML)")
+    ev.add_argument("--precision", default="w8a8", help="w8a8 | w4a8 | w4a4 | fp32 (default w8a8)")
+    ev.add_argument("--json", metavar="FILE", help="write the accuracy result and quantization card as JSON")
+    ev.add_argument("--quiet", action="store_true", help="no progress messages")
+    _add_quant_args(ev, required_eval=True)
     cmp_ = sub.add_parser("compare", help="compare two precisions of one model on one chip side by side",
                           epilog="example:\n  accelsim compare models/resnet50.yaml --hw hw_configs/edge.yaml "
                                  "--baseline fp32 --target w8a8", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,17 +115,50 @@ def _write_outputs(outputs: list[tuple[str, str]]) -> None:
         raise ConfigError([f"cannot write {exc.filename}: {exc.strerror}"]) from None
 
 
+def _accuracy(args, model_name: str) -> dict | None:
+    """Run the PTQ evaluation the flags ask for (None without --eval)."""
+    if not args.eval:
+        return None
+    from .eval.pipeline import evaluate, scheme_for
+    from .eval.tasks import make_task
+    from .hw.mac import parse_precision
+    for flag in ("eval_size", "calib_size"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ConfigError([f"--{flag.replace('_', '-')}: expected a positive integer, got {getattr(args, flag)}"])
+    task = make_task(args.eval, args.eval_size, args.calib_size)
+    if task.model_name != model_name:
+        raise ConfigError([f"--eval {args.eval} evaluates model {task.model_name}, not {model_name}"])
+    scheme = None if parse_precision(args.precision).is_float else scheme_for(
+        args.precision, args.calib, not args.per_tensor, args.act_symmetric, args.percentile)
+    verbose = not args.quiet and sys.stderr.isatty()
+    return evaluate(task, scheme, args.mode, (lambda m: print(f"[accelsim] {m}", file=sys.stderr)) if verbose else None)
+
+
 def _run(args) -> int:
     _check_output_dirs(args.json, args.csv)
     model = load_model(args.model, _key_values(args.param, "--param"))
     hw = load_hw(args.hw, args.set)
     report = simulate(model, hw, args.precision)
-    outputs = [(p, render(report)) for p, render in ((args.json, to_json), (args.csv, to_csv)) if p]
+    accuracy = _accuracy(args, model.name)
+    as_json = (lambda r: json.dumps({**r.to_dict(), "accuracy": accuracy}, indent=1)) if accuracy else to_json
+    outputs = [(p, render(report)) for p, render in ((args.json, as_json), (args.csv, to_csv)) if p]
     _write_outputs(outputs)
     if args.quiet:
         print(format_totals(report))
     else:
         print(format_table(report, args.max_rows or None))
+    if accuracy:
+        print("\n" + format_accuracy(accuracy))
+    return 0
+
+
+def _eval(args) -> int:
+    _check_output_dirs(args.json)
+    model = load_model(args.model)
+    accuracy = _accuracy(args, model.name)
+    if args.json:
+        _write_outputs([(args.json, json.dumps(accuracy, indent=1))])
+    print(format_accuracy(accuracy))
     return 0
 
 
@@ -121,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return _compare(args) if args.command == "compare" else _run(args)
+        return {"compare": _compare, "eval": _eval, "run": _run}[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {' | '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2

@@ -128,7 +128,7 @@ def _layers(raw: list, path: str, tensors: dict[str, Shape], problems: list[str]
         missing = [t for t in inputs if t not in tensors]
         if missing:
             problems.append(f"{label}.inputs: unknown tensor(s) {missing} (not a model input or earlier layer)")
-        if name in tensors:
+        if name and name in tensors:
             problems.append(f"{label}.name: duplicate tensor name {name!r}")
         if len(problems) > n_before:
             continue

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import tempfile
+
+import numpy as np
 from pathlib import Path
 
 from .sim.engine import RunReport
@@ -56,7 +58,7 @@ def format_totals(report: RunReport) -> str:
     return "\n".join([
         f"model {report.model} on {report.hw} ({c['rows']}x{c['cols']} {c['dataflow'].upper()}, "
         f"{c['clock_mhz']:g} MHz), precision {report.precision}",
-        f"  layers {t['layers']}, params {t['params']:,} ({t['model_size_mb']:.1f} MB), MACs {t['macs']:,}",
+        f"  layers {t['layers']}, params {t['params']:,} ({t['model_size_mb']:.2f} MB), MACs {t['macs']:,}",
         f"  cycles {t['cycles']:,} (array {t['compute_cycles']:,} + vector {t['vector_cycles']:,}); "
         f"SCALE-Sim-compatible array cycles {t['scalesim_cycles']:,}",
         f"  latency {t['latency_ms']:.3f} ms ({t['inferences_per_s']:.1f} inf/s), array utilization "
@@ -121,3 +123,34 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def format_accuracy(result: dict) -> str:
+    """The accuracy block: FP32 vs quantized metrics, the worst layers by SQNR and the quantization card."""
+    q = result.get("quantized")
+    card = result.get("card", {})
+    bits = f"w{card['weights']['bits']}a{card['activations']['bits']}" if card else "fp32"
+    lines = [f"accuracy: {result['model']} on {result['task']} ({result['eval_size']} samples)"]
+    if card:
+        cal = card["calibration"]
+        lines.append(f"  {card['method']} {bits}, weights {card['weights']['granularity']} symmetric, activations "
+                     f"{'symmetric' if card['activations']['symmetric'] else 'asymmetric'} per-tensor; calibration "
+                     f"{cal['method']} on {cal['dataset']} ({cal['size']}); {card['execution']}")
+    rows = [["metric", "fp32"] + ([bits, "delta"] if q else [])]
+    for key, value in result["fp32"].items():
+        row = [key, f"{value:.4f}"]
+        if q and key in q:
+            row += [f"{q[key]:.4f}", f"{q[key] - value:+.4f}" if np.isfinite(value) else "-"]
+        rows.append(row)
+    for key in (q or {}):
+        if key not in result["fp32"]:
+            rows.append([key, "-", f"{q[key]:.4f}", "-"])
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(rows[0]))]
+    lines += ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+              for r in rows]
+    if result.get("layers"):
+        worst = sorted(result["layers"].items(), key=lambda kv: kv[1]["sqnr_db"])[:5]
+        lines.append("  lowest per-layer SQNR (dB): " + ", ".join(f"{n} {v['sqnr_db']:.1f}" for n, v in worst))
+        ovf = sum(v["acc_overflows"] for v in result["layers"].values())
+        lines.append(f"  accumulator overflows: {ovf}")
+    return "\n".join(lines)

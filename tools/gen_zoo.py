@@ -18,7 +18,7 @@ class G:
         self.last = None
 
     def add(self, name, op, inputs=None, **attrs):
-        parts = [f"name: {name}", f"op: {op}"]
+        parts = [f"name: '{name}'" if name.isdigit() else f"name: {name}", f"op: {op}"]
         if inputs is not None:
             parts.append(f"inputs: [{', '.join(inputs)}]" if isinstance(inputs, list) else f"input: {inputs}")
         for key, value in attrs.items():
@@ -122,7 +122,22 @@ def bert(name: str, header: str, layers: int, hidden: int, heads: int, ffn: int,
     write(name, header, inputs, g, params=f"params:\n  seq_len: {seq}   # override: --param seq_len=256\n")
 
 
+def mnist_cnn() -> None:
+    g = G()
+    g.add("0", "conv2d", out_channels=16, kernel=3, padding=1)
+    g.add("1", "relu")
+    g.add("2", "maxpool", kernel=2)
+    g.add("3", "conv2d", out_channels=32, kernel=3, padding=1)
+    g.add("4", "relu")
+    g.add("5", "maxpool", kernel=2)
+    g.add("6", "flatten")
+    g.add("7", "linear", out_features=10)
+    write("mnist_cnn", "The small CNN accelsim trains on MNIST-5k (accelsim.nn.mnist_cnn.small_cnn): 20,490 params; "
+          "layer names match its Sequential indices", "  - {name: digit, shape: [1, 28, 28]}", g)
+
+
 if __name__ == "__main__":
+    mnist_cnn()
     resnet50()
     _mobile("mobilenet_v2", "MobileNetV2 1.0 (torchvision): 3.50 M params, ≈0.30 GMAC at 224×224", 32,
             [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 32, 3, 2, 3), (6, 64, 4, 2, 3), (6, 96, 3, 1, 3),

@@ -133,35 +133,52 @@ class MiniLM:
         return ops.layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
                               self.config.layer_norm_eps)
 
-    def encoder_layer(self, i: int, h: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """One post-LN BERT layer on ``h [batch·seq, hidden]`` with key mask ``[batch, seq]``."""
+    def encoder_layer(self, i: int, h: np.ndarray, mask: np.ndarray, qops=None) -> np.ndarray:
+        """One post-LN BERT layer on ``h [batch·seq, hidden]`` with key mask ``[batch, seq]``.
+
+        ``qops`` (see :mod:`accelsim.nn.qexec`) runs the six linears and the two attention matmuls
+        (``attention.scores`` = Q·Kᵀ, ``attention.context`` = P·V) under quantization; ``None`` = FP32."""
         w, p, eps = self.weights, f"encoder.layer.{i}.", self.config.layer_norm_eps
 
         def lin(name, x):
+            if qops is not None:
+                return qops.linear(p + name, x, w[p + name + ".weight"], w[p + name + ".bias"])
             return ops.linear(x, w[p + name + ".weight"], w[p + name + ".bias"])
 
         q, k, v = lin("attention.self.query", h), lin("attention.self.key", h), lin("attention.self.value", h)
-        ctx = ops.self_attention(q, k, v, mask, self.config.num_attention_heads)
+        if qops is None:
+            ctx = ops.self_attention(q, k, v, mask, self.config.num_attention_heads)
+        else:
+            ctx = self._quant_attention(p, q, k, v, mask, qops)
         a = ops.layer_norm(h + lin("attention.output.dense", ctx), w[p + "attention.output.LayerNorm.weight"],
                            w[p + "attention.output.LayerNorm.bias"], eps)
         f = lin("output.dense", ops.gelu(lin("intermediate.dense", a)))
         return ops.layer_norm(a + f, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
 
-    def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _quant_attention(self, p: str, q, k, v, mask, qops) -> np.ndarray:
+        """Attention with Q·Kᵀ and P·V through ``qops.matmul`` (scale 1/√d and mask bias applied in float)."""
+        batch, seq = mask.shape
+        heads = self.config.num_attention_heads
+        qh, kh, vh = (ops.split_heads(t, batch, seq, heads) for t in (q, k, v))
+        s = qops.matmul(p + "attention.scores", qh, np.ascontiguousarray(kh.swapaxes(-1, -2)))
+        s = s * s.dtype.type(1.0 / np.sqrt(qh.shape[-1])) + ops.mask_to_bias(mask, s.dtype.type)
+        return ops.merge_heads(qops.matmul(p + "attention.context", ops.softmax(s, axis=-1), vh))
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray, qops=None) -> np.ndarray:
         """Last hidden states ``[batch, seq, hidden]`` for token ids and attention mask (both ``[batch, seq]``)."""
         ids, mask = np.asarray(ids), np.asarray(mask)
         if ids.ndim != 2 or ids.shape != mask.shape:
             raise AccelsimError(f"ids {ids.shape} and mask {mask.shape} must both be [batch, seq]")
         h = self.embed_tokens(ids)
         for i in range(self.config.num_hidden_layers):
-            h = self.encoder_layer(i, h, mask)
+            h = self.encoder_layer(i, h, mask, qops)
         return h.reshape(*ids.shape, -1)
 
-    def embed_ids(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def embed_ids(self, ids: np.ndarray, mask: np.ndarray, qops=None) -> np.ndarray:
         """Sentence embeddings ``[batch, hidden]``: L2-normalized mean of the masked last hidden states."""
-        return ops.l2_normalize(ops.mean_pool(self.forward(ids, mask), np.asarray(mask)))
+        return ops.l2_normalize(ops.mean_pool(self.forward(ids, mask, qops), np.asarray(mask)))
 
-    def encode(self, texts: list[str], batch_size: int = 4) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 4, qops=None) -> np.ndarray:
         """Embed ``texts`` → ``float32 [n, hidden]`` unit vectors, in input order.
 
         Texts are sorted by token count and run in batches of ``batch_size``, each padded only to its own
@@ -185,5 +202,5 @@ class MiniLM:
             for r, j in enumerate(rows):
                 ids[r, :len(encoded[j])] = encoded[j]
                 mask[r, :len(encoded[j])] = 1
-            out[rows] = self.embed_ids(ids, mask)
+            out[rows] = self.embed_ids(ids, mask, qops)
         return out

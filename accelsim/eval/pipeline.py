@@ -1,0 +1,75 @@
+"""PTQ pipeline: FP32 baseline → calibration → quantized run (fake or bit-exact int) → metrics + card.
+
+The result carries a *quantization card*: everything needed to reproduce it from its own output (PTQ,
+calibration method and set, weight/activation bits, granularity and symmetry, requantization, per-layer
+bits), next to the FP32 baseline metrics and the per-layer SQNR showing where quantization error enters.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..errors import AccelsimError
+from ..hw.mac import parse_precision
+from ..nn.qexec import Calibrator, QuantOps, QuantScheme
+
+
+def scheme_for(precision: str, calib: str = "minmax", per_channel: bool = True, act_symmetric: bool = False,
+               percentile: float = 99.999, layer_bits=None, float_layers=(), requant: str = "float") -> QuantScheme:
+    """A :class:`QuantScheme` for an integer precision name (``w8a8``, ``w4a8``, ``w4a4``)."""
+    p = parse_precision(precision)
+    if p.is_float:
+        raise AccelsimError(f"precision {precision!r} is a float mode: nothing to quantize")
+    return QuantScheme(p.w_bits, p.a_bits, per_channel, act_symmetric, calib, percentile, dict(layer_bits or {}),
+                       frozenset(float_layers), requant)
+
+
+def quant_card(scheme: QuantScheme, task, mode: str, layer_names) -> dict:
+    bits = {n: (None if scheme.bits(n) is None else "w{}a{}".format(*scheme.bits(n))) for n in layer_names}
+    return {
+        "method": "PTQ",
+        "execution": {"int": "bit-exact integer kernels (qlinear_conv/qlinear_matmul, ONNX Runtime requantization)",
+                      "fake": "simulated quantization (quantize-dequantize in float32)"}[mode],
+        "calibration": {"method": scheme.calib, **task.describe_calibration(),
+                        **({"percentile": scheme.percentile} if scheme.calib == "percentile" else {})},
+        "weights": {"bits": scheme.w_bits, "granularity": "per-channel" if scheme.per_channel else "per-tensor",
+                    "symmetric": True, "signed": True},
+        "activations": {"bits": scheme.a_bits, "granularity": "per-tensor", "symmetric": scheme.act_symmetric,
+                        "signed": scheme.act_symmetric},
+        "requant": scheme.requant,
+        "bits_per_layer": bits,
+        "float_ops": "batchnorm folded; activations, residual adds, softmax, layernorm, GELU in float32",
+    }
+
+
+def evaluate(task, scheme: QuantScheme | None, mode: str = "int", progress: Callable[[str], None] | None = None) -> dict:
+    """Run ``task`` in FP32 and (if ``scheme``) quantized; return metrics, per-layer SQNR and the card."""
+    say = progress or (lambda msg: None)
+    data = task.eval_data()
+    say(f"{task.name}: FP32 reference on {len(data)} samples")
+    t0 = time.perf_counter()
+    ref = task.run(None, data)
+    result = {"task": task.name, "model": task.model_name, "eval_size": len(data), "primary_metric": task.primary,
+              "fp32": task.metrics(ref, ref), "seconds": {"fp32": time.perf_counter() - t0}}
+    if scheme is None:
+        return result
+    say(f"{task.name}: calibrating ({scheme.calib})")
+    t0 = time.perf_counter()
+    cal = Calibrator(scheme)
+    for batch in task.calibration():
+        task.run(cal, batch)
+        cal.samples += len(batch)
+    plan = cal.plan()
+    result["seconds"]["calibration"] = time.perf_counter() - t0
+    say(f"{task.name}: quantized run ({mode}, w{scheme.w_bits}a{scheme.a_bits})")
+    t0 = time.perf_counter()
+    qops = QuantOps(plan, mode)
+    out = task.run(qops, data)
+    result["seconds"]["quantized"] = time.perf_counter() - t0
+    result["quantized"] = task.metrics(ref, out)
+    result["layers"] = {name: {"bits": "w{}a{}".format(lq.w_bits, lq.a_bits), "sqnr_db": qops.stats[name].sqnr_db,
+                               "acc_overflows": qops.stats[name].overflow_events}
+                        for name, lq in plan.layers.items() if name in qops.stats}
+    result["card"] = quant_card(scheme, task, mode, plan.layers)
+    result["card"]["calibration"]["samples_seen"] = plan.calib_samples
+    return result

@@ -115,7 +115,7 @@ def _write_outputs(outputs: list[tuple[str, str]]) -> None:
         raise ConfigError([f"cannot write {exc.filename}: {exc.strerror}"]) from None
 
 
-def _accuracy(args, model_name: str) -> dict | None:
+def _accuracy(args, model) -> dict | None:
     """Run the PTQ evaluation the flags ask for (None without --eval)."""
     if not args.eval:
         return None
@@ -125,9 +125,7 @@ def _accuracy(args, model_name: str) -> dict | None:
     for flag in ("eval_size", "calib_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError([f"--{flag.replace('_', '-')}: expected a positive integer, got {getattr(args, flag)}"])
-    task = make_task(args.eval, args.eval_size, args.calib_size)
-    if task.model_name != model_name:
-        raise ConfigError([f"--eval {args.eval} evaluates model {task.model_name}, not {model_name}"])
+    task = make_task(args.eval, args.eval_size, args.calib_size, model)
     scheme = None if parse_precision(args.precision).is_float else scheme_for(
         args.precision, args.calib, not args.per_tensor, args.act_symmetric, args.percentile)
     verbose = not args.quiet and sys.stderr.isatty()
@@ -139,7 +137,7 @@ def _run(args) -> int:
     model = load_model(args.model, _key_values(args.param, "--param"))
     hw = load_hw(args.hw, args.set)
     report = simulate(model, hw, args.precision)
-    accuracy = _accuracy(args, model.name)
+    accuracy = _accuracy(args, model)
     as_json = (lambda r: json.dumps({**r.to_dict(), "accuracy": accuracy}, indent=1)) if accuracy else to_json
     outputs = [(p, render(report)) for p, render in ((args.json, as_json), (args.csv, to_csv)) if p]
     _write_outputs(outputs)
@@ -155,7 +153,7 @@ def _run(args) -> int:
 def _eval(args) -> int:
     _check_output_dirs(args.json)
     model = load_model(args.model)
-    accuracy = _accuracy(args, model.name)
+    accuracy = _accuracy(args, model)
     if args.json:
         _write_outputs([(args.json, json.dumps(accuracy, indent=1))])
     print(format_accuracy(accuracy))

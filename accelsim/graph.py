@@ -16,7 +16,8 @@ from .config.fields import Reader, join
 from .errors import ConfigError
 from .ops import OPS, Shape, ShapeError
 
-LAYER_KEYS = ("name", "op", "input", "inputs", "precision")
+WEIGHT_FORMATS = ("safetensors", "pth", "npz", "trained")
+DATASETS = ("mnist", "photos", "lee")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class Layer:
     out_shape: Shape
     params: int
     precision: str | None = None
+    weight: str | None = None      # tensor-name prefix of this layer's weights in the model's weights file
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class Model:
     inputs: Mapping[str, Shape]
     layers: tuple[Layer, ...]
     source: str = field(default="", compare=False)
+    weights: Mapping[str, str] | None = None   # where real weights come from (see accelsim.data.weights)
+    dataset: str | None = None                 # the evaluation task these weights are measured on
 
     @property
     def params(self) -> int:
@@ -58,6 +62,8 @@ class Model:
         inputs = _inputs(r, params)
         raw_layers = r.raw("layers")
         r.raw("description", None)
+        weights = _weights_spec(r.mapping("weights")) if "weights" in r.data else None
+        dataset = r.choice("dataset", DATASETS) if "dataset" in r.data else None
         r.reject_unknown()
         if not isinstance(raw_layers, list) or not raw_layers:
             if raw_layers is not None:
@@ -66,7 +72,22 @@ class Model:
         layers = _layers(raw_layers, join(path, "layers"), dict(inputs), problems)
         if problems:
             raise ConfigError(problems, source)
-        return cls(name, MappingProxyType(inputs), tuple(layers), source)
+        return cls(name, MappingProxyType(inputs), tuple(layers), source, weights, dataset)
+
+
+def _weights_spec(r: Reader) -> Mapping[str, str]:
+    """``weights: {format, package + module + path | file | trained}`` — validated, not loaded."""
+    spec = {"format": r.choice("format", WEIGHT_FORMATS)}
+    for key in ("package", "module", "path", "file", "trained"):
+        if key in r.data:
+            spec[key] = r.string(key)
+    r.reject_unknown()
+    sources = [k for k in ("module", "file", "trained") if k in spec]
+    if len(sources) != 1:
+        r.problems.append(f"{r.path}: expected exactly one source (module + path, file, or trained), got {sources}")
+    elif sources == ["module"] and ("path" not in spec or "package" not in spec):
+        r.problems.append(f"{r.path}: a module source needs 'package' (pip name) and 'path' (file in the package)")
+    return MappingProxyType(spec)
 
 
 def _params(r: Reader, overrides: Mapping[str, int]) -> dict[str, int]:
@@ -117,6 +138,7 @@ def _layers(raw: list, path: str, tensors: dict[str, Shape], problems: list[str]
         name, op = r.string("name"), r.string("op")
         inputs = _layer_inputs(r, previous)
         precision = r.string("precision", None) if "precision" in r.data else None
+        weight = r.string("weight", None) if "weight" in r.data else None
         n_before = len(problems)
         if op and op not in OPS:
             r.bad("op", "one of " + ", ".join(sorted(OPS)), op)
@@ -141,7 +163,7 @@ def _layers(raw: list, path: str, tensors: dict[str, Shape], problems: list[str]
         tensors[name] = out
         previous = name
         layers.append(Layer(name, op, tuple(inputs), MappingProxyType(attrs), tuple(in_shapes), out,
-                            OPS[op].params(attrs, in_shapes), precision))
+                            OPS[op].params(attrs, in_shapes), precision, weight))
     return layers
 
 

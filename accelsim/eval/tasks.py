@@ -1,6 +1,7 @@
 """Evaluation tasks: a real model, its calibration split, its evaluation data and its metrics.
 
-Each task builds its model once and exposes ``calibration()`` (batches run through the calibrator),
+Each task builds its model once — from the model YAML's ``weights:`` section, checked against the graph
+(:mod:`accelsim.data.weights`) — and exposes ``calibration()`` (batches run through the calibrator),
 ``run(qops, data)`` (model outputs; ``qops=None`` is plain FP32) and ``metrics(ref, out)`` where ``ref`` are
 the FP32 outputs on the same data. Sizes are parameters so CI can run small subsets.
 
@@ -20,9 +21,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.metrics import cosine_similarity, sqnr_db
+from ..data.weights import load_model_weights
 from ..errors import AccelsimError
+from ..graph import Model
 
 CALIB_PHOTOS = ("motorcycle_right", "brick", "grass", "gravel", "ihc", "clock_motion")
+
+
+def _graph(task) -> Model:
+    if task.graph is None:
+        from ..config.loader import load_model
+        task.graph = load_model(task.model_name)
+    return task.graph
 
 
 def _classification(ref: np.ndarray, out: np.ndarray, labels=None) -> dict:
@@ -40,17 +50,20 @@ class MnistTask:
     primary = "accuracy"
     n_eval: int | None = None
     n_calib: int = 256
+    graph: Model | None = None
     kind: str = "cnn"
     _state: dict = field(default_factory=dict, repr=False)
 
     def _setup(self):
         if not self._state:
             from ..data.mnist import mnist_split
-            from ..nn.mnist_cnn import trained_mnist_model
+            from ..nn.mnist_cnn import build_mnist_model
             from ..nn.sequential_exec import fold_batchnorm
             split = mnist_split()
             n = self.n_eval or len(split.y_test)
-            self._state.update(model=fold_batchnorm(trained_mnist_model(self.kind)[0]), calib=split.x_train[:self.n_calib],
+            model = build_mnist_model(self.kind)
+            model.load_state_dict(load_model_weights(_graph(self)))
+            self._state.update(model=fold_batchnorm(model), calib=split.x_train[:self.n_calib],
                                x=split.x_test[:n], y=split.y_test[:n])
         return self._state
 
@@ -81,15 +94,17 @@ class PhotosTask:
     primary = "top1_agreement"
     n_eval: int | None = None
     n_calib: int = 24
+    graph: Model | None = None
     _state: dict = field(default_factory=dict, repr=False)
 
     def _setup(self):
         if not self._state:
             from ..data.images import VIEWS, photo_views, preprocess, sample_inputs
-            from ..nn.efficientnet import load_efficientnet_lite0
+            from ..nn.efficientnet import efficientnet_lite0_from_state_dict
             calib, _ = photo_views(CALIB_PHOTOS, VIEWS[:4])
             x, labels = sample_inputs(self.n_eval)
-            self._state.update(model=load_efficientnet_lite0(), calib=preprocess(calib)[:self.n_calib], x=x)
+            model = efficientnet_lite0_from_state_dict(load_model_weights(_graph(self)))
+            self._state.update(model=model, calib=preprocess(calib)[:self.n_calib], x=x)
         return self._state
 
     def describe_calibration(self) -> dict:
@@ -124,14 +139,18 @@ class LeeTask:
     primary = "top10_overlap"
     n_eval: int | None = None
     n_calib: int = 300
+    graph: Model | None = None
     _state: dict = field(default_factory=dict, repr=False)
 
     def _setup(self):
         if not self._state:
+            from ..data import minilm_files as mf
             from ..data.lee import load_lee_background, load_lee_documents
             from ..nn.minilm import MiniLM
             docs = load_lee_documents()
-            self._state.update(model=MiniLM.from_package(), calib=load_lee_background()[:self.n_calib],
+            model = MiniLM(load_model_weights(_graph(self)), mf.load_minilm_config(), mf.load_minilm_tokenizer(),
+                           mf.MINILM_MAX_SEQ_LENGTH)
+            self._state.update(model=model, calib=load_lee_background()[:self.n_calib],
                                docs=docs[:self.n_eval] if self.n_eval else docs)
         return self._state
 
@@ -166,10 +185,15 @@ class LeeTask:
 TASKS = {"mnist": MnistTask, "photos": PhotosTask, "lee": LeeTask}
 
 
-def make_task(name: str, n_eval: int | None = None, n_calib: int | None = None):
+def make_task(name: str, n_eval: int | None = None, n_calib: int | None = None, graph: Model | None = None):
+    """The task ``name``; ``graph`` is the model YAML whose weights it runs (default: the bundled one)."""
     if name not in TASKS:
         raise AccelsimError(f"--eval {name!r}: expected one of {', '.join(TASKS)}")
-    kw = {"n_eval": n_eval}
+    if graph is not None and graph.name != TASKS[name].model_name:
+        raise AccelsimError(f"--eval {name} evaluates model {TASKS[name].model_name}, not {graph.name}")
+    if graph is not None and graph.weights is None:
+        raise AccelsimError(f"{graph.source or graph.name}: no 'weights:' section, so it cannot be executed")
+    kw = {"n_eval": n_eval, "graph": graph}
     if n_calib:
         kw["n_calib"] = n_calib
     return TASKS[name](**kw)

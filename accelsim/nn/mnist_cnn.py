@@ -12,6 +12,7 @@ caches the weights as ``mnist_<kind>_<recipe hash>.npz`` (≈ 85 KB) under :func
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 import json
 from dataclasses import asdict
 
@@ -23,7 +24,7 @@ from accelsim.nn import layers as L
 from accelsim.nn.train import TrainConfig, TrainHistory, cache_dir, load_weights, save_weights, train_classifier
 
 __all__ = ["MODEL_KINDS", "small_cnn", "small_resnet", "build_mnist_model", "train_mnist_model",
-           "trained_mnist_model", "DEFAULT_CONFIG"]
+           "trained_mnist_model", "trained_weights_path", "DEFAULT_CONFIG"]
 
 MODEL_KINDS = ("cnn", "resnet")
 DEFAULT_CONFIG = TrainConfig(epochs=8, batch_size=64, lr=3e-3, seed=0)
@@ -69,14 +70,28 @@ def train_mnist_model(kind: str = "cnn", config: TrainConfig = DEFAULT_CONFIG, n
     return model, hist
 
 
+def _cache_path(kind: str, config: TrainConfig):
+    recipe = {k: v for k, v in asdict(config).items() if k != "blas_threads"}
+    key = hashlib.sha256(json.dumps([kind, recipe], sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / f"mnist_{kind}_{key}.npz", recipe
+
+
+def trained_weights_path(kind: str = "cnn", config: TrainConfig = DEFAULT_CONFIG) -> Path:
+    """The cached ``.npz`` of the trained model (trained and cached first if absent)."""
+    if kind not in MODEL_KINDS:
+        raise AccelsimError(f"unknown MNIST model kind {kind!r}; choose one of {MODEL_KINDS}")
+    path, _ = _cache_path(kind, config)
+    if not path.is_file():
+        trained_mnist_model(kind, config)
+    return path
+
+
 def trained_mnist_model(kind: str = "cnn", config: TrainConfig = DEFAULT_CONFIG, retrain: bool = False
                         ) -> tuple[L.Sequential, dict]:
     """The trained model from the cache (training and caching it first if absent or ``retrain``).
 
     Returns the model and its meta dict (``kind``, ``config``, ``test_accuracy``, ``train_seconds``)."""
-    recipe = {k: v for k, v in asdict(config).items() if k != "blas_threads"}
-    key = hashlib.sha256(json.dumps([kind, recipe], sort_keys=True).encode()).hexdigest()[:12]
-    path = cache_dir() / f"mnist_{kind}_{key}.npz"
+    path, recipe = _cache_path(kind, config)
     model = build_mnist_model(kind, config.seed)
     if path.is_file() and not retrain:
         return model, load_weights(model, path)

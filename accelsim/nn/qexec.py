@@ -199,13 +199,23 @@ class QuantOps:
     def _layer(self, name) -> LayerQ | None:
         return self.plan.layers.get(name)
 
-    def _weight(self, name, w, w_bits):
-        """Quantized weights (cached per layer): per output channel (axis 0) or per tensor, symmetric."""
+    def _weight(self, name, w, w_bits, b=None, x_scale=None):
+        """Quantized weights (cached per layer): per output channel (axis 0) or per tensor, symmetric.
+
+        With a bias, each weight scale is raised where needed so the int32 bias ``b / (s_x·s_w)`` stays within
+        ``2**(acc_bits − 2)`` (headroom for the sum): a channel with near-zero weights but a large folded-BN
+        bias would otherwise saturate its bias (ONNX Runtime's quantizer adjusts weight scales the same way).
+        """
         if name not in self._weights:
             spec = self.plan.scheme.weight_spec(w_bits)
             flat = w.reshape(w.shape[0], -1)
             lo, hi = (flat.min(axis=1), flat.max(axis=1)) if spec.granularity == "channel" else (w.min(), w.max())
             p = qparams_from_range(lo, hi, spec)
+            if b is not None:
+                need = np.abs(b).astype(np.float64) / (float(x_scale) * 2.0 ** (self.acc["acc_bits"] - 2))
+                need = need if spec.granularity == "channel" else need.max()
+                if np.any(need > p.scale):
+                    p = QParams(np.maximum(p.scale, need).astype(np.float32), p.zero_point, spec)
             q = quantize(w, p)
             self._weights[name] = (q.q, np.broadcast_to(p.scale.reshape(-1), (w.shape[0],)).astype(np.float32), p)
         return self._weights[name]
@@ -229,7 +239,7 @@ class QuantOps:
         lq = self._layer(name)
         if lq is None:
             return _conv_float(x, w, b, stride, pads, dilation, groups, act)
-        wq, ws, wp = self._weight(name, w, lq.w_bits)
+        wq, ws, wp = self._weight(name, w, lq.w_bits, b, lq.x.scale)
         bq, bf = self._bias(b, lq, ws)
         xq = quantize(x, lq.x)
         events = 0
@@ -250,7 +260,7 @@ class QuantOps:
         lq = self._layer(name)
         if lq is None:
             return _linear_float(x, w, b, act)
-        wq, ws, wp = self._weight(name, w, lq.w_bits)
+        wq, ws, wp = self._weight(name, w, lq.w_bits, b, lq.x.scale)
         bq, bf = self._bias(b, lq, ws)
         xq = quantize(x, lq.x)
         events = 0

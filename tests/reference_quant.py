@@ -219,21 +219,22 @@ def mse_errors(h, centers, thresholds, nq):
 
 
 def kl_threshold_variant(x, nbins=2048, nq=128, *, signed_hist, int_q, q_all_bins, nonzero_of_p, drop_tail,
-                         ort_smoothing, ort_threshold):
+                         ort_smoothing):
     """KL calibration with each departure of ONNX Runtime's port from TensorRT as a switch (all True = ORT's
     ``HistogramCollector.get_entropy_threshold`` on ``collect_value``'s histogram; all False = TensorRT as in
     DESIGN 5.5 = :func:`accelsim.quant.thresholds.kl_threshold`). Returns the upper threshold (before ORT's
     clamp to max).
 
-    * ``signed_hist``: signed histogram over [-a, a] and windows ``[z-i, z+i]`` around the zero bin
-      (``i`` from nq/2 to nbins/2), outliers folded into both ends; else |x| over [0, a], first ``i`` bins.
+    * ``signed_hist``: signed histogram over [-a, a] (bins twice as wide), windows ``[z-i, z+i]`` around the zero
+      bin (``i`` from nq/2 to nbins/2, so 2i+1 bins for nq levels), outliers folded into both ends, threshold =
+      the window's upper edge ``(i+1) * 2a/nbins``; else |x| over [0, a], the first ``i`` bins (i from nq to
+      nbins), threshold ``(i + 0.5) * a/nbins``.
     * ``int_q``: Q held in int64 (each level's count / its non-zero bins truncated).
     * ``q_all_bins``: the level's share written to all of its bins, zero ones included.
     * ``nonzero_of_p``: non-zero bins counted on P (outliers included) instead of the window.
     * ``drop_tail``: levels of ``size // nq`` bins; the remainder's counts join the last level but its bins get
       no Q; else bin j belongs to level ``j * nq // size``.
     * ``ort_smoothing``: ORT's ``smooth_distribution`` on P and Q + float32 ``entropy``; else eps on Q only.
-    * ``ort_threshold``: upper window edge; else ``(i + 0.5) * w``.
     """
     from onnxruntime.quantization.calibrate import entropy as ort_entropy
     from onnxruntime.quantization.quant_utils import smooth_distribution
@@ -268,8 +269,7 @@ def kl_threshold_variant(x, nbins=2048, nq=128, *, signed_hist, int_q, q_all_bin
             div = _kl_q_eps(p, q)
         if div < best:
             best = div
-            w = float(edges[1]) - float(edges[0])
-            arg = float(edges[en]) if (ort_threshold or signed_hist) else (i + 0.5) * (float(a) / nbins)
+            arg = float(edges[en]) if signed_hist else (i + 0.5) * (float(a) / nbins)
     return arg
 
 

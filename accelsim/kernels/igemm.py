@@ -46,14 +46,31 @@ def pack_sub_zp(src, zp, rows_padded, out):
                 out[g, r, k] = 0
 
 
+@njit_parallel
+def pack_transposed_sub_zp(src, zp, rows_padded, out):
+    """``out[0, j, k] = int16(src[k, j]) - zp[j]`` (B of a matmul, (K, N) -> packed (1, Np, K)); rows >= N are 0.
+    Blocked 16 x 64 so both the reads and the writes stay in cache lines."""
+    n_k, n_n = src.shape
+    for jb in prange((rows_padded + 15) // 16):
+        j0, j1 = jb * 16, min(rows_padded, jb * 16 + 16)
+        for k0 in range(0, n_k, 64):
+            k1 = min(n_k, k0 + 64)
+            for j in range(j0, j1):
+                if j < n_n:
+                    z = zp[j]
+                    for k in range(k0, k1):
+                        out[0, j, k] = np.int64(src[k, j]) - z
+                else:
+                    for k in range(k0, k1):
+                        out[0, j, k] = 0
+
+
 @njit
-def _store(out, g, i, j, m, n, acc, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp):
-    if i < m and j < n:
-        a = np.int64(acc) + bias[g, j]
-        if mode == MODE_FIXED:
-            out[g, i, j] = requant_fixed(a, qm[g, j], shift[g, j], qmin, qmax, zp)
-        else:
-            out[g, i, j] = requant_float(a, mult[g, j], lo, hi, zp)
+def _requant_one(acc, mode, m, qm, shift, lo, hi, qmin, qmax, zp):
+    """Scalars only (array arguments in a per-element call cost more than the requantization itself)."""
+    if mode == MODE_FIXED:
+        return requant_fixed(acc, qm, shift, qmin, qmax, zp)
+    return requant_float(acc, m, lo, hi, zp)
 
 
 @njit_parallel
@@ -74,6 +91,7 @@ def gemm_fast(a, b, bias, mode, mult, qm, shift, qmin, qmax, zp, m, n, out):
         b1 = b[g, j + 1]
         b2 = b[g, j + 2]
         b3 = b[g, j + 3]
+        blk = np.empty(ROW_BLOCK * COL_BLOCK, dtype=np.int64)
         for i in range(ic * ROW_CHUNK, min(mp, ic * ROW_CHUNK + ROW_CHUNK), ROW_BLOCK):
             x = a[g, i]
             y = a[g, i + 1]
@@ -84,14 +102,15 @@ def gemm_fast(a, b, bias, mode, mult, qm, shift, qmin, qmax, zp, m, n, out):
                 z0 = i32(b0[k]); z1 = i32(b1[k]); z2 = i32(b2[k]); z3 = i32(b3[k])  # noqa: E702
                 c0 = i32(c0 + u * z0); c1 = i32(c1 + u * z1); c2 = i32(c2 + u * z2); c3 = i32(c3 + u * z3)  # noqa
                 d0 = i32(d0 + v * z0); d1 = i32(d1 + v * z1); d2 = i32(d2 + v * z2); d3 = i32(d3 + v * z3)  # noqa
-            _store(out, g, i, j, m, n, c0, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
-            _store(out, g, i, j + 1, m, n, c1, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
-            _store(out, g, i, j + 2, m, n, c2, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
-            _store(out, g, i, j + 3, m, n, c3, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
-            _store(out, g, i + 1, j, m, n, d0, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
-            _store(out, g, i + 1, j + 1, m, n, d1, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
-            _store(out, g, i + 1, j + 2, m, n, d2, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
-            _store(out, g, i + 1, j + 3, m, n, d3, bias, mode, mult, qm, shift, lo, hi, qmin, qmax, zp)
+            blk[0] = c0; blk[1] = c1; blk[2] = c2; blk[3] = c3  # noqa: E702
+            blk[4] = d0; blk[5] = d1; blk[6] = d2; blk[7] = d3  # noqa: E702
+            for r in range(ROW_BLOCK):
+                if i + r < m:
+                    for q in range(COL_BLOCK):
+                        jj = j + q
+                        if jj < n:
+                            out[g, i + r, jj] = _requant_one(blk[r * COL_BLOCK + q] + bias[g, jj], mode, mult[g, jj],
+                                                             qm[g, jj], shift[g, jj], lo, hi, qmin, qmax, zp)
 
 
 @njit

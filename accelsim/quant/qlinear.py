@@ -60,11 +60,11 @@ def _requant_params(x_scale, w_scale, y_scale, groups, n, requant, y_bits, y_dty
     if requant == "fixed_point" and np.any(m64 >= 2.0**30):
         raise QuantError(f"requant='fixed_point': multiplier {m64.max():g} >= 2**30 cannot be represented")
     qm, shift = quantize_multiplier(m64)
-    npad = _round_up(n, _g.COL_BLOCK)
-    pad = ((0, 0), (0, npad - n))
+    padded = [np.zeros((groups, _round_up(n, _g.COL_BLOCK)), dtype=arr.dtype) for arr in (mult, qm, shift)]
+    for dst, src in zip(padded, (mult, qm, shift)):
+        dst[:, :n] = src
     qmin, qmax = v.qtype_range(y_bits, y_dtype.kind == "i")
-    return _Requant(MODE_FIXED if requant == "fixed_point" else MODE_FLOAT, np.pad(mult, pad), np.pad(qm, pad),
-                    np.pad(shift, pad), qmin, qmax, int(y_zp[0]))
+    return _Requant(MODE_FIXED if requant == "fixed_point" else MODE_FLOAT, *padded, qmin, qmax, int(y_zp[0]))
 
 
 def _acc_args(acc_bits, overflow):
@@ -126,7 +126,7 @@ def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=No
     a16 = np.empty((1, _round_up(m, _g.ROW_BLOCK), k), dtype=np.int16)
     _g.pack_sub_zp(np.ascontiguousarray(a).reshape(1, m, k), np.full((1, m), za[0], np.int64), a16.shape[1], a16)
     b16 = np.empty((1, _round_up(n, _g.COL_BLOCK), k), dtype=np.int16)
-    _g.pack_sub_zp(np.ascontiguousarray(b.T).reshape(1, n, k), zb.reshape(1, n).copy(), b16.shape[1], b16)
+    _g.pack_transposed_sub_zp(np.ascontiguousarray(b), np.ascontiguousarray(zb, dtype=np.int64), b16.shape[1], b16)
     bias64 = _bias(bias, n)
     bias_p = np.zeros((1, b16.shape[1]), dtype=np.int64)
     bias_p[0, :n] = bias64

@@ -3,8 +3,9 @@ fidelity of KL calibration against ONNX Runtime's Entropy calibrator.
 
     python benchmarks/bench_quant.py [--reps 60] [--skip-ort]
 
-Timings interleave the integer kernel and numpy's float32 ``@`` of the same shape in one run and report the
-best of ``--reps`` calls each (the machine may be shared; the load average is printed for context).
+Timings alternate (in rounds) between the integer kernel and numpy's float32 ``@`` of the same shape in one run
+and report the best (and median) of ``--reps`` calls each; the machine may be shared, so the load average is
+printed for context.
 """
 from __future__ import annotations
 
@@ -23,15 +24,19 @@ from accelsim.quant import KLObserver, calibrate, qlinear_conv, qlinear_matmul
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _best_interleaved(fns, reps):
+def _best_interleaved(fns, reps, rounds=5):
+    """Best and median time of each function. Rounds alternate between the functions, but each round runs one
+    function ``reps // rounds`` times in a row: numba's and OpenBLAS's worker threads keep spinning for a while
+    after a parallel call, so strictly alternating calls would make each pool slow the other down."""
     times = [[] for _ in fns]
     for f in fns:
         f()  # warm up (JIT, caches)
-    for _ in range(reps):
+    for _ in range(rounds):
         for i, f in enumerate(fns):
-            t = time.perf_counter()
-            f()
-            times[i].append(time.perf_counter() - t)
+            for _ in range(max(1, reps // rounds)):
+                t = time.perf_counter()
+                f()
+                times[i].append(time.perf_counter() - t)
     return [min(t) for t in times], [float(np.median(t)) for t in times]
 
 
@@ -48,7 +53,8 @@ def bench_gemm(reps):
         b = rng.integers(np.iinfo(tb).min, np.iinfo(tb).max + 1, (k, n)).astype(tb)
         af, bf = a.astype(np.float32), b.astype(np.float32)
         args = (a, 0.02, ta(3), b, np.full(n, 0.01, np.float32), tb(0), 0.5, ta(3))
-        (tq, tf), (mq, mf) = _best_interleaved([lambda: qlinear_matmul(*args), lambda: af @ bf], reps)
+        (tq, tf), (mq, mf) = _best_interleaved(
+            [lambda args=args: qlinear_matmul(*args), lambda af=af, bf=bf: af @ bf], reps)
         label = f"{m}x{k}x{n}" + (" (ResNet-50 3x3 conv, im2col)" if m == 3136 else "")
         print(f"{label:24s} {types:10s} {tq * 1e3:9.3f} {tf * 1e3:9.3f} {tq / tf:7.2f}x  ({mq / mf:.2f}x)")
 
@@ -92,7 +98,7 @@ def bench_calibration():
     print(f"KLObserver one pass over 10 batches of 1 M: {time.perf_counter() - t:.3f} s")
 
 
-ORT = dict(signed_hist=True, int_q=True, q_all_bins=True, nonzero_of_p=True, drop_tail=True, ort_smoothing=True)
+ORT = {"signed_hist": True, "int_q": True, "q_all_bins": True, "nonzero_of_p": True, "drop_tail": True, "ort_smoothing": True}
 def _ort_entropy_hi(x):
     from onnxruntime.quantization.calibrate import HistogramCollector
 
@@ -139,7 +145,7 @@ def bench_kl_vs_ort():
             spread.append((_ort_entropy_hi(xs) / ws, calibrate([xs], "kl", symmetric=True)[1] / ws))
         sd_ort, sd_us = np.std(np.array(spread), axis=0)
         print(f"{name:15s} {ort_hi / amax:6.3f} {ours / amax:6.3f} {(ours - ort_hi) / w:+7.1f} {sd_ort:6.1f} "
-              f"{sd_us:6.1f} {str(twin == ort_hi):8s} " + " ".join(f"{d:+9.1f}" for d in toggles))
+              f"{sd_us:6.1f} {twin == ort_hi!s:8s} " + " ".join(f"{d:+9.1f}" for d in toggles))
 
 
 def main(argv=None):

@@ -62,7 +62,7 @@ def quantize_multiplier(m):
     if m == 0:
         return 0, 0
     f, shift = math.frexp(m)
-    q = int(math.floor(abs(f) * 2**31 + 0.5)) * (1 if f > 0 else -1)
+    q = math.floor(abs(f) * 2**31 + 0.5) * (1 if f > 0 else -1)
     if q == 2**31:
         q //= 2
         shift += 1
@@ -148,7 +148,7 @@ def qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, y_dtype, qmin, qmax, bias=None,
 def qlinear_conv(x, sx, zx, w, sw, zw, sy, zy, y_dtype, qmin, qmax, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
                  dilations=(1, 1), group=1, mode="float", acc_bits=32, saturate=False):
     """Direct NCHW convolution: input padded with ``zx``, products taken in (c, r, s) order per group."""
-    nb, c, h, wd = x.shape
+    nb, _c, h, wd = x.shape
     cout, cg, r, s = w.shape
     pt, pl, pb, pr = pads
     xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=int(zx)) - int(zx)

@@ -1,9 +1,9 @@
 """Histogram and threshold-search kernels against numpy (np.histogram itself and plain-numpy twins)."""
 import numpy as np
 import pytest
+import reference_quant as ref
 from numpy.testing import assert_allclose, assert_array_equal
 
-import reference_quant as ref
 from accelsim.kernels import histogram as kh
 from accelsim.quant.histogram import LinearHistogram, np_edges
 

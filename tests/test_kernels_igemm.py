@@ -1,9 +1,9 @@
 """Integer GEMM / conv kernels (fast and checked paths, both requantization modes) against numpy twins."""
 import numpy as np
 import pytest
+import reference_quant as ref
 from numpy.testing import assert_array_equal
 
-import reference_quant as ref
 from accelsim.kernels import igemm as kg
 from accelsim.kernels import im2col as ki
 from accelsim.quant import qlinear_conv, qlinear_matmul
@@ -96,7 +96,7 @@ def test_fast_path_reports_no_overflow_and_wraps_like_int32():
     bias = np.full(4, 2**31 - 10, np.int32)
     y, ovf = qlinear_matmul(a, 1e-6, np.uint8(0), b, 1e-3, np.int8(0), 1.0, np.uint8(0), bias=bias,
                             return_overflow=True)
-    want, ev, outs = ref.qlinear_matmul(a, np.float32(1e-6), 0, b, np.float32(1e-3), 0, np.float32(1.0), 0,
+    want, ev, _outs = ref.qlinear_matmul(a, np.float32(1e-6), 0, b, np.float32(1e-3), 0, np.float32(1.0), 0,
                                         np.uint8, 0, 255, bias.astype(np.int64))
     assert_array_equal(y, want)
     assert ovf.events == ev

@@ -3,9 +3,9 @@ import math
 
 import numpy as np
 import pytest
+import reference_quant as ref
 from numpy.testing import assert_array_equal
 
-import reference_quant as ref
 from accelsim.kernels import quantize as kq
 from accelsim.kernels import requant as kr
 

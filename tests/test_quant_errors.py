@@ -4,31 +4,37 @@ import pytest
 
 from accelsim.errors import QuantError
 from accelsim.quant import (
-    QuantSpec, dequantize_linear, qlinear_conv, qlinear_matmul, qparams_from_range, quantize_linear, unpack_int4,
+    QuantSpec,
+    dequantize_linear,
+    qlinear_conv,
+    qlinear_matmul,
+    qparams_from_range,
+    quantize_linear,
+    unpack_int4,
 )
 
 A = np.zeros((2, 3), np.uint8)
 B = np.zeros((3, 4), np.int8)
-MM = dict(a=A, a_scale=0.1, a_zp=np.uint8(0), b=B, b_scale=0.1, b_zp=np.int8(0), y_scale=0.2, y_zp=np.uint8(0))
+MM = {"a": A, "a_scale": 0.1, "a_zp": np.uint8(0), "b": B, "b_scale": 0.1, "b_zp": np.int8(0), "y_scale": 0.2, "y_zp": np.uint8(0)}
 X = np.zeros((1, 2, 4, 4), np.uint8)
 W = np.zeros((4, 2, 3, 3), np.int8)
-CV = dict(x=X, x_scale=0.1, x_zp=np.uint8(0), w=W, w_scale=0.1, w_zp=np.int8(0), y_scale=0.2, y_zp=np.uint8(0))
+CV = {"x": X, "x_scale": 0.1, "x_zp": np.uint8(0), "w": W, "w_scale": 0.1, "w_zp": np.int8(0), "y_scale": 0.2, "y_zp": np.uint8(0)}
 
 
 @pytest.mark.parametrize("change,match", [
-    (dict(a=A.astype(np.float32)), "a: expected dtype uint8 or int8, got float32"),
-    (dict(b=B.astype(np.int32)), "b: expected dtype uint8 or int8, got int32"),
-    (dict(a=[[1, 2, 3]]), "a: expected a numpy array"),
-    (dict(b=np.zeros((4, 4), np.int8)), r"inner dimensions differ"),
-    (dict(b=np.zeros((3,), np.int8)), r"a must be \(\.\.\., M, K\) and b \(K, N\)"),
-    (dict(a_scale=0.0), r"a_scale: scales must be finite and > 0, got \[0.0\]"),
-    (dict(b_scale=-1.0), r"b_scale: scales must be finite and > 0"),
-    (dict(y_scale=float("nan")), r"y_scale: scales must be finite and > 0, got \[nan\]"),
-    (dict(b_scale=np.ones(3, np.float32)), r"b_scale: expected a scalar or a 1-d array of 4, got shape \(3,\)"),
-    (dict(a_scale=np.ones(2, np.float32)), r"a_scale: expected a scalar, got shape \(2,\)"),
-    (dict(a_zp=np.int8(0)), r"a_zp: dtype must match its tensor \(uint8\), got int8"),
-    (dict(b_zp=np.zeros(5, np.int8)), r"b_zp: expected a scalar or a 1-d array of 4"),
-    (dict(y_zp=np.int32(0)), "y_zp: expected dtype uint8 or int8, got int32"),
+    ({"a": A.astype(np.float32)}, "a: expected dtype uint8 or int8, got float32"),
+    ({"b": B.astype(np.int32)}, "b: expected dtype uint8 or int8, got int32"),
+    ({"a": [[1, 2, 3]]}, "a: expected a numpy array"),
+    ({"b": np.zeros((4, 4), np.int8)}, r"inner dimensions differ"),
+    ({"b": np.zeros((3,), np.int8)}, r"a must be \(\.\.\., M, K\) and b \(K, N\)"),
+    ({"a_scale": 0.0}, r"a_scale: scales must be finite and > 0, got \[0.0\]"),
+    ({"b_scale": -1.0}, r"b_scale: scales must be finite and > 0"),
+    ({"y_scale": float("nan")}, r"y_scale: scales must be finite and > 0, got \[nan\]"),
+    ({"b_scale": np.ones(3, np.float32)}, r"b_scale: expected a scalar or a 1-d array of 4, got shape \(3,\)"),
+    ({"a_scale": np.ones(2, np.float32)}, r"a_scale: expected a scalar, got shape \(2,\)"),
+    ({"a_zp": np.int8(0)}, r"a_zp: dtype must match its tensor \(uint8\), got int8"),
+    ({"b_zp": np.zeros(5, np.int8)}, r"b_zp: expected a scalar or a 1-d array of 4"),
+    ({"y_zp": np.int32(0)}, "y_zp: expected dtype uint8 or int8, got int32"),
 ])
 def test_qlinear_matmul_errors(change, match):
     with pytest.raises(QuantError, match=match):
@@ -55,18 +61,18 @@ def test_bits_and_ranges_errors():
 
 
 @pytest.mark.parametrize("change,match", [
-    (dict(x=X[0]), r"x must be NCHW"),
-    (dict(w=np.zeros((4, 3, 3, 3), np.int8)), r"channels do not match group=1: x has 2"),
-    (dict(group=3), r"channels do not match group=3"),
-    (dict(group=0), r"group: expected an int >= 1, got 0"),
-    (dict(strides=(0, 1)), r"strides: expected 2 ints >= 1"),
-    (dict(pads=(1, 1)), r"pads: expected 4 ints >= 0"),
-    (dict(dilations=(3, 3)), r"dilated kernel 7x7 is larger than the padded input 4x4"),
-    (dict(w_scale=np.ones(3, np.float32)), r"w_scale: expected a scalar or a 1-d array of 4"),
-    (dict(bias=np.zeros(4, np.int64)), "bias: expected dtype int32, got int64"),
-    (dict(bias=np.zeros(3, np.int32)), r"bias: expected shape \(4,\), got \(3,\)"),
-    (dict(x_zp=np.int8(0)), r"x_zp: dtype must match its tensor \(uint8\), got int8"),
-    (dict(w_scale=np.array([1, 1, 0, 1], np.float32)), r"w_scale: scales must be finite and > 0, got \[0.0\]"),
+    ({"x": X[0]}, r"x must be NCHW"),
+    ({"w": np.zeros((4, 3, 3, 3), np.int8)}, r"channels do not match group=1: x has 2"),
+    ({"group": 3}, r"channels do not match group=3"),
+    ({"group": 0}, r"group: expected an int >= 1, got 0"),
+    ({"strides": (0, 1)}, r"strides: expected 2 ints >= 1"),
+    ({"pads": (1, 1)}, r"pads: expected 4 ints >= 0"),
+    ({"dilations": (3, 3)}, r"dilated kernel 7x7 is larger than the padded input 4x4"),
+    ({"w_scale": np.ones(3, np.float32)}, r"w_scale: expected a scalar or a 1-d array of 4"),
+    ({"bias": np.zeros(4, np.int64)}, "bias: expected dtype int32, got int64"),
+    ({"bias": np.zeros(3, np.int32)}, r"bias: expected shape \(4,\), got \(3,\)"),
+    ({"x_zp": np.int8(0)}, r"x_zp: dtype must match its tensor \(uint8\), got int8"),
+    ({"w_scale": np.array([1, 1, 0, 1], np.float32)}, r"w_scale: scales must be finite and > 0, got \[0.0\]"),
 ])
 def test_qlinear_conv_errors(change, match):
     with pytest.raises(QuantError, match=match):

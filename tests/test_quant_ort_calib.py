@@ -10,14 +10,18 @@ from numpy.testing import assert_array_equal
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
-from onnxruntime.quantization import CalibrationDataReader  # noqa: E402
-from onnxruntime.quantization.calibrate import CalibrationMethod, HistogramCollector, create_calibrator  # noqa: E402
-from onnxruntime.quantization.quant_utils import compute_scale_zp  # noqa: E402
+import reference_quant as ref
+from onnx import TensorProto, helper
+from onnxruntime.quantization import CalibrationDataReader
+from onnxruntime.quantization.calibrate import CalibrationMethod, HistogramCollector, create_calibrator
+from onnxruntime.quantization.quant_utils import compute_scale_zp
 
-import reference_quant as ref  # noqa: E402
-from accelsim.quant import (  # noqa: E402
-    MinMaxObserver, PercentileObserver, QuantSpec, calibrate, qparams_from_range,
+from accelsim.quant import (
+    MinMaxObserver,
+    PercentileObserver,
+    QuantSpec,
+    calibrate,
+    qparams_from_range,
 )
 
 
@@ -124,8 +128,8 @@ def test_percentile_single_batch_equals_ort_histogram_collector():
         assert_array_equal(obs.hist.edges, hc.histogram_dict["x"][1])
 
 
-ORT_QUIRKS = dict(signed_hist=True, int_q=True, q_all_bins=True, nonzero_of_p=True, drop_tail=True,
-                  ort_smoothing=True)
+ORT_QUIRKS = {"signed_hist": True, "int_q": True, "q_all_bins": True, "nonzero_of_p": True, "drop_tail": True,
+                  "ort_smoothing": True}
 TRT = {k: False for k in ORT_QUIRKS}
 KL_DATA = {
     "gauss": lambda r: r.standard_normal(60_000),
@@ -147,7 +151,7 @@ def _ort_entropy(x):
 @pytest.mark.parametrize("name", sorted(KL_DATA))
 def test_kl_differences_from_ort_are_exactly_its_listed_quirks(name):
     x = KL_DATA[name](np.random.default_rng(4)).astype(np.float32)
-    ort_lo, ort_hi = _ort_entropy(x)
+    _ort_lo, ort_hi = _ort_entropy(x)
     # 1. ORT's threshold is reproduced exactly by the twin with ORT's departures switched on ...
     assert min(ref.kl_threshold_variant(x, **ORT_QUIRKS), float(x.max())) == ort_hi
     # 2. ... and ours (TensorRT as in DESIGN 5.5) by the same twin with all of them off.

@@ -10,10 +10,11 @@ from numpy.testing import assert_array_equal
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto as TP  # noqa: E402
-from onnx import helper  # noqa: E402
+from onnx import TensorProto as TP
+from onnx import helper
 
-from accelsim.quant import dequantize_linear, qlinear_conv, qlinear_matmul, quantize_linear  # noqa: E402
+from accelsim.quant import dequantize_linear, qlinear_conv, qlinear_matmul, quantize_linear
+
 
 def _ort_u8s8_is_exact() -> bool:
     """ORT's x86 AVX2 u8 x s8 GEMM sums pairs of products with vpmaddubsw, which saturates at int16 (a documented
@@ -23,7 +24,8 @@ def _ort_u8s8_is_exact() -> bool:
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return True
     try:
-        flags = open("/proc/cpuinfo").read()
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
     except OSError:
         return False
     return "avx512_vnni" in flags or "avx_vnni" in flags
@@ -66,7 +68,7 @@ def test_quantize_linear_bit_exact(dtype, axis):
         scale = np.where(rng.random(n) < 0.5, 0.25, rng.uniform(0.01, 2, n)).astype(np.float32)
         zp = rng.integers(info.min, info.max // 2, n).astype(dtype)
     kw = {} if axis is None else {"axis": axis}
-    (want,) = _run([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], **kw)], dict(x=x, s=scale, z=zp),
+    (want,) = _run([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], **kw)], {"x": x, "s": scale, "z": zp},
                    [("y", NP2ONNX[np.dtype(dtype)])])
     got = quantize_linear(x, scale, zp, axis=axis)
     assert got.dtype == want.dtype
@@ -85,7 +87,7 @@ def test_quantize_linear_int4_bit_exact(qtype, cast, per_axis):
     zp_init = helper.make_tensor("z", onnx_t, [8] if per_axis else [], zp_vals)
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1),
              helper.make_node("Cast", ["q"], ["y"], to=cast)]
-    (want,) = _run(nodes, dict(x=x, s=scale), [("y", cast)], initializers=[zp_init])
+    (want,) = _run(nodes, {"x": x, "s": scale}, [("y", cast)], initializers=[zp_init])
     zp = np.array(zp_vals if per_axis else zp_vals[0], dtype=np.int8 if qtype == "int4" else np.uint8)
     got = quantize_linear(x, scale, zp, axis=1 if per_axis else None, dtype=qtype)
     assert_array_equal(got, want)
@@ -101,7 +103,7 @@ def test_dequantize_linear_bit_exact(dtype):
                             (1, rng.uniform(0.001, 3, 4).astype(np.float32), rng.integers(0, 100, 4).astype(dtype))]:
         kw = {} if axis is None else {"axis": axis}
         (want,) = _run([helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], **kw)],
-                       dict(q=q, s=scale, z=zp), [("y", TP.FLOAT)])
+                       {"q": q, "s": scale, "z": zp}, [("y", TP.FLOAT)])
         assert_array_equal(dequantize_linear(q, scale, zp, axis=axis), want)
 
 
@@ -111,7 +113,7 @@ def test_dequantize_linear_int4_bit_exact():
     nodes = [helper.make_node("Cast", ["q"], ["q4"], to=TP.INT4),
              helper.make_node("DequantizeLinear", ["q4", "s", "z"], ["y"])]
     z = helper.make_tensor("z", TP.INT4, [], [-3])
-    (want,) = _run(nodes, dict(q=q, s=np.float32(0.173)), [("y", TP.FLOAT)], initializers=[z])
+    (want,) = _run(nodes, {"q": q, "s": np.float32(0.173)}, [("y", TP.FLOAT)], initializers=[z])
     assert_array_equal(dequantize_linear(q, np.float32(0.173), np.int8(-3), dtype="int4"), want)
 
 

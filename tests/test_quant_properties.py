@@ -1,10 +1,12 @@
 """Hypothesis property tests for the quantization invariants of DESIGN section 9.9."""
+import itertools
+
 import numpy as np
+import reference_quant as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
-import reference_quant as ref
 from accelsim.kernels import requant as kr
 from accelsim.quant import QuantSpec, dequantize, qlinear_matmul, qparams_from_range, quantize
 
@@ -74,10 +76,10 @@ def test_requantization_monotone_in_acc(accs, m, zp):
     mf = np.float32(m)
     lo, hi = np.float32(-128 - zp), np.float32(127 - zp)
     out = [kr.requant_float(a, mf, lo, hi, zp) for a in accs]
-    assert all(u <= v for u, v in zip(out, out[1:]))
+    assert all(u <= v for u, v in itertools.pairwise(out))
     qm, sh = ref.quantize_multiplier(float(m))
     outq = [kr.requant_fixed(a, qm, sh, -128, 127, zp) for a in accs]
-    assert all(u <= v for u, v in zip(outq, outq[1:]))
+    assert all(u <= v for u, v in itertools.pairwise(outq))
 
 
 @settings(max_examples=25, deadline=None)

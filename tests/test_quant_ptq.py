@@ -44,7 +44,7 @@ def test_ptq_linear_int4_and_fixed_point():
 
 
 def test_ptq_per_channel_beats_a_single_weight_scale():
-    calib, w, b = _linear_case(2)
+    calib, w, _b = _linear_case(2)
     res = ptq_linear(calib, w, None)
     # reference: per-tensor weights with the same activation params
     ws = np.abs(w).max() / 127

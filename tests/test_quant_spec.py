@@ -5,7 +5,15 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from accelsim.quant import (
-    QParams, QTensor, QuantSpec, dequantize, pack_int4, qparams_from_range, quantize, quantize_bias, unpack_int4,
+    QParams,
+    QTensor,
+    QuantSpec,
+    dequantize,
+    pack_int4,
+    qparams_from_range,
+    quantize,
+    quantize_bias,
+    unpack_int4,
 )
 
 

@@ -55,7 +55,7 @@ def histogram_add(x, absolute, first, last, edges, counts):
     ``i = int((v - first) / (last - first) * n)``, corrected against ``edges``; the last bin is closed."""
     n = counts.shape[0]
     f = np.float32(first)
-    l = np.float32(last)  # noqa: E741
+    l = np.float32(last)
     denom = np.float32(l - f)
     nf = np.float32(n)
     for i in range(x.shape[0]):

@@ -95,15 +95,15 @@ def gemm_fast(a, b, bias, mode, mult, qm, shift, qmin, qmax, zp, m, n, out):
         for i in range(ic * ROW_CHUNK, min(mp, ic * ROW_CHUNK + ROW_CHUNK), ROW_BLOCK):
             x = a[g, i]
             y = a[g, i + 1]
-            c0 = i32(0); c1 = i32(0); c2 = i32(0); c3 = i32(0)  # noqa: E702
-            d0 = i32(0); d1 = i32(0); d2 = i32(0); d3 = i32(0)  # noqa: E702
+            c0 = i32(0); c1 = i32(0); c2 = i32(0); c3 = i32(0)
+            d0 = i32(0); d1 = i32(0); d2 = i32(0); d3 = i32(0)
             for k in range(n_k):
-                u = i32(x[k]); v = i32(y[k])  # noqa: E702
-                z0 = i32(b0[k]); z1 = i32(b1[k]); z2 = i32(b2[k]); z3 = i32(b3[k])  # noqa: E702
-                c0 = i32(c0 + u * z0); c1 = i32(c1 + u * z1); c2 = i32(c2 + u * z2); c3 = i32(c3 + u * z3)  # noqa
-                d0 = i32(d0 + v * z0); d1 = i32(d1 + v * z1); d2 = i32(d2 + v * z2); d3 = i32(d3 + v * z3)  # noqa
-            blk[0] = c0; blk[1] = c1; blk[2] = c2; blk[3] = c3  # noqa: E702
-            blk[4] = d0; blk[5] = d1; blk[6] = d2; blk[7] = d3  # noqa: E702
+                u = i32(x[k]); v = i32(y[k])
+                z0 = i32(b0[k]); z1 = i32(b1[k]); z2 = i32(b2[k]); z3 = i32(b3[k])
+                c0 = i32(c0 + u * z0); c1 = i32(c1 + u * z1); c2 = i32(c2 + u * z2); c3 = i32(c3 + u * z3)
+                d0 = i32(d0 + v * z0); d1 = i32(d1 + v * z1); d2 = i32(d2 + v * z2); d3 = i32(d3 + v * z3)
+            blk[0] = c0; blk[1] = c1; blk[2] = c2; blk[3] = c3
+            blk[4] = d0; blk[5] = d1; blk[6] = d2; blk[7] = d3
             for r in range(ROW_BLOCK):
                 if i + r < m:
                     for q in range(COL_BLOCK):

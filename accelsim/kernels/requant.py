@@ -36,11 +36,7 @@ def wrap_int32(x):
 @njit
 def requant_float(acc, m, lo, hi, zp):
     """ONNX Runtime requantization of one accumulator (``lo = float32(qmin - zp)``, ``hi = float32(qmax - zp)``)."""
-    f = np.float32(acc) * m
-    if f < lo:
-        f = lo
-    elif f > hi:
-        f = hi
+    f = min(max(np.float32(acc) * m, lo), hi)  # branch-free: signs of random data defeat branch prediction
     return np.int64(np.rint(f)) + zp
 
 
@@ -68,15 +64,11 @@ def rounding_divide_by_pot(x, exponent):
 @njit
 def requant_fixed(acc, qm, shift, qmin, qmax, zp):
     """TFLite ``MultiplyByQuantizedMultiplier(acc, qm, shift) + zp`` clamped to [qmin, qmax]."""
-    left = shift if shift > 0 else 0
+    left = max(0, shift)
     right = -shift if shift < 0 else 0
     x = wrap_int32(wrap_int32(acc) << left)
     v = rounding_divide_by_pot(srdhm(x, np.int64(qm)), right) + zp
-    if v < qmin:
-        v = qmin
-    elif v > qmax:
-        v = qmax
-    return v
+    return min(max(v, qmin), qmax)
 
 
 def float_multiplier(x_scale, w_scale, y_scale) -> np.ndarray:

@@ -11,24 +11,63 @@ Calibration: :class:`MinMaxObserver`, :class:`PercentileObserver`, :class:`KLObs
 :class:`EntropyObserver`, :class:`MSEObserver`, :class:`PerChannelMinMaxObserver`, :class:`PerChannelObserver`
 and :func:`calibrate`. PTQ of one layer: :func:`ptq_linear`, :func:`ptq_conv`, :func:`sqnr_db`.
 """
-from accelsim.quant.calibrate import (
-    METHODS, PerChannelMinMaxObserver, PerChannelObserver, calibrate, make_observer,
+from accelsim.quant.calibration import (
+    METHODS,
+    PerChannelMinMaxObserver,
+    PerChannelObserver,
+    calibrate,
+    make_observer,
 )
 from accelsim.quant.histogram import LinearHistogram
 from accelsim.quant.observers import (
-    EntropyObserver, KLObserver, MinMaxObserver, MSEObserver, Observer, PercentileObserver,
+    EntropyObserver,
+    KLObserver,
+    MinMaxObserver,
+    MSEObserver,
+    Observer,
+    PercentileObserver,
 )
 from accelsim.quant.ptq import PTQResult, ptq_conv, ptq_linear, sqnr_db
 from accelsim.quant.qdq import (
-    dequantize, dequantize_linear, pack_int4, quantize, quantize_linear, unpack_int4,
+    dequantize,
+    dequantize_linear,
+    pack_int4,
+    quantize,
+    quantize_linear,
+    unpack_int4,
 )
 from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
 from accelsim.quant.spec import QParams, QTensor, QuantSpec, qparams_from_range, quantize_bias
 
 __all__ = [
-    "QuantSpec", "QParams", "QTensor", "qparams_from_range", "quantize", "dequantize", "quantize_bias",
-    "pack_int4", "unpack_int4", "quantize_linear", "dequantize_linear", "qlinear_matmul", "qlinear_conv",
-    "AccOverflow", "Observer", "MinMaxObserver", "PercentileObserver", "KLObserver", "EntropyObserver",
-    "MSEObserver", "PerChannelMinMaxObserver", "PerChannelObserver", "calibrate", "make_observer", "METHODS",
-    "LinearHistogram", "PTQResult", "ptq_linear", "ptq_conv", "sqnr_db",
+    "METHODS",
+    "AccOverflow",
+    "EntropyObserver",
+    "KLObserver",
+    "LinearHistogram",
+    "MSEObserver",
+    "MinMaxObserver",
+    "Observer",
+    "PTQResult",
+    "PerChannelMinMaxObserver",
+    "PerChannelObserver",
+    "PercentileObserver",
+    "QParams",
+    "QTensor",
+    "QuantSpec",
+    "calibrate",
+    "dequantize",
+    "dequantize_linear",
+    "make_observer",
+    "pack_int4",
+    "ptq_conv",
+    "ptq_linear",
+    "qlinear_conv",
+    "qlinear_matmul",
+    "qparams_from_range",
+    "quantize",
+    "quantize_bias",
+    "quantize_linear",
+    "sqnr_db",
+    "unpack_int4",
 ]

@@ -31,9 +31,9 @@ MODES = ("abs0", "abs", "signed")
 
 def np_edges(first, last, n: int) -> tuple[np.float32, np.float32, np.ndarray]:
     """np.histogram's outer edges (``+-0.5`` for an empty range) and float32 ``linspace`` edges."""
-    f, l = np.float32(first), np.float32(last)  # noqa: E741
+    f, l = np.float32(first), np.float32(last)
     if f == l:
-        f, l = np.float32(f - 0.5), np.float32(l + 0.5)  # noqa: E741
+        f, l = np.float32(f - 0.5), np.float32(l + 0.5)
     return f, l, np.linspace(f, l, n + 1, endpoint=True, dtype=np.float32)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim.errors import QuantError
-from accelsim.quant.calibrate import PerChannelMinMaxObserver, calibrate
+from accelsim.quant.calibration import PerChannelMinMaxObserver, calibrate
 from accelsim.quant.qdq import dequantize_linear, quantize
 from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
 from accelsim.quant.spec import QParams, QuantSpec, qparams_from_range, quantize_bias
@@ -105,7 +105,7 @@ def ptq_linear(calib, w, bias=None, evaluate=None, *, method="minmax", act_bits=
 
 def _conv_float(x, w, b, strides, pads, dilations, group):
     """float32 reference convolution through the same integer-free im2col layout (float64 accumulation)."""
-    nb, c, h, wd = x.shape
+    nb, _c, h, wd = x.shape
     cout, cg, r, s = w.shape
     sh, sw = strides
     pt, pl, pb, pr = pads
@@ -135,7 +135,7 @@ def ptq_conv(calib, w, bias=None, evaluate=None, *, strides=(1, 1), pads=(0, 0, 
         raise QuantError(f"w: expected (Cout, Cin/group, R, S), got shape {w.shape}")
     b = None if bias is None else np.asarray(bias, dtype=np.float32)
     x_eval = np.concatenate(batches) if evaluate is None else np.asarray(evaluate, dtype=np.float32)
-    geo = dict(strides=tuple(strides), pads=tuple(pads), dilations=tuple(dilations), group=int(group))
+    geo = {"strides": tuple(strides), "pads": tuple(pads), "dilations": tuple(dilations), "group": int(group)}
     xp = _act_params(batches, method, act_bits, act_signed, **calib_kw)
     wp = _weight_params(w, 0, w_bits)
     yp = _act_params([_conv_float(x, w, b, **geo) for x in batches], method, act_bits, act_signed, **calib_kw)

@@ -81,6 +81,6 @@ def percentile_range(hist: LinearHistogram, percentile: float, data_min, data_ma
     else:
         cut = (100.0 - percentile) / 200.0
         lo, hi = edges[np.searchsorted(cdf, cut)], edges[np.searchsorted(cdf, 1.0 - cut)]
-    lo = data_min if lo < data_min else lo
-    hi = data_max if hi > data_max else hi
+    lo = max(lo, data_min)
+    hi = min(hi, data_max)
     return float(lo), float(hi)

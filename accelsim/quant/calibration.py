@@ -161,5 +161,11 @@ def calibrate(batches: Iterable, method: str = "minmax", symmetric: bool = False
     return obs.range()
 
 
-__all__ = ["PerChannelMinMaxObserver", "PerChannelObserver", "make_observer", "calibrate", "METHODS",
-           "LinearHistogram"]
+__all__ = [
+    "METHODS",
+    "LinearHistogram",
+    "PerChannelMinMaxObserver",
+    "PerChannelObserver",
+    "calibrate",
+    "make_observer",
+]

@@ -28,7 +28,23 @@ def _channels_first(x, axis: int, nan_policy: str, who: str) -> np.ndarray:
     return np.moveaxis(arr.astype(np.float32, copy=False), axis, 0).reshape(arr.shape[axis], -1)
 
 
-class PerChannelMinMaxObserver:
+class _PerChannel:
+    """Shared ``qparams`` of the per-channel observers (``range()`` returns two 1-d float32 arrays)."""
+
+    axis: int
+
+    def range(self) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def qparams(self, spec: QuantSpec) -> QParams:
+        """Per-channel (scale, zero point); ``spec`` must be per-channel with this observer's axis."""
+        if spec.granularity != "channel" or spec.axis != self.axis:
+            raise QuantError(f"qparams: need a per-channel spec with axis={self.axis}, got {spec}")
+        lo, hi = self.range()
+        return qparams_from_range(lo, hi, spec)
+
+
+class PerChannelMinMaxObserver(_PerChannel):
     """min/max per channel along ``axis``; ``range()`` returns two 1-d float32 arrays."""
 
     def __init__(self, axis: int = 0, symmetric: bool = False, averaging_constant: float | None = None,
@@ -71,15 +87,8 @@ class PerChannelMinMaxObserver:
             return -a, a
         return self._lo.copy(), self._hi.copy()
 
-    def qparams(self, spec: QuantSpec) -> QParams:
-        """Per-channel (scale, zero point); ``spec`` must be per-channel with this observer's axis."""
-        if spec.granularity != "channel" or spec.axis != self.axis:
-            raise QuantError(f"qparams: need a per-channel spec with axis={self.axis}, got {spec}")
-        lo, hi = self.range()
-        return qparams_from_range(lo, hi, spec)
 
-
-class PerChannelObserver(PerChannelMinMaxObserver):
+class PerChannelObserver(_PerChannel):
     """One observer per channel: ``make()`` builds each (e.g. ``lambda: MSEObserver(symmetric=True)``)."""
 
     def __init__(self, make: Callable[[], _o.Observer], axis: int = 0):

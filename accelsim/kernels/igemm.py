@@ -2,7 +2,7 @@
 
 Both operands are *packed* int16 with the zero points already subtracted (``a - a_zp``, ``b - b_zp`` lie in
 [-255, 255] for 8-bit inputs) and laid out with K contiguous (B is stored transposed, one row per output
-column). Rows of A are padded to a multiple of 2 and rows of B to a multiple of 4 with zeros, so the 2x4
+column). Rows of A are padded to a multiple of 4 and rows of B to a multiple of 4 with zeros, so the 4x4
 register-blocked micro-kernel needs no edge cases; padded outputs are never stored.
 
 Two accumulation paths:
@@ -23,7 +23,7 @@ import numpy as np
 from accelsim.kernels._jit import njit, njit_parallel, prange
 from accelsim.kernels.requant import MODE_FIXED, requant_fixed, requant_float
 
-ROW_BLOCK = 2      # rows of A per micro-kernel
+ROW_BLOCK = 4      # rows of A per micro-kernel
 COL_BLOCK = 4      # rows of B (output columns) per micro-kernel
 ROW_CHUNK = 64     # rows of A per parallel tile (kept in L2 while all column blocks pass over it)
 
@@ -93,17 +93,19 @@ def gemm_fast(a, b, bias, mode, mult, qm, shift, qmin, qmax, zp, m, n, out):
         b3 = b[g, j + 3]
         blk = np.empty(ROW_BLOCK * COL_BLOCK, dtype=np.int64)
         for i in range(ic * ROW_CHUNK, min(mp, ic * ROW_CHUNK + ROW_CHUNK), ROW_BLOCK):
-            x = a[g, i]
-            y = a[g, i + 1]
-            c0 = i32(0); c1 = i32(0); c2 = i32(0); c3 = i32(0)
-            d0 = i32(0); d1 = i32(0); d2 = i32(0); d3 = i32(0)
+            x0, x1, x2, x3 = a[g, i], a[g, i + 1], a[g, i + 2], a[g, i + 3]
+            c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = i32(0)
+            c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = i32(0)
             for k in range(n_k):
-                u = i32(x[k]); v = i32(y[k])
-                z0 = i32(b0[k]); z1 = i32(b1[k]); z2 = i32(b2[k]); z3 = i32(b3[k])
-                c0 = i32(c0 + u * z0); c1 = i32(c1 + u * z1); c2 = i32(c2 + u * z2); c3 = i32(c3 + u * z3)
-                d0 = i32(d0 + v * z0); d1 = i32(d1 + v * z1); d2 = i32(d2 + v * z2); d3 = i32(d3 + v * z3)
-            blk[0] = c0; blk[1] = c1; blk[2] = c2; blk[3] = c3
-            blk[4] = d0; blk[5] = d1; blk[6] = d2; blk[7] = d3
+                u0, u1, u2, u3 = i32(x0[k]), i32(x1[k]), i32(x2[k]), i32(x3[k])
+                z0, z1, z2, z3 = i32(b0[k]), i32(b1[k]), i32(b2[k]), i32(b3[k])
+                c00 = i32(c00 + u0 * z0); c01 = i32(c01 + u0 * z1); c02 = i32(c02 + u0 * z2); c03 = i32(c03 + u0 * z3)
+                c10 = i32(c10 + u1 * z0); c11 = i32(c11 + u1 * z1); c12 = i32(c12 + u1 * z2); c13 = i32(c13 + u1 * z3)
+                c20 = i32(c20 + u2 * z0); c21 = i32(c21 + u2 * z1); c22 = i32(c22 + u2 * z2); c23 = i32(c23 + u2 * z3)
+                c30 = i32(c30 + u3 * z0); c31 = i32(c31 + u3 * z1); c32 = i32(c32 + u3 * z2); c33 = i32(c33 + u3 * z3)
+            blk[0] = c00; blk[1] = c01; blk[2] = c02; blk[3] = c03; blk[4] = c10; blk[5] = c11; blk[6] = c12
+            blk[7] = c13; blk[8] = c20; blk[9] = c21; blk[10] = c22; blk[11] = c23; blk[12] = c30; blk[13] = c31
+            blk[14] = c32; blk[15] = c33
             for r in range(ROW_BLOCK):
                 if i + r < m:
                     for q in range(COL_BLOCK):

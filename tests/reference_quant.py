@@ -219,7 +219,7 @@ def mse_errors(h, centers, thresholds, nq):
 
 
 def kl_threshold_variant(x, nbins=2048, nq=128, *, signed_hist, int_q, q_all_bins, nonzero_of_p, drop_tail,
-                         ort_smoothing):
+                         ort_smoothing, one_sided=False):
     """KL calibration with each departure of ONNX Runtime's port from TensorRT as a switch (all True = ORT's
     ``HistogramCollector.get_entropy_threshold`` on ``collect_value``'s histogram; all False = TensorRT as in
     DESIGN 5.5 = :func:`accelsim.quant.thresholds.kl_threshold`). Returns the upper threshold (before ORT's
@@ -235,6 +235,8 @@ def kl_threshold_variant(x, nbins=2048, nq=128, *, signed_hist, int_q, q_all_bin
     * ``drop_tail``: levels of ``size // nq`` bins; the remainder's counts join the last level but its bins get
       no Q; else bin j belongs to level ``j * nq // size``.
     * ``ort_smoothing``: ORT's ``smooth_distribution`` on P and Q + float32 ``entropy``; else eps on Q only.
+    * ``one_sided`` (|x| histogram only): NVIDIA pytorch-quantization's treatment of non-negative data —
+      ``hist[0] = hist[1]`` and ``2·nq`` levels (accelsim's asymmetric KL on one-sided data).
     """
     from onnxruntime.quantization.calibrate import entropy as ort_entropy
     from onnxruntime.quantization.quant_utils import smooth_distribution
@@ -246,6 +248,8 @@ def kl_threshold_variant(x, nbins=2048, nq=128, *, signed_hist, int_q, q_all_bin
         cands = range(nq // 2, nbins // 2 + 1)
     else:
         hist, edges = np.histogram(np.abs(x), nbins, range=(np.float32(0), a))
+        if one_sided:
+            hist[0], nq = hist[1], 2 * nq
         cands = range(nq, nbins + 1)
     best, arg = np.inf, None
     for i in cands:

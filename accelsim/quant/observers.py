@@ -144,10 +144,19 @@ class _HistogramObserver(Observer):
 
 
 class KLObserver(_HistogramObserver):
-    """TensorRT KL-divergence (entropy) calibration; see :mod:`accelsim.quant.thresholds`."""
+    """TensorRT KL-divergence (entropy) calibration; see :mod:`accelsim.quant.thresholds`.
+
+    Non-negative data on an asymmetric observer uses the one-sided search (:func:`~accelsim.quant.thresholds.
+    kl_threshold` with ``one_sided=True``); ``one_sided_fix=False`` keeps the plain search."""
+
+    def __init__(self, num_bins=2048, num_quantized_bins=128, symmetric=False, grid=None, nan_policy="raise",
+                 one_sided_fix: bool = True):
+        super().__init__(num_bins, num_quantized_bins, symmetric, grid, nan_policy)
+        self.one_sided_fix = bool(one_sided_fix)
 
     def _threshold(self) -> float:
-        return _t.kl_threshold(self.hist, self.num_quantized_bins)
+        one_sided = self.one_sided_fix and not self.symmetric and float(self.min) >= 0.0
+        return _t.kl_threshold(self.hist, self.num_quantized_bins, one_sided)
 
 
 class EntropyObserver(_HistogramObserver):

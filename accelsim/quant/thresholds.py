@@ -33,18 +33,29 @@ def _check_nq(hist: LinearHistogram, nq) -> int:
     return int(nq)
 
 
-def kl_divergence_curve(hist: LinearHistogram, nq: int = 128) -> np.ndarray:
-    """KL(P_i || Q_i) for ``i = nq .. num_bins`` (index 0 is ``i = nq``)."""
+def kl_divergence_curve(hist: LinearHistogram, nq: int = 128, one_sided: bool = False) -> np.ndarray:
+    """KL(P_i || Q_i) for ``i = nq' .. num_bins`` (index 0 is ``i = nq'``); see :func:`kl_threshold`."""
     nq = _check_nq(hist, nq)
+    counts = hist.counts
+    if one_sided:
+        nq = min(2 * nq, hist.num_bins)
+        counts = counts.copy()
+        counts[0] = counts[1]
     out = np.empty(hist.num_bins - nq + 1)
-    _h.kl_divergences(hist.counts, nq, nq, out)
+    _h.kl_divergences(counts, nq, nq, out)
     return out
 
 
-def kl_threshold(hist: LinearHistogram, nq: int = 128) -> float:
-    """TensorRT threshold ``(i* + 0.5) * w`` (capped at the histogram's top edge); see module doc."""
-    div = kl_divergence_curve(hist, nq)
-    i = int(np.argmin(div)) + int(nq)
+def kl_threshold(hist: LinearHistogram, nq: int = 128, one_sided: bool = False) -> float:
+    """TensorRT threshold ``(i* + 0.5) * w`` (capped at the histogram's top edge); see module doc.
+
+    ``one_sided`` (non-negative data, e.g. ReLU outputs, which map onto an unsigned grid): as NVIDIA's
+    pytorch-quantization does, the search merges into ``2·nq`` levels (an unsigned grid has twice the
+    magnitude levels of a signed one) and bin 0 takes bin 1's count — exact zeros are represented exactly
+    by the zero point, and their spike would otherwise drag the threshold far down (measured: MNIST
+    W8A8 82.5 % vs 97 % FP32; EfficientNet-Lite0 top-1 agreement 0 %)."""
+    div = kl_divergence_curve(hist, nq, one_sided)
+    i = int(np.argmin(div)) + (min(2 * int(nq), hist.num_bins) if one_sided else int(nq))
     return min(float(hist.first) + (i + 0.5) * hist.width, float(hist.last))
 
 

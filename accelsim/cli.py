@@ -16,6 +16,7 @@ import json
 
 from .report import (compare_dict, format_accuracy, format_compare, format_table, format_totals, to_csv, to_json,
                      write_atomic)
+from .eval.pipeline import float_layer_precisions
 from .sim.engine import simulate
 
 EXAMPLES = """examples:
@@ -54,6 +55,10 @@ def _add_quant_args(p: argparse.ArgumentParser, required_eval: bool) -> None:
                    help="int: bit-exact integer kernels (default); fake: simulated quantization in float")
     g.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
     g.add_argument("--act-symmetric", action="store_true", help="symmetric signed activations (default asymmetric)")
+    g.add_argument("--keep-float", action="append", default=[], metavar="GLOB",
+                   help="leave layers whose name matches GLOB in float (repeatable), e.g. '*.output.dense'")
+    g.add_argument("--float-mode", default="fp16", choices=["fp16", "bf16", "fp32"],
+                   help="how --keep-float layers are costed on the chip (default fp16)")
     g.add_argument("--eval-size", type=int, help="evaluate on the first N samples only")
     g.add_argument("--calib-size", type=int, help="calibrate on the first N calibration samples only")
 
@@ -127,7 +132,8 @@ def _accuracy(args, model) -> dict | None:
             raise ConfigError([f"--{flag.replace('_', '-')}: expected a positive integer, got {getattr(args, flag)}"])
     task = make_task(args.eval, args.eval_size, args.calib_size, model)
     scheme = None if parse_precision(args.precision).is_float else scheme_for(
-        args.precision, args.calib, not args.per_tensor, args.act_symmetric, args.percentile)
+        args.precision, args.calib, not args.per_tensor, args.act_symmetric, args.percentile,
+        float_layers=args.keep_float)
     verbose = not args.quiet and sys.stderr.isatty()
     result = evaluate(task, scheme, args.mode, _progress if verbose else None)
     if verbose:
@@ -144,7 +150,7 @@ def _run(args) -> int:
     _check_output_dirs(args.json, args.csv)
     model = load_model(args.model, _key_values(args.param, "--param"))
     hw = load_hw(args.hw, args.set)
-    report = simulate(model, hw, args.precision)
+    report = simulate(model, hw, args.precision, float_layer_precisions(model, args.keep_float, args.float_mode))
     accuracy = _accuracy(args, model)
     as_json = (lambda r: json.dumps({**r.to_dict(), "accuracy": accuracy}, indent=1)) if accuracy else to_json
     outputs = [(p, render(report)) for p, render in ((args.json, as_json), (args.csv, to_csv)) if p]

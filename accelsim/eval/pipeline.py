@@ -7,6 +7,7 @@ bits), next to the FP32 baseline metrics and the per-layer SQNR showing where qu
 from __future__ import annotations
 
 import time
+from fnmatch import fnmatchcase
 from typing import Callable
 
 from ..errors import AccelsimError
@@ -24,8 +25,15 @@ def scheme_for(precision: str, calib: str = "minmax", per_channel: bool = True, 
                        frozenset(float_layers), requant)
 
 
+def float_layer_precisions(model, patterns, float_mode: str = "fp16") -> dict[str, str]:
+    """Cost-model overrides for layers kept in float: graph layers whose name or weight binding matches one of
+    the glob ``patterns`` (the executor names layers by their weight names) → ``float_mode``."""
+    return {layer.name: float_mode for layer in model.layers
+            if any(fnmatchcase(layer.name, p) or (layer.weight and fnmatchcase(layer.weight, p)) for p in patterns)}
+
+
 def quant_card(scheme: QuantScheme, task, mode: str, layer_names) -> dict:
-    bits = {n: (None if scheme.bits(n) is None else "w{}a{}".format(*scheme.bits(n))) for n in layer_names}
+    bits = {n: "w{}a{}".format(*scheme.bits(n)) for n in layer_names}
     return {
         "method": "PTQ",
         "execution": {"int": "bit-exact integer kernels (qlinear_conv/qlinear_matmul, ONNX Runtime requantization)",
@@ -38,6 +46,7 @@ def quant_card(scheme: QuantScheme, task, mode: str, layer_names) -> dict:
                         "signed": scheme.act_symmetric},
         "requant": scheme.requant,
         "bits_per_layer": bits,
+        "kept_float": sorted(scheme.float_layers),
         "float_ops": "batchnorm folded; activations, residual adds, softmax, layernorm, GELU in float32",
     }
 

@@ -30,6 +30,7 @@ layernorm, GELU) runs in float32 on dequantized values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Mapping
 
@@ -55,8 +56,8 @@ class QuantScheme:
     requant: str = "float"
 
     def bits(self, name: str) -> tuple[int, int] | None:
-        """(w_bits, a_bits) of a layer, or None if it stays float."""
-        if name in self.float_layers:
+        """(w_bits, a_bits) of a layer, or None if it stays float (``float_layers`` holds glob patterns)."""
+        if any(fnmatchcase(name, pattern) for pattern in self.float_layers):
             return None
         return tuple(self.layer_bits.get(name, (self.w_bits, self.a_bits)))
 

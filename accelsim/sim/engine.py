@@ -75,11 +75,13 @@ def _on_chip(works: list[Work], sizes: dict[str, float], hw: HWConfig) -> set[st
     return {w.layer.name for w in works if w.layer.name in consumed and sizes[w.layer.name] <= cap}
 
 
-def simulate(model: Model, hw: HWConfig, precision: str = "w8a8") -> RunReport:
-    """Cost every layer of ``model`` on ``hw`` at ``precision`` (per-layer ``precision:`` overrides win)."""
+def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precision=None) -> RunReport:
+    """Cost every layer of ``model`` on ``hw`` at ``precision``; ``layer_precision`` (layer name → precision)
+    wins over the model YAML's per-layer ``precision:``, which wins over ``precision``."""
     default = parse_precision(precision)
     works = lower(model)
-    precs = [parse_precision(w.layer.precision) if w.layer.precision else default for w in works]
+    chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
+    precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
     timing = _timings(works, precs, hw)
     sizes = _tensor_bytes(model, precs)
     resident = _on_chip(works, sizes, hw)

@@ -35,12 +35,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--mode", default="int", choices=["int", "fake"])
+    ap.add_argument("--models", nargs="*", default=[m[0] for m in MODELS], help="subset of the models")
     args = ap.parse_args()
     sizes = {"mnist": (200, 128), "photos": (8, 8), "lee": (12, 16)} if args.quick else {}
     results = []
     print("| model | config | " + "metrics | size MB | latency ms | energy mJ | eval s |")
     print("|---|---|---|---|---|---|---|")
-    for model_name, task_name, hw_name, shown in MODELS:
+    for model_name, task_name, hw_name, shown in (m for m in MODELS if m[0] in args.models):
         graph, hw = load_model(model_name), load_hw(hw_name)
         n_eval, n_calib = sizes.get(task_name, (None, None))
         task = make_task(task_name, n_eval, n_calib, graph)

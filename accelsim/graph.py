@@ -7,7 +7,6 @@ the operator vocabulary.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -182,6 +181,3 @@ def _layer_inputs(r: Reader, previous: str | None) -> list[str]:
         return []
     return [previous] if previous else []
 
-
-def numel(shape: Shape) -> int:
-    return math.prod(shape)

@@ -21,7 +21,6 @@ from .graph import Layer, Model
 
 FUSABLE_OPS = frozenset({"batchnorm", "relu", "relu6"})
 FREE_OPS = frozenset({"flatten", "split_heads", "merge_heads", "first_token"})
-GEMM_OPS = frozenset({"conv2d", "linear", "matmul"})
 
 
 @dataclass(frozen=True, slots=True)

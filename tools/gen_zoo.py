@@ -47,7 +47,6 @@ def resnet50() -> None:
     g = G()
     g.conv_bn("conv1", 64, 7, 2)
     x = g.add("maxpool", "maxpool", kernel=3, stride=2, padding=1)
-    cin = 64
     for stage, (mid, blocks, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], 1):
         for b in range(blocks):
             p, s = f"layer{stage}.{b}", stride if b == 0 else 1
@@ -57,7 +56,6 @@ def resnet50() -> None:
             short = g.conv_bn(f"{p}.down", mid * 4, 1, s, act=None, inp=x) if b == 0 else x
             g.add(f"{p}.add", "add", [y, short])
             x = g.add(f"{p}.relu", "relu")
-            cin = mid * 4
     g.add("avgpool", "global_avgpool")
     g.add("flatten", "flatten")
     g.add("fc", "linear", out_features=1000)

@@ -92,12 +92,6 @@ class HWConfig:
     vector: VectorConfig
     source: str = field(default="", compare=False)
 
-    @property
-    def peak_int8_tops(self) -> float:
-        """Peak INT8 throughput: 2 ops per MAC × rows × cols × (base_bits/8)² × clock."""
-        fuse = (self.pe.base_bits // 8) ** 2 if self.pe.base_bits >= 8 else 0
-        return 2 * self.array.rows * self.array.cols * fuse * self.clock_mhz * 1e6 / 1e12
-
     @classmethod
     def from_dict(cls, data, path: str = "hw", source: str = "") -> "HWConfig":
         """Validate ``data``; raise one ConfigError listing every problem with its field path."""

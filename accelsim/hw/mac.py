@@ -40,12 +40,6 @@ class Precision:
         """Bytes per weight element (INT4 packs two per byte)."""
         return FLOAT_BYTES[self.float_mode] if self.float_mode else self.w_bits / 8
 
-    def mac_key(self, b_is_weight: bool = True) -> str:
-        """Energy-table key: the float mode, or ``int{max(a, b)}`` for integer MACs."""
-        if self.float_mode:
-            return self.float_mode
-        return f"int{max(self.a_bits, self.w_bits if b_is_weight else self.a_bits)}"
-
 
 def parse_precision(name: str) -> Precision:
     """``fp32 | fp16 | bf16 | w8a8 | w4a8 | w4a4 | w2a2 | int8`` → Precision; MappingError otherwise."""

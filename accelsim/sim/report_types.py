@@ -69,8 +69,6 @@ class LayerCost:
         return d
 
 
-LAYER_FIELDS = [f.name for f in fields(LayerCost)]
-
 
 @dataclass(frozen=True, slots=True)
 class RunReport:

@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_output_dirs(*paths: str | None) -> None:
     for p in paths:
+        if p and Path(p).is_dir():
+            raise ConfigError([f"{p}: is a folder; give a file name for the output"])
         if p and not Path(p).resolve().parent.is_dir():
             raise ConfigError([f"{p}: output folder {Path(p).resolve().parent} does not exist"])
 
@@ -148,6 +150,8 @@ def _progress(message: str) -> None:
 
 def _run(args) -> int:
     _check_output_dirs(args.json, args.csv)
+    if args.max_rows < 0:
+        raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
     model = load_model(args.model, _key_values(args.param, "--param"))
     hw = load_hw(args.hw, args.set)
     report = simulate(model, hw, args.precision, float_layer_precisions(model, args.keep_float, args.float_mode))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .config.fields import Reader, join
+from .config.fields import MISSING, Reader, join
 from .errors import ConfigError
 from .ops import OPS, Shape, ShapeError
 
@@ -59,13 +59,13 @@ class Model:
         name = r.string("name", "model")
         params = _params(r.mapping("params", {}), overrides or {})
         inputs = _inputs(r, params)
-        raw_layers = r.raw("layers")
+        raw_layers = r.raw("layers", None if r.broken else MISSING)
         r.raw("description", None)
         weights = _weights_spec(r.mapping("weights")) if "weights" in r.data else None
         dataset = r.choice("dataset", DATASETS) if "dataset" in r.data else None
         r.reject_unknown()
         if not isinstance(raw_layers, list) or not raw_layers:
-            if raw_layers is not None:
+            if raw_layers is not None and raw_layers is not MISSING:
                 r.bad("layers", "a non-empty list of layers", raw_layers)
             raise ConfigError(problems, source)
         layers = _layers(raw_layers, join(path, "layers"), dict(inputs), problems)
@@ -102,10 +102,10 @@ def _params(r: Reader, overrides: Mapping[str, int]) -> dict[str, int]:
 
 
 def _inputs(r: Reader, params: dict[str, int]) -> dict[str, Shape]:
-    raw = r.raw("inputs")
+    raw = r.raw("inputs", None if r.broken else MISSING)
     out: dict[str, Shape] = {}
     if not isinstance(raw, list) or not raw:
-        if raw is not None:
+        if raw is not None and raw is not MISSING:
             r.bad("inputs", "a non-empty list of {name, shape}", raw)
         return out
     for i, item in enumerate(raw):

@@ -80,3 +80,27 @@ def test_console_script_version_and_help():
     assert out.returncode == 0 and __version__ in out.stdout
     helped = subprocess.run([sys.executable, "-m", "accelsim.cli", "run", "--help"], capture_output=True, text=True)
     assert "examples:" in helped.stdout and "--precision" in helped.stdout
+
+
+@pytest.mark.parametrize("content, argv_of, fragment", [
+    (b"\xe3\x81\xff\x00binary", lambda p: ["run", p, "--hw", "edge"], "not UTF-8 text (byte 0)"),
+    (b"\xe3\x81\xff\x00binary", lambda p: ["run", "resnet50", "--hw", p], "not UTF-8 text (byte 0)"),
+    (b"", lambda p: ["run", p, "--hw", "edge"], "model: expected a mapping, got None"),
+    (b"", lambda p: ["run", "resnet50", "--hw", p], "hw: expected a mapping, got None"),
+    (b"name: x\ninputs: [{name: a, shape: [3, 8, 8]}]\nlayers: []\n", lambda p: ["run", p, "--hw", "edge"],
+     "model.layers: expected a non-empty list of layers, got an empty list"),
+])
+def test_unreadable_and_empty_files(tmp_path, capsys, content, argv_of, fragment):
+    path = tmp_path / "f.yaml"
+    path.write_bytes(content)
+    assert main(argv_of(str(path))) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "object at 0x" not in err
+
+
+def test_broken_section_is_reported_once(capsys, tmp_path):
+    assert main(["run", "resnet50", "--hw", "edge", "--set", "array=5"]) == 2
+    assert capsys.readouterr().err.strip() == "accelsim: error: edge: hw.array: expected a mapping, got 5"
+    assert main(["run", "resnet50", "--hw", "edge", "--json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["run", "resnet50", "--hw", "edge", "--max-rows", "-3"]) == 2

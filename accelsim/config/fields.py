@@ -17,7 +17,9 @@ def _show(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
+    if value is MISSING:
+        return "nothing"
     return str(value)
 
 
@@ -33,7 +35,9 @@ class Reader:
     def __init__(self, data: Any, path: str, problems: list[str]):
         self.path = path
         self.problems = problems
-        if not isinstance(data, dict):
+        # a section that is not a mapping is reported once; its fields are then not reported as missing
+        self.broken = not isinstance(data, dict)
+        if self.broken:
             problems.append(f"{path or 'document'}: expected a mapping, got {_show(data)}")
             data = {}
         self.data = data
@@ -46,7 +50,7 @@ class Reader:
         self.seen.add(key)
         if key in self.data:
             return self.data[key]
-        if default is MISSING:
+        if default is MISSING and not self.broken:
             self.problems.append(f"{join(self.path, key)}: required field is missing")
         return default
 
@@ -107,8 +111,10 @@ class Reader:
 
     def mapping(self, key: str, default: Any = MISSING) -> "Reader":
         value = self.raw(key, default)
-        if value is MISSING:
-            value = {}
+        if value is MISSING:  # already reported as missing (or the parent is broken): read silently
+            sub = Reader({}, join(self.path, key), self.problems)
+            sub.broken = True
+            return sub
         return Reader(value, join(self.path, key), self.problems)
 
     def reject_unknown(self) -> None:

@@ -34,11 +34,18 @@ def resolve(spec: str | Path, kind: str) -> Path:
                        f"(bundled: {', '.join(bundled_names(kind))})"])
 
 
-def read_yaml(path: Path) -> object:
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text (a BOM is dropped); ConfigError if unreadable or not text."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError([f"cannot read: {exc.strerror}"], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start}): expected a YAML or CSV text file"], str(path)) from None
+
+
+def read_yaml(path: Path) -> object:
+    text = read_text(path)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -64,7 +71,10 @@ def _parse_override(item: str) -> tuple[list[str], object]:
 
 def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
     """Return a copy of ``data`` with each ``a.b.c=value`` applied (value parsed as YAML)."""
-    data = copy.deepcopy(data) if isinstance(data, dict) else {}
+    overrides = list(overrides)
+    if not isinstance(data, dict):  # reported by validation as "expected a mapping"
+        return data
+    data = copy.deepcopy(data)
     for item in overrides:
         keys, value = _parse_override(item)
         node = data

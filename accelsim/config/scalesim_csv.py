@@ -89,5 +89,6 @@ def model_dict_from_csv(text: str, name: str, source: str) -> dict:
 
 
 def load_scalesim_csv(path: Path) -> Model:
-    text = path.read_text(encoding="utf-8-sig")
+    from .loader import read_text
+    text = read_text(path)
     return Model.from_dict(model_dict_from_csv(text, path.stem, str(path)), source=str(path))

@@ -186,7 +186,7 @@ OPS: dict[str, OpDef] = {
     "mul": OpDef(_none, _same_shapes),
     "batchnorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-5)), _elementwise, lambda a, s: 2 * s[0][0]),
     "layernorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-12)), _elementwise, lambda a, s: 2 * s[0][-1]),
-    "softmax": OpDef(_none, _elementwise),
+    "softmax": OpDef(lambda r: dict(scale=r.pos_float("scale", 1.0)), _elementwise),
     "maxpool": OpDef(_pool_attrs, lambda a, s: _spatial(a, s, _one(s)[0] if len(_one(s)) == 3 else 0)),
     "avgpool": OpDef(_pool_attrs, lambda a, s: _spatial(a, s, _one(s)[0] if len(_one(s)) == 3 else 0)),
     "global_avgpool": OpDef(_none, _global_pool),

@@ -29,9 +29,14 @@ class G:
         self.last = name
         return name
 
-    def conv_bn(self, name, out, k, s=1, act="relu", groups=1, inp=None, weight=None, bn=None):
+    def conv_bn(self, name, out, k, s=1, act="relu", groups=1, inp=None, weight=None, bn=None, size=None):
+        """conv + BN (+ act); ``size`` (input H = W) switches to TF "SAME" padding [top, left, bottom, right]."""
         wt = {"weight": weight} if weight else {}
-        self.add(f"{name}.conv", "conv2d", inp, out_channels=out, kernel=k, stride=s, padding=k // 2,
+        pad = k // 2
+        if size is not None:
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pad = [total // 2, total // 2, total - total // 2, total - total // 2]
+        self.add(f"{name}.conv", "conv2d", inp, out_channels=out, kernel=k, stride=s, padding=pad,
                  groups=groups, bias=False, **wt)
         self.add(f"{name}.bn", "batchnorm", **({"weight": bn, "eps": 0.001} if bn else {}))
         return self.add(f"{name}.{act}", act) if act else self.last
@@ -63,15 +68,19 @@ def resnet50() -> None:
           "  - {name: image, shape: [3, 224, 224]}", g)
 
 
-def _mbconv(g: G, p: str, x: str, cin: int, cout: int, expand: int, k: int, s: int, wp: str | None) -> str:
-    """One inverted-residual block; ``wp`` = its weight prefix (EfficientNet's ``_blocks.N``) or None."""
+def _mbconv(g: G, p: str, x: str, cin: int, cout: int, expand: int, k: int, s: int, wp: str | None,
+            size: int | None) -> str:
+    """One inverted-residual block; ``wp`` = its weight prefix (EfficientNet's ``_blocks.N``) or None;
+    ``size`` = input H (for TF "SAME" padding) or None (symmetric k//2 padding)."""
     bn = (lambda i: f"{wp}._bn{i}") if wp else (lambda i: None)
     wt = (lambda n: f"{wp}._{n}") if wp else (lambda n: None)
+    after = None if size is None else -(-size // s)
     if expand != 1:
-        g.conv_bn(f"{p}.expand", cin * expand, 1, 1, act="relu6", inp=x, weight=wt("expand_conv"), bn=bn(0))
+        g.conv_bn(f"{p}.expand", cin * expand, 1, 1, act="relu6", inp=x, weight=wt("expand_conv"), bn=bn(0),
+                  size=size)
     g.conv_bn(f"{p}.dw", cin * expand, k, s, act="relu6", groups=cin * expand, inp=None if expand != 1 else x,
-              weight=wt("depthwise_conv"), bn=bn(1))
-    y = g.conv_bn(f"{p}.project", cout, 1, 1, act=None, weight=wt("project_conv"), bn=bn(2))
+              weight=wt("depthwise_conv"), bn=bn(1), size=size)
+    y = g.conv_bn(f"{p}.project", cout, 1, 1, act=None, weight=wt("project_conv"), bn=bn(2), size=after)
     return g.add(f"{p}.add", "add", [y, x]) if s == 1 and cin == cout else y
 
 
@@ -79,12 +88,15 @@ def _mobile(name: str, header: str, stem: int, settings, head: int, effnet: bool
     """MobileNetV2-style net; ``effnet`` binds layers to EfficientNet-Lite0's real weight names."""
     g, n_block = G(), 0
     w = (lambda n: n) if effnet else (lambda n: None)
-    x, cin = g.conv_bn("stem", stem, 3, 2, act="relu6", weight=w("_conv_stem"), bn=w("_bn0")), stem
+    size = 224 if effnet else None   # EfficientNet uses TF "SAME" padding (asymmetric at stride 2)
+    x, cin = g.conv_bn("stem", stem, 3, 2, act="relu6", weight=w("_conv_stem"), bn=w("_bn0"), size=size), stem
+    size = size and size // 2
     for i, (t, c, n, s, k) in enumerate(settings):
         for j in range(n):
-            x = _mbconv(g, f"block{i}.{j}", x, cin, c, t, k, s if j == 0 else 1, w(f"_blocks.{n_block}"))
-            cin, n_block = c, n_block + 1
-    g.conv_bn("head", head, 1, 1, act="relu6", weight=w("_conv_head"), bn=w("_bn1"))
+            stride = s if j == 0 else 1
+            x = _mbconv(g, f"block{i}.{j}", x, cin, c, t, k, stride, w(f"_blocks.{n_block}"), size)
+            cin, n_block, size = c, n_block + 1, size and -(-size // stride)
+    g.conv_bn("head", head, 1, 1, act="relu6", weight=w("_conv_head"), bn=w("_bn1"), size=size)
     g.add("avgpool", "global_avgpool")
     g.add("flatten", "flatten")
     g.add("fc", "linear", out_features=1000, **({"weight": "_fc"} if effnet else {}))
@@ -110,7 +122,7 @@ def bert(name: str, header: str, layers: int, hidden: int, heads: int, ffn: int,
             g.add(f"{p}.{proj}", "linear", x, out_features=hidden, **w(hf + "attention.self." + full))
             g.add(f"{p}.{proj}.heads", "split_heads", heads=heads)
         g.add(f"{p}.scores", "matmul", [f"{p}.q.heads", f"{p}.k.heads"], transpose_b=True)
-        g.add(f"{p}.softmax", "softmax")          # the 1/sqrt(d) scale is folded into the softmax
+        g.add(f"{p}.softmax", "softmax", scale=round((hidden // heads) ** -0.5, 10))   # softmax(s / sqrt(d))
         g.add(f"{p}.context", "matmul", [f"{p}.softmax", f"{p}.v.heads"])
         g.add(f"{p}.merge", "merge_heads")
         g.add(f"{p}.attn_out", "linear", out_features=hidden, **w(hf + "attention.output.dense"))

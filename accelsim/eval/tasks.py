@@ -1,7 +1,10 @@
 """Evaluation tasks: a real model, its calibration split, its evaluation data and its metrics.
 
 Each task builds its model once — from the model YAML's ``weights:`` section, checked against the graph
-(:mod:`accelsim.data.weights`) — and exposes ``calibration()`` (batches run through the calibrator),
+(:mod:`accelsim.data.weights`). ``mnist`` and ``photos`` execute the YAML graph itself
+(:mod:`accelsim.nn.graph_exec`); ``lee`` runs :class:`~accelsim.nn.minilm.MiniLM` (padded batches need its
+attention mask, which the graph does not carry), which the graph executor matches exactly on unpadded
+text (``tests/test_graph_exec.py``). Each task exposes ``calibration()`` (batches run through the calibrator),
 ``run(qops, data)`` (model outputs; ``qops=None`` is plain FP32) and ``metrics(ref, out)`` where ``ref`` are
 the FP32 outputs on the same data. Sizes are parameters so CI can run small subsets.
 
@@ -26,6 +29,15 @@ from ..errors import AccelsimError
 from ..graph import Model
 
 CALIB_PHOTOS = ("motorcycle_right", "brick", "grass", "gravel", "ihc", "clock_motion")
+
+
+def _run_graph_batched(task, data, qops, batch: int) -> np.ndarray:
+    """The model YAML's graph on its real weights (:func:`accelsim.nn.graph_exec.run_graph`), in batches."""
+    from ..nn.graph_exec import run_graph
+    graph, weights = task.graph, task._setup()["weights"]
+    feed, out = next(iter(graph.inputs)), graph.layers[-1].name
+    return np.concatenate([run_graph(graph, weights, {feed: data[i:i + batch]}, qops)[out]
+                           for i in range(0, len(data), batch)])
 
 
 def _classification(ref: np.ndarray, out: np.ndarray, labels=None) -> dict:
@@ -85,20 +97,13 @@ class MnistTask(Task):
 
     def _build(self) -> dict:
         from ..data.mnist import mnist_split
-        from ..nn.mnist_cnn import build_mnist_model
-        from ..nn.sequential_exec import fold_batchnorm
         split = mnist_split()
         n = self.n_eval or len(split.y_test)
-        model = build_mnist_model(self.kind)
-        model.load_state_dict(self._weights())
-        return dict(model=fold_batchnorm(model), calib=split.x_train[:self.n_calib], data=split.x_test[:n],
+        return dict(weights=self._weights(), calib=split.x_train[:self.n_calib], data=split.x_test[:n],
                     labels=split.y_test[:n])
 
     def run(self, qops, data):
-        from ..nn.qexec import FloatOps
-        from ..nn.sequential_exec import run_sequential
-        return np.concatenate([run_sequential(self._setup()["model"], data[i:i + 256], qops or FloatOps())
-                               for i in range(0, len(data), 256)])
+        return _run_graph_batched(self, data, qops, 256)
 
     def metrics(self, ref, out) -> dict:
         return _classification(ref, out, self._setup()["labels"])
@@ -113,18 +118,12 @@ class PhotosTask(Task):
 
     def _build(self) -> dict:
         from ..data.images import VIEWS, photo_views, preprocess, sample_inputs
-        from ..nn.efficientnet import efficientnet_lite0_from_state_dict
         calib, _ = photo_views(CALIB_PHOTOS, VIEWS[:4])
         x, _labels = sample_inputs(self.n_eval)
-        return dict(model=efficientnet_lite0_from_state_dict(self._weights()),
-                    calib=preprocess(calib)[:self.n_calib], data=x)
+        return dict(weights=self._weights(), calib=preprocess(calib)[:self.n_calib], data=x)
 
     def run(self, qops, data):
-        from ..nn.efficientnet import efficientnet_forward
-        from ..nn.qexec import FloatOps
-        from ..nn.sequential_exec import efficientnet_adapters
-        conv, linear = efficientnet_adapters(qops or FloatOps())
-        return efficientnet_forward(self._setup()["model"], data, conv=conv, linear=linear)
+        return _run_graph_batched(self, data, qops, 8)
 
     def metrics(self, ref, out) -> dict:
         m = _classification(ref, out)

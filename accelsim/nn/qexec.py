@@ -51,7 +51,7 @@ class QuantScheme:
     act_symmetric: bool = False
     calib: str = "minmax"
     percentile: float = 99.999
-    layer_bits: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}))
+    layer_bits: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}))  # glob → (w, a)
     float_layers: frozenset = frozenset()
     requant: str = "float"
 
@@ -59,7 +59,10 @@ class QuantScheme:
         """(w_bits, a_bits) of a layer, or None if it stays float (``float_layers`` holds glob patterns)."""
         if any(fnmatchcase(name, pattern) for pattern in self.float_layers):
             return None
-        return tuple(self.layer_bits.get(name, (self.w_bits, self.a_bits)))
+        for pattern, bits in self.layer_bits.items():   # exact names and glob patterns, first match wins
+            if fnmatchcase(name, pattern):
+                return tuple(bits)
+        return (self.w_bits, self.a_bits)
 
     def act_spec(self, bits: int) -> QuantSpec:
         return QuantSpec(bits, signed=self.act_symmetric, symmetric=self.act_symmetric)

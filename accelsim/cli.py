@@ -54,6 +54,8 @@ def _add_quant_args(p: argparse.ArgumentParser, required_eval: bool) -> None:
     g.add_argument("--percentile", type=float, default=99.999, help="percentile for --calib percentile")
     g.add_argument("--mode", default="int", choices=["int", "fake"],
                    help="int: bit-exact integer kernels (default); fake: simulated quantization in float")
+    g.add_argument("--dynamic", action="store_true",
+                   help="dynamic activation quantization (ONNX Runtime quantize_dynamic: per-call ranges, float outputs)")
     g.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
     g.add_argument("--act-symmetric", action="store_true", help="symmetric signed activations (default asymmetric)")
     g.add_argument("--keep-float", action="append", default=[], metavar="GLOB",
@@ -138,7 +140,7 @@ def _accuracy(args, model) -> dict | None:
     task = make_task(args.eval, args.eval_size, args.calib_size, model)
     scheme = None if parse_precision(args.precision).is_float else scheme_for(
         args.precision, args.calib, not args.per_tensor, args.act_symmetric, args.percentile,
-        layer_bits=parse_layer_precisions(args.layer_precision), float_layers=args.keep_float)
+        layer_bits=parse_layer_precisions(args.layer_precision), float_layers=args.keep_float, dynamic=args.dynamic)
     verbose = not args.quiet and sys.stderr.isatty()
     result = evaluate(task, scheme, args.mode, _progress if verbose else None)
     if verbose:

@@ -133,9 +133,10 @@ def format_accuracy(result: dict) -> str:
     lines = [f"accuracy: {result['model']} on {result['task']} ({result['eval_size']} samples)"]
     if card:
         cal = card["calibration"]
+        where = f" on {cal['dataset']} ({cal['size']})" if "dataset" in cal else ""
         lines.append(f"  {card['method']} {bits}, weights {card['weights']['granularity']} symmetric, activations "
-                     f"{'symmetric' if card['activations']['symmetric'] else 'asymmetric'} per-tensor; calibration "
-                     f"{cal['method']} on {cal['dataset']} ({cal['size']}); {card['execution']}")
+                     f"{'symmetric' if card['activations']['symmetric'] else 'asymmetric'} "
+                     f"{card['activations']['granularity']}; calibration {cal['method']}{where}; {card['execution']}")
         if card.get("layer_overrides"):
             lines.append("  layer overrides: " + ", ".join(f"{k}={v}" for k, v in card["layer_overrides"].items()))
         if card.get("kept_float"):

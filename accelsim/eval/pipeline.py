@@ -12,19 +12,23 @@ from typing import Callable
 
 from ..errors import AccelsimError
 from ..hw.mac import parse_precision
+from ..nn.qdynamic import DynamicQuantOps
 from ..nn.qexec import Calibrator, QuantOps, QuantScheme
 
 
 def scheme_for(precision: str, calib: str = "minmax", per_channel: bool = True, act_symmetric: bool = False,
-               percentile: float = 99.999, layer_bits=None, float_layers=(), requant: str = "float") -> QuantScheme:
+               percentile: float = 99.999, layer_bits=None, float_layers=(), requant: str = "float",
+               dynamic: bool = False) -> QuantScheme:
     """A :class:`QuantScheme` for an integer precision name (``w8a8``, ``w4a8``, ``w4a4``)."""
     p = parse_precision(precision)
     if p.is_float:
         raise AccelsimError(f"precision {precision!r} is a float mode: nothing to quantize")
     bits = {k: ((lambda q: (q.w_bits, q.a_bits))(parse_precision(v)) if isinstance(v, str) else tuple(v))
             for k, v in dict(layer_bits or {}).items()}
+    if dynamic and act_symmetric:
+        raise AccelsimError("dynamic quantization uses asymmetric unsigned activations (DynamicQuantizeLinear)")
     return QuantScheme(p.w_bits, p.a_bits, per_channel, act_symmetric, calib, percentile, bits,
-                       frozenset(float_layers), requant)
+                       frozenset(float_layers), requant, dynamic)
 
 
 def _matches(layer, pattern: str) -> bool:
@@ -57,18 +61,27 @@ def parse_layer_precisions(items) -> dict[str, str]:
     return out
 
 
+def _execution(scheme: QuantScheme, mode: str) -> str:
+    if scheme.dynamic:
+        return {"int": "dynamic quantization, exact integer GEMMs (ONNX Runtime MatMulInteger/ConvInteger), "
+                       "float outputs", "fake": "dynamic quantization simulated in float32"}[mode]
+    return {"int": "bit-exact integer kernels (qlinear_conv/qlinear_matmul, ONNX Runtime requantization)",
+            "fake": "simulated quantization (quantize-dequantize in float32)"}[mode]
+
+
 def quant_card(scheme: QuantScheme, task, mode: str, layer_names) -> dict:
     bits = {n: "w{}a{}".format(*scheme.bits(n)) for n in layer_names}
     return {
-        "method": "PTQ",
-        "execution": {"int": "bit-exact integer kernels (qlinear_conv/qlinear_matmul, ONNX Runtime requantization)",
-                      "fake": "simulated quantization (quantize-dequantize in float32)"}[mode],
-        "calibration": {"method": scheme.calib, **task.describe_calibration(),
-                        **({"percentile": scheme.percentile} if scheme.calib == "percentile" else {})},
+        "method": "PTQ (dynamic)" if scheme.dynamic else "PTQ",
+        "execution": _execution(scheme, mode),
+        "calibration": ({"method": "none (dynamic: activation grids from each call's own range)"} if scheme.dynamic
+                        else {"method": scheme.calib, **task.describe_calibration(),
+                              **({"percentile": scheme.percentile} if scheme.calib == "percentile" else {})}),
         "weights": {"bits": scheme.w_bits, "granularity": "per-channel" if scheme.per_channel else "per-tensor",
                     "symmetric": True, "signed": True},
-        "activations": {"bits": scheme.a_bits, "granularity": "per-tensor", "symmetric": scheme.act_symmetric,
-                        "signed": scheme.act_symmetric},
+        "activations": {"bits": scheme.a_bits, "granularity": "per-tensor per call" if scheme.dynamic else
+                        "per-tensor", "symmetric": scheme.act_symmetric, "signed": scheme.act_symmetric,
+                        "dynamic": scheme.dynamic},
         "requant": scheme.requant,
         "bits_per_layer": bits,
         "kept_float": sorted(scheme.float_layers),
@@ -91,6 +104,8 @@ def evaluate(task, scheme: QuantScheme | None, mode: str = "int", progress: Call
     t0 = time.perf_counter()
     cal = Calibrator(scheme)
     batches = task.calibration()
+    if scheme.dynamic:   # no calibration: one batch only discovers the quantized layers
+        batches = batches[:1]
     for i, batch in enumerate(batches):
         say(f"{task.name}: calibrating ({scheme.calib}) batch {i + 1}/{len(batches)}")
         task.run(cal, batch)
@@ -99,7 +114,7 @@ def evaluate(task, scheme: QuantScheme | None, mode: str = "int", progress: Call
     result["seconds"]["calibration"] = time.perf_counter() - t0
     say(f"{task.name}: quantized run ({mode}, w{scheme.w_bits}a{scheme.a_bits})")
     t0 = time.perf_counter()
-    qops = QuantOps(plan, mode)
+    qops = (DynamicQuantOps if scheme.dynamic else QuantOps)(plan, mode)
     out = task.run(qops, data)
     result["seconds"]["quantized"] = time.perf_counter() - t0
     result["quantized"] = task.metrics(ref, out)

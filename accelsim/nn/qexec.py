@@ -54,6 +54,7 @@ class QuantScheme:
     layer_bits: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}))  # glob → (w, a)
     float_layers: frozenset = frozenset()
     requant: str = "float"
+    dynamic: bool = False      # per-call activation grids, float outputs (see accelsim.nn.qdynamic)
 
     def bits(self, name: str) -> tuple[int, int] | None:
         """(w_bits, a_bits) of a layer, or None if it stays float (``float_layers`` holds glob patterns)."""

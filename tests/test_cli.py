@@ -104,3 +104,11 @@ def test_broken_section_is_reported_once(capsys, tmp_path):
     assert main(["run", "resnet50", "--hw", "edge", "--json", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
     assert main(["run", "resnet50", "--hw", "edge", "--max-rows", "-3"]) == 2
+
+
+def test_package_level_api():
+    import accelsim
+    report = accelsim.simulate(accelsim.load_model("mobilenet_v2"), accelsim.load_hw("edge"), "w8a8")
+    assert report.totals["macs"] > 0 and callable(accelsim.evaluate) and callable(accelsim.run_graph)
+    with pytest.raises(AttributeError):
+        accelsim.not_there

@@ -96,6 +96,22 @@ def _gemm(a16, b16, bias, rq: _Requant, m, n, out, acc_bits, saturate, bound) ->
     return AccOverflow(int(events.sum()), int(hits.sum()))
 
 
+def _operands(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, n: int, bits, names):
+    """Validate two integer operands (``b`` per-column/-channel over ``n``) and the output grid; return
+    ``(scales, zero points, y dtype, y bits)``. ``names`` label the operands in error messages."""
+    na, nb = names
+    ab, bb = v.bits_arg(bits[0], f"{na}_bits", a.dtype), v.bits_arg(bits[1], f"{nb}_bits", b.dtype)
+    y_dtype = v.int_array(np.asarray(y_zp), "y_zp").dtype
+    yb = v.bits_arg(bits[2], "y_bits", y_dtype)
+    v.values_in_range(a, na, ab)
+    v.values_in_range(b, nb, bb)
+    scales = v.scales(a_scale, f"{na}_scale"), v.scales(b_scale, f"{nb}_scale", n), v.scales(y_scale, "y_scale")
+    zps = (v.zero_points(a_zp, f"{na}_zp", a.dtype, ab),
+           np.broadcast_to(v.zero_points(b_zp, f"{nb}_zp", b.dtype, bb, n), (n,)),
+           v.zero_points(y_zp, "y_zp", y_dtype, yb))
+    return scales, zps, y_dtype, yb
+
+
 def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=None, requant="float",
                    acc_bits=32, overflow="wrap", return_overflow=False, a_bits=None, b_bits=None, y_bits=None):
     """ONNX ``QLinearMatMul``: ``a`` (..., M, K) @ ``b`` (K, N) -> (..., M, N) in ``y_zp``'s dtype.
@@ -112,15 +128,8 @@ def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=No
         raise QuantError(f"qlinear_matmul: inner dimensions differ: a {a.shape} vs b {b.shape}")
     k, n = b.shape
     m = int(np.prod(a.shape[:-1], dtype=np.int64))
-    ab, bb = v.bits_arg(a_bits, "a_bits", a.dtype), v.bits_arg(b_bits, "b_bits", b.dtype)
-    y_dtype = v.int_array(np.asarray(y_zp), "y_zp").dtype
-    yb = v.bits_arg(y_bits, "y_bits", y_dtype)
-    v.values_in_range(a, "a", ab)
-    v.values_in_range(b, "b", bb)
-    sa, sb, sy = v.scales(a_scale, "a_scale"), v.scales(b_scale, "b_scale", n), v.scales(y_scale, "y_scale")
-    za = v.zero_points(a_zp, "a_zp", a.dtype, ab)
-    zb = np.broadcast_to(v.zero_points(b_zp, "b_zp", b.dtype, bb, n), (n,))
-    zy = v.zero_points(y_zp, "y_zp", y_dtype, yb)
+    (sa, sb, sy), (za, zb, zy), y_dtype, yb = _operands(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, n,
+                                                         (a_bits, b_bits, y_bits), ("a", "b"))
     nbits, saturate = _acc_args(acc_bits, overflow)
     rq = _requant_params(sa, sb, sy, 1, n, requant, yb, y_dtype, zy)
     a16 = np.empty((1, _round_up(m, _g.ROW_BLOCK), k), dtype=np.int16)
@@ -171,15 +180,8 @@ def qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias=None, s
     (sh, sw), (pt, pl), (dh, dw), ho, wo = _conv_geometry(x, w, group, strides, pads, dilations)
     nb, cout, kk = x.shape[0], w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
     g, cg_out = int(group), w.shape[0] // int(group)
-    xb, wb = v.bits_arg(x_bits, "x_bits", x.dtype), v.bits_arg(w_bits, "w_bits", w.dtype)
-    y_dtype = v.int_array(np.asarray(y_zp), "y_zp").dtype
-    yb = v.bits_arg(y_bits, "y_bits", y_dtype)
-    v.values_in_range(x, "x", xb)
-    v.values_in_range(w, "w", wb)
-    sx, swt, sy = v.scales(x_scale, "x_scale"), v.scales(w_scale, "w_scale", cout), v.scales(y_scale, "y_scale")
-    zx = v.zero_points(x_zp, "x_zp", x.dtype, xb)
-    zw = np.broadcast_to(v.zero_points(w_zp, "w_zp", w.dtype, wb, cout), (cout,))
-    zy = v.zero_points(y_zp, "y_zp", y_dtype, yb)
+    (sx, swt, sy), (zx, zw, zy), y_dtype, yb = _operands(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, cout,
+                                                          (x_bits, w_bits, y_bits), ("x", "w"))
     bias64 = _bias(bias, cout)
     nbits, saturate = _acc_args(acc_bits, overflow)
     rq = _requant_params(sx, swt, sy, g, cg_out, requant, yb, y_dtype, zy)

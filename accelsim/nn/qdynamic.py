@@ -43,10 +43,10 @@ class DynamicQuantOps(QuantOps):
         if lq is None:
             return _conv_float(x, w, b, stride, pads, dilation, groups, act)
         xp = self._grid(x, lq.a_bits)
-        wq, ws, wp = self._weight(name, w, lq.w_bits)
+        wq, ws, w_dq = self._weight(name, w, lq.w_bits)
         xq = quantize(x, xp)
         if self.mode == "fake":
-            y = _conv_float(dequantize(xq), dequantize(quantize(w, wp)), b, stride, pads, dilation, groups, act)
+            y = _conv_float(dequantize(xq), w_dq, b, stride, pads, dilation, groups, act)
         else:
             acc = _conv_float(self._centered(xq.q, xp), wq.astype(np.float64), None, stride, pads, dilation, groups)
             y = self._rescale(acc, xp, ws, b, act, axis=1)
@@ -58,10 +58,10 @@ class DynamicQuantOps(QuantOps):
         if lq is None:
             return _linear_float(x, w, b, act)
         xp = self._grid(x, lq.a_bits)
-        wq, ws, wp = self._weight(name, w, lq.w_bits)
+        wq, ws, w_dq = self._weight(name, w, lq.w_bits)
         xq = quantize(x, xp)
         if self.mode == "fake":
-            y = _linear_float(dequantize(xq), dequantize(quantize(w, wp)), b, act)
+            y = _linear_float(dequantize(xq), w_dq, b, act)
         else:
             acc = _linear_float(self._centered(xq.q, xp), wq.astype(np.float64), None)
             y = self._rescale(acc, xp, ws, b, act, axis=-1)

@@ -205,7 +205,8 @@ class QuantOps:
         return self.plan.layers.get(name)
 
     def _weight(self, name, w, w_bits, b=None, x_scale=None):
-        """Quantized weights (cached per layer): per output channel (axis 0) or per tensor, symmetric.
+        """``(codes, per-channel scales, dequantized weights)``, cached per layer: per output channel (axis 0) or
+        per tensor, symmetric.
 
         With a bias, each weight scale is raised where needed so the int32 bias ``b / (s_x·s_w)`` stays within
         ``2**(acc_bits − 2)`` (headroom for the sum): a channel with near-zero weights but a large folded-BN
@@ -222,7 +223,8 @@ class QuantOps:
                 if np.any(need > p.scale):
                     p = QParams(np.maximum(p.scale, need).astype(np.float32), p.zero_point, spec)
             q = quantize(w, p)
-            self._weights[name] = (q.q, np.broadcast_to(p.scale.reshape(-1), (w.shape[0],)).astype(np.float32), p)
+            self._weights[name] = (q.q, np.broadcast_to(p.scale.reshape(-1), (w.shape[0],)).astype(np.float32),
+                                   dequantize(q))
         return self._weights[name]
 
     def _record(self, name, ref, y, events=0):
@@ -244,12 +246,12 @@ class QuantOps:
         lq = self._layer(name)
         if lq is None:
             return _conv_float(x, w, b, stride, pads, dilation, groups, act)
-        wq, ws, wp = self._weight(name, w, lq.w_bits, b, lq.x.scale)
+        wq, ws, w_dq = self._weight(name, w, lq.w_bits, b, lq.x.scale)
         bq, bf = self._bias(b, lq, ws)
         xq = quantize(x, lq.x)
         events = 0
         if self.mode == "fake":
-            y = _qdq(_conv_float(dequantize(xq), dequantize(quantize(w, wp)), bf, stride, pads, dilation, groups, act),
+            y = _qdq(_conv_float(dequantize(xq), w_dq, bf, stride, pads, dilation, groups, act),
                      lq.y)
         else:
             yq, ovf = qlinear_conv(xq.q, lq.x.scale, _zp(lq.x), wq, ws, np.zeros(len(ws), np.int8), lq.y.scale,
@@ -265,12 +267,12 @@ class QuantOps:
         lq = self._layer(name)
         if lq is None:
             return _linear_float(x, w, b, act)
-        wq, ws, wp = self._weight(name, w, lq.w_bits, b, lq.x.scale)
+        wq, ws, w_dq = self._weight(name, w, lq.w_bits, b, lq.x.scale)
         bq, bf = self._bias(b, lq, ws)
         xq = quantize(x, lq.x)
         events = 0
         if self.mode == "fake":
-            y = _qdq(_linear_float(dequantize(xq), dequantize(quantize(w, wp)), bf, act), lq.y)
+            y = _qdq(_linear_float(dequantize(xq), w_dq, bf, act), lq.y)
         else:
             yq, ovf = qlinear_matmul(xq.q, lq.x.scale, _zp(lq.x), np.ascontiguousarray(wq.T), ws,
                                      np.zeros(len(ws), np.int8), lq.y.scale, _zp(lq.y), bias=bq,

@@ -2,6 +2,10 @@
 
 ``require_package(name, pip_name)``: real-model tests need data packages from requirements-data.txt. Locally a
 missing package skips the test; under CI (CI=true) it fails, so a broken install step cannot pass silently.
+
+Tiers: ``@pytest.mark.slow`` (registered in pyproject.toml) marks real-model runs and wheel builds. pyproject's
+``addopts`` deselects them (``-m "not slow"``); a command-line ``-m`` replaces that, so ``-m "slow or not slow"``
+runs everything (as .ci/run does) and ``-m slow`` only the slow tier.
 """
 from __future__ import annotations
 

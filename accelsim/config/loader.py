@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from importlib import resources
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -13,23 +13,67 @@ from ..graph import Model
 from .hw import HWConfig
 from .scalesim_csv import load_scalesim_csv
 
-BUNDLES = {"hw": "accelsim.hw_configs", "model": "accelsim.models"}
+#: kind → folder name: top-level in a checkout, inside the package in a wheel (see ``bundle_dir``).
+BUNDLES = {"hw": "hw_configs", "model": "models"}
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the accelsim/ folder this very module belongs to
+_PROJECT_NAME = re.compile(r"""^\s*name\s*=\s*["']accelsim["']\s*$""", re.MULTILINE)
+
+
+def _is_accelsim_checkout(root: Path) -> bool:
+    """``root`` holds a pyproject.toml declaring ``name = "accelsim"`` (not just any folder with models/)."""
+    try:
+        return bool(_PROJECT_NAME.search((root / "pyproject.toml").read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def bundle_candidates(kind: str, package_dir: Path | None = None) -> list[Path]:
+    """Where the bundled YAMLs of ``kind`` are looked for, in order.
+
+    1. The checkout this package lives in: ``<package>/../models`` when ``<package>/..`` is the accelsim
+       project (its pyproject.toml says so), so a checkout always uses its own files, whatever is installed.
+    2. The installed package data: ``<package>/models``, where the wheel puts them.
+
+    Nothing is imported: a stale install (an editable finder or wheel left behind) cannot shadow or break it.
+    """
+    package_dir = PACKAGE_DIR if package_dir is None else package_dir
+    folder = BUNDLES[kind]
+    found = []
+    if _is_accelsim_checkout(package_dir.parent):
+        found.append(package_dir.parent / folder)
+    found.append(package_dir / folder)
+    return found
+
+
+def bundle_dir(kind: str, package_dir: Path | None = None) -> Path:
+    """The folder of the bundled ``kind`` YAMLs; ConfigError naming every place looked if there is none."""
+    candidates = bundle_candidates(kind, package_dir)
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise ConfigError([f"no bundled {kind} files: looked in {', '.join(map(str, candidates))}"])
 
 
 def bundled_names(kind: str) -> list[str]:
-    root = resources.files(BUNDLES[kind])
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.stem for p in bundle_dir(kind).glob("*.yaml") if p.is_file())
 
 
 def resolve(spec: str | Path, kind: str) -> Path:
-    """A path that exists, or a bundled name (``edge``, ``resnet50``), → the file's Path."""
+    """A path that exists, or a bundled name, → the file's Path.
+
+    A bundled name is ``edge`` / ``edge.yaml``, or ``hw_configs/edge.yaml`` (``models/resnet50.yaml``) when no
+    such file exists from here, so the README's commands also work outside the checkout.
+    """
     path = Path(spec)
     if path.is_file():
         return path
+    try:
+        folder = bundle_dir(kind)
+    except ConfigError as exc:
+        raise ConfigError([f"{spec}: no such file, and {exc.problems[0]}"]) from None
     name = path.name[:-5] if path.name.endswith(".yaml") else path.name
-    candidate = resources.files(BUNDLES[kind]) / f"{name}.yaml"
-    if path.parent == Path(".") and candidate.is_file():
-        return Path(str(candidate))
+    if path.parent in (Path("."), Path(BUNDLES[kind])) and (folder / f"{name}.yaml").is_file():
+        return folder / f"{name}.yaml"
     raise ConfigError([f"{spec}: no such file, and not a bundled {kind} name "
                        f"(bundled: {', '.join(bundled_names(kind))})"])
 

@@ -1,40 +1,23 @@
 """Lowering: every compute op becomes GEMMs for the array; everything else becomes vector-unit work.
 
-* ``conv2d`` (groups g): g GEMMs with M = Ho·Wo, N = Cout/g, K = (Cin/g)·kh·kw. A depthwise conv
-  (g = Cin) is Cin tiny GEMMs with K = kh·kw, exactly as SCALE-Sim splits ``DP`` layers per channel —
-  its poor array utilization is real and is reported as such.
-* ``linear``: M = rows of the input (e.g. sequence length), N = out_features, K = in_features.
-* ``matmul`` ``[..., S, K] @ [..., K, T]``: one GEMM M=S, N=T, K=K per leading index (e.g. per attention
-  head); both operands are activations.
-* **fusion**: a ``batchnorm`` whose input is a conv/linear output is folded into its weights, and a
-  ``relu``/``relu6`` on such an output is applied in the array's output stage (as inference compilers and
-  NPUs do), when that output has no other consumer. Fused layers cost nothing and their intermediate
-  tensors never reach memory. Everything else runs on the vector unit as ``elements × ops_per_element``.
-* ``flatten``/``split_heads``/``merge_heads``/``first_token`` are layout changes and cost nothing.
+What each op lowers to is part of its registry entry (:mod:`accelsim.ops`): a :class:`~accelsim.ops.Gemm`
+(``conv2d``: one GEMM per group, M = Ho·Wo, N = Cout/g, K = (Cin/g)·kh·kw, so a depthwise conv is Cin tiny
+GEMMs exactly as SCALE-Sim splits ``DP`` layers — its poor array utilization is real and reported as such;
+``linear``: M = rows of the input, N = out_features, K = in_features; ``matmul``: one GEMM per leading index,
+both operands activations), vector work ``elements × ops_per_element``, or nothing (layout changes).
+
+**Fusion**: a ``fusable`` op (batchnorm, relu, relu6) whose input is a conv/linear output with no other
+consumer is folded into that layer's weights or applied in the array's output stage (as inference
+compilers and NPUs do). Fused layers cost nothing and their intermediate tensors never reach memory.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .graph import Layer, Model
+from .ops import OPS, Gemm
 
-FUSABLE_OPS = frozenset({"batchnorm", "relu", "relu6"})
-FREE_OPS = frozenset({"flatten", "split_heads", "merge_heads", "first_token"})
-
-
-@dataclass(frozen=True, slots=True)
-class Gemm:
-    """``count`` independent GEMMs ``(m×k) @ (k×n)``, run one after another on the array."""
-    m: int
-    n: int
-    k: int
-    count: int
-    b_is_weight: bool
-
-    @property
-    def macs(self) -> int:
-        return self.m * self.n * self.k * self.count
+__all__ = ["Gemm", "Work", "lower", "lower_layer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,28 +31,17 @@ class Work:
 
 
 def lower_layer(layer: Layer, fused: bool = False) -> Work:
-    a, op = layer.attrs, layer.op
-    if op == "conv2d":
-        g, (kh, kw) = a["groups"], a["kernel"]
-        m = layer.out_shape[1] * layer.out_shape[2]
-        gemm = Gemm(m, a["out_channels"] // g, layer.in_shapes[0][0] // g * kh * kw, g, True)
-        return Work(layer, gemm, None, 0)
-    if op == "linear":
-        x = layer.in_shapes[0]
-        return Work(layer, Gemm(math.prod(x[:-1]), a["out_features"], x[-1], 1, True), None, 0)
-    if op == "matmul":
-        x, out = layer.in_shapes[0], layer.out_shape
-        return Work(layer, Gemm(x[-2], out[-1], x[-1], math.prod(x[:-2]), False), None, 0)
-    if op in FREE_OPS or fused:
+    d = OPS[layer.op]
+    if d.gemm is not None:
+        return Work(layer, d.gemm(layer.attrs, list(layer.in_shapes), layer.out_shape), None, 0)
+    if fused or not d.vector_ops:
         return Work(layer, None, None, 0, fused)
-    elements = math.prod(layer.out_shape)
-    if op in ("maxpool", "avgpool"):
-        elements *= a["kernel"][0] * a["kernel"][1]
-    elif op in ("global_avgpool", "mean_pool"):
-        elements = math.prod(layer.in_shapes[0])
-    elif op in ("add", "mul"):
-        elements *= len(layer.inputs) - 1
-    return Work(layer, None, op, elements)
+    return Work(layer, None, layer.op, d.elements(layer.attrs, list(layer.in_shapes), layer.out_shape))
+
+
+def is_gemm_with_weights(layer: Layer) -> bool:
+    """A conv/linear: an op the array runs against a weight tensor (what fusable ops fold into)."""
+    return OPS[layer.op].gemm is not None and bool(OPS[layer.op].weights(layer.attrs, list(layer.in_shapes)))
 
 
 def lower(model: Model) -> list[Work]:
@@ -82,8 +54,8 @@ def lower(model: Model) -> list[Work]:
     works = []
     for layer in model.layers:
         src = layer.inputs[0] if layer.inputs else ""
-        fused = layer.op in FUSABLE_OPS and src in gemm_rooted and consumers.get(src) == 1
-        if layer.op in ("conv2d", "linear") or fused:
+        fused = OPS[layer.op].fusable and src in gemm_rooted and consumers.get(src) == 1
+        if fused or is_gemm_with_weights(layer):
             gemm_rooted.add(layer.name)
         works.append(lower_layer(layer, fused))
     return works

@@ -1,11 +1,23 @@
-"""The operator vocabulary of model graphs: attribute schemas, shape rules and parameter counts.
+"""The op registry: everything accelsim knows about an operator, in one :class:`OpDef` per op.
 
-Shapes exclude the batch dimension (batch 1): images are ``[C, H, W]``, token sequences ``[S]``,
-hidden states ``[S, D]``, per-head tensors ``[heads, S, d]``. Each op has
+Shapes exclude the batch dimension (batch 1): images are ``[C, H, W]``, token sequences ``[S]``, hidden
+states ``[S, D]``, per-head tensors ``[heads, S, d]``; at execution every tensor carries a leading batch axis.
+Each entry of :data:`OPS` gives
 
 * ``attrs(reader)`` — read and validate its attributes (problems collected with field paths);
 * ``shape(attrs, in_shapes)`` — the output shape, or raise :class:`ShapeError` with the reason;
-* ``params(attrs, in_shapes)`` — its learnable parameter count (torch's convention: BN has 2·C, not 4·C).
+* ``params(attrs, in_shapes)`` — learnable parameter count (torch's convention: BN has 2·C, not 4·C), and
+  ``wide_params`` — how many of them stay 32-bit in a quantized model's size (norm parameters, biases);
+* ``weights(attrs, in_shapes)`` — the tensors a ``weight: prefix`` binding needs (suffix → shape);
+* lowering (:mod:`accelsim.lowering`): ``gemm(attrs, in_shapes, out_shape)`` → :class:`Gemm` for the array, or
+  vector work of ``elements(attrs, in_shapes, out_shape) × vector_ops`` (default ops per element, which a hw
+  config may override), or nothing for layout ops (``vector_ops == 0``); ``fusable`` ops (batchnorm, relu,
+  relu6) fold into a preceding conv/linear;
+* ``run(attrs, xs, ctx)`` — the FP32 forward on batched arrays (numerics in :mod:`accelsim.nn.functional`);
+  GEMM ops call ``ctx.qops`` so the quantization mode decides how they execute (see :mod:`accelsim.nn.graph_exec`);
+* ``backward`` — a slot for the gradient rule QAT needs (``None`` until it is written).
+
+Adding an op is adding one entry here.
 """
 from __future__ import annotations
 
@@ -13,7 +25,10 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from .config.fields import Reader
+from .nn import functional as F
 
 Shape = tuple[int, ...]
 
@@ -21,6 +36,41 @@ Shape = tuple[int, ...]
 class ShapeError(Exception):
     """An impossible shape; the message says which and why."""
 
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    """``count`` independent GEMMs ``(m×k) @ (k×n)``, run one after another on the array."""
+    m: int
+    n: int
+    k: int
+    count: int
+    b_is_weight: bool
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.n * self.k * self.count
+
+
+def _out_elements(a: dict, shapes: list[Shape], out: Shape) -> int:
+    return math.prod(out)
+
+
+@dataclass(frozen=True, slots=True)
+class OpDef:
+    attrs: Callable[[Reader], dict]
+    shape: Callable[[dict, list[Shape]], Shape]
+    run: Callable
+    params: Callable[[dict, list[Shape]], int] = lambda a, s: 0
+    wide_params: Callable[[dict, list[Shape]], int] = lambda a, s: 0
+    weights: Callable[[dict, list[Shape]], dict] = lambda a, s: {}
+    gemm: Callable[[dict, list[Shape], Shape], Gemm] | None = None
+    vector_ops: float = 0.0
+    elements: Callable[[dict, list[Shape], Shape], int] = _out_elements
+    fusable: bool = False
+    backward: Callable | None = None
+
+
+# ---- attribute readers -----------------------------------------------------------------------------------
 
 def _pair(r: Reader, key: str, default, minimum: int) -> tuple[int, int]:
     value = r.raw(key, default)
@@ -33,28 +83,14 @@ def _pair(r: Reader, key: str, default, minimum: int) -> tuple[int, int]:
 
 
 def _padding(r: Reader) -> tuple[int, int, int, int]:
-    """Padding as int, [ph, pw] or [top, left, bottom, right] → (top, left, bottom, right)."""
+    """Padding as int, [ph, pw] or [top, left, bottom, right] (ONNX order) → (top, left, bottom, right)."""
     value = r.raw("padding", 0)
     vals = value if isinstance(value, list) else [value]
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in vals) or len(vals) not in (1, 2, 4):
         r.bad("padding", "a non-negative integer, [ph, pw] or [top, left, bottom, right]", value)
         return (0, 0, 0, 0)
-    if len(vals) == 1:
-        vals = vals * 4
-    elif len(vals) == 2:
-        vals = [vals[0], vals[1], vals[0], vals[1]]
-    return tuple(int(v) for v in vals)
+    return F.pads4(vals[0] if len(vals) == 1 else vals)
 
-
-def _conv_out(size: int, k: int, s: int, pad: int, d: int, what: str, ceil_mode: bool) -> int:
-    """``floor((size + pad − span) / s) + 1`` (``ceil`` with ceil_mode, as SCALE-Sim), span = d·(k−1)+1."""
-    span = d * (k - 1) + 1
-    if size + pad < span:
-        raise ShapeError(f"kernel {what} {k} (dilated span {span}) is larger than the padded input {size + pad}")
-    return (-(-(size + pad - span) // s) if ceil_mode else (size + pad - span) // s) + 1
-
-
-# ---- attribute readers -----------------------------------------------------------------------------------
 
 def _conv_attrs(r: Reader) -> dict:
     return dict(out_channels=r.pos_int("out_channels"), kernel=_pair(r, "kernel", None, 1),
@@ -80,6 +116,14 @@ def _one(shapes: list[Shape]) -> Shape:
     return shapes[0]
 
 
+def _conv_out(size: int, k: int, s: int, pad: int, d: int, what: str, ceil_mode: bool) -> int:
+    """``floor((size + pad − span) / s) + 1`` (``ceil`` with ceil_mode, as SCALE-Sim), span = d·(k−1)+1."""
+    span = d * (k - 1) + 1
+    if size + pad < span:
+        raise ShapeError(f"kernel {what} {k} (dilated span {span}) is larger than the padded input {size + pad}")
+    return (-(-(size + pad - span) // s) if ceil_mode else (size + pad - span) // s) + 1
+
+
 def _spatial(a: dict, shapes: list[Shape], channels: int) -> Shape:
     x = _one(shapes)
     if len(x) != 3:
@@ -98,9 +142,13 @@ def _conv_shape(a: dict, shapes: list[Shape]) -> Shape:
     return _spatial(a, shapes, a["out_channels"])
 
 
-def _linear_shape(a: dict, shapes: list[Shape]) -> Shape:
+def _pool_shape(a: dict, shapes: list[Shape]) -> Shape:
     x = _one(shapes)
-    return x[:-1] + (a["out_features"],)
+    return _spatial(a, shapes, x[0] if len(x) == 3 else 0)
+
+
+def _linear_shape(a: dict, shapes: list[Shape]) -> Shape:
+    return _one(shapes)[:-1] + (a["out_features"],)
 
 
 def _matmul_shape(a: dict, shapes: list[Shape]) -> Shape:
@@ -119,6 +167,37 @@ def _same_shapes(a: dict, shapes: list[Shape]) -> Shape:
     if len(shapes) < 2 or any(s != shapes[0] for s in shapes):
         raise ShapeError(f"expects ≥ 2 inputs of one shape, got {[list(s) for s in shapes]}")
     return shapes[0]
+
+
+def _elementwise(a: dict, shapes: list[Shape]) -> Shape:
+    return _one(shapes)
+
+
+def _broadcast_join(a: dict, shapes: list[Shape]) -> Shape:
+    """≥ 2 inputs, each broadcasting against the first (e.g. a squeeze-excite scale [C, 1, 1] × [C, H, W])."""
+    if len(shapes) < 2 or not all(_broadcasts(shapes[0], s) for s in shapes[1:]):
+        raise ShapeError(f"expects ≥ 2 inputs that broadcast against the first, got {[list(s) for s in shapes]}")
+    return shapes[0]
+
+
+def _broadcasts(x: Shape, y: Shape) -> bool:
+    return len(y) <= len(x) and all(b in (1, d) for d, b in zip(x[::-1], y[::-1]))
+
+
+def _softmax_shape(a: dict, shapes: list[Shape]) -> Shape:
+    """``softmax(x · scale [+ bias])``: one input, or a second (additive bias) that broadcasts against x."""
+    if len(shapes) not in (1, 2):
+        raise ShapeError(f"expects 1 input (+ an optional additive bias), got {len(shapes)}")
+    if len(shapes) == 2 and not _broadcasts(shapes[0], shapes[1]):
+        raise ShapeError(f"bias {list(shapes[1])} does not broadcast against {list(shapes[0])}")
+    return shapes[0]
+
+
+def _mask_bias_shape(a: dict, shapes: list[Shape]) -> Shape:
+    x = _one(shapes)
+    if len(x) != 1:
+        raise ShapeError(f"expects a mask [S], got {list(x)}")
+    return (1, 1, x[0])
 
 
 def _split_heads(a: dict, shapes: list[Shape]) -> Shape:
@@ -146,6 +225,15 @@ def _seq_to_vector(a: dict, shapes: list[Shape]) -> Shape:
     return (x[1],)
 
 
+def _mean_pool_shape(a: dict, shapes: list[Shape]) -> Shape:
+    """Mean over the sequence of ``[S, D]``; an optional second input is the mask ``[S]``."""
+    if len(shapes) == 2:
+        if shapes[1] != shapes[0][:1]:
+            raise ShapeError(f"mask {list(shapes[1])} does not match the sequence of {list(shapes[0])}")
+        return _seq_to_vector(a, shapes[:1])
+    return _seq_to_vector(a, shapes)
+
+
 def _global_pool(a: dict, shapes: list[Shape]) -> Shape:
     x = _one(shapes)
     if len(x) != 3:
@@ -153,47 +241,161 @@ def _global_pool(a: dict, shapes: list[Shape]) -> Shape:
     return (x[0], 1, 1)
 
 
-# ---- parameter counts ------------------------------------------------------------------------------------
+# ---- parameters, weight bindings, lowering ---------------------------------------------------------------
 
-def _conv_params(a: dict, shapes: list[Shape]) -> int:
+def _conv_weights(a: dict, s: list[Shape]) -> dict:
     kh, kw = a["kernel"]
-    return a["out_channels"] * (shapes[0][0] // a["groups"]) * kh * kw + (a["out_channels"] if a["bias"] else 0)
+    w = {"weight": (a["out_channels"], s[0][0] // a["groups"], kh, kw)}
+    return w | ({"bias": (a["out_channels"],)} if a["bias"] else {})
 
 
-def _linear_params(a: dict, shapes: list[Shape]) -> int:
-    return shapes[0][-1] * a["out_features"] + (a["out_features"] if a["bias"] else 0)
+def _linear_weights(a: dict, s: list[Shape]) -> dict:
+    return {"weight": (a["out_features"], s[0][-1])} | ({"bias": (a["out_features"],)} if a["bias"] else {})
 
 
-@dataclass(frozen=True, slots=True)
-class OpDef:
-    attrs: Callable[[Reader], dict]
-    shape: Callable[[dict, list[Shape]], Shape]
-    params: Callable[[dict, list[Shape]], int] = lambda a, s: 0
+def _count(weights: Callable) -> Callable[[dict, list[Shape]], int]:
+    return lambda a, s: sum(math.prod(shape) for shape in weights(a, s).values())
 
 
-def _elementwise(a: dict, shapes: list[Shape]) -> Shape:
-    return _one(shapes)
+def _bias_count(weights: Callable) -> Callable[[dict, list[Shape]], int]:
+    return lambda a, s: math.prod(weights(a, s).get("bias", (0,)))
 
+
+def _norm_weights(a: dict, s: list[Shape]) -> dict:
+    return {"weight": (s[0][-1],), "bias": (s[0][-1],)}
+
+
+def _bn_weights(a: dict, s: list[Shape]) -> dict:
+    return {k: (s[0][0],) for k in ("weight", "bias", "running_mean", "running_var")}
+
+
+def _conv_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
+    """groups g: g GEMMs with M = Ho·Wo, N = Cout/g, K = (Cin/g)·kh·kw (a depthwise conv is Cin tiny GEMMs)."""
+    g, (kh, kw) = a["groups"], a["kernel"]
+    return Gemm(out[1] * out[2], a["out_channels"] // g, s[0][0] // g * kh * kw, g, True)
+
+
+def _linear_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
+    return Gemm(math.prod(s[0][:-1]), a["out_features"], s[0][-1], 1, True)
+
+
+def _matmul_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
+    """One GEMM M=S, N=T, K per leading index (e.g. per attention head); both operands are activations."""
+    return Gemm(s[0][-2], out[-1], s[0][-1], math.prod(s[0][:-2]), False)
+
+
+def _window_elements(a: dict, s: list[Shape], out: Shape) -> int:
+    return math.prod(out) * a["kernel"][0] * a["kernel"][1]
+
+
+def _input_elements(a: dict, s: list[Shape], out: Shape) -> int:
+    return math.prod(s[0])
+
+
+def _join_elements(a: dict, s: list[Shape], out: Shape) -> int:
+    return math.prod(out) * (len(s) - 1)
+
+
+# ---- FP32 forwards ---------------------------------------------------------------------------------------
+
+def _run_conv(a: dict, xs: list, ctx):
+    w, b = ctx.weight_and_bias()
+    return ctx.qops.conv(ctx.qname, xs[0], w, b, a["stride"], a["padding"], a["dilation"], a["groups"], ctx.act)
+
+
+def _run_linear(a: dict, xs: list, ctx):
+    w, b = ctx.weight_and_bias()
+    return ctx.qops.linear(ctx.qname, xs[0], w, b, ctx.act)
+
+
+def _run_matmul(a: dict, xs: list, ctx):
+    b = np.ascontiguousarray(np.swapaxes(xs[1], -1, -2)) if a["transpose_b"] else xs[1]
+    return ctx.qops.matmul(ctx.qname, xs[0], b)
+
+
+def _run_pool(fn):
+    def run(a: dict, xs: list, ctx):
+        if a["ceil_mode"]:
+            ctx.unsupported("execution supports pools without ceil_mode")
+        y = fn(xs[0], a["kernel"], a["stride"], a["padding"])
+        return y[0] if isinstance(y, tuple) else y
+    return run
+
+
+def _run_softmax(a: dict, xs: list, ctx):
+    x = xs[0] * np.float32(a["scale"])
+    return F.softmax(x + xs[1] if len(xs) == 2 else x, axis=-1)
+
+
+def _f32(fn):
+    return lambda a, xs, ctx: fn(xs[0]).astype(np.float32)
+
+
+def _layout(fn):
+    return lambda a, xs, ctx: np.ascontiguousarray(fn(a, xs[0]))
+
+
+def _run_bn(a: dict, xs: list, ctx):
+    p = ctx.param
+    return F.batch_norm(xs[0], p("weight"), p("bias"), p("running_mean"), p("running_var"), a["eps"])
+
+
+def _act(op: str, fn) -> OpDef:
+    return OpDef(_none, _elementwise, _f32(fn), vector_ops=VECTOR_OPS[op], fusable=op in ("relu", "relu6"))
+
+
+VECTOR_OPS = {"add": 1.0, "mul": 1.0, "relu": 1.0, "relu6": 1.0, "batchnorm": 2.0, "gelu": 8.0, "sigmoid": 4.0,
+              "tanh": 4.0, "hardswish": 3.0, "softmax": 5.0, "layernorm": 6.0, "maxpool": 1.0, "avgpool": 1.0,
+              "global_avgpool": 1.0, "mean_pool": 1.0, "embedding": 1.0, "mask_bias": 1.0, "hardsigmoid": 2.0}
+"""Default vector-unit ops per element (a hw config's ``vector.ops_per_element`` overrides them by op name)."""
+
+_conv_def = dict(params=_count(_conv_weights), wide_params=_bias_count(_conv_weights), weights=_conv_weights)
+_linear_def = dict(params=_count(_linear_weights), wide_params=_bias_count(_linear_weights), weights=_linear_weights)
 
 OPS: dict[str, OpDef] = {
-    "conv2d": OpDef(_conv_attrs, _conv_shape, _conv_params),
+    "conv2d": OpDef(_conv_attrs, _conv_shape, _run_conv, gemm=_conv_gemm, **_conv_def),
     "linear": OpDef(lambda r: dict(out_features=r.pos_int("out_features"), bias=r.boolean("bias", True)),
-                    _linear_shape, _linear_params),
-    "matmul": OpDef(lambda r: dict(transpose_b=r.boolean("transpose_b", False)), _matmul_shape),
+                    _linear_shape, _run_linear, gemm=_linear_gemm, **_linear_def),
+    "matmul": OpDef(lambda r: dict(transpose_b=r.boolean("transpose_b", False)), _matmul_shape, _run_matmul,
+                    gemm=_matmul_gemm),
     "embedding": OpDef(lambda r: dict(num_embeddings=r.pos_int("num_embeddings"), dim=r.pos_int("dim")),
-                       _embedding_shape, lambda a, s: a["num_embeddings"] * a["dim"]),
-    "add": OpDef(_none, _same_shapes),
-    "mul": OpDef(_none, _same_shapes),
-    "batchnorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-5)), _elementwise, lambda a, s: 2 * s[0][0]),
-    "layernorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-12)), _elementwise, lambda a, s: 2 * s[0][-1]),
-    "softmax": OpDef(lambda r: dict(scale=r.pos_float("scale", 1.0)), _elementwise),
-    "maxpool": OpDef(_pool_attrs, lambda a, s: _spatial(a, s, _one(s)[0] if len(_one(s)) == 3 else 0)),
-    "avgpool": OpDef(_pool_attrs, lambda a, s: _spatial(a, s, _one(s)[0] if len(_one(s)) == 3 else 0)),
-    "global_avgpool": OpDef(_none, _global_pool),
-    "flatten": OpDef(_none, lambda a, s: (math.prod(_one(s)),)),
-    "first_token": OpDef(_none, _seq_to_vector),
-    "mean_pool": OpDef(_none, _seq_to_vector),
-    "split_heads": OpDef(lambda r: dict(heads=r.pos_int("heads")), _split_heads),
-    "merge_heads": OpDef(_none, _merge_heads),
-    **{act: OpDef(_none, _elementwise) for act in ("relu", "relu6", "gelu", "sigmoid", "tanh", "hardswish")},
+                       _embedding_shape, lambda a, xs, ctx: F.embedding(xs[0], ctx.param("weight")),
+                       params=lambda a, s: a["num_embeddings"] * a["dim"],
+                       weights=lambda a, s: {"weight": (a["num_embeddings"], a["dim"])},
+                       vector_ops=VECTOR_OPS["embedding"]),
+    "add": OpDef(_none, _same_shapes, lambda a, xs, ctx: sum(xs[1:], xs[0]).astype(np.float32),
+                 vector_ops=VECTOR_OPS["add"], elements=_join_elements),
+    "mul": OpDef(_none, _broadcast_join, lambda a, xs, ctx: math.prod(xs[1:], start=xs[0]).astype(np.float32),
+                 vector_ops=VECTOR_OPS["mul"], elements=_join_elements),
+    "batchnorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-5)), _elementwise, _run_bn,
+                       params=lambda a, s: 2 * s[0][0], wide_params=lambda a, s: 2 * s[0][0], weights=_bn_weights,
+                       vector_ops=VECTOR_OPS["batchnorm"], fusable=True),
+    "layernorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-12)), _elementwise,
+                       lambda a, xs, ctx: F.layer_norm(xs[0], ctx.param("weight"), ctx.param("bias"), a["eps"]),
+                       params=lambda a, s: 2 * s[0][-1], wide_params=lambda a, s: 2 * s[0][-1], weights=_norm_weights,
+                       vector_ops=VECTOR_OPS["layernorm"]),
+    "softmax": OpDef(lambda r: dict(scale=r.pos_float("scale", 1.0)), _softmax_shape, _run_softmax,
+                     vector_ops=VECTOR_OPS["softmax"]),
+    "mask_bias": OpDef(_none, _mask_bias_shape, lambda a, xs, ctx: F.mask_bias(xs[0]),
+                       vector_ops=VECTOR_OPS["mask_bias"]),
+    "maxpool": OpDef(_pool_attrs, _pool_shape, _run_pool(F.max_pool2d), vector_ops=VECTOR_OPS["maxpool"],
+                     elements=_window_elements),
+    "avgpool": OpDef(_pool_attrs, _pool_shape, _run_pool(F.avg_pool2d), vector_ops=VECTOR_OPS["avgpool"],
+                     elements=_window_elements),
+    "global_avgpool": OpDef(_none, _global_pool, _layout(lambda a, x: x.mean(axis=(2, 3), keepdims=True)),
+                            vector_ops=VECTOR_OPS["global_avgpool"], elements=_input_elements),
+    "mean_pool": OpDef(_none, _mean_pool_shape, lambda a, xs, ctx: F.mean_pool(*xs),
+                       vector_ops=VECTOR_OPS["mean_pool"], elements=_input_elements),
+    "flatten": OpDef(_none, lambda a, s: (math.prod(_one(s)),), _layout(lambda a, x: x.reshape(len(x), -1))),
+    "first_token": OpDef(_none, _seq_to_vector, _layout(lambda a, x: x[:, 0])),
+    "split_heads": OpDef(lambda r: dict(heads=r.pos_int("heads")), _split_heads,
+                         _layout(lambda a, x: F.split_heads(x, a["heads"]))),
+    "merge_heads": OpDef(_none, _merge_heads, _layout(lambda a, x: F.merge_heads(x))),
+    "relu": _act("relu", F.relu),
+    "relu6": _act("relu6", F.relu6),
+    "gelu": _act("gelu", F.gelu),
+    "sigmoid": _act("sigmoid", F.sigmoid),
+    "tanh": _act("tanh", np.tanh),
+    "hardswish": _act("hardswish", F.hardswish),
+    "hardsigmoid": _act("hardsigmoid", lambda x: np.clip(x / 6 + 0.5, 0, 1)),   # relu6(x + 3) / 6 (MobileNetV3 SE)
 }

@@ -11,15 +11,17 @@ from accelsim.nn import layers as L
 RNG = np.random.default_rng(1234)
 
 
-def naive_conv2d(x, w, b, stride, pads, dilation, groups):
-    """Direct 7-loop definition of the (cross-correlation) conv, for reference."""
+def naive_conv2d(x, w, b, pads, stride, dilation, groups):
+    """Direct 7-loop definition of the (cross-correlation) conv, for reference; ``pads`` in ONNX order
+    (top, left, bottom, right), ``stride``/``dilation`` (h, w) pairs."""
     n, c, h, wd = x.shape
     cout, cg, kh, kw = w.shape
-    t, bt, l, r = pads
+    t, l, bt, r = pads
+    (sh, sw), (dh, dw) = stride, dilation
     xp = np.zeros((n, c, h + t + bt, wd + l + r))
     xp[:, :, t:t + h, l:l + wd] = x
-    ho = (h + t + bt - dilation * (kh - 1) - 1) // stride + 1
-    wo = (wd + l + r - dilation * (kw - 1) - 1) // stride + 1
+    ho = (h + t + bt - dh * (kh - 1) - 1) // sh + 1
+    wo = (wd + l + r - dw * (kw - 1) - 1) // sw + 1
     y = np.zeros((n, cout, ho, wo))
     og = cout // groups
     for nn in range(n):
@@ -31,17 +33,18 @@ def naive_conv2d(x, w, b, stride, pads, dilation, groups):
                     for ci in range(cg):
                         for rr in range(kh):
                             for ss in range(kw):
-                                acc += w[o, ci, rr, ss] * xp[nn, g * cg + ci, i * stride + rr * dilation,
-                                                             j * stride + ss * dilation]
+                                acc += w[o, ci, rr, ss] * xp[nn, g * cg + ci, i * sh + rr * dh, j * sw + ss * dw]
                     y[nn, o, i, j] = acc
     return y
 
 
 CONV_CASES = [  # (cin, cout, k, stride, padding, dilation, groups)
     (3, 4, 3, 1, 1, 1, 1),
-    (3, 5, 3, 2, (0, 1, 0, 1), 1, 1),     # TF-SAME-style asymmetric padding
+    (3, 5, 3, 2, (0, 0, 1, 1), 1, 1),     # TF-SAME-style asymmetric padding (ONNX order: t, l, b, r)
+    (3, 4, 3, (2, 1), (1, 0, 2, 1), (1, 2), 1),   # unequal strides, dilations and pads
     (4, 6, 3, 1, 2, 2, 2),                 # dilation + groups
     (6, 6, 5, 2, (1, 2, 2, 1), 1, 6),      # depthwise
+    (6, 6, 3, (1, 2), 1, (2, 1), 6),       # depthwise, unequal strides and dilations
     (5, 5, 3, 1, 1, 1, 5),                 # depthwise stride 1
     (4, 3, 1, 1, 0, 1, 1),                 # pointwise fast path
     (2, 3, 2, 3, 0, 1, 1),                 # stride > kernel
@@ -55,7 +58,7 @@ def test_conv2d_matches_naive_loops(case):
     w = RNG.standard_normal((cout, cin // groups, k, k))
     b = RNG.standard_normal(cout)
     got = F.conv2d(x, w, b, stride, padding, dilation, groups)
-    want = naive_conv2d(x, w, b, stride, F.pad4(padding), dilation, groups)
+    want = naive_conv2d(x, w, b, F.pads4(padding), F.pair(stride), F.pair(dilation), groups)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -228,8 +231,8 @@ def test_shape_errors_are_clear():
     with pytest.raises(AccelsimError, match="does not fit the padded input"):
         F.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3)))
     with pytest.raises(AccelsimError, match="padding"):
-        F.pad4((1, 2, 3))
-    assert F.same_padding(224, 224, 3, 3, 2) == (0, 1, 0, 1)
+        F.pads4((1, 2, 3))
+    assert F.same_padding(224, 224, 3, 3, 2) == (0, 0, 1, 1)   # ONNX order: top, left, bottom, right
     assert F.same_padding(14, 14, 5, 5, 1) == (2, 2, 2, 2)
     with pytest.raises(AccelsimError, match="before forward"):
         L.ReLU().backward(np.zeros(3))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from accelsim.nn.qdynamic import DynamicQuantOps, dynamic_qparams
+from accelsim.nn.qexec import DynamicQuantOps, dynamic_qparams
 from accelsim.nn.qexec import Calibrator, QuantScheme
 from accelsim.quant import quantize
 
@@ -38,14 +38,14 @@ def test_dynamic_linear_equals_onnxruntime_integer_graph():
     cal.linear("fc", x, w, b)
     ops = DynamicQuantOps(cal.plan(), "int")
     ours = ops.linear("fc", x, w, b)
-    wq, ws, _ = ops._weight("fc", w, 8)
+    wq, ws, _, _ = ops._weight("fc", w, 8)
     nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
              helper.make_node("MatMulInteger", ["xq", "wq", "xz", "wz"], ["acc"]),
              helper.make_node("Cast", ["acc"], ["accf"], to=TP.FLOAT),
              helper.make_node("Mul", ["xs", "ws"], ["scale"]),
              helper.make_node("Mul", ["accf", "scale"], ["yf"]),
              helper.make_node("Add", ["yf", "b"], ["y"])]
-    feeds = {"x": x, "wq": np.ascontiguousarray(wq.T), "wz": np.zeros(24, np.int8), "ws": ws, "b": b}
+    feeds = {"x": x, "wq": wq, "wz": np.zeros(24, np.int8), "ws": ws, "b": b}
     (y,) = _run(nodes, feeds, [("y", TP.FLOAT)], opset=13)
     assert_array_equal(ours, y)
     fake = DynamicQuantOps(cal.plan(), "fake").linear("fc", x, w, b)

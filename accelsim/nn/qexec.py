@@ -1,44 +1,46 @@
-"""Quantized execution of real models: fp32 reference, calibration, fake-quant and bit-exact integer modes.
+"""Quantization modes of the one executor: fp32 reference, calibration, fake-quant and bit-exact integer.
 
-A model's forward pass calls three ops with a layer name, and the ops object it is given decides the mode:
+:func:`accelsim.nn.graph_exec.run_graph` calls three GEMM ops with a layer name; the ops object decides the mode:
 
-* ``conv(name, x, w, b, stride, pads, dilation, groups, act)`` — NCHW, ``w`` [Cout, Cin/g, R, S],
-  ``pads`` = (top, left, bottom, right) as in ONNX;
+* ``conv(name, x, w, b, stride, pads, dilation, groups, act)`` — NCHW, ``w`` [Cout, Cin/g, R, S], ``stride`` and
+  ``dilation`` ints or (h, w) pairs, ``pads`` = (top, left, bottom, right) as in ONNX;
 * ``linear(name, x, w, b, act)`` — ``x`` [..., K] @ ``w``ᵀ with ``w`` [N, K] (torch layout);
-
-``act`` (``None``, ``"relu"``, ``"relu6"``) is a fused activation: the output grid is calibrated *after* it,
-as on integer hardware where the clamp is the requantization's saturation (a pre-activation grid would
-spend most of its levels on values the ReLU6 throws away).
 * ``matmul(name, a, b)`` — two activations ``a`` [..., M, K] @ ``b`` [..., K, N] (attention).
 
-:class:`FloatOps` is the FP32 reference. :class:`Calibrator` runs FP32 and feeds every quantized layer's
-input (and ``b``) and output to an observer; :meth:`Calibrator.plan` turns them into a :class:`QuantPlan`.
-:class:`QuantOps` runs a plan as
+``act`` (``None``, ``"relu"``, ``"relu6"``) is a fused activation: the output grid is calibrated *after* it, as
+on integer hardware where the clamp is the requantization's saturation.
 
-* ``fake``: ``y = Q(op(Q(x), Q(w)) + b_q)`` in float32, where ``Q`` = quantize then dequantize
-  (simulated quantization, what QAT trains against);
-* ``int``: the same layer on the integer datapath — ``qlinear_conv`` / ``qlinear_matmul`` with int32
-  accumulation, int32 bias ``round(b / (s_x·s_w))`` and ONNX Runtime requantization — then dequantized.
+:class:`FloatOps` is the FP32 reference. :class:`Calibrator` runs FP32 and feeds every quantized layer's input
+(and ``b``) and output to an observer (a tensor that several layers read — Q, K and V share their input, a conv's
+output is the next conv's input — is observed once); :meth:`Calibrator.plan` turns them into a
+:class:`QuantPlan`. :class:`QuantOps` runs a plan through ONE quantized-GEMM skeleton (gemmlowp's output
+pipeline): quantize the input on its grid, quantize the weights (:func:`accelsim.quant.weight_qparams`, cached per
+layer), run the integer GEMM, then an *output stage*:
 
-Both quantize the input with the calibrated input grid, weights per output channel (symmetric, signed,
-narrow INT8 ``[-127, 127]``; INT4 ``[-8, 7]``) and the output to the calibrated output grid, so ``int``
-and ``fake`` differ only where float32 accumulation/rounding differs from exact integer arithmetic
-(documented bound: output codes differ by at most 1 LSB except where float rounding of a product sum
-sits exactly on a quantization tie). Everything else (BN folded, activations, residual adds, softmax,
-layernorm, GELU) runs in float32 on dequantized values.
+* static (calibrated grids): **requantize** — int32 bias ``round(b / (s_x·s_w))``, ONNX Runtime requantization to
+  the calibrated output grid (``qlinear_conv`` / ``qlinear_matmul``), dequantized;
+* dynamic (``scheme.dynamic``, ONNX Runtime ``quantize_dynamic``): the input grid comes from each call's own range
+  (:func:`dynamic_qparams`) and the stage **rescales to float**: ``act(float32(acc)·float32(s_x·s_w[c]) + b[c])``.
+
+``mode="fake"`` computes the same in float32 on dequantized values (``y = Q(op(Q(x), Q(w)) + b_q)``, what QAT
+trains against); ``int`` and ``fake`` output codes differ by at most 1 LSB (float32 vs exact integer sums).
+Everything else (activations, residual adds, softmax, layernorm, GELU) runs in float32 on dequantized values.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from types import MappingProxyType
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
+from ..data.metrics import sqnr_from_energy
 from ..errors import QuantError
-from ..quant import (QParams, QuantSpec, dequantize, make_observer, qlinear_conv, qlinear_matmul,
-                     qparams_from_range, quantize, quantize_bias)
+from ..quant import (QParams, QTensor, QuantSpec, conv_integer_rescale, dequantize, make_observer,
+                     matmul_integer_rescale, qlinear_conv, qlinear_matmul, qparams_from_range, quantize,
+                     quantize_bias, weight_qparams)
 from . import functional as F
 
 
@@ -54,7 +56,7 @@ class QuantScheme:
     layer_bits: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}))  # glob → (w, a)
     float_layers: frozenset = frozenset()
     requant: str = "float"
-    dynamic: bool = False      # per-call activation grids, float outputs (see accelsim.nn.qdynamic)
+    dynamic: bool = False      # per-call activation grids, float outputs
 
     def bits(self, name: str) -> tuple[int, int] | None:
         """(w_bits, a_bits) of a layer, or None if it stays float (``float_layers`` holds glob patterns)."""
@@ -98,61 +100,90 @@ class QuantPlan:
 ACTIVATIONS = {None: lambda y: y, "relu": F.relu, "relu6": F.relu6}
 
 
-def _conv_float(x, w, b, stride, pads, dilation, groups, act=None):
-    t, l, bo, r = pads
-    return ACTIVATIONS[act](F.conv2d(x, w, b, stride=stride, padding=(t, bo, l, r), dilation=dilation, groups=groups))
+# ---- the three GEMM kinds: float reference, requantizing and rescaling integer kernels ------------------------
+
+def _conv_geo(stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1) -> dict:
+    return dict(strides=F.pair(stride, "stride"), pads=F.pads4(pads), dilations=F.pair(dilation, "dilation"),
+                group=int(groups))
 
 
-def _linear_float(x, w, b, act=None):
-    y = x.reshape(-1, x.shape[-1]) @ w.T
-    if b is not None:
-        y += b
-    return ACTIVATIONS[act](y.reshape(x.shape[:-1] + (w.shape[0],)))
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """How one GEMM op computes: ``float(x, w, b, geo)``, ``requant(xq, xs, xz, wq, ws, wz, ys, yz, bias, geo, kw)``
+    (codes, overflow) and ``rescale(xq, xs, xz, wq, ws, wz, bias, act, geo)`` (float32). A linear's float ``w`` is
+    [out, in], its codes ``wq`` [in, out]."""
+    float: Callable
+    requant: Callable
+    rescale: Callable
+
+
+KINDS = {
+    "conv": _Kind(
+        lambda x, w, b, g: F.conv2d(x, w, b, g["strides"], g["pads"], g["dilations"], g["group"]),
+        lambda xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw: qlinear_conv(
+            xq, xs, xz, wq, ws, wz, ys, yz, bias, **g, return_overflow=True, x_bits=kw.pop("a_bits"),
+            w_bits=kw.pop("b_bits"), **kw),
+        lambda xq, xs, xz, wq, ws, wz, bias, act, g: conv_integer_rescale(xq, xs, xz, wq, ws, wz, bias, **g, act=act)),
+    "linear": _Kind(
+        lambda x, w, b, g: F.linear(x, w, b),
+        lambda xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw: qlinear_matmul(
+            xq, xs, xz, wq, ws, wz, ys, yz, bias=bias, return_overflow=True, **kw),
+        lambda xq, xs, xz, wq, ws, wz, bias, act, g: matmul_integer_rescale(xq, xs, xz, wq, ws, wz, bias=bias,
+                                                                             act=act)),
+    "matmul": _Kind(
+        lambda x, w, b, g: np.matmul(x, w),
+        lambda xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw: qlinear_matmul(
+            xq, xs, xz, wq, ws, wz, ys, yz, return_overflow=True, **kw),
+        lambda xq, xs, xz, wq, ws, wz, bias, act, g: matmul_integer_rescale(xq, xs, xz, wq, ws, wz)),
+}
 
 
 class FloatOps:
     """The FP32 reference."""
     mode = "fp32"
 
+    def _run(self, kind: str, name, x, w, b, act, geo):
+        return ACTIVATIONS[act](KINDS[kind].float(x, w, b, geo))
+
     def conv(self, name, x, w, b, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1, act=None):
-        return _conv_float(x, w, b, stride, pads, dilation, groups, act)
+        return self._run("conv", name, x, w, b, act, _conv_geo(stride, pads, dilation, groups))
 
     def linear(self, name, x, w, b=None, act=None):
-        return _linear_float(x, w, b, act)
+        return self._run("linear", name, x, w, b, act, None)
 
     def matmul(self, name, a, b):
-        return np.matmul(a, b)
+        return self._run("matmul", name, a, b, None, None, None)
 
 
 class Calibrator(FloatOps):
-    """FP32 forward that observes every quantized layer's inputs and output."""
+    """FP32 forward that observes every quantized layer's inputs and output (each tensor once)."""
     mode = "calibrate"
 
     def __init__(self, scheme: QuantScheme):
         self.scheme = scheme
         self.observers: dict[str, dict] = {}
         self.samples = 0
+        self._seen: dict[int, tuple] = {}   # id(tensor) → (weakref to it, its observer), while it lives
 
     def _observe(self, name, **tensors):
         if self.scheme.bits(name) is None:
             return
-        obs = self.observers.setdefault(name, {k: self.scheme.observer() for k in tensors})
+        obs = self.observers.setdefault(name, {})
         for k, t in tensors.items():
-            obs[k].observe(t)
+            seen = self._seen.get(id(t))
+            if seen is not None and seen[0]() is t:     # the same array, already observed
+                if k not in obs:
+                    obs[k] = seen[1]                     # share its observer: identical statistics
+                if obs[k] is seen[1]:
+                    continue
+            o = obs.setdefault(k, self.scheme.observer())
+            o.observe(t)
+            key = id(t)
+            self._seen[key] = (weakref.ref(t, lambda _, key=key: self._seen.pop(key, None)), o)
 
-    def conv(self, name, x, w, b, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1, act=None):
-        y = super().conv(name, x, w, b, stride, pads, dilation, groups, act)
-        self._observe(name, x=x, y=y)
-        return y
-
-    def linear(self, name, x, w, b=None, act=None):
-        y = super().linear(name, x, w, b, act)
-        self._observe(name, x=x, y=y)
-        return y
-
-    def matmul(self, name, a, b):
-        y = super().matmul(name, a, b)
-        self._observe(name, x=a, b=b, y=y)
+    def _run(self, kind, name, x, w, b, act, geo):
+        y = super()._run(kind, name, x, w, b, act, geo)
+        self._observe(name, x=x, **({"b": w} if kind == "matmul" else {}), y=y)
         return y
 
     def plan(self) -> QuantPlan:
@@ -165,6 +196,19 @@ class Calibrator(FloatOps):
             grid = {k: qparams_from_range(*o.range(), spec) for k, o in obs.items()}
             layers[name] = LayerQ(name, w_bits, a_bits, grid["x"], grid["y"], grid.get("b"))
         return QuantPlan(self.scheme, MappingProxyType(layers), self.samples)
+
+
+def dynamic_qparams(x, bits: int = 8) -> QParams:
+    """ONNX ``DynamicQuantizeLinear`` grid of ``x``, float32 throughout: unsigned, ``lo = min(x, 0)``,
+    ``hi = max(x, 0)``, ``scale = (hi − lo) / (2^bits − 1)``, ``zp = rne(clamp(−lo / scale))`` (scale 1, zp 0 for
+    an all-zero tensor); bit-exact with ONNX Runtime (tested)."""
+    qmax = np.float32(2 ** bits - 1)
+    lo, hi = np.minimum(np.float32(x.min()), np.float32(0)), np.maximum(np.float32(x.max()), np.float32(0))
+    scale = np.float32((hi - lo) / qmax)
+    if scale == 0:
+        return QParams(np.float32(1), np.int32(0), QuantSpec(bits, signed=False))
+    zp = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), qmax))
+    return QParams(np.asarray(scale, np.float32), np.asarray(zp, np.int32), QuantSpec(bits, signed=False))
 
 
 def _qdq(x, p: QParams) -> np.ndarray:
@@ -184,129 +228,99 @@ class LayerStats:
 
     @property
     def sqnr_db(self) -> float:
-        if self.noise == 0.0:
-            return float("inf")
-        return 10.0 * np.log10(self.signal / self.noise) if self.signal > 0 else float("-inf")
+        return sqnr_from_energy(self.signal, self.noise)
 
 
-class QuantOps:
-    """Runs a :class:`QuantPlan` in ``fake`` (simulated) or ``int`` (bit-exact integer) mode."""
+@dataclass(frozen=True, slots=True)
+class LayerResult:
+    """The integer view of a layer's last call (``QuantOps(keep_last=True)``): codes, grids, bias, overflow."""
+    codes: np.ndarray | None
+    x: QParams
+    w: QParams
+    y: QParams | None
+    bias_int32: np.ndarray | None
+    overflow: object
+
+
+class QuantOps(FloatOps):
+    """Runs a :class:`QuantPlan` in ``fake`` (simulated) or ``int`` (bit-exact integer) mode through one skeleton;
+    ``plan.scheme.dynamic`` selects per-call input grids and the float-rescale output stage."""
 
     def __init__(self, plan: QuantPlan, mode: str = "int", measure: bool = True, acc_bits: int = 32,
-                 overflow: str = "wrap"):
+                 overflow: str = "wrap", keep_last: bool = False):
         if mode not in ("fake", "int"):
             raise QuantError(f"mode: expected 'fake' or 'int', got {mode!r}")
-        self.plan, self.mode, self.measure = plan, mode, measure
+        self.plan, self.mode, self.measure, self.keep_last = plan, mode, measure, keep_last
+        self.dynamic = plan.scheme.dynamic
         self.acc = dict(acc_bits=acc_bits, overflow=overflow)
         self.stats: dict[str, LayerStats] = {}
+        self.last: dict[str, LayerResult] = {}
         self._weights: dict[str, tuple] = {}
 
-    def _layer(self, name) -> LayerQ | None:
-        return self.plan.layers.get(name)
-
     def _weight(self, name, w, w_bits, b=None, x_scale=None):
-        """``(codes, per-channel scales, dequantized weights)``, cached per layer: per output channel (axis 0) or
-        per tensor, symmetric.
-
-        With a bias, each weight scale is raised where needed so the int32 bias ``b / (s_x·s_w)`` stays within
-        ``2**(acc_bits − 2)`` (headroom for the sum): a channel with near-zero weights but a large folded-BN
-        bias would otherwise saturate its bias (ONNX Runtime's quantizer adjusts weight scales the same way).
-        """
+        """``(codes, per-channel scales, dequantized weights, params)`` cached per layer
+        (:func:`accelsim.quant.weight_qparams`; bias headroom only where an int32 bias is formed); a linear
+        layer's codes are stored transposed, ``[in, out]``, as its GEMM reads them."""
         if name not in self._weights:
-            spec = self.plan.scheme.weight_spec(w_bits)
-            flat = w.reshape(w.shape[0], -1)
-            lo, hi = (flat.min(axis=1), flat.max(axis=1)) if spec.granularity == "channel" else (w.min(), w.max())
-            p = qparams_from_range(lo, hi, spec)
-            if b is not None:
-                need = np.abs(b).astype(np.float64) / (float(x_scale) * 2.0 ** (self.acc["acc_bits"] - 2))
-                need = need if spec.granularity == "channel" else need.max()
-                if np.any(need > p.scale):
-                    p = QParams(np.maximum(p.scale, need).astype(np.float32), p.zero_point, spec)
+            p = weight_qparams(w, self.plan.scheme.weight_spec(w_bits), b, x_scale, self.acc["acc_bits"])
             q = quantize(w, p)
-            self._weights[name] = (q.q, np.broadcast_to(p.scale.reshape(-1), (w.shape[0],)).astype(np.float32),
-                                   dequantize(q))
+            codes = np.ascontiguousarray(q.q.T) if w.ndim == 2 else q.q   # linear: [in, out] for the GEMM
+            self._weights[name] = (codes, np.broadcast_to(p.scale.reshape(-1), (w.shape[0],)).astype(np.float32),
+                                   dequantize(q), p)
         return self._weights[name]
 
+    def _operand_b(self, kind, name, lq, w, b, xp):
+        """The second GEMM operand as (codes, scales, zero points, dequantized, params): the layer's weights, or
+        for a matmul the second activation on its grid."""
+        if kind != "matmul":
+            wq, ws, w_dq, wp = self._weight(name, w, lq.w_bits, None if self.dynamic else b, xp.scale)
+            return wq, ws, np.zeros(len(ws), np.int8), w_dq, wp
+        bp = dynamic_qparams(w, lq.a_bits) if self.dynamic else lq.b
+        bq = quantize(w, bp)
+        return bq.q, bp.scale, _zp(bp), dequantize(bq), bp
+
+    def _run(self, kind: str, name, x, w, b, act, geo):
+        lq = self.plan.layers.get(name)
+        k = KINDS[kind]
+        if lq is None:
+            return ACTIVATIONS[act](k.float(x, w, b, geo))
+        xp = dynamic_qparams(x, lq.a_bits) if self.dynamic else lq.x
+        xq = quantize(x, xp)
+        wq, ws, wz, w_dq, wp = self._operand_b(kind, name, lq, w, b, xp)
+        codes, bq, events, ovf = None, None, 0, None
+        if self.dynamic:     # output stage: rescale the exact accumulator to float
+            if self.mode == "fake":
+                y = ACTIVATIONS[act](k.float(dequantize(xq), w_dq, b, geo))
+            else:
+                y = k.rescale(xq.q, xp.scale, _zp(xp), wq, ws, wz, b, act, geo)
+        else:                # output stage: requantize to the calibrated output grid
+            bq = None if b is None else quantize_bias(b, lq.x.scale, ws)
+            if self.mode == "fake":
+                bf = None if bq is None else (bq.astype(np.float32) * (np.float32(lq.x.scale) * ws)).astype(np.float32)
+                y = _qdq(ACTIVATIONS[act](k.float(dequantize(xq), w_dq, bf, geo)), lq.y)
+            else:
+                codes, ovf = k.requant(xq.q, xp.scale, _zp(xp), wq, ws, wz, lq.y.scale, _zp(lq.y), bq, geo,
+                                       dict(requant=self.plan.scheme.requant, a_bits=lq.a_bits,
+                                            b_bits=lq.a_bits if kind == "matmul" else lq.w_bits,
+                                            y_bits=lq.a_bits, **self.acc))
+                y, events = ACTIVATIONS[act](dequantize(QTensor(codes, lq.y))), ovf.events
+        if self.keep_last:
+            self.last[name] = LayerResult(codes, xp, wp, None if self.dynamic else lq.y, bq, ovf)
+        if self.measure:
+            self._record(name, ACTIVATIONS[act](k.float(x, w, b, geo)), y, events)
+        return y
+
     def _record(self, name, ref, y, events=0):
-        if not self.measure:
-            return
         s = self.stats.setdefault(name, LayerStats())
         r64, e64 = ref.astype(np.float64), (y.astype(np.float64) - ref)
         s.signal += float(np.sum(r64 * r64))
         s.noise += float(np.sum(e64 * e64))
         s.overflow_events += events
 
-    def _bias(self, b, lq, w_scale):
-        if b is None:
-            return None, None
-        bq = quantize_bias(b, lq.x.scale, w_scale)
-        return bq, (bq.astype(np.float32) * (np.float32(lq.x.scale) * w_scale)).astype(np.float32)
 
-    def conv(self, name, x, w, b, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1, act=None):
-        lq = self._layer(name)
-        if lq is None:
-            return _conv_float(x, w, b, stride, pads, dilation, groups, act)
-        wq, ws, w_dq = self._weight(name, w, lq.w_bits, b, lq.x.scale)
-        bq, bf = self._bias(b, lq, ws)
-        xq = quantize(x, lq.x)
-        events = 0
-        if self.mode == "fake":
-            y = _qdq(_conv_float(dequantize(xq), w_dq, bf, stride, pads, dilation, groups, act),
-                     lq.y)
-        else:
-            yq, ovf = qlinear_conv(xq.q, lq.x.scale, _zp(lq.x), wq, ws, np.zeros(len(ws), np.int8), lq.y.scale,
-                                   _zp(lq.y), bq, (stride, stride), pads, (dilation, dilation), groups,
-                                   requant=self.plan.scheme.requant, return_overflow=True, x_bits=lq.a_bits,
-                                   w_bits=lq.w_bits, y_bits=lq.a_bits, **self.acc)
-            y, events = ACTIVATIONS[act](dequantize_codes(yq, lq.y)), ovf.events
-        if self.measure:
-            self._record(name, _conv_float(x, w, b, stride, pads, dilation, groups, act), y, events)
-        return y
-
-    def linear(self, name, x, w, b=None, act=None):
-        lq = self._layer(name)
-        if lq is None:
-            return _linear_float(x, w, b, act)
-        wq, ws, w_dq = self._weight(name, w, lq.w_bits, b, lq.x.scale)
-        bq, bf = self._bias(b, lq, ws)
-        xq = quantize(x, lq.x)
-        events = 0
-        if self.mode == "fake":
-            y = _qdq(_linear_float(dequantize(xq), w_dq, bf, act), lq.y)
-        else:
-            yq, ovf = qlinear_matmul(xq.q, lq.x.scale, _zp(lq.x), np.ascontiguousarray(wq.T), ws,
-                                     np.zeros(len(ws), np.int8), lq.y.scale, _zp(lq.y), bias=bq,
-                                     requant=self.plan.scheme.requant, return_overflow=True, a_bits=lq.a_bits,
-                                     b_bits=lq.w_bits, y_bits=lq.a_bits, **self.acc)
-            y, events = ACTIVATIONS[act](dequantize_codes(yq, lq.y)), ovf.events
-        if self.measure:
-            self._record(name, _linear_float(x, w, b, act), y, events)
-        return y
-
-    def matmul(self, name, a, b):
-        lq = self._layer(name)
-        if lq is None:
-            return np.matmul(a, b)
-        aq, bq = quantize(a, lq.x), quantize(b, lq.b)
-        events = 0
-        if self.mode == "fake":
-            y = _qdq(np.matmul(dequantize(aq), dequantize(bq)), lq.y)
-        else:
-            lead = a.shape[:-2]
-            a3, b3 = aq.q.reshape((-1,) + a.shape[-2:]), bq.q.reshape((-1,) + b.shape[-2:])
-            out = np.empty((a3.shape[0], a.shape[-2], b.shape[-1]), dtype=lq.y.spec.dtype)
-            for i in range(a3.shape[0]):
-                out[i], ovf = qlinear_matmul(a3[i], lq.x.scale, _zp(lq.x), b3[i], lq.b.scale, _zp(lq.b),
-                                             lq.y.scale, _zp(lq.y), requant=self.plan.scheme.requant,
-                                             return_overflow=True, a_bits=lq.a_bits, b_bits=lq.a_bits,
-                                             y_bits=lq.a_bits, **self.acc)
-                events += ovf.events
-            y = dequantize_codes(out.reshape(lead + out.shape[1:]), lq.y)
-        if self.measure:
-            self._record(name, np.matmul(a, b), y, events)
-        return y
-
-
-def dequantize_codes(q: np.ndarray, p: QParams) -> np.ndarray:
-    """``float32(q − zp) · scale`` for integer codes on a per-tensor grid."""
-    return ((q.astype(np.int32) - np.int32(p.zero_point)).astype(np.float32) * np.float32(p.scale)).astype(np.float32)
+def DynamicQuantOps(plan: QuantPlan, mode: str = "int", **kw) -> QuantOps:
+    """:class:`QuantOps` with per-call input grids and float outputs (ONNX Runtime ``quantize_dynamic``), whatever
+    ``plan.scheme.dynamic`` says."""
+    if not plan.scheme.dynamic:
+        plan = QuantPlan(replace(plan.scheme, dynamic=True), plan.layers, plan.calib_samples)
+    return QuantOps(plan, mode, **kw)

@@ -5,7 +5,8 @@ Specs and parameters: :class:`QuantSpec`, :class:`QParams`, :class:`QTensor`, :f
 :func:`dequantize`, :func:`quantize_bias`, :func:`pack_int4` / :func:`unpack_int4`.
 
 ONNX operator semantics, bit-exact with ONNX Runtime's CPU kernels: :func:`quantize_linear`,
-:func:`dequantize_linear`, :func:`qlinear_matmul`, :func:`qlinear_conv`.
+:func:`dequantize_linear`, :func:`qlinear_matmul`, :func:`qlinear_conv`; ONNX Runtime ``quantize_dynamic``
+(MatMulInteger/ConvInteger + float rescale): :func:`matmul_integer_rescale`, :func:`conv_integer_rescale`.
 
 Calibration: :class:`MinMaxObserver`, :class:`PercentileObserver`, :class:`KLObserver`,
 :class:`EntropyObserver`, :class:`MSEObserver`, :class:`PerChannelMinMaxObserver`, :class:`PerChannelObserver`
@@ -37,7 +38,8 @@ from accelsim.quant.qdq import (
     unpack_int4,
 )
 from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
-from accelsim.quant.spec import QParams, QTensor, QuantSpec, qparams_from_range, quantize_bias
+from accelsim.quant.qlinear import conv_integer_rescale, matmul_integer_rescale
+from accelsim.quant.spec import QParams, QTensor, QuantSpec, qparams_from_range, quantize_bias, weight_qparams
 
 __all__ = [
     "METHODS",
@@ -56,9 +58,11 @@ __all__ = [
     "QTensor",
     "QuantSpec",
     "calibrate",
+    "conv_integer_rescale",
     "dequantize",
     "dequantize_linear",
     "make_observer",
+    "matmul_integer_rescale",
     "pack_int4",
     "ptq_conv",
     "ptq_linear",
@@ -67,6 +71,7 @@ __all__ = [
     "qparams_from_range",
     "quantize",
     "quantize_bias",
+    "weight_qparams",
     "quantize_linear",
     "sqnr_db",
     "unpack_int4",

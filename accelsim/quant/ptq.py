@@ -2,8 +2,9 @@
 
 1. Calibrate the input activations over ``calib`` batches (``method``: minmax | percentile | kl | entropy | mse)
    -> per-tensor activation params (asymmetric unsigned by default, the ONNX Runtime default);
-2. quantize the weights per output channel with symmetric signed params from their min/max
-   (INT8 narrow ``[-127, 127]``; INT4 ``[-8, 7]``);
+2. quantize the weights per output channel with the model pipeline's rule (:func:`weight_qparams`: symmetric
+   signed params from their min/max, INT8 narrow ``[-127, 127]``, INT4 ``[-8, 7]``, scales raised where the int32
+   bias would lack headroom), so a layer gets the same weight scales here as inside a quantized model;
 3. calibrate the output range the same way on the float outputs of the calibration batches;
 4. quantize the bias to int32 (``round(b / (x_scale * w_scale))``), run the bit-exact integer kernel on the
    ``evaluate`` input and dequantize; report ``SQNR = 10 log10(sum y^2 / sum (y - y_hat)^2)`` in dB.
@@ -11,15 +12,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from accelsim.data.metrics import sqnr_db
 from accelsim.errors import QuantError
-from accelsim.quant.calibration import PerChannelMinMaxObserver, calibrate
+from accelsim.nn import functional as F
+from accelsim.quant.calibration import calibrate
 from accelsim.quant.qdq import dequantize_linear, quantize
 from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
-from accelsim.quant.spec import QParams, QuantSpec, qparams_from_range, quantize_bias
+from accelsim.quant.spec import QParams, QuantSpec, qparams_from_range, quantize_bias, weight_qparams
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -37,26 +40,15 @@ class PTQResult:
     overflow: AccOverflow
 
 
-def sqnr_db(reference, approx) -> float:
-    """``10 log10(sum ref^2 / sum (ref - approx)^2)`` in float64; ``inf`` when they are equal."""
-    r = np.asarray(reference, dtype=np.float64)
-    e = r - np.asarray(approx, dtype=np.float64)
-    if r.shape != e.shape:
-        raise QuantError(f"sqnr_db: shapes differ: {r.shape} vs {np.shape(approx)}")
-    noise = float(np.sum(e * e))
-    return float("inf") if noise == 0 else float(10.0 * np.log10(float(np.sum(r * r)) / noise))
-
-
 def _act_params(batches, method, bits, signed, **kw) -> QParams:
     spec = QuantSpec(bits=bits, signed=signed, symmetric=signed)
     lo, hi = calibrate(batches, method=method, symmetric=signed, **kw)
     return qparams_from_range(lo, hi, spec)
 
 
-def _weight_params(w, axis, bits) -> QParams:
-    obs = PerChannelMinMaxObserver(axis=axis, symmetric=True)
-    obs.observe(w)
-    return obs.qparams(QuantSpec(bits=bits, signed=True, symmetric=True, granularity="channel", axis=axis))
+def _weight_params(w_out_in, bits, bias, x_scale, acc_bits) -> QParams:
+    spec = QuantSpec(bits=bits, signed=True, symmetric=True, granularity="channel", axis=0)
+    return weight_qparams(w_out_in, spec, bias, x_scale, acc_bits)
 
 
 def _check_batches(calib, name="calib") -> list:
@@ -78,7 +70,8 @@ def _bits_kw(bits: int):
 
 def ptq_linear(calib, w, bias=None, evaluate=None, *, method="minmax", act_bits=8, w_bits=8, act_signed=False,
                requant="float", acc_bits=32, overflow="wrap", **calib_kw) -> PTQResult:
-    """PTQ of ``y = x @ w + bias`` (``w``: (K, N)); ``calib``: list of (..., K) batches; ``evaluate`` defaults to
+    """PTQ of ``y = x @ w + bias`` (``w``: (K, N), i.e. the transpose of torch's [out, in]; ``w_params`` are per
+    column, axis 1); ``calib``: list of (..., K) batches; ``evaluate`` defaults to
     the concatenation of ``calib``. ``act_bits``/``w_bits`` in [2, 8]; ``calib_kw`` go to :func:`calibrate`."""
     batches = _check_batches(calib)
     w = np.asarray(w, dtype=np.float32)
@@ -88,7 +81,8 @@ def ptq_linear(calib, w, bias=None, evaluate=None, *, method="minmax", act_bits=
     x_eval = np.concatenate([x.reshape(-1, w.shape[0]) for x in batches]) if evaluate is None else \
         np.asarray(evaluate, dtype=np.float32)
     xp = _act_params(batches, method, act_bits, act_signed, **calib_kw)
-    wp = _weight_params(w, 1, w_bits)
+    wp_out_in = _weight_params(w.T, w_bits, b, xp.scale, acc_bits)
+    wp = QParams(wp_out_in.scale, wp_out_in.zero_point, replace(wp_out_in.spec, axis=1))   # for w as (K, N)
 
     def fwd(x):
         return x @ w + (0 if b is None else b)
@@ -104,25 +98,7 @@ def ptq_linear(calib, w, bias=None, evaluate=None, *, method="minmax", act_bits=
 
 
 def _conv_float(x, w, b, strides, pads, dilations, group):
-    """float32 reference convolution through the same integer-free im2col layout (float64 accumulation)."""
-    nb, _c, h, wd = x.shape
-    cout, cg, r, s = w.shape
-    sh, sw = strides
-    pt, pl, pb, pr = pads
-    dh, dw = dilations
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    ho = (h + pt + pb - dh * (r - 1) - 1) // sh + 1
-    wo = (wd + pl + pr - dw * (s - 1) - 1) // sw + 1
-    y = np.zeros((nb, cout, ho, wo))
-    go = cout // group
-    for g in range(group):
-        for i in range(r):
-            for j in range(s):
-                patch = xp[:, g * cg:(g + 1) * cg, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
-                y[:, g * go:(g + 1) * go] += np.einsum("bchw,oc->bohw", patch, w[g * go:(g + 1) * go, :, i, j])
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y.astype(np.float32)
+    return F.conv2d(x, w, b, strides, pads, dilations, group)
 
 
 def ptq_conv(calib, w, bias=None, evaluate=None, *, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1,
@@ -137,7 +113,7 @@ def ptq_conv(calib, w, bias=None, evaluate=None, *, strides=(1, 1), pads=(0, 0, 
     x_eval = np.concatenate(batches) if evaluate is None else np.asarray(evaluate, dtype=np.float32)
     geo = {"strides": tuple(strides), "pads": tuple(pads), "dilations": tuple(dilations), "group": int(group)}
     xp = _act_params(batches, method, act_bits, act_signed, **calib_kw)
-    wp = _weight_params(w, 0, w_bits)
+    wp = _weight_params(w, w_bits, b, xp.scale, acc_bits)
     yp = _act_params([_conv_float(x, w, b, **geo) for x in batches], method, act_bits, act_signed, **calib_kw)
     bq = None if b is None else quantize_bias(b, xp.scale, wp.scale)
     xq, wq = quantize(x_eval, xp).q, quantize(w, wp).q

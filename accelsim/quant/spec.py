@@ -196,3 +196,24 @@ def quantize_bias(bias, x_scale, w_scale) -> np.ndarray:
     with np.errstate(over="ignore"):
         q = np.rint(b / (xs * ws)).astype(np.float64)
     return np.clip(q, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
+
+
+def weight_qparams(w, spec: QuantSpec, bias=None, x_scale=None, acc_bits: int = 32) -> QParams:
+    """The one weight-quantization rule (model pipeline and single-layer PTQ alike): symmetric grid from the
+    weight's min/max per output channel (axis 0, ``spec.granularity == "channel"``) or per tensor; with a bias,
+    each scale is raised where needed so the int32 bias ``b / (s_x·s_w)`` stays within ``2**(acc_bits − 2)``
+    (headroom for the sum): ``s_w[c] = max(s_w[c], |b[c]| / (s_x · 2**(acc_bits − 2)))``. A channel with near-zero
+    weights but a large folded-BN bias would otherwise saturate its bias (ONNX Runtime's quantizer adjusts
+    weight scales the same way)."""
+    w = np.asarray(w)
+    flat = w.reshape(w.shape[0], -1)
+    per_channel = spec.granularity == "channel"
+    lo, hi = (flat.min(axis=1), flat.max(axis=1)) if per_channel else (w.min(), w.max())
+    p = qparams_from_range(lo, hi, spec)
+    if bias is None:
+        return p
+    need = np.abs(np.asarray(bias)).astype(np.float64) / (float(x_scale) * 2.0 ** (acc_bits - 2))
+    need = need if per_channel else need.max()
+    if np.any(need > p.scale):
+        p = QParams(np.maximum(p.scale, need).astype(np.float32), p.zero_point, spec)
+    return p

@@ -5,8 +5,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..config.hw import HWConfig
 from ..graph import Model
+from ..ops import OPS
 
-NORM_OPS = ("batchnorm", "layernorm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +89,9 @@ def totals(layers, hw: HWConfig, model: Model, precs) -> dict:
     compute = sum(c.compute_cycles for c in layers)
     macs = sum(c.macs for c in layers)
     size = 0.0
-    for layer, p in zip(model.layers, precs):
-        small = 4 if not p.is_float else p.weight_bytes
-        if layer.op in NORM_OPS:
-            size += layer.params * small
-        elif layer.op in ("conv2d", "linear"):
-            bias = layer.attrs["out_channels" if layer.op == "conv2d" else "out_features"] if layer.attrs["bias"] else 0
-            size += (layer.params - bias) * p.weight_bytes + bias * small
-        else:
-            size += layer.params * p.weight_bytes
+    for layer, p in zip(model.layers, precs):   # norm parameters and biases stay 32-bit in a quantized model
+        wide = OPS[layer.op].wide_params(layer.attrs, list(layer.in_shapes))
+        size += (layer.params - wide) * p.weight_bytes + wide * (4 if not p.is_float else p.weight_bytes)
     seconds = cycles / (hw.clock_mhz * 1e6)
     slots = sum(c.compute_cycles * c.macs_per_pe_cycle for c in layers) * hw.array.rows * hw.array.cols
     energy = {k: sum(getattr(c, f"energy_{k}_pj") for c in layers) for k in ("mac", "sram", "dram", "vector", "static")}

@@ -1,4 +1,5 @@
-"""accelsim.nn.text_ops against float64 references (scipy only in tests)."""
+"""Transformer numerics of accelsim.nn.functional and the masked-attention graph ops, against float64
+references (scipy only in tests)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,9 @@ import pytest
 import scipy.special
 
 from accelsim.errors import AccelsimError
-from accelsim.nn import text_ops as ops
+from accelsim.graph import Model
+from accelsim.nn import functional as ops
+from accelsim.nn.graph_exec import run_graph
 
 RNG = np.random.default_rng(0)
 
@@ -54,7 +57,7 @@ def test_layer_norm_and_linear_match_float64():
     y = ops.linear(x3, w, bias)
     assert y.shape == (1, 11, 96)
     np.testing.assert_allclose(y[0], x64 @ w.T.astype(np.float64) + bias, rtol=1e-4, atol=1e-4)
-    with pytest.raises(AccelsimError, match="input features"):
+    with pytest.raises(AccelsimError, match="does not fit weight"):
         ops.linear(x, w.T)
     with pytest.raises(AccelsimError, match="bias shape"):
         ops.linear(x, w, bias[:3])
@@ -75,29 +78,44 @@ def _attention_reference(q, k, v, mask, heads):
     return out.reshape(batch * seq, heads * d)
 
 
-def test_self_attention_matches_loops_and_ignores_padding():
+def _attention_graph(seq, hidden, heads):
+    """Q·Kᵀ → softmax(· scale + mask bias) → ·V → merge, as the MiniLM YAML wires it."""
+    return Model.from_dict({
+        "name": "attn", "inputs": [{"name": "q", "shape": [seq, hidden]}, {"name": "k", "shape": [seq, hidden]},
+                                   {"name": "v", "shape": [seq, hidden]}, {"name": "mask", "shape": [seq]}],
+        "layers": [{"name": "bias", "op": "mask_bias", "input": "mask"},
+                   {"name": "qh", "op": "split_heads", "input": "q", "heads": heads},
+                   {"name": "kh", "op": "split_heads", "input": "k", "heads": heads},
+                   {"name": "vh", "op": "split_heads", "input": "v", "heads": heads},
+                   {"name": "s", "op": "matmul", "inputs": ["qh", "kh"], "transpose_b": True},
+                   {"name": "p", "op": "softmax", "inputs": ["s", "bias"], "scale": 1 / np.sqrt(hidden // heads)},
+                   {"name": "c", "op": "matmul", "inputs": ["p", "vh"]},
+                   {"name": "m", "op": "merge_heads"}]})
+
+
+def test_masked_attention_graph_matches_loops_and_ignores_padding():
     batch, seq, heads, hidden = 3, 7, 4, 32
     mask = np.ones((batch, seq), dtype=np.int64)
     mask[1, 4:] = 0
     mask[2, 1:] = 0
-    q, k, v = (RNG.standard_normal((batch * seq, hidden)).astype(np.float32) for _ in range(3))
-    out = ops.self_attention(q, k, v, mask, heads)
-    np.testing.assert_allclose(out, _attention_reference(q, k, v, mask, heads), rtol=1e-5, atol=1e-5)
+    q, k, v = (RNG.standard_normal((batch, seq, hidden)).astype(np.float32) for _ in range(3))
+    graph = _attention_graph(seq, hidden, heads)
+    out = run_graph(graph, {}, {"q": q, "k": k, "v": v, "mask": mask})["m"]
+    flat = [t.reshape(batch * seq, hidden) for t in (q, k, v)]
+    np.testing.assert_allclose(out.reshape(batch * seq, hidden), _attention_reference(*flat, mask, heads),
+                               rtol=1e-5, atol=1e-5)
     k2, v2 = k.copy(), v.copy()
-    pad_rows = (mask.reshape(-1) == 0)
-    k2[pad_rows] = 1e4
-    v2[pad_rows] = -1e4
-    out2 = ops.self_attention(q, k2, v2, mask, heads)
-    np.testing.assert_array_equal(out2[~pad_rows], out[~pad_rows])
-    with pytest.raises(AccelsimError, match="does not fit mask"):
-        ops.self_attention(q[:5], k, v, mask, heads)
+    k2[mask == 0] = 1e4
+    v2[mask == 0] = -1e4
+    out2 = run_graph(graph, {}, {"q": q, "k": k2, "v": v2, "mask": mask})["m"]
+    np.testing.assert_array_equal(out2[mask == 1], out[mask == 1])
 
 
 def test_split_merge_heads_round_trip():
-    x = RNG.standard_normal((2 * 5, 24)).astype(np.float32)
-    h = ops.split_heads(x, 2, 5, 3)
+    x = RNG.standard_normal((2, 5, 24)).astype(np.float32)
+    h = ops.split_heads(x, 3)
     assert h.shape == (2, 3, 5, 8)
-    np.testing.assert_array_equal(h[1, 2, 4], x[1 * 5 + 4, 16:24])
+    np.testing.assert_array_equal(h[1, 2, 4], x[1, 4, 16:24])
     np.testing.assert_array_equal(ops.merge_heads(h), x)
 
 
@@ -108,4 +126,7 @@ def test_embedding_pooling_normalize():
         ops.embedding(np.array([6]), table)
     hidden = np.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]], dtype=np.float32)
     np.testing.assert_allclose(ops.mean_pool(hidden, np.array([[1, 1, 0]])), [[2.0, 3.0]])
+    np.testing.assert_allclose(ops.mean_pool(hidden), [[104 / 3, 106 / 3]], rtol=1e-6)
+    bias = ops.mask_bias(np.array([[1, 0]]))
+    assert bias.shape == (1, 1, 1, 2) and bias[0, 0, 0, 0] == 0 and bias[0, 0, 0, 1] == np.finfo(np.float32).min
     np.testing.assert_allclose(ops.l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]])), [[0.6, 0.8], [0.0, 0.0]])

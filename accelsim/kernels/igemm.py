@@ -25,6 +25,7 @@ from accelsim.kernels.requant import MODE_FIXED, requant_fixed, requant_float
 
 ROW_BLOCK = 4      # rows of A per micro-kernel
 COL_BLOCK = 4      # rows of B (output columns) per micro-kernel
+MODE_ACC = 2       # gemm_fast output stage "none": store acc + bias (into an int32 ``out``) for a later epilogue
 ROW_CHUNK = 64     # rows of A per parallel tile (kept in L2 while all column blocks pass over it)
 
 i32 = np.int32
@@ -48,10 +49,13 @@ def pack_sub_zp(src, zp, rows_padded, out):
 
 @njit_parallel
 def pack_transposed_sub_zp(src, zp, rows_padded, out):
-    """``out[0, j, k] = int16(src[k, j]) - zp[j]`` (B of a matmul, (K, N) -> packed (1, Np, K)); rows >= N are 0.
-    Blocked 16 x 64 so both the reads and the writes stay in cache lines."""
-    n_k, n_n = src.shape
-    for jb in prange((rows_padded + 15) // 16):
+    """``out[g, j, k] = int16(src[g, k, j]) - zp[j]`` (B of a matmul, (G, K, N) -> packed (G, Np, K)); rows >= N
+    are 0. Blocked 16 x 64 so both the reads and the writes stay in cache lines."""
+    n_g, n_k, n_n = src.shape
+    n_jb = (rows_padded + 15) // 16
+    for t in prange(n_g * n_jb):
+        g = t // n_jb
+        jb = t % n_jb
         j0, j1 = jb * 16, min(rows_padded, jb * 16 + 16)
         for k0 in range(0, n_k, 64):
             k1 = min(n_k, k0 + 64)
@@ -59,10 +63,10 @@ def pack_transposed_sub_zp(src, zp, rows_padded, out):
                 if j < n_n:
                     z = zp[j]
                     for k in range(k0, k1):
-                        out[0, j, k] = np.int64(src[k, j]) - z
+                        out[g, j, k] = np.int64(src[g, k, j]) - z
                 else:
                     for k in range(k0, k1):
-                        out[0, j, k] = 0
+                        out[g, j, k] = 0
 
 
 @njit
@@ -70,13 +74,16 @@ def _requant_one(acc, mode, m, qm, shift, lo, hi, qmin, qmax, zp):
     """Scalars only (array arguments in a per-element call cost more than the requantization itself)."""
     if mode == MODE_FIXED:
         return requant_fixed(acc, qm, shift, qmin, qmax, zp)
+    if mode == MODE_ACC:
+        return acc
     return requant_float(acc, m, lo, hi, zp)
 
 
 @njit_parallel
 def gemm_fast(a, b, bias, mode, mult, qm, shift, qmin, qmax, zp, m, n, out):
     """Fused exact int32 GEMM + requantization. ``a``: (G, Mp, K) int16, ``b``: (G, Np, K) int16,
-    ``bias``/``mult``/``qm``/``shift``: (G, Np); ``out``: (G, m, n) of the output dtype (any strides)."""
+    ``bias``/``mult``/``qm``/``shift``: (G, Np); ``out``: (G, m, n) of the output dtype (any strides).
+    ``mode``: MODE_FLOAT / MODE_FIXED (:mod:`accelsim.kernels.requant`) or MODE_ACC (``out = acc + bias``)."""
     n_g, mp, n_k = a.shape
     np_ = b.shape[1]
     n_ic = (mp + ROW_CHUNK - 1) // ROW_CHUNK

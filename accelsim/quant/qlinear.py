@@ -1,28 +1,44 @@
-"""Bit-exact quantized MatMul and Conv with ONNX operator semantics (``QLinearMatMul``, ``QLinearConv``).
+"""Bit-exact quantized MatMul and Conv with ONNX operator semantics (``QLinearMatMul``, ``QLinearConv``,
+and ``MatMulInteger``/``ConvInteger`` followed by a float rescale, as ONNX Runtime's ``quantize_dynamic`` emits).
 
 Per output element (DESIGN section 5.3):
 
 1. ``acc = sum_k (x[k] - x_zp) * (w[k] - w_zp[c]) (+ bias[c])`` exactly, in a W-bit accumulator
    (``acc_bits``, default 32; on overflow ``overflow="wrap"`` or ``"saturate"``; products in k order, bias last);
-2. ``requant="float"`` (default, ONNX Runtime CPU bit for bit): ``m = float32(x_scale * w_scale[c]) / y_scale``
-   in float32, ``f = float32(acc) * m``, clamp to ``[qmin - y_zp, qmax - y_zp]``, round half to even, ``+ y_zp``;
-   ``requant="fixed_point"``: the TFLite/gemmlowp integer path (see :mod:`accelsim.kernels.requant`).
+2. output stage, one of
+   * ``requant="float"`` (default, ONNX Runtime CPU bit for bit): ``m = float32(x_scale * w_scale[c]) / y_scale``
+     in float32, ``f = float32(acc) * m``, clamp to ``[qmin - y_zp, qmax - y_zp]``, round half to even, ``+ y_zp``;
+     ``requant="fixed_point"``: the TFLite/gemmlowp integer path (see :mod:`accelsim.kernels.requant`);
+   * rescale (:func:`matmul_integer_rescale`, :func:`conv_integer_rescale`): float32
+     ``y = act(float32(acc) * float32(x_scale * w_scale[c]) + bias[c])`` (int32 accumulator, wrapping).
 
 Types: uint8 x int8, uint8 x uint8, int8 x int8 (any 8-bit combination), and narrower values held in 8-bit
 containers (``a_bits``/``b_bits``/``y_bits``/``x_bits``/``w_bits`` = 4 for INT4: inputs are range-checked,
 outputs clamp to the 4-bit range). The output dtype is ``y_zp``'s dtype.
+
+Accumulation: when no partial sum can leave the accumulator (a bound from the types, else from the data), the
+exact int32 GEMM runs on ONNX Runtime's MLAS (:mod:`accelsim.quant.ort_gemm`, if available; grouped convs
+excepted) followed by a fused Numba output stage (:mod:`accelsim.kernels.epilogue`), or on the Numba kernels
+(:mod:`accelsim.kernels.igemm`); otherwise the W-bit accumulator is emulated step by step. All paths give
+identical results; every public function shares that one accumulation path and differs only in its output stage.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from accelsim.errors import QuantError
+from accelsim.kernels import epilogue as _ep
 from accelsim.kernels import igemm as _g
 from accelsim.kernels import im2col as _im
 from accelsim.kernels.requant import MODE_FIXED, MODE_FLOAT, float_multiplier, quantize_multiplier
 from accelsim.quant import _validate as v
+from accelsim.quant import ort_gemm
+
+ACTS = {None: _ep.ACT_NONE, "relu": _ep.ACT_RELU, "relu6": _ep.ACT_RELU6}
+CONV_ROWS_PER_CALL = 1 << 16  # im2col rows per MatMulInteger call (bounds the scratch buffer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,37 +50,98 @@ class AccOverflow:
     outputs: int
 
 
+NO_OVERFLOW = AccOverflow(0, 0)
+
+
+def _per_out(x, groups: int, n: int, dtype) -> np.ndarray:
+    """A per-output-column parameter (scalar, (n,) or (groups*n,)) as a contiguous (groups, n) array."""
+    x = np.asarray(x, dtype=dtype).reshape(-1)
+    if x.size == groups * n:
+        return x.reshape(groups, n)
+    if x.size == 1:
+        return np.full((groups, n), x[0], dtype=dtype)
+    return np.ascontiguousarray(np.broadcast_to(x.reshape(-1, n), (groups, n)))  # batched matmul: (n,) per batch
+
+
 @dataclass(frozen=True, slots=True)
 class _Requant:
+    """Output stage: integer ``acc + bias`` requantized to the output grid."""
+
     mode: int
-    mult: np.ndarray   # (G, Np) float32
-    qm: np.ndarray     # (G, Np) int32
-    shift: np.ndarray  # (G, Np) int32
+    mult: np.ndarray   # (G, N) float32
+    qm: np.ndarray     # (G, N) int32
+    shift: np.ndarray  # (G, N) int32
+    bias: np.ndarray   # (G, N) int64, added to the accumulator
     qmin: int
     qmax: int
     zp: int
 
+    def fused(self, a16, b16, m, n, out):
+        _g.gemm_fast(a16, b16, self.bias, self.mode, self.mult, self.qm, self.shift, self.qmin, self.qmax, self.zp,
+                     m, n, out)
 
-def _round_up(x: int, m: int) -> int:
-    return (x + m - 1) // m * m
+    def exact(self, acc, out3):
+        _ep.requant(acc, self.bias[0], self.mode, self.mult[0], self.qm[0], self.shift[0], self.qmin, self.qmax,
+                         self.zp, out3)
+
+    def after_checked(self, acc, out):
+        _g.requant_acc(acc, self.mode, self.mult, self.qm, self.shift, self.qmin, self.qmax, self.zp, out)
 
 
-def _requant_params(x_scale, w_scale, y_scale, groups, n, requant, y_bits, y_dtype, y_zp):
+@dataclass(frozen=True, slots=True)
+class _Rescale:
+    """Output stage: float32 ``act(float32(acc) * scale + fbias)`` (``fbias`` -0.0 when there is no bias)."""
+
+    scale: np.ndarray  # (G, N) float32
+    fbias: np.ndarray  # (G, N) float32
+    act: int
+    bias: np.ndarray   # (G, N) int64 zeros: no integer bias in the accumulator
+
+    def fused(self, a16, b16, m, n, out):
+        acc = np.empty(out.shape, dtype=np.int32)
+        zero = np.zeros(self.bias.shape, dtype=np.int32)
+        _g.gemm_fast(a16, b16, self.bias, _g.MODE_ACC, self.scale, zero, zero, 0, 0, 0, m, n, acc)
+        self.after_checked(acc, out)
+
+    def exact(self, acc, out3):
+        _ep.rescale(acc, self.scale[0], self.fbias[0], self.act, out3)
+
+    def after_checked(self, acc, out):
+        for g in range(acc.shape[0]):
+            _ep.rescale(acc[g], self.scale[g], self.fbias[g], self.act, out[g:g + 1], parallel=True)
+
+
+def _requant_stage(x_scale, w_scale, y_scale, groups, n, requant, y_bits, y_dtype, y_zp, bias64) -> _Requant:
     if requant not in ("float", "fixed_point"):
         raise QuantError(f"requant: expected 'float' or 'fixed_point', got {requant!r}")
-    ws = np.broadcast_to(w_scale, (groups * n,)).reshape(groups, n)
+    ws = _per_out(w_scale, groups, n, np.float32)
     mult = float_multiplier(x_scale[0], ws, y_scale[0])
     if not np.all(np.isfinite(mult)):
         raise QuantError(f"scales: x_scale * w_scale / y_scale overflows float32 ({x_scale[0]}, {y_scale[0]})")
-    m64 = np.float64(x_scale[0]) * ws.astype(np.float64) / np.float64(y_scale[0])
-    if requant == "fixed_point" and np.any(m64 >= 2.0**30):
-        raise QuantError(f"requant='fixed_point': multiplier {m64.max():g} >= 2**30 cannot be represented")
-    qm, shift = quantize_multiplier(m64)
-    padded = [np.zeros((groups, _round_up(n, _g.COL_BLOCK)), dtype=arr.dtype) for arr in (mult, qm, shift)]
-    for dst, src in zip(padded, (mult, qm, shift)):
-        dst[:, :n] = src
+    if requant == "fixed_point":
+        m64 = np.float64(x_scale[0]) * ws.astype(np.float64) / np.float64(y_scale[0])
+        if np.any(m64 >= 2.0**30):
+            raise QuantError(f"requant='fixed_point': multiplier {m64.max():g} >= 2**30 cannot be represented")
+        qm, shift = quantize_multiplier(m64)
+    else:
+        qm = shift = np.zeros((groups, n), dtype=np.int32)
     qmin, qmax = v.qtype_range(y_bits, y_dtype.kind == "i")
-    return _Requant(MODE_FIXED if requant == "fixed_point" else MODE_FLOAT, *padded, qmin, qmax, int(y_zp[0]))
+    return _Requant(MODE_FIXED if requant == "fixed_point" else MODE_FLOAT, mult, qm, shift,
+                    _per_out(bias64, groups, n, np.int64), qmin, qmax, int(y_zp[0]))
+
+
+def _rescale_stage(x_scale, w_scale, groups, n, bias, act, cout: int) -> _Rescale:
+    if not isinstance(act, (str, type(None))) or act not in ACTS:
+        raise QuantError(f"act: expected None, 'relu' or 'relu6', got {act!r}")
+    scale = _per_out(np.float32(x_scale[0]) * w_scale, groups, n, np.float32)
+    if bias is None:
+        fbias = np.full((groups, n), -0.0, dtype=np.float32)  # y + (-0.0) == y bit for bit
+    else:
+        fb = v.float_array(bias, "bias")
+        if fb.shape != (cout,):
+            raise QuantError(f"bias: expected shape ({cout},), got {fb.shape}")
+        fbias = _per_out(fb, groups, n, np.float32)
+    return _Rescale(scale, fbias, ACTS[act], np.zeros((groups, n), dtype=np.int64))
 
 
 def _acc_args(acc_bits, overflow):
@@ -75,84 +152,138 @@ def _acc_args(acc_bits, overflow):
     return int(acc_bits), overflow == "saturate"
 
 
-def _max_abs_sub(x: np.ndarray, zp: np.ndarray) -> int:
-    if x.size == 0:
-        return 0
-    lo, hi = int(x.min()), int(x.max())
-    return max(abs(lo - int(zp.min())), abs(hi - int(zp.min())), abs(lo - int(zp.max())), abs(hi - int(zp.max())))
+def _max_abs_diff(lo: int, hi: int, zp: np.ndarray) -> int:
+    """``max |v - z|`` over v in [lo, hi] and z in ``zp``."""
+    zlo, zhi = int(zp.min()), int(zp.max())
+    return max(abs(lo - zlo), abs(hi - zlo), abs(lo - zhi), abs(hi - zhi))
 
 
-def _gemm(a16, b16, bias, rq: _Requant, m, n, out, acc_bits, saturate, bound) -> AccOverflow:
-    """Run the fast exact path when no partial sum can overflow, else the step-by-step emulation."""
-    if bound <= min((1 << (acc_bits - 1)) - 1, (1 << 31) - 1):
-        _g.gemm_fast(a16, b16, bias, rq.mode, rq.mult, rq.qm, rq.shift, rq.qmin, rq.qmax, rq.zp, m, n, out)
-        return AccOverflow(0, 0)
+def _fits(kk: int, x, zx, x_bits: int, w, zw, w_bits: int, bias_bound: int, acc_bits: int) -> bool:
+    """True when no partial sum can leave the accumulator (nor int32): first from the value ranges alone
+    (``|v - zp| <= 2**bits - 1``: values and zero points are validated to lie in the ``bits`` range; no pass
+    over the data), then from the data's actual ranges."""
+    limit = min((1 << (acc_bits - 1)) - 1, (1 << 31) - 1)
+    if kk * ((1 << x_bits) - 1) * ((1 << w_bits) - 1) + bias_bound <= limit:
+        return True
+    if x.size == 0 or w.size == 0:
+        return bias_bound <= limit
+    return kk * _max_abs_diff(int(x.min()), int(x.max()), zx) * _max_abs_diff(int(w.min()), int(w.max()), zw) \
+        + bias_bound <= limit
+
+
+def _gemm(a16, b16, stage, m, n, out, fits: bool, acc_bits, saturate) -> AccOverflow:
+    """Numba path: the fused exact kernel when nothing can overflow, else the step-by-step emulation."""
+    if fits:
+        stage.fused(a16, b16, m, n, out)
+        return NO_OVERFLOW
     acc = np.empty((a16.shape[0], m, n), dtype=np.int64)
     events = np.zeros((a16.shape[0], m), dtype=np.int64)
     hits = np.zeros((a16.shape[0], m), dtype=np.int64)
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    _g.gemm_checked(a16, b16, bias, lo, hi, saturate, m, n, acc, events, hits)
-    _g.requant_acc(acc, rq.mode, rq.mult, rq.qm, rq.shift, rq.qmin, rq.qmax, rq.zp, out)
+    _g.gemm_checked(a16, b16, stage.bias, lo, hi, saturate, m, n, acc, events, hits)
+    stage.after_checked(acc, out)
     return AccOverflow(int(events.sum()), int(hits.sum()))
 
 
-def _operands(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, n: int, bits, names):
-    """Validate two integer operands (``b`` per-column/-channel over ``n``) and the output grid; return
-    ``(scales, zero points, y dtype, y bits)``. ``names`` label the operands in error messages."""
+def _round_up(x: int, m: int) -> int:
+    return (x + m - 1) // m * m
+
+
+def _matmul_core(a, za, b, zb, stage, y, fits, acc_bits, saturate) -> AccOverflow:
+    """``y = stage(sum_k (a - za)(b - zb))`` for a (..., M, K) and b (K, N) or (..., K, N) (batch = groups)."""
+    k, n = b.shape[-2:]
+    g = math.prod(b.shape[:-2])
+    be = ort_gemm.backend() if fits and y.size else None
+    if be is not None:
+        acc = be.matmul_integer(a.reshape(-1, k) if b.ndim == 2 else a, int(za[0]), b, zb)
+        stage.exact(acc.reshape(-1, n), y.reshape(1, -1, n))
+        return NO_OVERFLOW
+    m = math.prod(a.shape[:-1]) // g
+    a16 = np.empty((g, _round_up(m, _g.ROW_BLOCK), k), dtype=np.int16)
+    _g.pack_sub_zp(np.ascontiguousarray(a).reshape(g, m, k), np.full((g, m), za[0], np.int64), a16.shape[1], a16)
+    b16 = np.empty((g, _round_up(n, _g.COL_BLOCK), k), dtype=np.int16)
+    _g.pack_transposed_sub_zp(np.ascontiguousarray(b).reshape(g, k, n), np.ascontiguousarray(zb, dtype=np.int64),
+                              b16.shape[1], b16)
+    return _gemm(a16, b16, stage, m, n, y.reshape(g, m, n), fits, acc_bits, saturate)
+
+
+def _operands(a, a_scale, a_zp, b, b_scale, b_zp, n: int, bits, names):
+    """Validate two integer operands (``b`` per-column/-channel over ``n``); return ``(scales, zero points,
+    bits)``. ``names`` label the operands in error messages. 8-bit values need no pass over the data."""
     na, nb = names
     ab, bb = v.bits_arg(bits[0], f"{na}_bits", a.dtype), v.bits_arg(bits[1], f"{nb}_bits", b.dtype)
-    y_dtype = v.int_array(np.asarray(y_zp), "y_zp").dtype
-    yb = v.bits_arg(bits[2], "y_bits", y_dtype)
     v.values_in_range(a, na, ab)
     v.values_in_range(b, nb, bb)
-    scales = v.scales(a_scale, f"{na}_scale"), v.scales(b_scale, f"{nb}_scale", n), v.scales(y_scale, "y_scale")
+    scales = v.scales(a_scale, f"{na}_scale"), v.scales(b_scale, f"{nb}_scale", n)
     zps = (v.zero_points(a_zp, f"{na}_zp", a.dtype, ab),
-           np.broadcast_to(v.zero_points(b_zp, f"{nb}_zp", b.dtype, bb, n), (n,)),
-           v.zero_points(y_zp, "y_zp", y_dtype, yb))
-    return scales, zps, y_dtype, yb
+           np.broadcast_to(v.zero_points(b_zp, f"{nb}_zp", b.dtype, bb, n), (n,)))
+    return scales, zps, (ab, bb)
+
+
+def _out_grid(y_scale, y_zp, y_bits):
+    """Validate the output grid: ``(y_scale, y_zp, y dtype, y bits)``."""
+    y_dtype = v.int_array(np.asarray(y_zp), "y_zp").dtype
+    yb = v.bits_arg(y_bits, "y_bits", y_dtype)
+    return v.scales(y_scale, "y_scale"), v.zero_points(y_zp, "y_zp", y_dtype, yb), y_dtype, yb
+
+
+def _matmul_shapes(a, b, fn: str):
+    a = v.int_array(a, "a")
+    b = v.int_array(b, "b")
+    if a.ndim < 2 or b.ndim < 2 or (b.ndim > 2 and b.shape[:-2] != a.shape[:-2]):
+        raise QuantError(f"{fn}: a must be (..., M, K) and b (K, N) or (..., K, N) with a's leading dims, "
+                         f"got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2]:
+        raise QuantError(f"{fn}: inner dimensions differ: a {a.shape} vs b {b.shape}")
+    return a, b, math.prod(b.shape[:-2]), b.shape[-1]
 
 
 def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=None, requant="float",
                    acc_bits=32, overflow="wrap", return_overflow=False, a_bits=None, b_bits=None, y_bits=None):
-    """ONNX ``QLinearMatMul``: ``a`` (..., M, K) @ ``b`` (K, N) -> (..., M, N) in ``y_zp``'s dtype.
+    """ONNX ``QLinearMatMul``: ``a`` (..., M, K) @ ``b`` (K, N) or (..., K, N) -> (..., M, N) in ``y_zp``'s dtype.
 
     ``a_scale``/``a_zp``/``y_scale``/``y_zp`` are scalars; ``b_scale``/``b_zp`` scalars or per-column (N,).
+    A batched ``b`` has ``a``'s leading dims (attention: one call for all heads).
     ``bias`` (extension, as in QLinearConv): int32 (N,) added to the accumulator before requantization.
     With ``return_overflow=True`` returns ``(y, AccOverflow)``.
     """
-    a = v.int_array(a, "a")
-    b = v.int_array(b, "b")
-    if a.ndim < 2 or b.ndim != 2:
-        raise QuantError(f"qlinear_matmul: a must be (..., M, K) and b (K, N), got shapes {a.shape} and {b.shape}")
-    if a.shape[-1] != b.shape[0]:
-        raise QuantError(f"qlinear_matmul: inner dimensions differ: a {a.shape} vs b {b.shape}")
-    k, n = b.shape
-    m = int(np.prod(a.shape[:-1], dtype=np.int64))
-    (sa, sb, sy), (za, zb, zy), y_dtype, yb = _operands(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, n,
-                                                         (a_bits, b_bits, y_bits), ("a", "b"))
+    a, b, g, n = _matmul_shapes(a, b, "qlinear_matmul")
+    (sa, sb), (za, zb), (ab, bb) = _operands(a, a_scale, a_zp, b, b_scale, b_zp, n, (a_bits, b_bits), ("a", "b"))
+    sy, zy, y_dtype, yb = _out_grid(y_scale, y_zp, y_bits)
     nbits, saturate = _acc_args(acc_bits, overflow)
-    rq = _requant_params(sa, sb, sy, 1, n, requant, yb, y_dtype, zy)
-    a16 = np.empty((1, _round_up(m, _g.ROW_BLOCK), k), dtype=np.int16)
-    _g.pack_sub_zp(np.ascontiguousarray(a).reshape(1, m, k), np.full((1, m), za[0], np.int64), a16.shape[1], a16)
-    b16 = np.empty((1, _round_up(n, _g.COL_BLOCK), k), dtype=np.int16)
-    _g.pack_transposed_sub_zp(np.ascontiguousarray(b), np.ascontiguousarray(zb, dtype=np.int64), b16.shape[1], b16)
     bias64 = _bias(bias, n)
-    bias_p = np.zeros((1, b16.shape[1]), dtype=np.int64)
-    bias_p[0, :n] = bias64
+    stage = _requant_stage(sa, sb, sy, g, n, requant, yb, y_dtype, zy, bias64)
     y = np.empty(a.shape[:-1] + (n,), dtype=y_dtype)
-    bound = k * _max_abs_sub(a, za) * _max_abs_sub(b, zb) + int(np.abs(bias64).max(initial=0))
-    ovf = _gemm(a16, b16, bias_p, rq, m, n, y.reshape(1, m, n), nbits, saturate, bound)
+    fits = _fits(a.shape[-1], a, za, ab, b, zb, bb, _bias_bound(bias), nbits)
+    ovf = _matmul_core(a, za, b, zb, stage, y, fits, nbits, saturate)
     return (y, ovf) if return_overflow else y
 
 
-def _conv_geometry(x, w, group, strides, pads, dilations):
+def matmul_integer_rescale(a, a_scale, a_zp, b, b_scale, b_zp, *, bias=None, act=None):
+    """ONNX Runtime ``quantize_dynamic`` MatMul: ``MatMulInteger`` then float32
+    ``y = act(float32(acc) * float32(a_scale * b_scale[j]) + bias[j])``, ``acc`` the exact int32 sum.
+
+    ``a`` (..., M, K) and ``b`` (K, N) or (..., K, N) uint8/int8; ``a_scale``/``a_zp`` scalars,
+    ``b_scale``/``b_zp`` scalars or per-column (N,); ``bias`` float (N,); ``act`` None, ``"relu"`` or ``"relu6"``.
+    Returns float32 (..., M, N).
+    """
+    a, b, g, n = _matmul_shapes(a, b, "matmul_integer_rescale")
+    (sa, sb), (za, zb), (ab, bb) = _operands(a, a_scale, a_zp, b, b_scale, b_zp, n, (None, None), ("a", "b"))
+    stage = _rescale_stage(sa, sb, g, n, bias, act, n)
+    y = np.empty(a.shape[:-1] + (n,), dtype=np.float32)
+    fits = _fits(a.shape[-1], a, za, ab, b, zb, bb, 0, 32)
+    _matmul_core(a, za, b, zb, stage, y, fits, 32, False)
+    return y
+
+
+def _conv_geometry(x, w, group, strides, pads, dilations, fn: str):
     if x.ndim != 4 or w.ndim != 4:
-        raise QuantError(f"qlinear_conv: x must be NCHW and w (Cout, Cin/group, R, S), got {x.shape}, {w.shape}")
+        raise QuantError(f"{fn}: x must be NCHW and w (Cout, Cin/group, R, S), got {x.shape}, {w.shape}")
     if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 1:
         raise QuantError(f"group: expected an int >= 1, got {group!r}")
     c, cout = x.shape[1], w.shape[0]
     if c % group or cout % group or w.shape[1] * group != c:
-        raise QuantError(f"qlinear_conv: channels do not match group={group}: x has {c}, w is {w.shape} "
+        raise QuantError(f"{fn}: channels do not match group={group}: x has {c}, w is {w.shape} "
                          f"(need Cin = w.shape[1] * group and Cout divisible by group)")
     sh, sw = v.int_tuple(strides, "strides", 2, 1)
     pt, pl, pb, pr = v.int_tuple(pads, "pads", 4, 0)
@@ -161,9 +292,41 @@ def _conv_geometry(x, w, group, strides, pads, dilations):
     ho = (x.shape[2] + pt + pb - dh * (r - 1) - 1) // sh + 1
     wo = (x.shape[3] + pl + pr - dw * (s - 1) - 1) // sw + 1
     if ho < 1 or wo < 1:
-        raise QuantError(f"qlinear_conv: dilated kernel {dh * (r - 1) + 1}x{dw * (s - 1) + 1} is larger than the "
+        raise QuantError(f"{fn}: dilated kernel {dh * (r - 1) + 1}x{dw * (s - 1) + 1} is larger than the "
                          f"padded input {x.shape[2] + pt + pb}x{x.shape[3] + pl + pr}")
-    return (sh, sw), (pt, pl), (dh, dw), ho, wo
+    return (r, s, sh, sw, (pt, pl, pb, pr), dh, dw, ho, wo), int(group)
+
+
+def _conv_core(x, zx, w, zw, stage, geo, g, y, fits, acc_bits, saturate) -> AccOverflow:
+    """``y[b, c] = stage(sum (x - zx)(w[c] - zw[c]))`` over each window (im2col, then GEMMs per group)."""
+    nb, cout, kk = x.shape[0], w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
+    r, s, sh, sw, pads, dh, dw, ho, wo = geo
+    pt, pl = pads[:2]
+    p, cg_out = ho * wo, cout // g
+    xc = np.ascontiguousarray(x)
+    be = ort_gemm.backend() if fits and g == 1 and y.size else None
+    if be is not None:  # channels-last codes padded with x_zp -> MatMulInteger, K in (r, s, c) order
+        flip = 128 if x.dtype.kind == "i" else 0  # int8 codes -> uint8 (x ^ 0x80 = x + 128, zero point + 128)
+        wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kk, cout)
+        per = max(1, CONV_ROWS_PER_CALL // p)
+        for i in range(0, nb, per):
+            j = min(nb, i + per)
+            xp = _im.nhwc_codes(x[i:j], int(zx[0]) + flip, pads, bool(flip))
+            cols = np.empty((j - i, ho, wo, r, s, x.shape[1]), dtype=np.uint8)
+            _im.im2col_nhwc(xp, r, s, sh, sw, dh, dw, ho, wo, cols)
+            acc = be.matmul_integer(cols.reshape(-1, kk), int(zx[0]) + flip, wt, zw)
+            stage.exact(acc, y[i:j].reshape(j - i, cout, p).transpose(0, 2, 1))
+        return NO_OVERFLOW
+    w16 = np.empty((g, _round_up(cg_out, _g.COL_BLOCK), kk), dtype=np.int16)
+    _g.pack_sub_zp(np.ascontiguousarray(w).reshape(g, cg_out, kk), zw.reshape(g, cg_out).copy(), w16.shape[1], w16)
+    cols = np.empty((g, _round_up(p, _g.ROW_BLOCK), kk), dtype=np.int16)
+    events = outputs = 0
+    for i in range(nb):
+        _im.im2col_sub_zp(xc[i:i + 1], zx[0], g, r, s, sh, sw, pt, pl, dh, dw, ho, wo, cols)
+        view = y[i].reshape(g, cg_out, p).transpose(0, 2, 1)
+        ovf = _gemm(cols, w16, stage, p, cg_out, view, fits, acc_bits, saturate)
+        events, outputs = events + ovf.events, outputs + ovf.outputs
+    return AccOverflow(events, outputs)
 
 
 def qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
@@ -175,32 +338,42 @@ def qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias=None, s
     or per output channel. Depthwise is ``group == C``. Returns (B, Cout, Ho, Wo) in ``y_zp``'s dtype
     (``(y, AccOverflow)`` with ``return_overflow=True``).
     """
-    x = v.int_array(x, "x")
-    w = v.int_array(w, "w")
-    (sh, sw), (pt, pl), (dh, dw), ho, wo = _conv_geometry(x, w, group, strides, pads, dilations)
-    nb, cout, kk = x.shape[0], w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
-    g, cg_out = int(group), w.shape[0] // int(group)
-    (sx, swt, sy), (zx, zw, zy), y_dtype, yb = _operands(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, cout,
-                                                          (x_bits, w_bits, y_bits), ("x", "w"))
+    x, w = v.int_array(x, "x"), v.int_array(w, "w")
+    geo, g = _conv_geometry(x, w, group, strides, pads, dilations, "qlinear_conv")
+    cout, kk = w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
+    (sx, swt), (zx, zw), (xb, wb) = _operands(x, x_scale, x_zp, w, w_scale, w_zp, cout, (x_bits, w_bits), ("x", "w"))
+    sy, zy, y_dtype, yb = _out_grid(y_scale, y_zp, y_bits)
     bias64 = _bias(bias, cout)
     nbits, saturate = _acc_args(acc_bits, overflow)
-    rq = _requant_params(sx, swt, sy, g, cg_out, requant, yb, y_dtype, zy)
-    w16 = np.empty((g, _round_up(cg_out, _g.COL_BLOCK), kk), dtype=np.int16)
-    _g.pack_sub_zp(np.ascontiguousarray(w).reshape(g, cg_out, kk), zw.reshape(g, cg_out).copy(), w16.shape[1], w16)
-    bias_p = np.zeros((g, w16.shape[1]), dtype=np.int64)
-    bias_p[:, :cg_out] = bias64.reshape(g, cg_out)
-    bound = kk * _max_abs_sub(x, zx) * _max_abs_sub(w, zw) + int(np.abs(bias64).max(initial=0))
-    y = np.empty((nb, cout, ho, wo), dtype=y_dtype)
-    p = ho * wo
-    cols = np.empty((g, _round_up(p, _g.ROW_BLOCK), kk), dtype=np.int16)
-    events = outputs = 0
-    xc = np.ascontiguousarray(x)
-    for i in range(nb):
-        _im.im2col_sub_zp(xc[i:i + 1], zx[0], g, w.shape[2], w.shape[3], sh, sw, pt, pl, dh, dw, ho, wo, cols)
-        view = y[i].reshape(g, cg_out, p).transpose(0, 2, 1)
-        ovf = _gemm(cols, w16, bias_p, rq, p, cg_out, view, nbits, saturate, bound)
-        events, outputs = events + ovf.events, outputs + ovf.outputs
-    return (y, AccOverflow(events, outputs)) if return_overflow else y
+    stage = _requant_stage(sx, swt, sy, g, cout // g, requant, yb, y_dtype, zy, bias64)
+    y = np.empty((x.shape[0], cout, geo[-2], geo[-1]), dtype=y_dtype)
+    fits = _fits(kk, x, zx, xb, w, zw, wb, _bias_bound(bias), nbits)
+    ovf = _conv_core(x, zx, w, zw, stage, geo, g, y, fits, nbits, saturate)
+    return (y, ovf) if return_overflow else y
+
+
+def conv_integer_rescale(x, x_scale, x_zp, w, w_scale, w_zp, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
+                         dilations=(1, 1), group=1, *, act=None):
+    """ONNX Runtime ``quantize_dynamic`` Conv: ``ConvInteger`` then float32
+    ``y = act(float32(acc) * float32(x_scale * w_scale[c]) + bias[c])``, ``acc`` the exact int32 sum.
+
+    ``x`` (B, C, H, W) and ``w`` (Cout, C/group, R, S) uint8/int8, padded with ``x_zp``; ``w_scale``/``w_zp``
+    scalars or per output channel; ``bias`` float (Cout,); ``act`` None, ``"relu"`` or ``"relu6"``.
+    Returns float32 (B, Cout, Ho, Wo).
+    """
+    x, w = v.int_array(x, "x"), v.int_array(w, "w")
+    geo, g = _conv_geometry(x, w, group, strides, pads, dilations, "conv_integer_rescale")
+    cout, kk = w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
+    (sx, swt), (zx, zw), (xb, wb) = _operands(x, x_scale, x_zp, w, w_scale, w_zp, cout, (None, None), ("x", "w"))
+    stage = _rescale_stage(sx, swt, g, cout // g, bias, act, cout)
+    y = np.empty((x.shape[0], cout, geo[-2], geo[-1]), dtype=np.float32)
+    fits = _fits(kk, x, zx, xb, w, zw, wb, 0, 32)
+    _conv_core(x, zx, w, zw, stage, geo, g, y, fits, 32, False)
+    return y
+
+
+def _bias_bound(bias) -> int:
+    return 0 if bias is None else int(np.abs(bias.astype(np.int64)).max(initial=0))
 
 
 def _bias(bias, cout: int) -> np.ndarray:

@@ -240,6 +240,7 @@ def test_choose_falls_back_to_u8u8_then_to_none():
 
 def test_no_backend_runs_numba(monkeypatch):
     monkeypatch.setattr(ort_gemm, "_chosen", [None])
+    monkeypatch.setenv(ort_gemm.ENV, "auto")
     assert ort_gemm.backend() is None and ort_gemm.describe() == "numba"
     rng = np.random.default_rng(7)
     a, b = _rand(rng, np.uint8, (5, 7)), _rand(rng, np.int8, (7, 3))
@@ -266,6 +267,7 @@ def test_env_switch(monkeypatch):
 def test_every_pair_through_each_variant(monkeypatch, variant):
     """The zero-point shifts that map every type pair onto one kernel, for both kernels."""
     monkeypatch.setattr(ort_gemm, "_chosen", [ort_gemm.Backend(variant, ort_gemm._ort_runner(variant))])
+    monkeypatch.setenv(ort_gemm.ENV, "auto")
     rng = np.random.default_rng(8)
     for ta, tb in PAIRS + [(np.int8, np.uint8)]:
         a, b = _rand(rng, ta, (2, 6, 33)), _rand(rng, tb, (2, 33, 5))

@@ -82,7 +82,7 @@ def _requant_one(acc, mode, m, qm, shift, lo, hi, qmin, qmax, zp):
 @njit_parallel
 def gemm_fast(a, b, bias, mode, mult, qm, shift, qmin, qmax, zp, m, n, out):
     """Fused exact int32 GEMM + requantization. ``a``: (G, Mp, K) int16, ``b``: (G, Np, K) int16,
-    ``bias``/``mult``/``qm``/``shift``: (G, Np); ``out``: (G, m, n) of the output dtype (any strides).
+    ``bias``/``mult``/``qm``/``shift``: (G, >= n); ``out``: (G, m, n) of the output dtype (any strides).
     ``mode``: MODE_FLOAT / MODE_FIXED (:mod:`accelsim.kernels.requant`) or MODE_ACC (``out = acc + bias``)."""
     n_g, mp, n_k = a.shape
     np_ = b.shape[1]

@@ -114,3 +114,19 @@ def test_requant_scalar_paths_match_twin():
         qm, sh = ref.quantize_multiplier(m)
         got = np.array([kr.requant_fixed(int(a), qm, sh, 0, 255, 17) for a in acc])
         assert_array_equal(got, ref.requant_fixed(acc, qm, sh, 0, 255, 17))
+
+
+def naive_energies(ref, test):
+    """Twin of kernels.stats.energies: float64 sums of ref² and (test − ref)²."""
+    r = np.asarray(ref, np.float64)
+    return float(np.sum(r * r)), float(np.sum((np.asarray(test, np.float64) - r) ** 2))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 65536, 65537, 300_001])
+def test_energies_match_twin(n):
+    from accelsim.kernels.stats import energies
+    rng = np.random.default_rng(n)
+    ref = (rng.standard_normal(n) * 3).astype(np.float32)
+    test = ref + rng.standard_normal(n).astype(np.float32) * 0.01
+    got, want = energies(ref, test), naive_energies(ref, test)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..data.metrics import sqnr_from_energy
 from ..errors import QuantError
+from ..kernels.stats import energies
 from ..quant import (QParams, QTensor, QuantSpec, conv_integer_rescale, dequantize, make_observer,
                      matmul_integer_rescale, qlinear_conv, qlinear_matmul, qparams_from_range, quantize,
                      quantize_bias, weight_qparams)
@@ -312,9 +313,9 @@ class QuantOps(FloatOps):
 
     def _record(self, name, ref, y, events=0):
         s = self.stats.setdefault(name, LayerStats())
-        r64, e64 = ref.astype(np.float64), (y.astype(np.float64) - ref)
-        s.signal += float(np.sum(r64 * r64))
-        s.noise += float(np.sum(e64 * e64))
+        signal, noise = energies(np.ascontiguousarray(ref).reshape(-1), np.ascontiguousarray(y).reshape(-1))
+        s.signal += signal
+        s.noise += noise
         s.overflow_events += events
 
 

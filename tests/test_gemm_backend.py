@@ -120,6 +120,18 @@ def test_fast_path_with_a_narrow_accumulator_still_checks_the_data(backend):
     assert_array_equal(y, ref._requant(_acc(a, 0, b, 0), "float", 0.1, 0.1, 0.05, 0, 255, 100).astype(np.uint8))
 
 
+def test_empty_operands(backend):
+    """K = 0 gives acc = 0 (ONNX Runtime would leave such outputs unset); M = 0 and B = 0 give empty outputs."""
+    a, b = np.zeros((3, 0), np.uint8), np.zeros((0, 4), np.int8)
+    assert_array_equal(qlinear_matmul(a, 0.1, np.uint8(3), b, 0.1, np.int8(0), 0.5, np.uint8(7)), np.full((3, 4), 7))
+    assert_array_equal(matmul_integer_rescale(a, 0.1, np.uint8(3), b, 0.1, np.int8(0)), np.zeros((3, 4)))
+    y = qlinear_matmul(np.zeros((0, 5), np.uint8), 0.1, np.uint8(3), np.zeros((5, 2), np.int8), 0.1, np.int8(0), 0.5,
+                       np.uint8(7))
+    assert y.shape == (0, 2)
+    x, w = np.zeros((0, 2, 4, 4), np.uint8), np.zeros((3, 2, 3, 3), np.int8)
+    assert qlinear_conv(x, 0.1, np.uint8(3), w, 0.1, np.int8(0), 0.5, np.uint8(7)).shape == (0, 3, 2, 2)
+
+
 # --------------------------------------------------------------------------------------------- QLinearConv
 CONVS = [  # (B, C, H, W, Cout, R, S, strides, pads, dilations, group)
     (1, 3, 9, 9, 8, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),

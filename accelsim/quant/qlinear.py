@@ -71,6 +71,7 @@ class _Requant:
     qm: np.ndarray     # (G, N) int32
     shift: np.ndarray  # (G, N) int32
     bias: np.ndarray   # (G, N) int64, added to the accumulator
+    bias32: np.ndarray  # the same as int32 (the exact path's epilogue)
     qmin: int
     qmax: int
     zp: int
@@ -80,7 +81,7 @@ class _Requant:
                      m, n, out)
 
     def exact(self, acc, out3):
-        _ep.requant(acc, self.bias[0], self.mode, self.mult[0], self.qm[0], self.shift[0], self.qmin, self.qmax,
+        _ep.requant(acc, self.bias32[0], self.mode, self.mult[0], self.qm[0], self.shift[0], self.qmin, self.qmax,
                     self.zp, out3)
 
     def after_checked(self, acc, out):
@@ -125,8 +126,9 @@ def _requant_stage(x_scale, w_scale, y_scale, groups, n, requant, y_bits, y_dtyp
         qm = shift = np.zeros((groups, n), dtype=np.int32)
     mult = _per_out(mult, groups, n, np.float32)
     qmin, qmax = v.qtype_range(y_bits, y_dtype.kind == "i")
-    return _Requant(MODE_FIXED if requant == "fixed_point" else MODE_FLOAT, mult, qm, shift,
-                    _per_out(bias64, groups, n, np.int64), qmin, qmax, int(y_zp[0]))
+    bias = _per_out(bias64, groups, n, np.int64)
+    return _Requant(MODE_FIXED if requant == "fixed_point" else MODE_FLOAT, mult, qm, shift, bias,
+                    bias.astype(np.int32), qmin, qmax, int(y_zp[0]))
 
 
 def _rescale_stage(x_scale, w_scale, groups, n, bias, act, cout: int) -> _Rescale:

@@ -328,7 +328,7 @@ def _run_softmax(a: dict, xs: list, ctx):
 
 
 def _f32(fn):
-    return lambda a, xs, ctx: fn(xs[0]).astype(np.float32)
+    return lambda a, xs, ctx: fn(xs[0]).astype(np.float32, copy=False)
 
 
 def _layout(fn):

@@ -6,11 +6,9 @@ import pytest
 
 from accelsim.data.weights import load_model_weights
 from accelsim.errors import AccelsimError
-from accelsim.eval.pipeline import scheme_for
 from accelsim.graph import Model
 from accelsim.nn import functional as F
 from accelsim.nn.graph_exec import run_graph
-from accelsim.nn.qexec import Calibrator, QuantOps
 
 
 def test_user_model_with_npz_weights(tmp_path):

@@ -4,8 +4,75 @@ import pytest
 import reference_quant as ref
 from numpy.testing import assert_allclose, assert_array_equal
 
+from accelsim.errors import QuantError
 from accelsim.kernels import histogram as kh
 from accelsim.quant.histogram import LinearHistogram, np_edges
+
+
+# ------------------------------------------------------------------------------------------ plain-numpy twins
+def np_stats(x):
+    """(min, max, min|x|, max|x|, n_nonfinite) of the finite values; a zero min/max takes the sign of the first
+    zero (a sequential min/max keeps the first of equal values)."""
+    x = np.asarray(x, np.float32).reshape(-1)
+    fin = x[np.isfinite(x)]
+    bad = int(x.size - fin.size)
+    if fin.size == 0:
+        return np.inf, -np.inf, np.inf, 0.0, bad
+    mn, mx = float(fin.min()), float(fin.max())
+    first_zero = fin[np.flatnonzero(fin == 0)[:1]]
+    if first_zero.size:
+        z = float(first_zero[0])  # keeps the sign
+        mn, mx = (z if mn == 0 else mn), (z if mx == 0 else mx)
+    a = np.abs(fin)
+    return mn, mx, float(a.min()), float(a.max()), bad
+
+
+def np_hist(x, absolute, first, last, n):
+    """``np.histogram`` of the finite ``x`` (or ``|x|``) on ``n`` bins over ``[first, last]`` (float32 edges)."""
+    x = np.asarray(x, np.float32).reshape(-1)
+    v = x[np.isfinite(x)]
+    v = np.abs(v) if absolute else v
+    return np.histogram(v, bins=n, range=(np.float32(first), np.float32(last)))[0]
+
+
+def np_rule_hist(x, absolute, first, last, n):
+    """numpy's uniform-bin computation itself (``numpy/lib/_histograms_impl.py``), without its refusal of grids
+    whose float32 edges do not increase: ``i = int((v - f) / (l - f) * n)``, then the edge corrections."""
+    f, l, edges = np_edges(first, last, n)
+    v = np.asarray(x, np.float32).reshape(-1)
+    v = np.abs(v) if absolute else v
+    v = v[(v >= f) & (v <= l)]
+    idx = ((v - f) / (l - f) * n).astype(np.intp)
+    idx[idx == n] -= 1
+    idx[v < edges[idx]] -= 1
+    idx[(v >= edges[idx + 1]) & (idx != n - 1)] += 1
+    return np.bincount(idx, minlength=n)
+
+
+def same_stats(got, want):
+    """Equal values, equal count, and equal signs (so -0.0 vs 0.0 is a difference)."""
+    assert tuple(got[:5]) == tuple(want[:5])
+    assert [np.signbit(v) for v in got[:4]] == [np.signbit(v) for v in want[:4]]
+
+
+def fused(x, absolute, first, last, n):
+    """The one-pass kernel: (stats, counts)."""
+    f, l, edges = np_edges(first, last, n)
+    counts = np.zeros(n, np.int64)
+    stats = kh.batch_stats_histogram(x, absolute, f, l, edges, kh.fast_bounds(edges, f, l), counts)
+    return stats, counts
+
+
+def _data(kind, rng, size):
+    if kind == "gauss":
+        return rng.standard_normal(size).astype(np.float32)
+    if kind == "relu":
+        return np.maximum(rng.standard_normal(size), 0).astype(np.float32)
+    if kind == "heavy":  # GELU-like: a few huge outliers
+        return (rng.standard_t(1.5, size) * 0.3).astype(np.float32)
+    if kind == "grid":  # many values exactly on bin edges of a power-of-two grid
+        return (rng.integers(-512, 513, size) / 256).astype(np.float32)
+    return (rng.uniform(-1, 1, size) * 10 ** rng.uniform(-30, 30)).astype(np.float32)
 
 
 def _hist(x, first, last, n, absolute=False):
@@ -113,3 +180,114 @@ def test_code_entropies_and_mse_match_twins():
     out2 = np.empty(th.size)
     kh.mse_errors(h, centers, th, 16, out2)
     assert_allclose(out2, ref.mse_errors(h, centers, th, 16), rtol=1e-9)
+
+
+# ------------------------------------------------------------------- one-pass kernels vs the numpy twins
+KINDS = ["gauss", "relu", "heavy", "grid", "scaled"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("size", [1, 3, 4099, 8192 * 2 + 5])
+def test_fused_stats_and_histogram_equal_numpy_twins(kind, size):
+    rng = np.random.default_rng(size)
+    x = _data(kind, rng, size)
+    same_stats(kh.finite_stats(x), np_stats(x))
+    same_stats(kh.finite_stats(x), kh.finite_stats_masked(x))
+    a = np.abs(x)
+    for n in (2, 7, 128, 2048):
+        for absolute, lo, hi in [(True, 0.0, a.max()), (True, a.min(), a.max()), (False, -a.max(), a.max()),
+                                 (False, *np.quantile(x, [0.2, 0.7]))]:  # last: values outside the grid
+            if np.float32(lo) == np.float32(hi):
+                continue
+            stats, counts = fused(x, absolute, lo, hi, n)
+            same_stats(stats, np_stats(x))
+            assert_array_equal(counts, np_hist(x, absolute, lo, hi, n))
+            assert_array_equal(counts, np_rule_hist(x, absolute, lo, hi, n))
+
+
+def test_nonfinite_values_are_counted_and_skipped():
+    rng = np.random.default_rng(0)
+    x = _data("gauss", rng, 20000)
+    x[rng.integers(0, x.size, 50)] = np.nan
+    x[:3] = [np.inf, -np.inf, np.nan]
+    stats, counts = fused(x, True, 0.0, 4.0, 2048)
+    same_stats(stats, np_stats(x))
+    assert stats[4] == np.count_nonzero(~np.isfinite(x))
+    assert_array_equal(counts, np_hist(x, True, 0.0, 4.0, 2048))
+    stats, counts = fused(np.full(9, np.nan, np.float32), False, -1.0, 1.0, 16)
+    assert stats == (np.inf, -np.inf, np.inf, 0.0, 9) and counts.sum() == 0
+
+
+def test_values_on_and_next_to_every_edge():
+    for first, last, n in [(0.0, 1.0, 10), (-3.0, 5.0, 2048), (0.0, 6.0, 2048), (0.1, 0.7, 333), (1e-3, 7e4, 64)]:
+        f, l, edges = np_edges(first, last, n)
+        x = np.concatenate([edges, np.nextafter(edges, np.float32(np.inf)), np.nextafter(edges, np.float32(-np.inf)),
+                            -edges]).astype(np.float32)
+        for absolute in (False, True):
+            _, counts = fused(x, absolute, first, last, n)
+            assert_array_equal(counts, np_hist(x, absolute, first, last, n))
+
+
+def test_all_zero_single_value_and_signed_zeros():
+    z = np.zeros(100, np.float32)
+    same_stats(kh.finite_stats(z), (0.0, 0.0, 0.0, 0.0, 0))
+    _, counts = fused(z, True, 0.0, 0.0, 4)  # degenerate range: numpy's +-0.5
+    assert_array_equal(counts, np.histogram(z, bins=4)[0])
+    one = np.array([2.5], np.float32)
+    same_stats(kh.finite_stats(one), np_stats(one))
+    _, counts = fused(one, False, 2.5, 2.5, 5)
+    assert_array_equal(counts, np.histogram(one, bins=5)[0])
+    for zs in ([0.0, -0.0, 1.0], [-0.0, 0.0, 1.0], [2.0, -0.0], [-1.0, 0.0, -0.0], [-1.0, -0.0, 0.0], [-0.0, -0.0]):
+        x = np.array(zs, np.float32)
+        same_stats(kh.finite_stats(x), np_stats(x))
+        same_stats(kh.finite_stats(x), kh.finite_stats_masked(x))
+    # a non-C-ordered view: the sign follows the array's C order, not memory order
+    m = np.ones((3, 4), np.float32)
+    m[0, 1], m[1, 0] = -0.0, 0.0
+    t = m.T  # C order of t: t[0, 1] = m[1, 0] = +0.0 comes first
+    flat = t.ravel(order="K")
+    same_stats(kh.batch_stats(flat, t), np_stats(t))
+    same_stats(kh.batch_stats(np.ascontiguousarray(flat)), np_stats(m))
+
+
+def test_huge_and_tiny_ranges():
+    rng = np.random.default_rng(1)
+    big = (rng.uniform(0, 1, 5000) * 3.4e38).astype(np.float32)
+    _, counts = fused(big, True, 0.0, float(big.max()), 2048)
+    assert_array_equal(counts, np_hist(big, True, 0.0, big.max(), 2048))
+    signed = (rng.uniform(-1, 1, 5000) * 1.7e38).astype(np.float32)
+    a = float(np.abs(signed).max())
+    _, counts = fused(signed, False, -a, a, 2048)
+    assert_array_equal(counts, np_hist(signed, False, -a, a, 2048))
+    tiny = (rng.standard_normal(5000) * 1e-42).astype(np.float32)  # subnormals
+    a = float(np.abs(tiny).max())
+    _, counts = fused(tiny, True, 0.0, a, 64)
+    assert_array_equal(counts, np_hist(tiny, True, 0.0, a, 64))
+    offset = (100.0 + rng.uniform(0, 1e-3, 5000)).astype(np.float32)  # bins narrower than a float32 ulp
+    _, counts = fused(offset, True, offset.min(), offset.max(), 2048)
+    with pytest.raises(ValueError, match="Too many bins"):  # np.histogram refuses; its rule still defines them
+        np_hist(offset, True, offset.min(), offset.max(), 2048)
+    assert_array_equal(counts, np_rule_hist(offset, True, offset.min(), offset.max(), 2048))
+    h = LinearHistogram(2048, "signed")  # width 2*3e38 overflows float32: refused, as np.histogram does
+    x = np.array([-3e38, 3e38, 1.0], np.float32)
+    with pytest.raises(QuantError, match="too wide"):
+        h.add(x, kh.finite_stats(x))
+    assert h.first is None and h.total() == 0
+
+
+def test_fast_bounds_are_conservative():
+    for first, last, n in [(0.0, 5.35, 2048), (-2.0, 2.0, 2048), (0.0, 1.0, 7), (100.0, 100.001, 2048)]:
+        f, l, edges = np_edges(first, last, n)
+        lo, hi, top, a, b, c, k = kh.fast_bounds(edges, f, l)
+        t = kh._grid_positions(edges, f, l).astype(np.float64)
+        d = t - np.arange(n + 1)
+        if top >= 0:
+            assert 0 <= d.max() <= lo < hi <= 1 + d.min() and top == n - 1
+            if first < 0 < last:  # the window around 0: bins k, k + 1 and their edges
+                z = np_rule_hist(np.zeros(1, np.float32), False, first, last, n).argmax()
+                assert (a, b, c, k) == (edges[z - 1], edges[z], edges[z + 1], z - 1)
+            else:
+                assert a > c
+        else:
+            assert (lo, hi, top, a, b, c, k) == kh.NO_FAST
+    assert kh.fast_bounds(np.linspace(0, 1, 5, dtype=np.float32), 0.0, 2.0) == kh.NO_FAST  # edges[n] != last

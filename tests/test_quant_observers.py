@@ -4,6 +4,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from accelsim.errors import QuantError
+from accelsim.kernels import histogram as kh
 from accelsim.quant import (
     METHODS,
     EntropyObserver,
@@ -15,6 +16,7 @@ from accelsim.quant import (
     QuantSpec,
     calibrate,
     make_observer,
+    observers,
     qparams_from_range,
 )
 
@@ -177,3 +179,56 @@ def test_range_before_observe_is_an_error():
         with pytest.raises(QuantError, match="no finite data"):
             make_observer(method).range()
     assert_allclose(calibrate([np.array([-1.0, 2.0])], "minmax"), (-1.0, 2.0))
+
+
+def test_observer_classes_live_in_observers_and_are_reexported():
+    from accelsim.quant import calibration, observers
+
+    assert calibration.PerChannelMinMaxObserver is observers.PerChannelMinMaxObserver
+    assert calibration.PerChannelObserver is observers.PerChannelObserver
+
+
+def test_float32_batches_are_read_in_place_in_any_axis_order():
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((4, 256, 12, 32)).astype(np.float32)
+    heads = base.transpose(0, 2, 1, 3)  # split heads: not C-contiguous, but one contiguous block
+    flat, nd = observers.flat_float32(heads)
+    assert np.shares_memory(flat, base) and nd is heads
+    flat, nd = observers.flat_float32(base)
+    assert np.shares_memory(flat, base) and nd is None
+    for method in METHODS:
+        a, b = make_observer(method), make_observer(method)
+        a.observe(heads)
+        b.observe(np.ascontiguousarray(heads))
+        assert a.range() == b.range()
+        if hasattr(a, "hist"):
+            assert_array_equal(a.hist.counts, b.hist.counts)
+
+
+@pytest.mark.parametrize("method", ["percentile", "kl", "entropy", "mse"])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_one_pass_binning_equals_binning_after_the_grid_update(method, symmetric):
+    """observe() bins each batch on the current grid while it computes the statistics, and bins again only if
+    the batch grows the grid: the counts equal LinearHistogram.add's (statistics first, then binning)."""
+    rng = np.random.default_rng(9)
+    scales = (0.3, 1.0, 0.5, 3.0, 0.2, 7.0, 1.0)
+    batches = [(rng.standard_normal(3000) * s + (0.5 if i % 2 else 0)).astype(np.float32)
+               for i, s in enumerate(scales)]
+    batches.insert(0, np.zeros(10, np.float32))  # pending single value first
+    obs = make_observer(method, symmetric=symmetric)
+    ref = make_observer(method, symmetric=symmetric).hist
+    for b in batches:
+        obs.observe(b)
+        ref.add(b, kh.finite_stats_masked(b))
+        assert_array_equal(obs.hist.counts, ref.counts)
+        assert (obs.hist.first, obs.hist.last) == (ref.first, ref.last)
+
+
+def test_too_wide_range_is_an_error_and_leaves_the_observer_unchanged():
+    obs = make_observer("percentile")  # signed grid [-max|x|, max|x|]
+    obs.observe(np.array([-1.0, 2.0], np.float32))
+    before = (obs.hist.counts.copy(), obs.hist.first, obs.hist.last, obs.count, obs.min, obs.max)
+    with pytest.raises(QuantError, match="too wide"):
+        obs.observe(np.array([3e38, -3e38], np.float32))
+    assert_array_equal(obs.hist.counts, before[0])
+    assert (obs.hist.first, obs.hist.last, obs.count, obs.min, obs.max) == before[1:]

@@ -1,4 +1,5 @@
-"""Hypothesis property tests for the quantization invariants of DESIGN section 9.9."""
+"""Hypothesis property tests for the quantization invariants of DESIGN section 9.9, and for the calibration
+histograms (one-pass kernels equal numpy; split batches calibrate like one big batch)."""
 import itertools
 
 import numpy as np
@@ -7,8 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
+from accelsim.kernels import histogram as kh
 from accelsim.kernels import requant as kr
-from accelsim.quant import QuantSpec, dequantize, qlinear_matmul, qparams_from_range, quantize
+from accelsim.quant import (
+    METHODS,
+    QuantSpec,
+    calibrate,
+    dequantize,
+    qlinear_matmul,
+    qparams_from_range,
+    quantize,
+)
+from accelsim.quant.histogram import np_edges
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -95,3 +106,45 @@ def test_qlinear_matmul_equals_twin_on_random_shapes(m, k, n, seed, mode):
     y = qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, requant=mode)
     want, _, _ = ref.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, np.uint8, 0, 255, mode=mode)
     assert_array_equal(y, want)
+
+
+# ------------------------------------------------------------------------------ calibration histograms
+f32_any = st.floats(width=32, allow_nan=True, allow_infinity=True)
+f32_finite = st.floats(-1e6, 1e6, allow_nan=False, width=32)
+
+
+@SETTINGS
+@given(st.lists(f32_any, min_size=1, max_size=300), st.sampled_from([2, 7, 64, 2048]), st.booleans())
+def test_one_pass_stats_and_bins_equal_numpy(xs, n, absolute):
+    x = np.array(xs, np.float32)
+    fin = x[np.isfinite(x)]
+    stats = kh.finite_stats(x)
+    want = kh.finite_stats_masked(x)
+    assert stats == want and [np.signbit(v) for v in stats[:4]] == [np.signbit(v) for v in want[:4]]
+    assert stats[4] == x.size - fin.size
+    if fin.size == 0:
+        return
+    v = np.abs(fin) if absolute else fin
+    lo, hi = float(v.min()), float(v.max())
+    with np.errstate(over="ignore"):
+        if not np.isfinite(np.float32(hi) - np.float32(lo)):
+            return
+    f, l, edges = np_edges(lo, hi, n)
+    if f == l:  # a single value whose +-0.5 rounds away in float32: no grid (numpy refuses it too)
+        return
+    counts = np.zeros(n, np.int64)
+    kh.batch_stats_histogram(x, absolute, f, l, edges, kh.fast_bounds(edges, f, l), counts)
+    try:
+        want_counts = np.histogram(v, bins=n, range=(f, l))[0]
+    except ValueError:  # numpy refuses grids whose float32 edges do not increase
+        return
+    assert_array_equal(counts, want_counts)
+
+
+@SETTINGS
+@given(st.lists(f32_finite, min_size=2, max_size=200), st.integers(1, 5), st.sampled_from(METHODS),
+       st.booleans())
+def test_calibrating_split_batches_equals_one_big_batch(xs, parts, method, symmetric):
+    x = np.array(xs, np.float32)
+    batches = np.array_split(x, parts)
+    assert calibrate(batches, method, symmetric=symmetric) == calibrate([x], method, symmetric=symmetric)

@@ -16,6 +16,12 @@ Difference from one big batch: identical when the first batch holds the extremes
 otherwise the final bin width is ``k`` times the first batch's width, i.e. ``width < (max - min)/n + w1`` for
 ``"abs"``/``"abs0"`` (``w1`` = first width) and the top of the grid may be empty.
 Batches whose range is a single value (e.g. all zeros) are held as a pending (value, count) until a grid exists.
+A grid whose float32 width ``last - first`` overflows (data near +-3.4e38 on a signed grid) raises
+:class:`QuantError`, as ``np.histogram`` refuses it.
+
+Cost: :meth:`LinearHistogram.observe` computes the batch statistics and bins it on the current grid in one pass
+(:func:`accelsim.kernels.histogram.batch_stats_histogram`); only a batch that grows the grid (or the first one)
+is binned again, by a second pass on the new grid.
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ class LinearHistogram:
         self.counts = np.zeros(self.num_bins, dtype=np.int64)
         self.first = self.last = None
         self.edges = None
+        self.bounds = _h.NO_FAST
         self.pending: dict[float, int] = {}
         if grid is not None:
             lo, hi = (float(g) for g in grid)
@@ -62,7 +69,12 @@ class LinearHistogram:
         return (float(self.last) - float(self.first)) / self.num_bins
 
     def _set_grid(self, lo: float, hi: float) -> None:
+        with np.errstate(over="ignore"):
+            if not np.isfinite(np.float32(hi) - np.float32(lo)):
+                raise QuantError(f"histogram range [{lo}, {hi}] is too wide for float32 bins "
+                                 "(last - first overflows float32)")
         self.first, self.last, self.edges = np_edges(lo, hi, self.num_bins)
+        self.bounds = _h.fast_bounds(self.edges, self.first, self.last)
 
     def _span(self, mn: float, mx: float, amn: float, amx: float) -> tuple[float, float]:
         if self.mode == "abs0":
@@ -71,8 +83,19 @@ class LinearHistogram:
             return amn, amx
         return -amx, amx
 
-    def add(self, x: np.ndarray, stats) -> None:
-        """Bin a flat float32 batch whose finite statistics ``(min, max, min|x|, max|x|)`` are ``stats``."""
+    def observe(self, x: np.ndarray, nd: np.ndarray | None = None) -> tuple:
+        """Statistics of a flat float32 batch (:func:`~accelsim.kernels.histogram.batch_stats`) and, when the
+        grid exists, its counts on that grid, in one pass: ``(stats, counts or None)``; pass both to :meth:`add`."""
+        if self.first is None:
+            return _h.batch_stats(x, nd), None
+        binned = np.zeros(self.num_bins, dtype=np.int64)
+        stats = _h.batch_stats_histogram(x, self.mode != "signed", self.first, self.last, self.edges, self.bounds,
+                                         binned, nd)
+        return stats, binned
+
+    def add(self, x: np.ndarray, stats, binned: np.ndarray | None = None) -> None:
+        """Bin a flat float32 batch whose finite statistics ``(min, max, min|x|, max|x|, ...)`` are ``stats``;
+        ``binned`` (from :meth:`observe` on the current grid) is used as is unless the grid must grow."""
         lo, hi = self._span(*stats[:4])
         absolute = self.mode != "signed"
         if self.first is None:
@@ -89,6 +112,9 @@ class LinearHistogram:
             self.pending = {}
         elif lo < self.first or hi > self.last:
             self._grow(lo, hi)
+        elif binned is not None:
+            self.counts += binned
+            return
         _h.histogram_add(x, absolute, self.first, self.last, self.edges, self.counts)
 
     def _grow(self, lo: float, hi: float) -> None:
@@ -103,10 +129,10 @@ class LinearHistogram:
             k = max(1, math.ceil((hi - (f - s * w)) / (n * w)), (n - 1 + s) // n + 1)
             new_first = f - s * w
             new_last = new_first + n * k * w
-        merged = np.zeros(n, dtype=np.int64)
-        _h.regrid(self.counts, s, k, merged)
-        self.counts = merged
-        self._set_grid(new_first, new_last)
+        counts = self.counts
+        self._set_grid(new_first, new_last)  # validates before the counts change
+        self.counts = np.zeros(n, dtype=np.int64)
+        _h.regrid(counts, s, k, self.counts)
         if np.float32(lo) < self.first or np.float32(hi) > self.last:  # float32 rounding of the new edges
             self._grow(lo, hi)
 

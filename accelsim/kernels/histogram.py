@@ -1,6 +1,7 @@
 """Histogram kernels for calibration: statistics, binning, re-gridding and the threshold searches.
 
-Internal (arrays and scalars in): call :mod:`accelsim.quant`. Every kernel reads its float32 input once.
+Internal (arrays and scalars in): call :mod:`accelsim.quant`. An observed batch is read once (a second pass only
+when it sets or grows the histogram grid, or holds non-finite values).
 
 * :func:`finite_stats` - ``(min, max, min|x|, max|x|, n_nonfinite)`` over the finite values of a flat
   float32 array; :func:`batch_stats` is its checked entry for observers (any array layout).
@@ -8,7 +9,8 @@ Internal (arrays and scalars in): call :mod:`accelsim.quant`. Every kernel reads
   ``counts``; :func:`batch_stats_histogram` does the statistics and the binning in the same single pass.
 * :func:`fast_bounds` - the per-grid constants that let most values skip numpy's edge corrections exactly.
 * :func:`regrid` - exact merge of a histogram into a grid shifted by ``s`` old bins and ``k`` times coarser.
-* :func:`kl_divergences` - TensorRT entropy calibration (DESIGN section 5.5) for every candidate bin count.
+* :func:`kl_divergences` - TensorRT entropy calibration (DESIGN section 5.5) for every candidate bin count
+  (level sums from prefix sums; bit-identical to the per-bin definition).
 * :func:`code_entropies` / :func:`mse_errors` - the Entropy and MSE criteria for every candidate threshold.
 
 Statistics work on the int32 bit patterns ``b`` of the floats: ``key(b) = b ^ ((b >> 31) & 0x7fffffff)`` is an
@@ -311,41 +313,38 @@ def regrid(counts, s, k, out):
 
 
 @njit
-def _kl_one(h, i, nq, levels, nonzero):
-    """KL(P || Q) for a histogram truncated to its first ``i`` bins (see :func:`kl_divergences`)."""
-    outliers = 0.0
-    for j in range(i, h.shape[0]):
-        outliers += h[j]
-    levels[:] = 0.0
-    nonzero[:] = 0.0
-    total_q = 0.0
-    for j in range(i):
-        lv = j * nq // i
-        levels[lv] += h[j]
-        if h[j] != 0:
-            nonzero[lv] += 1.0
-    total_p = outliers
-    for j in range(i):
-        total_p += h[j]
-        total_q += h[j]
-    if total_q == 0.0:
+def _kl_one(h, pt, cum, cnz, i, nq, total):
+    """KL(P || Q) for a histogram truncated to its first ``i`` bins (see :func:`kl_divergences`).
+
+    ``cum``/``cnz``: prefix sums of the counts and of the non-zero bins (integers, exact in float64), ``pt[j] =
+    h[j] / total``. Every floating-point operation is the per-bin definition's, in bin order; only values that are
+    equal by construction (a level's q, bin j's p) are computed once."""
+    if cum[i] == 0.0:
         return np.inf
+    outliers = total - cum[i]
+    last = i - 1
+    p_last = h[last] + outliers
+    sum_q = 0.0  # the smoothed Q's total: each non-zero bin adds its level's q, an empty last bin SMOOTH_EPS
+    for lv in range(nq):  # level lv = bins [ceil(lv i / nq), ceil((lv + 1) i / nq)), i.e. j * nq // i == lv
+        s, e = (lv * i + nq - 1) // nq, ((lv + 1) * i + nq - 1) // nq
+        nzc = cnz[e] - cnz[s]
+        if nzc > 0:
+            q = (cum[e] - cum[s]) / nzc
+            for _ in range(np.int64(nzc)):
+                sum_q += q
+    if h[last] == 0 and p_last != 0:
+        sum_q += SMOOTH_EPS
     div = 0.0
-    sum_q = 0.0
-    for j in range(i):  # total of the smoothed Q, for normalization
-        lv = j * nq // i
-        q = levels[lv] / nonzero[lv] if h[j] != 0 else 0.0
-        p = h[j] + (outliers if j == i - 1 else 0.0)
-        sum_q += q if (q > 0 or p == 0) else SMOOTH_EPS
-    for j in range(i):
-        lv = j * nq // i
-        q = levels[lv] / nonzero[lv] if h[j] != 0 else 0.0
-        p = h[j] + (outliers if j == i - 1 else 0.0)
-        if p == 0:
-            continue
-        if q == 0:
-            q = SMOOTH_EPS
-        div += (p / total_p) * np.log((p / total_p) / (q / sum_q))
+    for lv in range(nq):
+        s, e = (lv * i + nq - 1) // nq, ((lv + 1) * i + nq - 1) // nq
+        nzc = cnz[e] - cnz[s]
+        qs = (cum[e] - cum[s]) / nzc / sum_q if nzc > 0 else 0.0
+        for j in range(s, min(e, last)):
+            if h[j] != 0:
+                div += pt[j] * np.log(pt[j] / qs)
+        if e == i and p_last != 0:  # the last bin, which carries the outlier mass
+            a = p_last / total
+            div += a * np.log(a / (qs if h[last] != 0 else SMOOTH_EPS / sum_q))
     return div
 
 
@@ -358,10 +357,15 @@ def kl_divergences(h, start, nq, out):
     its non-zero bins (zero bins stay zero). Where Q is 0 but P is not, Q gets ``SMOOTH_EPS`` counts. Both are
     normalized; ``KL = sum_{P>0} p ln(p / q)``.
     """
+    n = h.shape[0]
+    cum = np.zeros(n + 1)
+    cnz = np.zeros(n + 1)
+    for j in range(n):
+        cum[j + 1] = cum[j] + h[j]
+        cnz[j + 1] = cnz[j] + (1.0 if h[j] != 0 else 0.0)
+    pt = h / cum[n]
     for c in prange(out.shape[0]):
-        levels = np.zeros(nq)
-        nonzero = np.zeros(nq)
-        out[c] = _kl_one(h, start + c, nq, levels, nonzero)
+        out[c] = _kl_one(h, pt, cum, cnz, start + c, nq, cum[n])
 
 
 @njit

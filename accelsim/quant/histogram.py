@@ -16,8 +16,8 @@ Difference from one big batch: identical when the first batch holds the extremes
 otherwise the final bin width is ``k`` times the first batch's width, i.e. ``width < (max - min)/n + w1`` for
 ``"abs"``/``"abs0"`` (``w1`` = first width) and the top of the grid may be empty.
 Batches whose range is a single value (e.g. all zeros) are held as a pending (value, count) until a grid exists.
-A grid whose float32 width ``last - first`` overflows (data near +-3.4e38 on a signed grid) raises
-:class:`QuantError`, as ``np.histogram`` refuses it.
+A grid whose float32 width ``last - first`` overflows (|x| beyond ~1.7e38 on a signed grid, or a grid grown
+past float32's range) raises :class:`QuantError`, as ``np.histogram`` refuses it.
 
 Cost: :meth:`LinearHistogram.observe` computes the batch statistics and bins it on the current grid in one pass
 (:func:`accelsim.kernels.histogram.batch_stats_histogram`); only a batch that grows the grid (or the first one)

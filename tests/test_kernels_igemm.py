@@ -106,6 +106,7 @@ CONVS = [  # (B, C, H, W, Cout, R, S, strides, pads, dilations, group)
     (1, 3, 7, 7, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
     (2, 4, 9, 8, 6, 3, 2, (2, 1), (0, 1, 2, 0), (1, 2), 2),
     (1, 6, 6, 6, 6, 3, 3, (1, 1), (1, 1, 1, 1), (2, 2), 6),   # depthwise, dilated
+    (2, 5, 9, 8, 5, 5, 3, (2, 1), (2, 1, 0, 2), (1, 1), 5),   # depthwise, batch 2, unequal strides and pads
     (1, 8, 5, 7, 4, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 4),   # grouped 1x1, strided
     (1, 2, 4, 4, 12, 4, 4, (3, 3), (2, 2, 2, 2), (1, 1), 2),  # depth multiplier 6, large kernel
 ]

@@ -66,3 +66,32 @@ def im2col_nhwc(xp, kh, kw, sh, sw, dh, dw, ho, wo, out) -> None:
     win = win[:, :, :sw * (wo - 1) + 1:sw, :, ::dw].transpose(0, 1, 2, 4, 3)  # (B, Hp, Wo, S, C)
     for r in range(kh):
         out[:, :, :, r] = win[:, r * dh:r * dh + sh * (ho - 1) + 1:sh]
+
+
+@njit_parallel
+def depthwise_acc(x, x_zp, w, w_zp, sh, sw, pt, pl, dh, dw, ho, wo, acc):
+    """Exact depthwise accumulator, channels last: ``acc[(b*Ho + oh)*Wo + ow, c] = Σ_{r,s} (x[b, c, ih, iw] −
+    x_zp)·(w[c, 0, r, s] − w_zp[c])`` in int32 (the caller guarantees it fits), positions in the padding
+    contributing 0 (the input is padded with ``x_zp``); ``ih``/``iw`` as in :func:`im2col_sub_zp`. One GEMM
+    column per channel, so a depthwise conv skips the G tiny GEMMs of a grouped conv."""
+    n_b, n_c, h, w_in = x.shape
+    kh, kw = w.shape[2], w.shape[3]
+    for bc in prange(n_b * n_c):
+        b = bc // n_c
+        c = bc % n_c
+        z = np.int32(w_zp[c])
+        taps = np.empty((kh, kw), dtype=np.int32)
+        for r in range(kh):
+            for s in range(kw):
+                taps[r, s] = np.int32(w[c, 0, r, s]) - z
+        for oh in range(ho):
+            for ow in range(wo):
+                total = np.int32(0)
+                for r in range(kh):
+                    ih = oh * sh - pt + r * dh
+                    if 0 <= ih < h:
+                        for s in range(kw):
+                            iw = ow * sw - pl + s * dw
+                            if 0 <= iw < w_in:
+                                total += (np.int32(x[b, c, ih, iw]) - np.int32(x_zp)) * taps[r, s]
+                acc[(b * ho + oh) * wo + ow, c] = total

@@ -24,7 +24,7 @@ identical results; every public function shares that one accumulation path and d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -109,6 +109,12 @@ class _Rescale:
     def after_checked(self, acc, out):
         for g in range(acc.shape[0]):
             _ep.rescale(acc[g], self.scale[g], self.fbias[g], self.act, out[g:g + 1], parallel=True)
+
+
+def _one_group(stage):
+    """The same output stage with its per-(group, column) arrays seen as one group of G·N columns."""
+    return replace(stage, **{f.name: getattr(stage, f.name).reshape(1, -1) for f in fields(stage)
+                             if isinstance(getattr(stage, f.name), np.ndarray)})
 
 
 def _requant_stage(x_scale, w_scale, y_scale, groups, n, requant, y_bits, y_dtype, y_zp, bias64) -> _Requant:
@@ -343,6 +349,12 @@ def _conv_core(x, zx, w, zw, stage, geo, g, y, fits, acc_bits, saturate) -> AccO
             _im.im2col_nhwc(xp, r, s, sh, sw, dh, dw, ho, wo, cols)
             acc = be.matmul_integer(cols.reshape(-1, kk), int(zx[0]) + flip, wt, zw)
             stage.exact(acc, y[i:j].reshape(j - i, cout, p).transpose(0, 2, 1))
+        return NO_OVERFLOW
+    if fits and g == cout == x.shape[1] and y.size:   # depthwise: one channel-last accumulator, one output stage
+        acc = np.empty((nb * p, cout), dtype=np.int32)
+        _im.depthwise_acc(xc, zx[0], np.ascontiguousarray(w), np.broadcast_to(zw.reshape(-1), (cout,)).astype(np.int64), sh, sw, pt,
+                          pl, dh, dw, ho, wo, acc)
+        _one_group(stage).exact(acc, y.reshape(nb, cout, p).transpose(0, 2, 1))
         return NO_OVERFLOW
     w16 = np.empty((g, _round_up(cg_out, _g.COL_BLOCK), kk), dtype=np.int16)
     _g.pack_sub_zp(np.ascontiguousarray(w).reshape(g, cg_out, kk), _per_out(zw, g, cg_out, np.int64), w16.shape[1],

@@ -364,8 +364,11 @@ def kl_divergences(h, start, nq, out):
         cum[j + 1] = cum[j] + h[j]
         cnz[j + 1] = cnz[j] + (1.0 if h[j] != 0 else 0.0)
     pt = h / cum[n]
-    for c in prange(out.shape[0]):
+    m = out.shape[0]
+    for c in prange((m + 1) // 2):  # candidate c with m-1-c: equal work per iteration (cost grows with i)
         out[c] = _kl_one(h, pt, cum, cnz, start + c, nq, cum[n])
+        if m - 1 - c != c:
+            out[m - 1 - c] = _kl_one(h, pt, cum, cnz, start + m - 1 - c, nq, cum[n])
 
 
 @njit

@@ -4,7 +4,11 @@
 ``ih = oh*stride_h - pad_top + r*dilation_h`` and ``iw = ow*stride_w - pad_left + s*dilation_w``; positions in
 the padding are 0, i.e. the input is padded with ``x_zp`` as ONNX QLinearConv specifies. The K order
 ``(c, r, s)`` matches ``w.reshape(Cout, Cg*R*S)``; rows beyond ``B*Ho*Wo`` (padding to a multiple of the
-GEMM row block) are zero.
+GEMM row block) are zero (:func:`im2col_sub_zp`, the Numba GEMM's int16 operand).
+
+The ``MatMulInteger`` operand keeps the 8-bit codes instead: :func:`nhwc_codes` pads channels-last codes with
+``x_zp`` and :func:`im2col_nhwc` gathers the windows with K in ``(r, s, c)`` order (numpy strided copies of
+whole (S, C) runs, faster here than a byte loop in Numba, which LLVM does not vectorize).
 """
 from __future__ import annotations
 
@@ -58,9 +62,8 @@ def nhwc_codes(x, pad: int, pads, flip: bool) -> np.ndarray:
 
 def im2col_nhwc(xp, kh, kw, sh, sw, dh, dw, ho, wo, out) -> None:
     """``out[b, oh, ow, r, s, c] = xp[b, oh*sh + r*dh, ow*sw + s*dw, c]`` from padded channels-last codes: the
-    rows of a ``MatMulInteger`` operand with K in (r, s, c) order (the weights reordered to match). numpy, one
-    strided copy per kernel row whose inner runs are whole (S, C) blocks (with dilation 1): several times faster
-    than a byte loop, which LLVM does not vectorize."""
+    rows of a ``MatMulInteger`` operand with K in (r, s, c) order (the weights reordered to match); one strided
+    copy per kernel row, whose inner runs are whole (S, C) blocks when the dilation is 1."""
     span = dw * (kw - 1) + 1
     win = np.lib.stride_tricks.sliding_window_view(xp, (span,), axis=2)  # (B, Hp, Wp - span + 1, C, span)
     win = win[:, :, :sw * (wo - 1) + 1:sw, :, ::dw].transpose(0, 1, 2, 4, 3)  # (B, Hp, Wo, S, C)

@@ -232,3 +232,21 @@ def test_too_wide_range_is_an_error_and_leaves_the_observer_unchanged():
         obs.observe(np.array([3e38, -3e38], np.float32))
     assert_array_equal(obs.hist.counts, before[0])
     assert (obs.hist.first, obs.hist.last, obs.count, obs.min, obs.max) == before[1:]
+
+
+@pytest.mark.parametrize("method", ["kl", "entropy", "mse"])
+def test_threshold_is_computed_once_per_histogram_state(method, monkeypatch):
+    rng = np.random.default_rng(10)
+    a, b = (rng.laplace(size=20000).astype(np.float32) * s for s in (1.0, 2.0))
+    obs = make_observer(method, symmetric=True)
+    obs.observe(a)
+    calls = []
+    inner = type(obs)._threshold
+    monkeypatch.setattr(type(obs), "_threshold", lambda self: calls.append(1) or inner(self))
+    first = obs.range()
+    assert obs.range() == first and len(calls) == 1  # asked twice (a shared tensor), searched once
+    obs.observe(b)  # new data: searched again, as a fresh observer would
+    fresh = make_observer(method, symmetric=True)
+    fresh.observe(a)
+    fresh.observe(b)
+    assert obs.range() == fresh.range() and len(calls) == 3

@@ -145,6 +145,7 @@ class _HistogramObserver(Observer):
         self.symmetric = bool(symmetric)
         self.hist = LinearHistogram(num_bins, self._grid_mode(), grid)
         self.num_quantized_bins = num_quantized_bins
+        self._cache = None
         if self.hist.mode == "abs0":
             _t._check_nq(self.hist, num_quantized_bins)
 
@@ -160,10 +161,19 @@ class _HistogramObserver(Observer):
     def _threshold(self) -> float:
         raise NotImplementedError
 
+    def _threshold_once(self) -> float:
+        """``_threshold()``, computed once per histogram state (a layer that shares a tensor's observer asks
+        for its range again; the KL search alone is ~10 ms)."""
+        key = (self.hist.first, self.hist.last, self.hist.counts.tobytes(), self.num_quantized_bins, self.symmetric,
+               float(self.min), getattr(self, "one_sided_fix", None))
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._threshold())
+        return self._cache[1]
+
     def range(self) -> tuple[float, float]:
         self._require_data()
         lo, hi = float(self.min), float(self.max)
-        t = max(abs(lo), abs(hi)) if self.hist.first is None else min(self._threshold(), max(abs(lo), abs(hi)))
+        t = max(abs(lo), abs(hi)) if self.hist.first is None else min(self._threshold_once(), max(abs(lo), abs(hi)))
         if self.symmetric:
             return -t, t
         return max(-t, lo), min(t, hi)

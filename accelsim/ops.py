@@ -323,8 +323,7 @@ def _run_pool(fn):
 
 
 def _run_softmax(a: dict, xs: list, ctx):
-    x = xs[0] * np.float32(a["scale"])
-    return F.softmax(x + xs[1] if len(xs) == 2 else x, axis=-1)
+    return F.softmax(xs[0], -1, a["scale"], xs[1] if len(xs) == 2 else None)
 
 
 def _f32(fn):

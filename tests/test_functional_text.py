@@ -130,3 +130,24 @@ def test_embedding_pooling_normalize():
     bias = ops.mask_bias(np.array([[1, 0]]))
     assert bias.shape == (1, 1, 1, 2) and bias[0, 0, 0, 0] == 0 and bias[0, 0, 0, 1] == np.finfo(np.float32).min
     np.testing.assert_allclose(ops.l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]])), [[0.6, 0.8], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_kernel_is_bit_identical_to_the_numpy_blocks(dtype):
+    """The one-pass kernel (accelsim.kernels.elementwise.gelu) against its numpy twin, the block code."""
+    x = np.concatenate([RNG.standard_normal(70_004) * 4,
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 5.6, -5.6, 1e-40]]).astype(dtype)  # 7 rows
+    got, want = ops.gelu(x.reshape(7, -1)), ops._blockwise(x, ops._gelu_block).reshape(7, -1)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_softmax_scale_and_bias_equal_the_plain_formula():
+    x = RNG.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    bias = ops.mask_bias(np.array([[1, 1, 0, 1, 0], [1, 1, 1, 1, 1]]))
+    z = x * np.float32(0.125) + bias
+    e = np.exp(z - z.max(-1, keepdims=True))
+    np.testing.assert_array_equal(ops.softmax(x, -1, 0.125, bias), e / e.sum(-1, keepdims=True))
+    x0 = x.copy()
+    ops.softmax(x, -1, 0.125, bias)
+    np.testing.assert_array_equal(x, x0)   # the input is not modified

@@ -3,10 +3,20 @@
 ``njit``: compiled, cached, no fastmath (integer and rounding paths must be exact).
 ``njit_parallel``: the same with ``parallel=True``, only for kernels whose outer loop is a ``prange`` over
 independent outputs.
+
+Numba's parallel kernels run on its OpenMP threading layer. By default OpenMP worker threads spin for a while
+after each parallel region; on a 2-core machine they then take the cores from the BLAS and ONNX Runtime calls
+that follow (measured: ``accelsim eval minilm_l6 --eval lee --precision w8a8`` 14.6 s with spinning workers,
+7.9 s with ``OMP_WAIT_POLICY=PASSIVE``). So accelsim asks for passive waiting unless the user set a policy;
+it applies when the OpenMP runtime loads, at the first parallel kernel.
 """
 from __future__ import annotations
 
-import numba
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402  (after the wait policy, which the OpenMP runtime reads when it loads)
 
 njit = numba.njit(cache=True, nogil=True)
 njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)

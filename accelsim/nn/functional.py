@@ -299,7 +299,14 @@ def _gelu_block(v):
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """Exact (erf) GELU: ``gelu(x) = x · ½ · (1 + erf(x/√2))`` (torch ``nn.GELU()``, BERT ``"gelu"``)."""
+    """Exact (erf) GELU: ``gelu(x) = x · ½ · (1 + erf(x/√2))`` (torch ``nn.GELU()``, BERT ``"gelu"``); float32/64
+    arrays run the one-pass kernel :func:`accelsim.kernels.elementwise.gelu` (bit-identical to the blocks)."""
+    x = np.asarray(x)
+    if x.dtype in (np.float32, np.float64):
+        from accelsim.kernels import elementwise as _ew
+        out = np.empty(x.shape, dtype=x.dtype)
+        _ew.gelu(np.ascontiguousarray(x).reshape(-1), _ew.ERF_P, _ew.ERF_Q, out.reshape(-1))
+        return out
     return _blockwise(x, _gelu_block)
 
 
@@ -412,11 +419,20 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 
     return y
 
 
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable ``softmax(x)_i = exp(x_i − max x) / Σ_j exp(x_j − max x)`` along ``axis``."""
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    e /= e.sum(axis=axis, keepdims=True)
-    return e
+def softmax(x: np.ndarray, axis: int = -1, scale=None, bias=None) -> np.ndarray:
+    """Numerically stable ``softmax(z)_i = exp(z_i − max z) / Σ_j exp(z_j − max z)`` along ``axis`` of
+    ``z = x · scale + bias`` (attention: scores, 1/√d, the mask's additive bias); ``scale``/``bias`` optional.
+    One temporary, worked on in place (the same float operations in the same order as the plain formula)."""
+    z = x * x.dtype.type(scale) if scale is not None else None
+    if bias is not None:
+        z = z + bias if z is None else np.add(z, bias, out=z)
+    if z is None:
+        z = x - x.max(axis=axis, keepdims=True)
+    else:
+        z -= z.max(axis=axis, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=axis, keepdims=True)
+    return z
 
 
 def softmax_cross_entropy(logits, labels):

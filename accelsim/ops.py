@@ -68,6 +68,7 @@ class OpDef:
     elements: Callable[[dict, list[Shape], Shape], int] = _out_elements
     fusable: bool = False
     backward: Callable | None = None
+    footprint: Callable[[dict, list[Shape], Shape], int] | None = None   # input-0 elements read; None = all
 
 
 # ---- attribute readers -----------------------------------------------------------------------------------
@@ -275,6 +276,26 @@ def _conv_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
     return Gemm(out[1] * out[2], a["out_channels"] // g, s[0][0] // g * kh * kw, g, True)
 
 
+def _touched(size: int, n_out: int, k: int, s: int, d: int, pad: int) -> int:
+    """Distinct input positions in [0, size) read by outputs o < n_out: {o·s + i·d − pad : i < k}."""
+    if d == 1 and s <= k:   # overlapping or abutting windows cover one contiguous span
+        return max(0, min(size, (n_out - 1) * s + k - pad) - max(0, -pad))
+    if size > 1 << 24:      # too big to mark: an upper bound (never more than the input)
+        return min(size, n_out * k)
+    hit = np.zeros(size + pad + (n_out - 1) * s + (k - 1) * d + 1, dtype=bool)
+    for i in range(k):
+        hit[i * d: i * d + (n_out - 1) * s + 1: s] = True
+    return int(hit[pad: pad + size].sum())
+
+
+def _conv_footprint(a: dict, s: list[Shape], out: Shape) -> int:
+    """Input elements a conv reads: C · touched rows · touched columns (a 1×1 stride-2 conv reads ¼)."""
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
+    t, l = a["padding"][0], a["padding"][1]
+    c, h, w = s[0]
+    return c * _touched(h, out[1], kh, sh, dh, t) * _touched(w, out[2], kw, sw, dw, l)
+
+
 def _linear_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
     return Gemm(math.prod(s[0][:-1]), a["out_features"], s[0][-1], 1, True)
 
@@ -348,7 +369,8 @@ VECTOR_OPS = {"add": 1.0, "mul": 1.0, "relu": 1.0, "relu6": 1.0, "batchnorm": 2.
               "global_avgpool": 1.0, "mean_pool": 1.0, "embedding": 1.0, "mask_bias": 1.0, "hardsigmoid": 2.0}
 """Default vector-unit ops per element (a hw config's ``vector.ops_per_element`` overrides them by op name)."""
 
-_conv_def = dict(params=_count(_conv_weights), wide_params=_bias_count(_conv_weights), weights=_conv_weights)
+_conv_def = dict(params=_count(_conv_weights), wide_params=_bias_count(_conv_weights), weights=_conv_weights,
+                 footprint=_conv_footprint)
 _linear_def = dict(params=_count(_linear_weights), wide_params=_bias_count(_linear_weights), weights=_linear_weights)
 
 OPS: dict[str, OpDef] = {

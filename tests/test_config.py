@@ -8,7 +8,7 @@ from accelsim.config.hw import HWConfig
 from accelsim.config.loader import apply_overrides, load_hw, load_model, read_yaml, resolve
 from accelsim.errors import ConfigError
 from accelsim.graph import Model
-from accelsim.hw.dataflow import Dataflow
+from accelsim.hw.dataflow import OS, WS
 
 
 def edge_dict() -> dict:
@@ -19,7 +19,7 @@ def test_bundled_hw_configs_load():
     for name in ("edge", "server", "scalesim_32x32"):
         hw = load_hw(name)
         assert hw.array.rows > 0 and hw.memory.dram_gbps > 0 and "int8" in hw.energy.mac_pj
-    assert load_hw("scalesim_32x32").array.dataflow == Dataflow.WS
+    assert load_hw("scalesim_32x32").array.dataflow == WS
 
 
 def test_all_problems_reported_at_once_with_paths():
@@ -58,7 +58,7 @@ def test_single_problem_messages(mutate, expected):
 
 def test_overrides_are_validated_like_the_file():
     hw = load_hw("edge", ["array.rows=16", "hw.array.dataflow=os", "memory.dram_gbps=8.5"])
-    assert (hw.array.rows, hw.array.dataflow, hw.memory.dram_gbps) == (16, Dataflow.OS, 8.5)
+    assert (hw.array.rows, hw.array.dataflow, hw.memory.dram_gbps) == (16, OS, 8.5)
     with pytest.raises(ConfigError, match=r"hw.array.rows: expected a positive integer, got 0"):
         load_hw("edge", ["array.rows=0"])
     with pytest.raises(ConfigError, match=r"hw.array.bogus: unknown field"):

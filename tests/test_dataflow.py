@@ -9,18 +9,18 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from accelsim.config.loader import load_hw, load_model
-from accelsim.hw.dataflow import Dataflow, fold_timing
+from accelsim.hw.dataflow import DATAFLOWS, IS, OS, WS, fold_timing
 from accelsim.sim.engine import simulate
 from conftest import SCALESIM_REF, require_shared
 
 
-def naive_total_cycles(m: int, n: int, k: int, rows: int, cols: int, flow: Dataflow) -> int:
+def naive_total_cycles(m: int, n: int, k: int, rows: int, cols: int, flow) -> int:
     """Walk every fold explicitly (the independent twin of the closed form)."""
-    sr, sc, t = {Dataflow.OS: (m, n, k), Dataflow.WS: (k, n, m), Dataflow.IS: (k, m, n)}[flow]
+    sr, sc, t = {OS: (m, n, k), WS: (k, n, m), IS: (k, m, n)}[flow]
     total = 0
     for r0 in range(0, sr, rows):
         for c0 in range(0, sc, cols):
-            fill = rows if flow != Dataflow.OS else 0       # preload of the stationary operand
+            fill = rows if flow != OS else 0       # preload of the stationary operand
             total += fill + rows + cols + t - 2              # every fold padded to the full array
     return total - 1
 
@@ -45,11 +45,11 @@ def test_resnet50_ws_32x32_matches_recorded_scalesim_per_layer():
 @pytest.mark.parametrize("flow, expected", [
     # M=10, N=5, K=7 on a 4×3 array, worked by hand from DESIGN §5.1:
     # OS: folds ceil(10/4)·ceil(5/3) = 3·2 = 6; per fold 4+3+7−2 = 12  → 72 − 1
-    (Dataflow.OS, 6 * 12 - 1),
+    (OS, 6 * 12 - 1),
     # WS: Sr=K=7, Sc=N=5, T=M=10: folds 2·2 = 4; per fold 2·4+3+10−2 = 19 → 76 − 1
-    (Dataflow.WS, 4 * 19 - 1),
+    (WS, 4 * 19 - 1),
     # IS: Sr=K=7, Sc=M=10, T=N=5: folds 2·4 = 8; per fold 8+3+5−2 = 14 → 112 − 1
-    (Dataflow.IS, 8 * 14 - 1),
+    (IS, 8 * 14 - 1),
 ])
 def test_hand_checked_small_case(flow, expected):
     t = fold_timing([10], [5], [7], 4, 3, flow)
@@ -58,14 +58,14 @@ def test_hand_checked_small_case(flow, expected):
 
 
 def test_conv1_worked_example_from_design():
-    t = fold_timing([12100], [64], [147], 32, 32, Dataflow.WS)
+    t = fold_timing([12100], [64], [147], 32, 32, WS)
     assert int(t.row_folds[0] * t.col_folds[0]) == 10 and int(t.cycles_per_fold[0]) == 12194
     assert int(t.scalesim_cycles[0]) == 121939
 
 
 dims = st.integers(1, 300)
 arrays = st.integers(1, 40)
-flows = st.sampled_from(list(Dataflow))
+flows = st.sampled_from(list(DATAFLOWS.values()))
 
 
 @settings(max_examples=300, deadline=None)
@@ -86,7 +86,7 @@ def test_fold_invariants(m, n, k, rows, cols, flow):
     # a PE does at most one MAC per cycle: cycles can never beat the ideal
     assert t.cycles[0] >= math.ceil(macs / (rows * cols))
     # edge folds are padded: growing the spatial dims up to the next multiple of the array costs nothing
-    sr_is_m = flow == Dataflow.OS
+    sr_is_m = flow == OS
     m_pad = -(-m // rows) * rows if sr_is_m else m
     t2 = fold_timing([m_pad], [n], [k], rows, cols, flow)
     assert t2.cycles[0] == t.cycles[0]
@@ -98,7 +98,7 @@ def test_fold_invariants(m, n, k, rows, cols, flow):
 def test_vectorized_matches_scalar():
     rng = np.random.default_rng(0)
     m, n, k = rng.integers(1, 500, (3, 50))
-    for flow in Dataflow:
+    for flow in DATAFLOWS.values():
         batch = fold_timing(m, n, k, 16, 8, flow)
         for i in range(50):
             one = fold_timing([m[i]], [n[i]], [k[i]], 16, 8, flow)
@@ -106,7 +106,7 @@ def test_vectorized_matches_scalar():
 
 
 def test_huge_sizes_are_closed_form():
-    t = fold_timing([10**9], [10**6], [10**6], 128, 128, Dataflow.OS)
+    t = fold_timing([10**9], [10**6], [10**6], 128, 128, OS)
     assert int(t.scalesim_cycles[0]) == (-(-10**9 // 128)) * (-(-10**6 // 128)) * (128 + 128 + 10**6 - 2) - 1
 
 

@@ -10,9 +10,10 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..errors import ConfigError
-from ..hw.dataflow import Dataflow
+from ..hw.dataflow import DATAFLOWS, DataflowSpec
 from ..ops import VECTOR_OPS
-from .fields import Reader
+from .fields import MISSING, Reader
+from .memory import MemoryConfig, is_shorthand, read_memory
 
 FLOAT_PRECISIONS = ("fp16", "bf16", "fp32")
 INT_PRECISIONS = ("int2", "int4", "int8", "int16")
@@ -26,7 +27,7 @@ DEFAULT_VECTOR_OPS = MappingProxyType(VECTOR_OPS)   # per-op defaults live in th
 class ArrayConfig:
     rows: int
     cols: int
-    dataflow: Dataflow
+    dataflow: DataflowSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +45,19 @@ class PEConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class MemoryConfig:
-    ifmap_sram_kib: float
-    filter_sram_kib: float
-    ofmap_sram_kib: float
-    dram_gbps: float
-    double_buffer: bool
+class TimingConfig:
+    """Timing options real arrays have (DESIGN §5.1 "beyond SCALE-Sim"); the defaults are SCALE-Sim's fold
+    model with a per-layer roofline.
+
+    ``stationary_double_buffer``: the next fold's stationary tile loads while this fold computes
+    (:mod:`accelsim.hw.dataflow`). ``dram_overlap``: ``layer`` — one roofline per layer,
+    ``max(busy, transfer)``; ``fold`` — transfers run ahead of the folds that need them
+    (:mod:`accelsim.hw.schedule`). ``load_store_phases``: the first fold waits for its operands and the last
+    output tile is written after the last fold, instead of overlapping the neighbouring layers.
+    """
+    stationary_double_buffer: bool = False
+    dram_overlap: str = "layer"
+    load_store_phases: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,7 @@ class HWConfig:
     memory: MemoryConfig
     energy: EnergyTable
     vector: VectorConfig
+    timing: TimingConfig = TimingConfig()
     source: str = field(default="", compare=False)
 
     @classmethod
@@ -99,20 +108,22 @@ class HWConfig:
         clock = r.pos_float("clock_mhz")
         array = _array(r.mapping("array"))
         pe = _pe(r.mapping("pe"))
-        memory = _memory(r.mapping("memory"))
-        energy = _energy(r.mapping("energy"))
+        mem = r.mapping("memory")
+        energy = _energy(r.mapping("energy"), shorthand=is_shorthand(mem.data))
+        memory = read_memory(mem, energy)
         vector = _vector(r.mapping("vector", {}))
+        timing = _timing(r.mapping("timing", {}))
         r.reject_unknown()
         if problems:
             raise ConfigError(problems, source)
-        return cls(name, clock, array, pe, memory, energy, vector, source)
+        return cls(name, clock, array, pe, memory, energy, vector, timing, source)
 
 
 def _array(r: Reader) -> ArrayConfig:
     rows, cols = r.pos_int("rows"), r.pos_int("cols")
-    flow = r.choice("dataflow", [d.name.lower() for d in Dataflow])
+    flow = r.choice("dataflow", list(DATAFLOWS))
     r.reject_unknown()
-    return ArrayConfig(rows, cols, Dataflow[flow.upper()])
+    return ArrayConfig(rows, cols, DATAFLOWS[flow])
 
 
 def _pe(r: Reader) -> PEConfig:
@@ -138,23 +149,24 @@ def _pe(r: Reader) -> PEConfig:
     return PEConfig(base, acc, overflow, tuple(sorted(set(bits), reverse=True)), MappingProxyType(float_rates))
 
 
-def _memory(r: Reader) -> MemoryConfig:
-    m = MemoryConfig(r.pos_float("ifmap_sram_kib"), r.pos_float("filter_sram_kib"), r.pos_float("ofmap_sram_kib"),
-                     r.pos_float("dram_gbps"), r.boolean("double_buffer", True))
+def _timing(r: Reader) -> TimingConfig:
+    t = TimingConfig(r.boolean("stationary_double_buffer", False), r.choice("dram_overlap", ["layer", "fold"], "layer"),
+                     r.boolean("load_store_phases", False))
     r.reject_unknown()
-    return m
+    return t
 
 
-def _energy(r: Reader) -> EnergyTable:
+def _energy(r: Reader, shorthand: bool = True) -> EnergyTable:
+    """``sram_pj_per_byte`` and ``dram_pj_per_byte`` are required only by the shorthand memory form."""
     macs = r.mapping("mac_pj")
     mac_pj = {k: macs.pos_float(k) for k in PRECISIONS if k in macs.data}
     macs.reject_unknown()
     if "int8" not in mac_pj and not r.problems:
         macs.bad("int8", "a positive number (the reference MAC energy)", None)
-    e = EnergyTable(MappingProxyType(mac_pj), r.nonneg_float("sram_pj_per_byte"), r.pos_float("sram_ref_kib", 8.0),
+    e = EnergyTable(MappingProxyType(mac_pj), r.nonneg_float("sram_pj_per_byte", MISSING if shorthand else 0.0), r.pos_float("sram_ref_kib", 8.0),
                     r.nonneg_float("sram_size_exponent", 0.5), r.pos_float("sram_bank_kib", 1e12),
                     r.pos_float("tech_scale", 1.0),
-                    r.nonneg_float("dram_pj_per_byte"), r.nonneg_float("vector_op_pj", 0.0),
+                    r.nonneg_float("dram_pj_per_byte", MISSING if shorthand else 0.0), r.nonneg_float("vector_op_pj", 0.0),
                     r.nonneg_float("leakage_mw", 0.0))
     r.reject_unknown()
     return e

@@ -1,52 +1,91 @@
-"""Systolic-array timing: SCALE-Sim v3's fold model for OS, WS and IS in one parameterized implementation.
+"""Systolic-array dataflows as data, and the array timing of one parameterized fold model.
 
-A GEMM ``(M, N, K)`` maps onto an ``R × C`` array (R = rows, C = cols) as (DESIGN §5.1)::
+A dataflow is one row of :data:`DATAFLOWS`: which GEMM dimension of ``(m×k) @ (k×n)`` is spread over the
+array's rows, which over its columns, and which runs in time (DESIGN §5.1)::
 
-    dataflow   spatial on rows (Sr)   spatial on cols (Sc)   temporal (T)
-    OS         M                      N                      K
-    WS         K                      N                      M
-    IS         K                      M                      N
+    dataflow   rows (Sr)   cols (Sc)   time (T)   stationary operand (the one without the time dim)
+    OS         m           n           k          output
+    WS         k           n           m          weight
+    IS         k           m           n          input
 
-    folds            = ceil(Sr / R) · ceil(Sc / C)         (every fold padded to the full array)
-    cycles per fold  = R + C + T − 2        (OS)
-                     = 2R + C + T − 2       (WS, IS: R extra cycles to preload the stationary operand)
+Everything else follows from that row. With ``D[x]`` the size of dimension ``x`` and ``tiles(x) =
+ceil(D[x] / R)`` on rows, ``ceil(D[x] / C)`` on cols, 1 in time:
+
+    folds            = tiles(rows) · tiles(cols)          (every fold padded to the full array)
+    cycles per fold  = P + R + C + T − 2,   P = R if the stationary operand is an input (preload), else 0
     scalesim_cycles  = folds · cycles_per_fold − 1         (SCALE-Sim's reported ``Total Cycles``)
-    cycles           = folds · cycles_per_fold             (accelsim's own count: SCALE-Sim's off-by-one removed)
+    SRAM words       = size(X) · tiles(the dim X lacks)    for X in input (m,k), weight (k,n), output (m,n)
+                       (+ SCALE-Sim's over-count of folds·(R + C) drain writes when the output is stationary)
 
-SRAM traffic in words (SCALE-Sim's counts, compat mode, including its OS over-count of ``folds·(R + C)``
-ofmap writes: the drain of each fold's outputs through the array)::
+which gives SCALE-Sim's OS/WS/IS read and write counts (e.g. WS: ifmap M·K·ceil(N/C), filter K·N, ofmap
+M·N·ceil(K/R)). On a degenerate 1×1 array SCALE-Sim's −1 can make utilization exceed 1; utilization divides
+by ``max(scalesim_cycles, 1)``.
 
-    OS: ifmap reads M·K·ceil(N/C), filter reads K·N·ceil(M/R), ofmap writes M·N + folds·(R + C)
-    WS: ifmap reads M·K·ceil(N/C), filter reads K·N,           ofmap writes M·N·ceil(K/R)
-    IS: ifmap reads K·M,           filter reads N·K·ceil(M/C), ofmap writes M·N·ceil(K/R)
+**Double-buffered stationary operand** (``timing.stationary_double_buffer``; TPU v1, Jouppi et al. ISCA 2017
+§2: the weight tile for the next fold shifts in while the current one computes): folds follow each other
+back to back, so a fold costs ``max(T, P)`` and the first preload and one fill + drain are paid once per
+GEMM: ``cycles = P + folds · max(T, P) + R + C − 2``.
 
-On a degenerate 1×1 array SCALE-Sim's −1 can make utilization exceed 1 (a 1-cycle OS fold reports 0
-cycles); utilization divides by ``max(scalesim_cycles, 1)``.
-
-Everything is closed-form over int64 numpy arrays (one entry per GEMM), so a whole network costs
-microseconds and huge shapes allocate nothing per cycle.
+Everything is closed-form over int64 numpy arrays (one entry per GEMM); callers bound the shapes so that no
+product wraps.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from types import MappingProxyType
 
 import numpy as np
 
+GEMM_DIMS = ("m", "n", "k")
+#: The GEMM dimensions each operand spans: input (m×k), weight (k×n), output (m×n).
+OPERAND_DIMS = MappingProxyType({"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")})
 
-class Dataflow(IntEnum):
-    OS = 0  # output stationary
-    WS = 1  # weight stationary
-    IS = 2  # input stationary
+
+@dataclass(frozen=True, slots=True)
+class DataflowSpec:
+    """One dataflow: the GEMM dimension on the array's rows, on its columns, and in time."""
+    name: str
+    rows: str
+    cols: str
+    time: str
+    source: str = ""
+
+    def __post_init__(self):
+        if sorted((self.rows, self.cols, self.time)) != sorted(GEMM_DIMS):
+            raise ValueError(f"dataflow {self.name}: rows/cols/time must be a permutation of m, n, k")
+
+    @property
+    def stationary(self) -> str:
+        """The operand held in the PEs: the one that does not span the time dimension."""
+        return next(op for op, dims in OPERAND_DIMS.items() if self.time not in dims)
+
+    @property
+    def preloads(self) -> bool:
+        """An input operand held stationary must be shifted in (R cycles) before a fold computes."""
+        return self.stationary != "output"
+
+    @property
+    def reduction_spatial(self) -> bool:
+        """K is spread over the array: each fold leaves partial sums that later folds complete."""
+        return self.time != "k"
+
+
+DATAFLOWS: dict[str, DataflowSpec] = {
+    "os": DataflowSpec("os", "m", "n", "k", "SCALE-Sim v3 output stationary"),
+    "ws": DataflowSpec("ws", "k", "n", "m", "SCALE-Sim v3 weight stationary (TPU v1)"),
+    "is": DataflowSpec("is", "k", "m", "n", "SCALE-Sim v3 input stationary"),
+}
+OS, WS, IS = DATAFLOWS["os"], DATAFLOWS["ws"], DATAFLOWS["is"]
 
 
 @dataclass(frozen=True, slots=True)
 class FoldTiming:
-    """Per-GEMM timing arrays (int64 unless noted), one entry per GEMM of the batch."""
+    """Per-GEMM array timing (int64 arrays unless noted), one entry per GEMM of the batch."""
     row_folds: np.ndarray
     col_folds: np.ndarray
-    cycles_per_fold: np.ndarray
-    cycles: np.ndarray
+    temporal: np.ndarray             # T: cycles one fold streams through the array
+    cycles_per_fold: np.ndarray      # what one fold adds to ``cycles`` (P + R + C + T − 2, or max(T, P))
+    cycles: np.ndarray               # array busy cycles of the whole GEMM
     scalesim_cycles: np.ndarray
     utilization: np.ndarray          # float64, M·N·K / (scalesim_cycles · R · C)
     mapping_efficiency: np.ndarray   # float64, Sr·Sc / (folds · R · C)
@@ -54,37 +93,45 @@ class FoldTiming:
     sram_filter_reads: np.ndarray
     sram_ofmap_writes: np.ndarray
 
+    @property
+    def folds(self) -> np.ndarray:
+        return self.row_folds * self.col_folds
+
 
 def _ceil_div(a: np.ndarray, b: int | np.ndarray) -> np.ndarray:
     return -(-a // b)
 
 
-def spatial_temporal(m, n, k, dataflow: Dataflow):
+def spatial_temporal(m, n, k, flow: DataflowSpec):
     """Return (Sr, Sc, T) for the dataflow, per the mapping table above."""
-    if dataflow == Dataflow.OS:
-        return m, n, k
-    if dataflow == Dataflow.WS:
-        return k, n, m
-    return k, m, n
+    dims = {"m": m, "n": n, "k": k}
+    return dims[flow.rows], dims[flow.cols], dims[flow.time]
 
 
-def fold_timing(m, n, k, rows: int, cols: int, dataflow: Dataflow) -> FoldTiming:
-    """Closed-form SCALE-Sim timing and SRAM traffic for GEMMs ``m×k @ k×n`` (arrays of equal length)."""
-    m, n, k = (np.asarray(v, dtype=np.int64) for v in (m, n, k))
-    sr, sc, t = spatial_temporal(m, n, k, dataflow)
-    row_folds, col_folds = _ceil_div(sr, rows), _ceil_div(sc, cols)
-    preload = 0 if dataflow == Dataflow.OS else rows
-    per_fold = preload + rows + cols + t - 2
-    cycles = row_folds * col_folds * per_fold
-    scalesim = cycles - 1
-    macs = (m * n * k).astype(np.float64)
-    util = macs / (np.maximum(scalesim, 1).astype(np.float64) * rows * cols)
-    mapping = (sr * sc).astype(np.float64) / (row_folds * col_folds * rows * cols)
-    if dataflow == Dataflow.OS:
-        reads_i, reads_f = m * k * _ceil_div(n, cols), k * n * _ceil_div(m, rows)
-        writes_o = m * n + row_folds * col_folds * (rows + cols)
-    elif dataflow == Dataflow.WS:
-        reads_i, reads_f, writes_o = m * k * _ceil_div(n, cols), k * n, m * n * _ceil_div(k, rows)
+def fold_timing(m, n, k, rows: int, cols: int, flow: DataflowSpec,
+                stationary_double_buffer: bool = False) -> FoldTiming:
+    """Closed-form timing and SRAM words of GEMMs ``m×k @ k×n`` (arrays of equal length) on an R × C array."""
+    dims = {name: np.asarray(v, dtype=np.int64) for name, v in zip(GEMM_DIMS, (m, n, k))}
+    extent = {flow.rows: rows, flow.cols: cols}
+    tiles = {d: (_ceil_div(dims[d], extent[d]) if d in extent else np.ones_like(dims[d])) for d in GEMM_DIMS}
+    row_folds, col_folds, t = tiles[flow.rows], tiles[flow.cols], dims[flow.time]
+    folds = row_folds * col_folds
+    preload = rows if flow.preloads else 0
+    compat_per_fold = preload + rows + cols + t - 2
+    scalesim = folds * compat_per_fold - 1
+    if stationary_double_buffer:
+        per_fold = np.maximum(t, preload)
+        cycles = preload + folds * per_fold + rows + cols - 2
     else:
-        reads_i, reads_f, writes_o = k * m, n * k * _ceil_div(m, cols), m * n * _ceil_div(k, rows)
-    return FoldTiming(row_folds, col_folds, per_fold, cycles, scalesim, util, mapping, reads_i, reads_f, writes_o)
+        per_fold, cycles = compat_per_fold, folds * compat_per_fold
+    macs = (dims["m"] * dims["n"] * dims["k"]).astype(np.float64)
+    util = macs / (np.maximum(scalesim, 1).astype(np.float64) * rows * cols)
+    mapping = (dims[flow.rows] * dims[flow.cols]).astype(np.float64) / (folds * rows * cols)
+    words = {}
+    for op, (a, b) in OPERAND_DIMS.items():
+        lacks = next(d for d in GEMM_DIMS if d not in (a, b))
+        words[op] = dims[a] * dims[b] * tiles[lacks]
+    if flow.stationary == "output":
+        words["output"] = words["output"] + folds * (rows + cols)
+    return FoldTiming(row_folds, col_folds, t, per_fold, cycles, scalesim, util, mapping,
+                      words["input"], words["weight"], words["output"])

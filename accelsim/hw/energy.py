@@ -6,15 +6,21 @@ With ``s = energy.tech_scale`` (reference node → chip node):
   the same energy per cycle whatever it computes, so ``e_mac = mac_pj[int{B}] / f`` with
   ``f = (B/a_bits)·(B/w_bits)`` MACs per cycle (INT4×INT4 on an 8-bit PE: ¼ of an INT8 MAC). A table entry
   for the exact width (``int4`` for w4a4) overrides this. Float modes: ``mac_pj[mode]``.
-* SRAM: ``bytes · sram_pj_per_byte · (min(size_kib, sram_bank_kib) / sram_ref_kib) ** sram_size_exponent · s``.
-* DRAM: ``bytes · dram_pj_per_byte`` (interface energy, not node-scaled).
+* memory: ``Σ over levels and operands of read_bytes · read_pj_per_byte + write_bytes · write_pj_per_byte``
+  (:mod:`accelsim.config.memory` gives each level's energies; :mod:`accelsim.hw.memory` the bytes), reported
+  as register, SRAM (every other on-chip level) and DRAM energy.
 * vector: ``ops · vector_op_pj · s``.
 * static: ``leakage_mw · 1e-3 · seconds · 1e12`` pJ, for the layer's whole latency.
 """
 from __future__ import annotations
 
-from ..config.hw import HWConfig
+from typing import TYPE_CHECKING, Iterable
+
 from .mac import Precision
+
+if TYPE_CHECKING:
+    from ..config.hw import HWConfig
+    from .memory import LevelTraffic
 
 
 def mac_energy_pj(hw: HWConfig, precision: Precision, macs_per_cycle: float) -> float:
@@ -28,9 +34,23 @@ def mac_energy_pj(hw: HWConfig, precision: Precision, macs_per_cycle: float) -> 
     return base / macs_per_cycle * scale
 
 
-def sram_pj_per_byte(hw: HWConfig, size_kib: float) -> float:
-    e = hw.energy
-    return e.sram_pj_per_byte * (min(size_kib, e.sram_bank_kib) / e.sram_ref_kib) ** e.sram_size_exponent * e.tech_scale
+def level_energy_pj(hw: HWConfig, traffic: Iterable[LevelTraffic]) -> dict[str, float]:
+    """Energy of each memory level (pJ), keyed by level name, from its bytes read and written."""
+    levels = {lv.name: lv for lv in hw.memory.levels}
+    out = dict.fromkeys(levels, 0.0)
+    for t in traffic:
+        lv = levels[t.level]
+        out[t.level] += t.read_bytes * lv.read_pj_per_byte + t.write_bytes * lv.write_pj_per_byte
+    return out
+
+
+def by_kind(hw: HWConfig, per_level: dict[str, float]) -> tuple[float, float, float]:
+    """(register, sram, dram) energy from per-level energy."""
+    kinds = {lv.name: ("register" if lv.per_pe else "dram" if lv.is_dram else "sram") for lv in hw.memory.levels}
+    total = {"register": 0.0, "sram": 0.0, "dram": 0.0}
+    for name, pj in per_level.items():
+        total[kinds[name]] += pj
+    return total["register"], total["sram"], total["dram"]
 
 
 def static_pj(hw: HWConfig, cycles: int) -> float:

@@ -1,79 +1,163 @@
-"""DRAM traffic from SRAM capacities, and the per-layer roofline.
+"""Memory traffic of a GEMM layer: DRAM bytes from on-chip capacities, then bytes read and written at every
+memory level for every operand.
 
-Bytes are counted at each operand's real width (INT4 packed two per byte, FP32 four bytes). Per GEMM
-layer with operands A (input activations, the raw ifmap — the on-chip buffer provides the im2col reuse),
-B (weights, or a second activation for attention matmuls) and O (outputs), on an array R × C with usable
-SRAM capacity ``cap = size · (½ if double-buffered else 1)`` per operand:
+Bytes are counted at each operand's real width (INT4 packed two per byte, FP32 four bytes). Operands: A
+(``input``: the raw ifmap — the on-chip buffer provides the im2col reuse), B (``weight``, or a second
+activation for attention matmuls) and O (``output``). ``cap(X)`` is the usable on-chip capacity for X
+(:meth:`~accelsim.config.memory.MemoryConfig.usable_bytes` of the outermost on-chip level serving X).
 
-* **compulsory**: A is read from DRAM unless it stayed on chip (see below); weights are always read once;
-  O is written unless it stays on chip.
-* **re-fetch**: if A fits its SRAM or B fits its SRAM, the other streams through once (the resident one is
-  reused from SRAM). If neither fits, one is cut into SRAM-sized chunks in the outer loop and the other is
-  streamed again for every chunk; the cheaper order is taken (as a tiling compiler would):
-  ``extra = min(A · (ceil(B / cap_f) − 1), B · (ceil(A / cap_i) − 1))``.
-* **partial sums** (WS, IS: K is split over ceil(K/R) row folds): the schedule chunks the temporal
-  dimension so one column tile of partial sums fits the ofmap SRAM and finishes all K folds of a chunk
-  before the next, which needs the stationary slab of one column tile (WS: K·min(N, C) weights; IS:
-  K·min(M, C) inputs) to fit its SRAM. Only when neither the psum tile (WS: M·min(N, C), IS: min(M, C)·N
-  accumulators of ``acc_bits``) nor that slab fits do partial sums spill: ``2 · M·N·(ceil(K/R) − 1) · acc_bytes``.
+**DRAM** (:func:`dram_traffic`):
 
-**On-chip activations**: a tensor that fits in both the ofmap and ifmap SRAMs (usable capacity) stays on
-chip from its producer to its consumers; model inputs and outputs always cross DRAM. This assumes each such
-tensor has the buffers to itself (optimistic for long-lived residual tensors).
+* compulsory: A is read unless it stayed on chip, B is read once (unless it is an on-chip activation),
+  O is written unless it stays on chip. A strided or dilated conv reads only the input pixels it uses when
+  ``memory.strided_gather`` is set (``a_used_bytes``).
+* re-fetch: if A fits ``cap(A)`` or B fits ``cap(B)``, the other streams through once. If neither fits, one
+  is cut into capacity-sized chunks in the outer loop and the other is streamed again for every chunk; the
+  cheaper order is taken (as a tiling compiler would): ``extra = min(A·(ceil(B/cap_B) − 1), B·(ceil(A/cap_A) − 1))``.
+* partial sums, when K is spread over ``k_folds = ceil(K/R)`` row folds (WS, IS): the schedule keeps one
+  column tile of partial sums on chip (WS: M·min(N, C), IS: min(M, C)·N accumulators of ``acc_bits``), or
+  else the stationary slab of one column tile (WS: K·min(N, C) weights; IS: K·min(M, C) inputs). Only when
+  neither fits do they spill: ``2 · M·N·(k_folds − 1) · acc_bytes``.
 
-**Roofline**: ``memory_cycles = ceil(dram_bytes / bytes_per_cycle)`` with ``bytes_per_cycle =
-dram_gbps·1e9 / (clock_mhz·1e6)``. With double buffering transfers overlap compute:
-``cycles = max(busy, memory_cycles)``; without, ``cycles = busy + memory_cycles``; ``stall = cycles − busy``.
+**Levels** (:func:`level_traffic`), for operand X with levels ``registers…, buffers…, DRAM``:
+
+* a register level: every MAC reads its operand (``MACs · elem``); a stationary operand is written once per
+  delivery from the buffer (the SRAM words), a moving one once per MAC; an output register is read and
+  written once per MAC at ``acc_bits`` (read-modify-write of the accumulator).
+* partial sums stay in the PEs when the output has a register level and the stationary operand's register
+  holds all ``k_folds`` of its elements (``size_bytes ≥ k_folds · elem``); otherwise each fold's partial sums
+  are written to and read back from the innermost buffer serving O: ``M·N·(k_folds − 1) · acc_bytes`` each way.
+* the innermost buffer of A/B is read for every SRAM word the array takes (SCALE-Sim's counts) and written by
+  every fill from the level above; outer buffers pass fills inwards. Output: the innermost buffer is
+  written with the final outputs (+ partial sums) and read for what goes outwards. Without any buffer, the
+  array reads DRAM directly (``max(fill, SRAM words)``).
+* DRAM: reads of A and B, writes of O, partial-sum spills half each way.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from .dataflow import Dataflow
+from ..config.memory import OPERANDS, MemoryConfig, MemoryLevel
+from .dataflow import DataflowSpec
 
 
 @dataclass(frozen=True, slots=True)
-class Traffic:
-    dram_ifmap_bytes: int
-    dram_filter_bytes: int
-    dram_ofmap_bytes: int
-    dram_psum_bytes: int
+class DramTraffic:
+    """DRAM bytes of one layer by operand; ``*_extra`` is the re-fetch part of ``input``/``weight``."""
+    input: int
+    weight: int
+    output: int
+    psum: int
+    input_extra: float = 0.0
+    weight_extra: float = 0.0
 
     @property
     def total(self) -> int:
-        return self.dram_ifmap_bytes + self.dram_filter_bytes + self.dram_ofmap_bytes + self.dram_psum_bytes
+        return self.input + self.weight + self.output + self.psum
 
 
-def usable_bytes(kib: float, double_buffer: bool) -> float:
-    return kib * 1024 * (0.5 if double_buffer else 1.0)
+@dataclass(frozen=True, slots=True)
+class LevelTraffic:
+    """Bytes one operand reads from and writes into one memory level during one layer."""
+    level: str
+    operand: str
+    read_bytes: float
+    write_bytes: float
 
 
-def gemm_traffic(m: int, n: int, k: int, count: int, a_bytes: float, b_bytes: float, o_bytes: float,
-                 read_a: bool, write_o: bool, acc_bytes: float, rows: int, cols: int, flow: Dataflow,
-                 caps: tuple[float, float, float], elem_bytes: tuple[float, float]) -> Traffic:
-    """DRAM bytes of one GEMM layer (module docstring); ``*_bytes`` are whole-tensor sizes at real width,
-    ``elem_bytes`` the (A, B) bytes per element."""
-    cap_i, cap_f, cap_o = caps
+@dataclass(frozen=True, slots=True)
+class GemmTensors:
+    """Whole-layer tensor sizes (bytes, all ``count`` GEMMs), element widths and where each tensor lives."""
+    a_bytes: float          # the input tensor as stored
+    a_used_bytes: float     # the part of it the layer reads (strided/dilated convs read fewer pixels)
+    b_bytes: float
+    o_bytes: float
+    a_elem: float
+    b_elem: float
+    acc_bytes: float
+    read_a: bool            # A comes from DRAM (not resident on chip)
+    read_b: bool
+    write_o: bool
+
+
+def capacity(mem: MemoryConfig, operand: str, pes: int) -> float:
+    """Usable bytes for ``operand`` in the outermost on-chip level that serves it (0 if only DRAM does)."""
+    on_chip = [lv for lv in mem.serving(operand) if not lv.is_dram]
+    return mem.usable_bytes(on_chip[-1], pes) if on_chip else 0.0
+
+
+def dram_traffic(m: int, n: int, k: int, count: int, t: GemmTensors, rows: int, cols: int, flow: DataflowSpec,
+                 caps: dict[str, float], gather: bool) -> DramTraffic:
+    """DRAM bytes of one GEMM layer (module docstring)."""
+    a_bytes = t.a_used_bytes if gather else t.a_bytes
+    cap_a, cap_b, cap_o = caps["input"], caps["weight"], caps["output"]
     extra_a = extra_b = 0.0
-    if a_bytes > cap_i and b_bytes > cap_f:
-        a_again = a_bytes * (math.ceil(b_bytes / cap_f) - 1)   # B chunked outside, A re-streamed per chunk
-        b_again = b_bytes * (math.ceil(a_bytes / cap_i) - 1)   # A chunked outside, B re-streamed per chunk
+    if a_bytes > cap_a and t.b_bytes > cap_b:
+        a_again = a_bytes * (math.ceil(t.b_bytes / cap_b) - 1) if cap_b else math.inf
+        b_again = t.b_bytes * (math.ceil(a_bytes / cap_a) - 1) if cap_a else math.inf
+        if math.isinf(a_again) and math.isinf(b_again):
+            a_again = 0.0      # nothing on chip: each operand streams from DRAM exactly once per use
         extra_a, extra_b = (a_again, 0.0) if a_again <= b_again else (0.0, b_again)
     psum = 0
     k_folds = math.ceil(k / rows)
-    if flow != Dataflow.OS and k_folds > 1:
-        slab, slab_cap = ((k * min(n, cols) * elem_bytes[1], cap_f) if flow == Dataflow.WS
-                          else (k * min(m, cols) * elem_bytes[0], cap_i))
-        tile = (m * min(n, cols) if flow == Dataflow.WS else min(m, cols) * n) * acc_bytes
+    if flow.reduction_spatial and k_folds > 1:
+        slab, slab_cap = ((k * min(n, cols) * t.b_elem, cap_b) if flow.stationary == "weight"
+                          else (k * min(m, cols) * t.a_elem, cap_a))
+        tile = (m * min(n, cols) if flow.stationary == "weight" else min(m, cols) * n) * t.acc_bytes
         if tile > cap_o and slab > slab_cap:
-            psum = int(2 * m * n * count * (k_folds - 1) * acc_bytes)
-    return Traffic(int(math.ceil((a_bytes if read_a else 0.0) + extra_a)), int(math.ceil(b_bytes + extra_b)),
-                   int(math.ceil(o_bytes)) if write_o else 0, psum)
+            psum = int(2 * m * n * count * (k_folds - 1) * t.acc_bytes)
+    read_a = (a_bytes if t.read_a else 0.0) + extra_a
+    read_b = (t.b_bytes if t.read_b else 0.0) + extra_b
+    return DramTraffic(math.ceil(read_a), math.ceil(read_b), math.ceil(t.o_bytes) if t.write_o else 0, psum,
+                       extra_a, extra_b)
 
 
-def roofline(busy_cycles: int, dram_bytes: int, bytes_per_cycle: float, double_buffer: bool) -> tuple[int, int]:
-    """Return (memory_cycles, total_cycles) for a layer that keeps the array/vector unit busy ``busy_cycles``."""
-    memory = math.ceil(dram_bytes / bytes_per_cycle) if dram_bytes else 0
-    total = max(busy_cycles, memory) if double_buffer else busy_cycles + memory
-    return memory, total
+def psums_in_registers(mem: MemoryConfig, flow: DataflowSpec, k_folds: int, elem: dict[str, float]) -> bool:
+    """Partial sums never leave the PEs (module docstring): an output register level exists and the
+    stationary operand's register level holds all ``k_folds`` of its elements."""
+    if not flow.reduction_spatial or k_folds <= 1:
+        return True
+    regs = {op: [lv for lv in mem.serving(op) if lv.per_pe] for op in OPERANDS}
+    held = [lv for lv in regs[flow.stationary] if lv.size_bytes >= k_folds * elem[flow.stationary]]
+    return bool(regs["output"]) and bool(held)
+
+
+def level_traffic(mem: MemoryConfig, flow: DataflowSpec, macs: int, words: dict[str, int], psum_words: int,
+                  t: GemmTensors, dram: DramTraffic, o_final_bytes: float,
+                  k_folds: int) -> tuple[list[LevelTraffic], DramTraffic]:
+    """Bytes read/written per level and operand (module docstring), and the DRAM traffic once operands with
+    no on-chip buffer are fed from DRAM directly. ``words``: SCALE-Sim SRAM words per operand (input/weight
+    reads); ``psum_words``: partial sums the row folds leave for each other."""
+    elem = {"input": t.a_elem, "weight": t.b_elem, "output": t.acc_bytes}
+    psum_bytes = 0.0 if psums_in_registers(mem, flow, k_folds, elem) else psum_words * t.acc_bytes
+    demand = {"input": words["input"] * t.a_elem, "weight": words["weight"] * t.b_elem,
+              "output": o_final_bytes + psum_bytes}
+    buffers = {op: [lv for lv in mem.serving(op) if not lv.per_pe and not lv.is_dram] for op in OPERANDS}
+    io = {"input": dram.input, "weight": dram.weight, "output": dram.output, "psum": dram.psum}
+    for op in ("input", "weight"):
+        if not buffers[op] and (op == "weight" and t.read_b or op == "input" and t.read_a):
+            io[op] = max(io[op], math.ceil(demand[op]))
+    if not buffers["output"]:
+        io["psum"] += math.ceil(2 * psum_bytes)
+    out: list[LevelTraffic] = []
+    for op in OPERANDS:
+        out += [_register(lv, op, macs, elem[op], words, flow) for lv in mem.serving(op) if lv.per_pe]
+        for i, lv in enumerate(buffers[op]):
+            inner = demand[op] if i == 0 else io[op]
+            if op == "output":
+                out.append(LevelTraffic(lv.name, op, io[op] + (psum_bytes if i == 0 else 0.0), inner))
+            else:
+                out.append(LevelTraffic(lv.name, op, inner, io[op]))
+        out.append(LevelTraffic(mem.dram.name, op, 0.0 if op == "output" else io[op], io[op] if op == "output" else 0.0))
+    if io["psum"]:
+        out.append(LevelTraffic(mem.dram.name, "psum", io["psum"] / 2, io["psum"] / 2))
+    return out, DramTraffic(io["input"], io["weight"], io["output"], io["psum"], dram.input_extra, dram.weight_extra)
+
+
+def _register(lv: MemoryLevel, op: str, macs: int, elem: float, words: dict[str, int], flow: DataflowSpec):
+    per_mac = macs * elem
+    if op == "output":
+        return LevelTraffic(lv.name, op, per_mac, per_mac)
+    writes = words[op] * elem if op == flow.stationary else per_mac
+    return LevelTraffic(lv.name, op, per_mac, writes)

@@ -1,35 +1,63 @@
-"""Graph × hardware → RunReport: per-layer cycles, traffic, stalls and energy, plus totals.
+"""Graph × hardware → RunReport: per-layer cycles, traffic per memory level, stalls and energy, plus totals.
 
 For each GEMM layer at precision p with ``f = macs_per_pe_cycle`` (see :mod:`accelsim.hw.mac`):
 
 * ``scalesim_cycles`` — SCALE-Sim 3.0.0's ``Total Cycles`` for the unpacked GEMM (1-byte words, no
-  precision), summed over ``count`` (groups/heads) as SCALE-Sim's per-channel ``DP`` rows sum;
-* ``compute_cycles`` — accelsim's array time: the fold model on ``K' = ceil(K/f)`` without SCALE-Sim's −1;
+  precision), summed over ``count`` (groups/heads) as SCALE-Sim's per-channel ``DP`` rows sum; always the
+  closed form, whatever the timing strategy;
+* ``compute_cycles`` — the array's busy time from the timing strategy (default :class:`AnalyticalTiming`: the
+  fold model of :mod:`accelsim.hw.dataflow` on ``K' = ceil(K/f)`` without SCALE-Sim's −1, with the hw
+  config's ``timing.stationary_double_buffer``), raised to what any on-chip level with a bandwidth can feed
+  (``ceil(bytes moved / bytes_per_cycle)``; the difference is that level's stall);
 * ``vector_cycles`` — ``ceil(elements · ops_per_element / lanes)`` on the vector unit (for non-GEMM layers);
-* ``cycles`` — the roofline of busy (compute + vector) cycles against DRAM transfer cycles
-  (:mod:`accelsim.hw.memory`); ``stall_cycles = cycles − busy``.
-Energy follows :mod:`accelsim.hw.energy`. Layers run one after another (no inter-layer overlap).
+* ``cycles`` — busy time combined with DRAM transfers per :mod:`accelsim.hw.schedule` (per layer or per
+  fold, with or without load/store phases); ``stall_cycles = cycles − busy``.
+
+Traffic per level and energy follow :mod:`accelsim.hw.memory` and :mod:`accelsim.hw.energy`. Layers run one
+after another (no inter-layer overlap). A timing strategy is any object with ``fold_timing(m, n, k, hw) ->
+FoldTiming`` (the cycle-level emulator plugs in here).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from ..config.hw import HWConfig
+from ..config.memory import OPERANDS
 from ..graph import Model
 from ..hw import energy as E
-from ..hw.dataflow import fold_timing
+from ..hw.dataflow import FoldTiming, fold_timing
 from ..hw.mac import Precision, macs_per_pe_cycle, parse_precision
-from ..hw.memory import Traffic, gemm_traffic, roofline, usable_bytes
+from ..hw.memory import GemmTensors, LevelTraffic, capacity, dram_traffic, level_traffic
+from ..hw.schedule import FoldShape, fold_schedule, roofline
 from ..lowering import Work, lower
-from .report_types import LayerCost, RunReport, totals
+from ..ops import OPS
+from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, totals
 
 TOKEN_BYTES = 4  # token ids are read as int32
 
 
-def _timings(works: list[Work], precs: list[Precision], hw: HWConfig) -> dict[int, tuple]:
-    """Vectorized fold timing for every GEMM: index → (compat row, own row, macs_per_cycle)."""
+class TimingModel(Protocol):
+    def fold_timing(self, m: np.ndarray, n: np.ndarray, k: np.ndarray, hw: HWConfig) -> FoldTiming: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticalTiming:
+    """The closed-form fold model (:func:`accelsim.hw.dataflow.fold_timing`) with the config's options."""
+
+    def fold_timing(self, m, n, k, hw: HWConfig) -> FoldTiming:
+        a = hw.array
+        return fold_timing(m, n, k, a.rows, a.cols, a.dataflow, hw.timing.stationary_double_buffer)
+
+
+ANALYTICAL = AnalyticalTiming()
+
+
+def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: TimingModel) -> dict[int, tuple]:
+    """Vectorized timing of every GEMM: work index → (SCALE-Sim timing, own timing, batch index, MACs/PE-cycle)."""
     idx = [i for i, w in enumerate(works) if w.gemm is not None]
     if not idx:
         return {}
@@ -38,7 +66,7 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig) -> dict[in
     rate = np.array([macs_per_pe_cycle(hw.pe, precs[i], works[i].gemm.b_is_weight) for i in idx], dtype=float)
     a = hw.array
     compat = fold_timing(m, n, k, a.rows, a.cols, a.dataflow)
-    own = fold_timing(m, n, np.ceil(k / rate - 1e-9).astype(np.int64), a.rows, a.cols, a.dataflow)
+    own = timing.fold_timing(m, n, np.ceil(k / rate - 1e-9).astype(np.int64), hw)
     return {i: (compat, own, j, float(rate[j])) for j, i in enumerate(idx)}
 
 
@@ -68,84 +96,141 @@ def _sinks(works: list[Work]) -> dict[str, str]:
 
 
 def _on_chip(works: list[Work], sizes: dict[str, float], hw: HWConfig) -> set[str]:
-    """Materialized tensors that stay on chip between producer and consumers (fit ifmap and ofmap SRAM)."""
-    mem = hw.memory
-    cap = min(usable_bytes(mem.ifmap_sram_kib, mem.double_buffer), usable_bytes(mem.ofmap_sram_kib, mem.double_buffer))
+    """Materialized tensors that stay on chip between producer and consumers: they fit the usable capacity
+    for inputs and for outputs (:func:`accelsim.hw.memory.capacity`)."""
+    pes = hw.array.rows * hw.array.cols
+    cap = min(capacity(hw.memory, "input", pes), capacity(hw.memory, "output", pes))
     consumed = {t for w in works if not w.fused for t in w.layer.inputs}
     return {w.layer.name for w in works if w.layer.name in consumed and sizes[w.layer.name] <= cap}
 
 
-def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precision=None) -> RunReport:
+def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precision=None,
+             timing: TimingModel = ANALYTICAL) -> RunReport:
     """Cost every layer of ``model`` on ``hw`` at ``precision``; ``layer_precision`` (layer name → precision)
-    wins over the model YAML's per-layer ``precision:``, which wins over ``precision``."""
+    wins over the model YAML's per-layer ``precision:``, which wins over ``precision``. ``timing`` gives the
+    array's busy time (module docstring)."""
     default = parse_precision(precision)
     works = lower(model)
     chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
     precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
-    timing = _timings(works, precs, hw)
+    times = _timings(works, precs, hw, timing)
     sizes = _tensor_bytes(model, precs)
     resident = _on_chip(works, sizes, hw)
     sinks = _sinks(works)
-    layers = tuple(_layer_cost(w, p, timing.get(i), sizes, resident, sinks[w.layer.name], hw)
+    layers = tuple(_layer_cost(w, p, times.get(i), sizes, resident, sinks[w.layer.name], hw)
                    for i, (w, p) in enumerate(zip(works, precs)))
-    config = {"rows": hw.array.rows, "cols": hw.array.cols, "dataflow": hw.array.dataflow.name.lower(),
-              "clock_mhz": hw.clock_mhz, "dram_gbps": hw.memory.dram_gbps, "double_buffer": hw.memory.double_buffer,
-              "on_chip_activations": "tensors that fit in min(ifmap, ofmap) usable SRAM stay on chip"}
+    mem, bw = hw.memory, hw.memory.dram.bandwidth(hw.clock_mhz)
+    config = {"rows": hw.array.rows, "cols": hw.array.cols, "dataflow": hw.array.dataflow.name,
+              "clock_mhz": hw.clock_mhz, "dram_gbps": bw * hw.clock_mhz / 1e3, "double_buffer": mem.double_buffer,
+              "on_chip_activations": "tensors that fit the usable input and output capacity stay on chip",
+              "memory_levels": [lv.name for lv in mem.levels], "strided_gather": mem.strided_gather,
+              "timing": {"model": type(timing).__name__, "stationary_double_buffer": hw.timing.stationary_double_buffer,
+                         "dram_overlap": hw.timing.dram_overlap, "load_store_phases": hw.timing.load_store_phases}}
     return RunReport(model.name, hw.name, default.name, layers, totals(layers, hw, model, precs), config)
 
 
 def _layer_cost(w: Work, p: Precision, t, sizes, resident, sink: str, hw: HWConfig) -> LayerCost:
-    layer, mem = w.layer, hw.memory
+    layer = w.layer
     if w.fused:
         return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params, "fused")
-    reads_a = {name: name not in resident for name in layer.inputs}
-    write_o = sink not in resident
-    bpc = mem.dram_gbps * 1e3 / hw.clock_mhz
+    reads = {name: name not in resident for name in layer.inputs}
     if t is None:
-        return _vector_cost(w, p, sizes, reads_a, write_o, bpc, hw)
+        return _vector_cost(w, p, sizes, reads, sink not in resident, hw)
+    return _gemm_cost(w, p, t, sizes, reads, sink, sink not in resident, hw)
+
+
+def _gemm_tensors(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool, hw: HWConfig) -> GemmTensors:
+    layer, g = w.layer, w.gemm
+    a_b = sizes[layer.inputs[0]]
+    foot = OPS[layer.op].footprint
+    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * p.act_bytes if foot else a_b
+    b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
+    b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
+    read_b = g.b_is_weight or reads[layer.inputs[1]]
+    return GemmTensors(a_b, min(a_used, a_b), b_b, sizes[sink], p.act_bytes, b_elem, hw.pe.acc_bits / 8,
+                       reads[layer.inputs[0]], read_b, write_o)
+
+
+def _busy_with_levels(busy: int, levels: list[LevelTraffic], hw: HWConfig) -> tuple[int, dict[str, int]]:
+    """Busy cycles raised to what each bandwidth-limited on-chip level can move (its stall, by name)."""
+    moved: dict[str, float] = {}
+    for t in levels:
+        moved[t.level] = moved.get(t.level, 0.0) + t.read_bytes + t.write_bytes
+    stalls, floor = {}, busy
+    for lv in hw.memory.levels[:-1]:
+        bw = lv.bandwidth(hw.clock_mhz)
+        need = math.ceil(moved.get(lv.name, 0.0) / bw) if math.isfinite(bw) else 0
+        if need > floor:
+            stalls[lv.name], floor = need - floor, need
+    return floor, stalls
+
+
+def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool, hw: HWConfig) -> LayerCost:
     compat, own, j, rate = t
-    g, c = w.gemm, w.gemm.count
-    a_b, o_b = sizes[layer.inputs[0]], sizes[sink]
-    b_b = g.k * g.n * c * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
-    caps = tuple(usable_bytes(s, mem.double_buffer) for s in (mem.ifmap_sram_kib, mem.filter_sram_kib, mem.ofmap_sram_kib))
-    tr = gemm_traffic(g.m, g.n, g.k, c, a_b, b_b, o_b, reads_a[layer.inputs[0]], write_o, hw.pe.acc_bits / 8,
-                      hw.array.rows, hw.array.cols, hw.array.dataflow, caps,
-                      (p.act_bytes, p.weight_bytes if g.b_is_weight else p.act_bytes))
-    if not g.b_is_weight and not reads_a[layer.inputs[1]]:
-        tr = Traffic(tr.dram_ifmap_bytes, max(0, tr.dram_filter_bytes - int(b_b)), tr.dram_ofmap_bytes, tr.dram_psum_bytes)
-    busy = int(own.cycles[j]) * c
-    memory, cycles = roofline(busy, tr.total, bpc, mem.double_buffer)
+    layer, g, c, mem, flow = w.layer, w.gemm, w.gemm.count, hw.memory, hw.array.dataflow
+    rows, cols = hw.array.rows, hw.array.cols
+    tensors = _gemm_tensors(w, p, sizes, reads, sink, write_o, hw)
+    caps = {op: capacity(mem, op, rows * cols) for op in OPERANDS}
+    dram = dram_traffic(g.m, g.n, g.k, c, tensors, rows, cols, flow, caps, mem.strided_gather)
     words = [int(x[j]) * c for x in (compat.sram_ifmap_reads, compat.sram_filter_reads, compat.sram_ofmap_writes)]
-    b_width = p.weight_bytes if g.b_is_weight else p.act_bytes
-    partial = max(0, words[2] - g.m * g.n * c)
-    e_sram = (E.sram_pj_per_byte(hw, mem.ifmap_sram_kib) * (words[0] * p.act_bytes + tr.dram_ifmap_bytes)
-              + E.sram_pj_per_byte(hw, mem.filter_sram_kib) * (words[1] * b_width + tr.dram_filter_bytes)
-              + E.sram_pj_per_byte(hw, mem.ofmap_sram_kib) * (o_b + 2 * partial * hw.pe.acc_bits / 8))
-    e_mac = g.macs * E.mac_energy_pj(hw, p, rate)
-    return LayerCost(
-        layer.name, layer.op, p.name, p.a_bits, p.w_bits, g.m, g.n, g.k, c, g.macs, layer.params,
-        int(own.row_folds[j] * own.col_folds[j]) * c, rate, busy, int(compat.scalesim_cycles[j]) * c, 0, memory,
-        cycles, cycles - busy, "memory" if memory > busy else "compute",
-        float(compat.utilization[j]), float(compat.mapping_efficiency[j]), *words,
-        tr.dram_ifmap_bytes, tr.dram_filter_bytes, tr.dram_ofmap_bytes, tr.dram_psum_bytes,
-        e_mac, e_sram, tr.total * hw.energy.dram_pj_per_byte, 0.0, E.static_pj(hw, cycles))
+    psum_words = max(0, words[2] - g.m * g.n * c) if flow.reduction_spatial else 0
+    levels, dram = level_traffic(mem, flow, g.macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
+                                 dram, sizes[sink], math.ceil(g.k / rows))
+    busy = int(own.cycles[j]) * c
+    floor, stalls = _busy_with_levels(busy, levels, hw)
+    bw = mem.dram.bandwidth(hw.clock_mhz)
+    shape = FoldShape(int(own.row_folds[j]), int(own.col_folds[j]), c, float(own.cycles_per_fold[j]) * floor / busy,
+                      float(own.cycles[j] - own.folds[j] * own.cycles_per_fold[j]) * floor / busy)
+    loads = {"input": dram.input - dram.input_extra, "weight": dram.weight - dram.weight_extra}
+    extra = dram.input_extra + dram.weight_extra + dram.psum
+    fold_cycles, first, last = fold_schedule(shape, flow, loads, extra, dram.output, bw, hw.timing.load_store_phases)
+    if hw.timing.dram_overlap == "fold" and mem.double_buffer:
+        memory = math.ceil(dram.total / bw) if math.isfinite(bw) else 0
+        cycles = max(floor, math.ceil(fold_cycles))
+    else:
+        phases = hw.timing.load_store_phases
+        memory, cycles = roofline(floor, dram.total, bw, mem.double_buffer, first if phases else 0.0,
+                                  last if phases else 0.0)
+    if cycles > floor:
+        stalls[mem.dram.name] = cycles - floor
+    by_level = E.level_energy_pj(hw, levels)
+    reg, sram, dram_pj = E.by_kind(hw, by_level)
+    timing = Timing(int(own.folds[j]) * c, rate, busy, int(compat.scalesim_cycles[j]) * c, 0, memory, cycles,
+                    cycles - busy, "memory" if max(memory, floor) > busy else "compute",
+                    float(compat.utilization[j]), float(compat.mapping_efficiency[j]), stalls)
+    traffic = Traffic(*words, dram.input, dram.weight, dram.output, dram.psum, tuple(levels))
+    energy = Energy(g.macs * E.mac_energy_pj(hw, p, rate), reg, sram, dram_pj, 0.0, E.static_pj(hw, cycles), by_level)
+    return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, g.m, g.n, g.k, c, g.macs, layer.params,
+                     timing, traffic, energy)
 
 
-def _vector_cost(w: Work, p: Precision, sizes, reads_a, write_o, bpc: float, hw: HWConfig) -> LayerCost:
-    layer = w.layer
-    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, 1.0) if w.vector_op else 0.0
-    busy = math.ceil(ops / hw.vector.lanes)
+def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfig) -> LayerCost:
+    """Vector work streams through the innermost buffer serving outputs (or DRAM when there is none), with
+    a per-layer roofline against DRAM."""
+    layer, mem = w.layer, hw.memory
     if w.vector_op is None:  # layout change or folded batchnorm: no work, no traffic
         return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params)
-    dram_in = int(sum(math.ceil(sizes[t]) for t in layer.inputs if reads_a[t]))
+    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, 1.0)
+    busy = math.ceil(ops / hw.vector.lanes)
+    dram_in = int(sum(math.ceil(sizes[t]) for t in layer.inputs if reads[t]))
     dram_w = int(math.ceil(math.prod(layer.out_shape) * p.weight_bytes)) if layer.op == "embedding" else 0
     dram_out = int(math.ceil(sizes[layer.name])) if write_o else 0
     total = dram_in + dram_w + dram_out
-    memory, cycles = roofline(busy, total, bpc, hw.memory.double_buffer)
-    sram_bytes = sum(sizes[t] for t in layer.inputs) + sizes[layer.name] + total
-    e_sram = sram_bytes * E.sram_pj_per_byte(hw, hw.memory.ofmap_sram_kib)
-    e_vec = ops * hw.energy.vector_op_pj * hw.energy.tech_scale
-    return LayerCost(
-        layer.name, layer.op, p.name, p.a_bits, p.w_bits, 0, 0, 0, 0, 0, layer.params, 0, 0.0, 0, 0, busy, memory,
-        cycles, cycles - busy, "memory" if memory > busy else "vector", 0.0, 0.0, 0, 0, 0,
-        dram_in, dram_w, dram_out, 0, 0.0, e_sram, total * hw.energy.dram_pj_per_byte, e_vec, E.static_pj(hw, cycles))
+    memory, cycles = roofline(busy, total, mem.dram.bandwidth(hw.clock_mhz), mem.double_buffer)
+    levels = [LevelTraffic(mem.dram.name, "input", dram_in, 0.0), LevelTraffic(mem.dram.name, "weight", dram_w, 0.0),
+              LevelTraffic(mem.dram.name, "output", 0.0, dram_out)]
+    buffers = [lv for lv in mem.serving("output") if not lv.per_pe and not lv.is_dram]
+    if buffers:
+        name = buffers[0].name
+        levels += [LevelTraffic(name, "input", sum(sizes[t] for t in layer.inputs), dram_in),
+                   LevelTraffic(name, "weight", 0.0, dram_w), LevelTraffic(name, "output", dram_out, sizes[layer.name])]
+    by_level = E.level_energy_pj(hw, levels)
+    reg, sram, dram_pj = E.by_kind(hw, by_level)
+    timing = Timing(vector_cycles=busy, memory_cycles=memory, cycles=cycles, stall_cycles=cycles - busy,
+                    bound="memory" if memory > busy else "vector",
+                    stall_by_level={mem.dram.name: cycles - busy} if cycles > busy else {})
+    traffic = Traffic(dram_ifmap_bytes=dram_in, dram_filter_bytes=dram_w, dram_ofmap_bytes=dram_out, levels=tuple(levels))
+    energy = Energy(0.0, reg, sram, dram_pj, ops * hw.energy.vector_op_pj * hw.energy.tech_scale,
+                    E.static_pj(hw, cycles), by_level)
+    return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, params=layer.params, timing=timing,
+                     traffic=traffic, energy=energy)

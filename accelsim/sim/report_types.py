@@ -2,72 +2,122 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import Mapping
 
 from ..config.hw import HWConfig
+from ..hw.memory import LevelTraffic
 from ..graph import Model
 from ..ops import OPS
 
 
 
 @dataclass(frozen=True, slots=True)
-class LayerCost:
-    name: str
-    op: str
-    precision: str
-    a_bits: int
-    w_bits: int
-    m: int
-    n: int
-    k: int
-    count: int
-    macs: int
-    params: int
-    folds: int
-    macs_per_pe_cycle: float
-    compute_cycles: int
-    scalesim_cycles: int
-    vector_cycles: int
-    memory_cycles: int
-    cycles: int
-    stall_cycles: int
-    bound: str
-    utilization: float
-    mapping_efficiency: float
-    sram_ifmap_reads: int
-    sram_filter_reads: int
-    sram_ofmap_writes: int
-    dram_ifmap_bytes: int
-    dram_filter_bytes: int
-    dram_ofmap_bytes: int
-    dram_psum_bytes: int
-    energy_mac_pj: float
-    energy_sram_pj: float
-    energy_dram_pj: float
-    energy_vector_pj: float
-    energy_static_pj: float
+class Timing:
+    """Cycles of one layer (see :mod:`accelsim.sim.engine` for each field's formula)."""
+    folds: int = 0
+    macs_per_pe_cycle: float = 0.0
+    compute_cycles: int = 0
+    scalesim_cycles: int = 0
+    vector_cycles: int = 0
+    memory_cycles: int = 0
+    cycles: int = 0
+    stall_cycles: int = 0
+    bound: str = "none"
+    utilization: float = 0.0
+    mapping_efficiency: float = 0.0
+    stall_by_level: Mapping[str, int] = field(default_factory=dict)
 
-    @classmethod
-    def idle(cls, name: str, op: str, precision: str, a_bits: int, w_bits: int, params: int,
-             bound: str = "none") -> "LayerCost":
-        """A layer that costs nothing (layout change; ``bound="fused"``: folded/fused into its producer)."""
-        zero = {f.name: (0.0 if f.type == "float" else 0) for f in fields(cls)}
-        zero.update(name=name, op=op, precision=precision, a_bits=a_bits, w_bits=w_bits, params=params, bound=bound)
-        return cls(**zero)
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """SCALE-Sim's SRAM words, DRAM bytes by operand, and bytes per memory level and operand."""
+    sram_ifmap_reads: int = 0
+    sram_filter_reads: int = 0
+    sram_ofmap_writes: int = 0
+    dram_ifmap_bytes: int = 0
+    dram_filter_bytes: int = 0
+    dram_ofmap_bytes: int = 0
+    dram_psum_bytes: int = 0
+    levels: tuple[LevelTraffic, ...] = ()
 
     @property
     def dram_bytes(self) -> int:
         return self.dram_ifmap_bytes + self.dram_filter_bytes + self.dram_ofmap_bytes + self.dram_psum_bytes
 
+
+@dataclass(frozen=True, slots=True)
+class Energy:
+    """Energy of one layer in pJ, by where it is spent; ``by_level`` splits register + SRAM + DRAM."""
+    mac_pj: float = 0.0
+    register_pj: float = 0.0
+    sram_pj: float = 0.0
+    dram_pj: float = 0.0
+    vector_pj: float = 0.0
+    static_pj: float = 0.0
+    by_level: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def total_pj(self) -> float:
+        return self.mac_pj + self.register_pj + self.sram_pj + self.dram_pj + self.vector_pj + self.static_pj
+
+
+@dataclass(frozen=True, slots=True)
+class LayerCost:
+    """One layer's cost: its GEMM (if any), and its timing, traffic and energy records. The flat attribute
+    names of the JSON (``cycles``, ``dram_ifmap_bytes``, ``energy_mac_pj`` ...) read through to the records."""
+    name: str
+    op: str
+    precision: str
+    a_bits: int
+    w_bits: int
+    m: int = 0
+    n: int = 0
+    k: int = 0
+    count: int = 0
+    macs: int = 0
+    params: int = 0
+    timing: Timing = Timing()
+    traffic: Traffic = Traffic()
+    energy: Energy = Energy()
+
+    @classmethod
+    def idle(cls, name: str, op: str, precision: str, a_bits: int, w_bits: int, params: int,
+             bound: str = "none") -> "LayerCost":
+        """A layer that costs nothing (layout change; ``bound="fused"``: folded/fused into its producer)."""
+        return cls(name, op, precision, a_bits, w_bits, params=params, timing=Timing(bound=bound))
+
+    @property
+    def dram_bytes(self) -> int:
+        return self.traffic.dram_bytes
+
     @property
     def energy_pj(self) -> float:
-        return (self.energy_mac_pj + self.energy_sram_pj + self.energy_dram_pj + self.energy_vector_pj
-                + self.energy_static_pj)
+        return self.energy.total_pj
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        """The flat JSON record (field names are stable; ``levels``/``stall_by_level``/``energy_by_level_pj``
+        and ``energy_register_pj`` extend it)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("timing", "traffic", "energy")}
+        for name in _TIMING + _TRAFFIC:
+            d[name] = getattr(self, name)
+        for name in _ENERGY:
+            d[f"energy_{name}"] = getattr(self.energy, name)
         d["dram_bytes"], d["energy_pj"] = self.dram_bytes, self.energy_pj
+        d["stall_by_level"] = dict(self.timing.stall_by_level)
+        d["energy_by_level_pj"] = dict(self.energy.by_level)
+        d["levels"] = [asdict(t) for t in self.traffic.levels]
         return d
 
+
+_TIMING = tuple(f.name for f in fields(Timing) if f.name != "stall_by_level")
+_TRAFFIC = tuple(f.name for f in fields(Traffic) if f.name != "levels")
+_ENERGY = ("mac_pj", "register_pj", "sram_pj", "dram_pj", "vector_pj", "static_pj")
+for _name in _TIMING:
+    setattr(LayerCost, _name, property(lambda self, n=_name: getattr(self.timing, n)))
+for _name in _TRAFFIC:
+    setattr(LayerCost, _name, property(lambda self, n=_name: getattr(self.traffic, n)))
+for _name in _ENERGY:
+    setattr(LayerCost, f"energy_{_name}", property(lambda self, n=_name: getattr(self.energy, n)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +144,8 @@ def totals(layers, hw: HWConfig, model: Model, precs) -> dict:
         size += (layer.params - wide) * p.weight_bytes + wide * (4 if not p.is_float else p.weight_bytes)
     seconds = cycles / (hw.clock_mhz * 1e6)
     slots = sum(c.compute_cycles * c.macs_per_pe_cycle for c in layers) * hw.array.rows * hw.array.cols
-    energy = {k: sum(getattr(c, f"energy_{k}_pj") for c in layers) for k in ("mac", "sram", "dram", "vector", "static")}
+    energy = {k: sum(getattr(c, f"energy_{k}_pj") for c in layers)
+              for k in ("mac", "register", "sram", "dram", "vector", "static")}
     energy_pj = sum(energy.values())
     return {
         "layers": len(layers), "macs": macs, "params": sum(c.params for c in layers), "model_size_mb": size / 1e6,
@@ -107,4 +158,21 @@ def totals(layers, hw: HWConfig, model: Model, precs) -> dict:
         "energy_mj": energy_pj * 1e-9, "energy_breakdown_mj": {k: v * 1e-9 for k, v in energy.items()},
         "avg_power_w": energy_pj * 1e-12 / seconds if seconds else 0.0,
         "inferences_per_j": 1 / (energy_pj * 1e-12) if energy_pj else 0.0,
+        "memory_levels": level_totals(layers),
     }
+
+
+def level_totals(layers) -> dict:
+    """Per memory level: bytes read/written by operand, energy (mJ) and stall cycles, summed over layers."""
+    out: dict = {}
+    for c in layers:
+        for t in c.traffic.levels:
+            lv = out.setdefault(t.level, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})
+            op = lv["operands"].setdefault(t.operand, {"read_bytes": 0.0, "write_bytes": 0.0})
+            op["read_bytes"] += t.read_bytes
+            op["write_bytes"] += t.write_bytes
+        for name, pj in c.energy.by_level.items():
+            out.setdefault(name, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})["energy_mj"] += pj * 1e-9
+        for name, cyc in c.timing.stall_by_level.items():
+            out.setdefault(name, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})["stall_cycles"] += cyc
+    return out

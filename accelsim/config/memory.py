@@ -1,0 +1,176 @@
+"""The memory system as a list of levels (per-PE registers, SRAMs, DRAM), and its validating reader.
+
+A level serves some of the three GEMM operands (``input``, ``weight``, ``output``) and has a size, an
+optional bandwidth and an energy per byte read and written. Levels are listed from the PEs outwards and
+the last one is DRAM, which serves every operand::
+
+    memory:
+      double_buffer: true        # an on-chip level keeps half its capacity for the next tile
+      strided_gather: true       # the DMA fetches only the input pixels a strided/dilated conv reads
+      levels:
+        - {name: w_rf, kind: register, size_bytes: 128, operands: [weight], access_bits: 8, read_pj: 0.095, write_pj: 0.095}
+        - {name: buf, kind: sram, size_kib: 2048, operands: [input, output], access_bits: 2048,
+           read_pj: 416.16, write_pj: 378.4, bytes_per_cycle: 256}
+        - {name: dram, kind: dram, operands: [input, weight, output], access_bits: 64,
+           read_pj: 700, write_pj: 750, bytes_per_cycle: 8}
+
+What varies by kind lives in :data:`LEVEL_KINDS`. Energies of listed levels are per access of
+``access_bits`` at the chip's node (``pj · 8 / access_bits`` per byte; not multiplied by
+``energy.tech_scale``). A register's size is per PE.
+
+**Shorthand** (the original form): ``ifmap_sram_kib``, ``filter_sram_kib``, ``ofmap_sram_kib`` and
+``dram_gbps`` are three single-operand SRAM levels plus DRAM, whose energies come from the energy table:
+``sram_pj_per_byte · (min(S, sram_bank_kib) / sram_ref_kib) ** sram_size_exponent · tech_scale`` for an SRAM
+of S KiB (read = write) and ``dram_pj_per_byte``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from .fields import Reader
+
+OPERANDS = ("input", "weight", "output")
+
+
+@dataclass(frozen=True, slots=True)
+class LevelKind:
+    order: int              # levels are listed in non-decreasing order (PEs outwards)
+    size_key: str | None    # the YAML field giving the size, None = unbounded
+    size_unit: int          # bytes per unit of size_key
+    per_pe: bool            # one instance in every PE (size is per PE)
+    needs_bandwidth: bool
+
+
+LEVEL_KINDS = MappingProxyType({
+    "register": LevelKind(0, "size_bytes", 1, True, False),
+    "sram": LevelKind(1, "size_kib", 1024, False, False),
+    "dram": LevelKind(2, None, 1, False, True),
+})
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLevel:
+    name: str
+    kind: str
+    size_bytes: float                 # per PE for registers; math.inf for DRAM
+    operands: tuple[str, ...]
+    read_pj_per_byte: float
+    write_pj_per_byte: float
+    bytes_per_cycle: float | None = None   # None: never the bottleneck
+    gbps: float | None = None              # alternative to bytes_per_cycle (converted with the clock)
+
+    @property
+    def per_pe(self) -> bool:
+        return LEVEL_KINDS[self.kind].per_pe
+
+    @property
+    def is_dram(self) -> bool:
+        return LEVEL_KINDS[self.kind].size_key is None
+
+    def bandwidth(self, clock_mhz: float) -> float:
+        """Bytes per array cycle (math.inf when unbounded)."""
+        if self.gbps is not None:
+            return self.gbps * 1e3 / clock_mhz
+        return self.bytes_per_cycle if self.bytes_per_cycle is not None else math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    levels: tuple[MemoryLevel, ...]
+    double_buffer: bool
+    strided_gather: bool = False
+
+    @property
+    def dram(self) -> MemoryLevel:
+        return self.levels[-1]
+
+    @property
+    def dram_gbps(self) -> float | None:
+        return self.dram.gbps
+
+    def serving(self, operand: str) -> tuple[MemoryLevel, ...]:
+        """The levels that hold ``operand``, from the PEs outwards (the last is DRAM)."""
+        return tuple(lv for lv in self.levels if operand in lv.operands)
+
+    def usable_bytes(self, level: MemoryLevel, pes: int) -> float:
+        """Capacity of ``level`` for one operand: half when double-buffered, shared evenly by its operands,
+        all PEs' registers together for a register level."""
+        size = level.size_bytes * (pes if level.per_pe else 1)
+        return size * (0.5 if self.double_buffer and not level.per_pe else 1.0) / len(level.operands)
+
+
+def scaled_sram_pj_per_byte(energy, size_kib: float) -> float:
+    """Shorthand SRAM energy per byte from the energy table (module docstring)."""
+    e = energy
+    return e.sram_pj_per_byte * (min(size_kib, e.sram_bank_kib) / e.sram_ref_kib) ** e.sram_size_exponent * e.tech_scale
+
+
+SHORTHAND = (("ifmap_sram_kib", "input"), ("filter_sram_kib", "weight"), ("ofmap_sram_kib", "output"))
+
+
+def is_shorthand(data) -> bool:
+    return not (isinstance(data, dict) and "levels" in data)
+
+
+def read_memory(r: Reader, energy) -> MemoryConfig:
+    """Validate the ``memory`` section (list or shorthand form); problems go to ``r.problems``."""
+    double_buffer = r.boolean("double_buffer", True)
+    gather = r.boolean("strided_gather", False)
+    if is_shorthand(r.data):
+        levels = [MemoryLevel(key.split("_")[0] + "_sram", "sram", r.pos_float(key) * 1024, (op,),
+                              *(2 * [scaled_sram_pj_per_byte(energy, r.pos_float(key))]))
+                  for key, op in SHORTHAND]
+        levels.append(MemoryLevel("dram", "dram", math.inf, OPERANDS, energy.dram_pj_per_byte,
+                                  energy.dram_pj_per_byte, gbps=r.pos_float("dram_gbps")))
+    else:
+        levels = _levels(r)
+    r.reject_unknown()
+    return MemoryConfig(tuple(levels), double_buffer, gather)
+
+
+def _levels(r: Reader) -> list[MemoryLevel]:
+    raw = r.raw("levels")
+    path = f"{r.path}.levels"
+    if not isinstance(raw, list) or not raw:
+        r.bad("levels", "a non-empty list of memory levels (the last one DRAM)", raw)
+        return [MemoryLevel("dram", "dram", math.inf, OPERANDS, 0.0, 0.0, 1.0)]
+    levels = [_level(Reader(item, f"{path}[{i}]", r.problems)) for i, item in enumerate(raw)]
+    names = [lv.name for lv in levels]
+    for i, lv in enumerate(levels):
+        if names.index(lv.name) != i:
+            r.problems.append(f"{path}[{i}].name: expected a unique level name, got {lv.name!r} again")
+        if i and LEVEL_KINDS[lv.kind].order < LEVEL_KINDS[levels[i - 1].kind].order:
+            r.problems.append(f"{path}[{i}].kind: expected levels ordered register, sram, dram (PEs outwards), "
+                              f"got {lv.kind!r} after {levels[i - 1].kind!r}")
+    drams = [i for i, lv in enumerate(levels) if lv.is_dram]
+    if drams != [len(levels) - 1]:
+        r.problems.append(f"{path}: expected exactly one level of kind 'dram', listed last, got {len(drams)}")
+    elif set(levels[-1].operands) != set(OPERANDS):
+        r.problems.append(f"{path}[{len(levels) - 1}].operands: expected the DRAM level to serve "
+                          f"{', '.join(OPERANDS)}, got {', '.join(levels[-1].operands)}")
+    return levels
+
+
+def _level(r: Reader) -> MemoryLevel:
+    name = r.string("name")
+    kind_name = r.choice("kind", list(LEVEL_KINDS))
+    kind = LEVEL_KINDS[kind_name]
+    size = r.pos_float(kind.size_key) * kind.size_unit if kind.size_key else math.inf
+    operands = r.raw("operands")
+    if not isinstance(operands, list) or not operands or any(o not in OPERANDS for o in operands) \
+            or len(set(operands)) != len(operands):
+        r.bad("operands", "a non-empty list of distinct operands from " + " | ".join(OPERANDS), operands)
+        operands = list(OPERANDS)
+    per_byte = 8 / r.pos_int("access_bits", 8)
+    read_pj, write_pj = r.nonneg_float("read_pj"), r.nonneg_float("write_pj")
+    bpc = r.pos_float("bytes_per_cycle", None)
+    gbps = r.pos_float("gbps", None)
+    if bpc is not None and gbps is not None:
+        r.bad("gbps", "either bytes_per_cycle or gbps, not both", gbps)
+    elif kind.needs_bandwidth and bpc is None and gbps is None:
+        r.bad("bytes_per_cycle", f"a bandwidth (bytes_per_cycle or gbps) for a {kind_name} level", None)
+        bpc = 1.0
+    r.reject_unknown()
+    return MemoryLevel(name, kind_name, size, tuple(operands), read_pj * per_byte, write_pj * per_byte, bpc, gbps)

@@ -15,7 +15,8 @@ Each entry of :data:`OPS` gives
   relu6) fold into a preceding conv/linear;
 * ``run(attrs, xs, ctx)`` — the FP32 forward on batched arrays (numerics in :mod:`accelsim.nn.functional`);
   GEMM ops call ``ctx.qops`` so the quantization mode decides how they execute (see :mod:`accelsim.nn.graph_exec`);
-* ``backward`` — a slot for the gradient rule QAT needs (``None`` until it is written).
+* ``backward(attrs, xs, y, dy, ctx)`` — the gradient rule (:mod:`accelsim.nn.backward`; walked by
+  :func:`accelsim.nn.autograd.backward`), each checked against finite differences in the tests.
 
 Adding an op is adding one entry here.
 """
@@ -28,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .config.fields import Reader
+from .nn import backward as B
 from .nn import functional as F
 
 Shape = tuple[int, ...]
@@ -347,8 +349,13 @@ def _run_softmax(a: dict, xs: list, ctx):
     return F.softmax(xs[0], -1, a["scale"], xs[1] if len(xs) == 2 else None)
 
 
+def _float(x) -> np.dtype:
+    """The dtype a float op keeps: the input's float dtype (float64 in gradient checks), else float32."""
+    return x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+
+
 def _f32(fn):
-    return lambda a, xs, ctx: fn(xs[0]).astype(np.float32, copy=False)
+    return lambda a, xs, ctx: fn(xs[0]).astype(_float(xs[0]), copy=False)
 
 
 def _layout(fn):
@@ -361,7 +368,8 @@ def _run_bn(a: dict, xs: list, ctx):
 
 
 def _act(op: str, fn) -> OpDef:
-    return OpDef(_none, _elementwise, _f32(fn), vector_ops=VECTOR_OPS[op], fusable=op in ("relu", "relu6"))
+    return OpDef(_none, _elementwise, _f32(fn), vector_ops=VECTOR_OPS[op], fusable=op in ("relu", "relu6"),
+                 backward=B.ACTIVATIONS[op])
 
 
 VECTOR_OPS = {"add": 1.0, "mul": 1.0, "relu": 1.0, "relu6": 1.0, "batchnorm": 2.0, "gelu": 8.0, "sigmoid": 4.0,
@@ -374,44 +382,46 @@ _conv_def = dict(params=_count(_conv_weights), wide_params=_bias_count(_conv_wei
 _linear_def = dict(params=_count(_linear_weights), wide_params=_bias_count(_linear_weights), weights=_linear_weights)
 
 OPS: dict[str, OpDef] = {
-    "conv2d": OpDef(_conv_attrs, _conv_shape, _run_conv, gemm=_conv_gemm, **_conv_def),
+    "conv2d": OpDef(_conv_attrs, _conv_shape, _run_conv, gemm=_conv_gemm, backward=B.gemm, **_conv_def),
     "linear": OpDef(lambda r: dict(out_features=r.pos_int("out_features"), bias=r.boolean("bias", True)),
-                    _linear_shape, _run_linear, gemm=_linear_gemm, **_linear_def),
+                    _linear_shape, _run_linear, gemm=_linear_gemm, backward=B.gemm, **_linear_def),
     "matmul": OpDef(lambda r: dict(transpose_b=r.boolean("transpose_b", False)), _matmul_shape, _run_matmul,
-                    gemm=_matmul_gemm),
+                    gemm=_matmul_gemm, backward=B.matmul),
     "embedding": OpDef(lambda r: dict(num_embeddings=r.pos_int("num_embeddings"), dim=r.pos_int("dim")),
                        _embedding_shape, lambda a, xs, ctx: F.embedding(xs[0], ctx.param("weight")),
                        params=lambda a, s: a["num_embeddings"] * a["dim"],
                        weights=lambda a, s: {"weight": (a["num_embeddings"], a["dim"])},
-                       vector_ops=VECTOR_OPS["embedding"]),
-    "add": OpDef(_none, _same_shapes, lambda a, xs, ctx: sum(xs[1:], xs[0]).astype(np.float32),
-                 vector_ops=VECTOR_OPS["add"], elements=_join_elements),
-    "mul": OpDef(_none, _broadcast_join, lambda a, xs, ctx: math.prod(xs[1:], start=xs[0]).astype(np.float32),
-                 vector_ops=VECTOR_OPS["mul"], elements=_join_elements),
+                       vector_ops=VECTOR_OPS["embedding"], backward=B.embedding),
+    "add": OpDef(_none, _same_shapes, lambda a, xs, ctx: sum(xs[1:], xs[0]).astype(_float(xs[0]), copy=False),
+                 vector_ops=VECTOR_OPS["add"], elements=_join_elements, backward=B.add),
+    "mul": OpDef(_none, _broadcast_join, lambda a, xs, ctx: math.prod(xs[1:], start=xs[0]).astype(_float(xs[0]), copy=False),
+                 vector_ops=VECTOR_OPS["mul"], elements=_join_elements, backward=B.mul),
     "batchnorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-5)), _elementwise, _run_bn,
                        params=lambda a, s: 2 * s[0][0], wide_params=lambda a, s: 2 * s[0][0], weights=_bn_weights,
-                       vector_ops=VECTOR_OPS["batchnorm"], fusable=True),
+                       vector_ops=VECTOR_OPS["batchnorm"], fusable=True, backward=B.batchnorm),
     "layernorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-12)), _elementwise,
                        lambda a, xs, ctx: F.layer_norm(xs[0], ctx.param("weight"), ctx.param("bias"), a["eps"]),
                        params=lambda a, s: 2 * s[0][-1], wide_params=lambda a, s: 2 * s[0][-1], weights=_norm_weights,
-                       vector_ops=VECTOR_OPS["layernorm"]),
+                       vector_ops=VECTOR_OPS["layernorm"], backward=B.layernorm),
     "softmax": OpDef(lambda r: dict(scale=r.pos_float("scale", 1.0)), _softmax_shape, _run_softmax,
-                     vector_ops=VECTOR_OPS["softmax"]),
+                     vector_ops=VECTOR_OPS["softmax"], backward=B.softmax),
     "mask_bias": OpDef(_none, _mask_bias_shape, lambda a, xs, ctx: F.mask_bias(xs[0]),
-                       vector_ops=VECTOR_OPS["mask_bias"]),
+                       vector_ops=VECTOR_OPS["mask_bias"], backward=B.no_grad),
     "maxpool": OpDef(_pool_attrs, _pool_shape, _run_pool(F.max_pool2d), vector_ops=VECTOR_OPS["maxpool"],
-                     elements=_window_elements),
+                     elements=_window_elements, backward=B.pool("max")),
     "avgpool": OpDef(_pool_attrs, _pool_shape, _run_pool(F.avg_pool2d), vector_ops=VECTOR_OPS["avgpool"],
-                     elements=_window_elements),
+                     elements=_window_elements, backward=B.pool("avg")),
     "global_avgpool": OpDef(_none, _global_pool, _layout(lambda a, x: x.mean(axis=(2, 3), keepdims=True)),
-                            vector_ops=VECTOR_OPS["global_avgpool"], elements=_input_elements),
+                            vector_ops=VECTOR_OPS["global_avgpool"], elements=_input_elements,
+                            backward=B.global_avgpool),
     "mean_pool": OpDef(_none, _mean_pool_shape, lambda a, xs, ctx: F.mean_pool(*xs),
-                       vector_ops=VECTOR_OPS["mean_pool"], elements=_input_elements),
-    "flatten": OpDef(_none, lambda a, s: (math.prod(_one(s)),), _layout(lambda a, x: x.reshape(len(x), -1))),
-    "first_token": OpDef(_none, _seq_to_vector, _layout(lambda a, x: x[:, 0])),
+                       vector_ops=VECTOR_OPS["mean_pool"], elements=_input_elements, backward=B.mean_pool),
+    "flatten": OpDef(_none, lambda a, s: (math.prod(_one(s)),), _layout(lambda a, x: x.reshape(len(x), -1)),
+                      backward=B.reshape_back),
+    "first_token": OpDef(_none, _seq_to_vector, _layout(lambda a, x: x[:, 0]), backward=B.first_token),
     "split_heads": OpDef(lambda r: dict(heads=r.pos_int("heads")), _split_heads,
-                         _layout(lambda a, x: F.split_heads(x, a["heads"]))),
-    "merge_heads": OpDef(_none, _merge_heads, _layout(lambda a, x: F.merge_heads(x))),
+                         _layout(lambda a, x: F.split_heads(x, a["heads"])), backward=B.split_heads),
+    "merge_heads": OpDef(_none, _merge_heads, _layout(lambda a, x: F.merge_heads(x)), backward=B.merge_heads),
     "relu": _act("relu", F.relu),
     "relu6": _act("relu6", F.relu6),
     "gelu": _act("gelu", F.gelu),

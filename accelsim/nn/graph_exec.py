@@ -70,9 +70,10 @@ def _chains(model: Model) -> dict[str, list[Layer]]:
     return chains
 
 
-def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None) -> dict:
+def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None, tape: list | None = None) -> dict:
     """Run ``model`` on ``feeds`` (model input name → batched array); return the requested (default: the
-    last layer's) tensors by name."""
+    last layer's) tensors by name. With a ``tape`` list, every executed layer appends ``(layer, inputs, output,
+    fused chain)`` and no tensor is freed (what :func:`accelsim.nn.autograd.backward` walks back)."""
     qops = qops or FloatOps()
     missing = [n for n in model.inputs if n not in feeds]
     if missing:
@@ -86,10 +87,14 @@ def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None)
         if layer.name in fused:
             continue
         chain = chains.get(layer.name, [])
-        y = OPS[layer.op].run(layer.attrs, [env[t] for t in layer.inputs], _Context(layer, weights, qops, chain))
+        xs = [env[t] for t in layer.inputs]
+        y = OPS[layer.op].run(layer.attrs, xs, _Context(layer, weights, qops, chain))
         env[layer.name] = y
         for f in chain:
             env[f.name] = y
+        if tape is not None:
+            tape.append((layer, xs, y, chain))
+            continue
         for t in set(layer.inputs):   # free tensors no later layer reads
             if last_use.get(t) == i and t not in names:
                 env.pop(t, None)

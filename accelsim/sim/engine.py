@@ -205,8 +205,9 @@ def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool,
 
 
 def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfig) -> LayerCost:
-    """Vector work streams through the innermost buffer serving outputs (or DRAM when there is none), with
-    a per-layer roofline against DRAM."""
+    """Vector work reads its inputs (and embedding rows) from the innermost buffer serving inputs and writes
+    its output to the innermost buffer serving outputs (DRAM directly where there is none); a per-layer
+    roofline against DRAM."""
     layer, mem = w.layer, hw.memory
     if w.vector_op is None:  # layout change or folded batchnorm: no work, no traffic
         return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params)
@@ -217,13 +218,17 @@ def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfi
     dram_out = int(math.ceil(sizes[layer.name])) if write_o else 0
     total = dram_in + dram_w + dram_out
     memory, cycles = roofline(busy, total, mem.dram.bandwidth(hw.clock_mhz), mem.double_buffer)
-    levels = [LevelTraffic(mem.dram.name, "input", dram_in, 0.0), LevelTraffic(mem.dram.name, "weight", dram_w, 0.0),
-              LevelTraffic(mem.dram.name, "output", 0.0, dram_out)]
-    buffers = [lv for lv in mem.serving("output") if not lv.per_pe and not lv.is_dram]
-    if buffers:
-        name = buffers[0].name
-        levels += [LevelTraffic(name, "input", sum(sizes[t] for t in layer.inputs), dram_in),
-                   LevelTraffic(name, "weight", 0.0, dram_w), LevelTraffic(name, "output", dram_out, sizes[layer.name])]
+    moved = {"input": (sum(sizes[t] for t in layer.inputs), dram_in, 0.0), "weight": (0.0, dram_w, 0.0),
+             "output": (dram_out, sizes[layer.name], dram_out)}
+    levels = []
+    for op, (reads, writes, dram_writes) in moved.items():
+        if not (reads or writes):
+            continue
+        buffers = [lv for lv in mem.serving(op if op != "weight" else "input") if not lv.per_pe and not lv.is_dram]
+        if buffers:
+            levels.append(LevelTraffic(buffers[0].name, op, reads, writes))
+        dram = writes if op != "output" else 0.0
+        levels.append(LevelTraffic(mem.dram.name, op, dram, dram_writes))
     by_level = E.level_energy_pj(hw, levels)
     reg, sram, dram_pj = E.by_kind(hw, by_level)
     timing = Timing(vector_cycles=busy, memory_cycles=memory, cycles=cycles, stall_cycles=cycles - busy,

@@ -158,13 +158,14 @@ def totals(layers, hw: HWConfig, model: Model, precs) -> dict:
         "energy_mj": energy_pj * 1e-9, "energy_breakdown_mj": {k: v * 1e-9 for k, v in energy.items()},
         "avg_power_w": energy_pj * 1e-12 / seconds if seconds else 0.0,
         "inferences_per_j": 1 / (energy_pj * 1e-12) if energy_pj else 0.0,
-        "memory_levels": level_totals(layers),
+        "memory_levels": level_totals(layers, [lv.name for lv in hw.memory.levels]),
     }
 
 
-def level_totals(layers) -> dict:
-    """Per memory level: bytes read/written by operand, energy (mJ) and stall cycles, summed over layers."""
-    out: dict = {}
+def level_totals(layers, names) -> dict:
+    """Per memory level (in ``names`` order, PEs outwards): bytes read/written by operand, energy (mJ) and
+    stall cycles, summed over layers."""
+    out: dict = {name: {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0} for name in names}
     for c in layers:
         for t in c.traffic.levels:
             lv = out.setdefault(t.level, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})

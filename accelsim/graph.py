@@ -4,15 +4,24 @@ A model is a list of layers in topological order. Each layer reads the tensors n
 (default: the previous layer's output, or the first model input for the first layer) and produces one
 tensor named after the layer. Shapes exclude the batch dimension (batch 1). See :mod:`accelsim.ops` for
 the operator vocabulary.
+
+**Size bounds** (refused with the layer's path, see :mod:`accelsim.config.fields`): every dimension and model
+parameter ≤ ``MAX_DIM = 2**31``; every tensor and every layer's parameter count ≤ ``MAX_ELEMENTS = 2**48``;
+each layer's work ≤ ``MAX_MACS = 2**48`` MACs (GEMM layers, with each of M, N, K and the GEMM count ≤ 2**31) or
+vector elements (:func:`size_problem`, checked again by :func:`accelsim.lowering.lower_layer`).
+
+**One report per root cause**: a layer with a problem defines no tensor, and a later layer that reads it (by
+name, or implicitly as the previous layer) is not checked against it; one line counts such layers.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .config.fields import MISSING, Reader, join
-from .errors import ConfigError
+from .config.fields import MAX_DIM, MAX_ELEMENTS, MAX_MACS, MISSING, Reader, bound_text, join
+from .errors import ConfigError, short
 from .ops import OPS, Shape, ShapeError
 
 WEIGHT_FORMATS = ("safetensors", "pth", "npz", "trained")
@@ -93,9 +102,13 @@ def _params(r: Reader, overrides: Mapping[str, int]) -> dict[str, int]:
     values = {key: r.pos_int(key) for key in r.data}
     for key, value in overrides.items():
         if key not in values:
-            r.problems.append(f"{join(r.path, key)}: unknown model parameter (known: {', '.join(values) or 'none'})")
+            r.problems.append(f"{join(r.path, short(key))}: unknown model parameter "
+                              f"(known: {', '.join(values) or 'none'})")
         elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            r.problems.append(f"{join(r.path, key)}: expected a positive integer, got {value!r}")
+            r.problems.append(f"{join(r.path, key)}: expected a positive integer, got {short(repr(value))}")
+        elif value > MAX_DIM:
+            r.problems.append(f"{join(r.path, key)}: expected a positive integer ≤ {bound_text(MAX_DIM)}, "
+                              f"got {short(value)}")
         else:
             values[key] = value
     return values
@@ -122,47 +135,91 @@ def _inputs(r: Reader, params: dict[str, int]) -> dict[str, Shape]:
                 break
             dims.append(d)
         else:
-            out[name] = tuple(dims)
+            problem = _shape_problem(tuple(dims))
+            if problem:
+                ir.problems.append(f"{join(ir.path, 'shape')}: {problem}")
+            else:
+                out[name] = tuple(dims)
     return out
+
+
+def _shape_problem(shape: Shape) -> str | None:
+    if any(d > MAX_DIM for d in shape):
+        return f"dimensions must be ≤ {bound_text(MAX_DIM)}, got {short(list(shape))}"
+    if math.prod(shape) > MAX_ELEMENTS:
+        return f"a tensor must hold ≤ {bound_text(MAX_ELEMENTS)} elements, got {short(list(shape))}"
+    return None
+
+
+def size_problem(op: str, attrs: Mapping[str, Any], in_shapes: list[Shape], out: Shape) -> str | None:
+    """Why a layer is too big for the cost model (module docstring: size bounds), or None."""
+    problem = _shape_problem(out)
+    if problem:
+        return f"output {problem}"
+    d = OPS[op]
+    if d.params(attrs, in_shapes) > MAX_ELEMENTS:
+        return f"more than {bound_text(MAX_ELEMENTS)} parameters"
+    if d.gemm is not None:
+        g = d.gemm(attrs, in_shapes, out)
+        if max(g.m, g.n, g.k, g.count) > MAX_DIM or g.m * g.n * g.k * g.count > MAX_MACS:
+            return (f"GEMM m={short(g.m)}, n={short(g.n)}, k={short(g.k)} ×{short(g.count)}: each of m, n, k and the "
+                    f"count must be ≤ {bound_text(MAX_DIM)} and the MACs ≤ {bound_text(MAX_MACS)}")
+    elif d.vector_ops and d.elements(attrs, in_shapes, out) > MAX_MACS:
+        return f"more than {bound_text(MAX_MACS)} vector elements"
+    return None
 
 
 def _layers(raw: list, path: str, tensors: dict[str, Shape], problems: list[str]) -> list[Layer]:
     layers: list[Layer] = []
     previous = next(iter(tensors), None)
+    failed: set[str] = set()   # names of layers with a problem
+    dependent = 0         # layers not checked because they read such an output
     for i, item in enumerate(raw):
         label = f"{path}[{i}]"
         if isinstance(item, dict) and isinstance(item.get("name"), str):
-            label += f" ({item['name']})"
+            label += f" ({short(item['name'])})"
+        n_before = len(problems)
         r = Reader(item, label, problems)
         name, op = r.string("name"), r.string("op")
         inputs = _layer_inputs(r, previous)
         precision = r.string("precision", None) if "precision" in r.data else None
         weight = r.string("weight", None) if "weight" in r.data else None
-        n_before = len(problems)
+        attrs = None
         if op and op not in OPS:
             r.bad("op", "one of " + ", ".join(sorted(OPS)), op)
-            continue
-        if not op:
-            continue
-        attrs = OPS[op].attrs(r)
-        r.reject_unknown()
-        missing = [t for t in inputs if t not in tensors]
+        elif op:
+            attrs = OPS[op].attrs(r)
+            r.reject_unknown()
+        blocked = any(t in failed for t in inputs)
+        dependent += blocked
+        missing = [t for t in inputs if t not in tensors and t not in failed]
         if missing:
-            problems.append(f"{label}.inputs: unknown tensor(s) {missing} (not a model input or earlier layer)")
+            problems.append(f"{label}.inputs: unknown tensor(s) {short(missing)} (not a model input or earlier layer)")
         if name and name in tensors:
-            problems.append(f"{label}.name: duplicate tensor name {name!r}")
-        if len(problems) > n_before:
-            continue
-        in_shapes = [tensors[t] for t in inputs]
-        try:
-            out = OPS[op].shape(attrs, in_shapes)
-        except ShapeError as exc:
-            problems.append(f"{label}: {op}: {exc}")
+            problems.append(f"{label}.name: duplicate tensor name {short(name)!r}")
+        out = None
+        if len(problems) == n_before and not blocked:
+            in_shapes = [tensors[t] for t in inputs]
+            try:
+                out = OPS[op].shape(attrs, in_shapes)
+            except ShapeError as exc:
+                problems.append(f"{label}: {op}: {exc}")
+            else:
+                problem = size_problem(op, attrs, in_shapes, out)
+                if problem:
+                    problems.append(f"{label}: {op}: {problem}")
+                    out = None
+        if out is None:   # no tensor: readers of this layer (by name or as "the previous layer") are not checked
+            previous = name if name and name not in tensors else f"\0layer {i}"
+            failed.add(previous)
             continue
         tensors[name] = out
         previous = name
         layers.append(Layer(name, op, tuple(inputs), MappingProxyType(attrs), tuple(in_shapes), out,
                             OPS[op].params(attrs, in_shapes), precision, weight))
+    if dependent:
+        problems.append(f"{path}: {dependent} later layer(s) read the output of a layer with a problem above "
+                        "and were not checked further")
     return layers
 
 

@@ -9,12 +9,17 @@ both operands activations), vector work ``elements × ops_per_element``, or noth
 **Fusion**: a ``fusable`` op (batchnorm, relu, relu6) whose input is a conv/linear output with no other
 consumer is folded into that layer's weights or applied in the array's output stage (as inference
 compilers and NPUs do). Fused layers cost nothing and their intermediate tensors never reach memory.
+
+**Bounds**: a layer over the model size bounds (:func:`accelsim.graph.size_problem`: dimensions ≤ 2**31, work
+≤ 2**48 MACs or vector elements) raises :class:`~accelsim.errors.MappingError` here, whatever built the
+:class:`~accelsim.graph.Model`, so the cost model's int64 closed forms never wrap.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .graph import Layer, Model
+from .errors import MappingError, short
+from .graph import Layer, Model, size_problem
 from .ops import OPS, Gemm
 
 __all__ = ["Gemm", "Work", "lower", "lower_layer"]
@@ -31,6 +36,9 @@ class Work:
 
 
 def lower_layer(layer: Layer, fused: bool = False) -> Work:
+    problem = size_problem(layer.op, layer.attrs, list(layer.in_shapes), layer.out_shape)
+    if problem:
+        raise MappingError(f"layer {short(layer.name)!r}: {layer.op}: {problem}")
     d = OPS[layer.op]
     if d.gemm is not None:
         return Work(layer, d.gemm(layer.attrs, list(layer.in_shapes), layer.out_shape), None, 0)

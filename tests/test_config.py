@@ -90,7 +90,7 @@ def test_model_shape_errors_are_collected():
     with pytest.raises(ConfigError) as exc:
         Model.from_dict(model([
             {"name": "c1", "op": "conv2d", "out_channels": 4, "kernel": 9},
-            {"name": "c2", "op": "conv2d", "out_channels": 4, "kernel": 3, "groups": 2},
+            {"name": "c2", "op": "conv2d", "out_channels": 4, "kernel": 3, "groups": 2, "input": "x"},
             {"name": "c3", "op": "convolution"},
             {"name": "c4", "op": "conv2d", "out_channels": 0, "kernel": 3, "strides": 2},
             {"name": "a", "op": "add", "inputs": ["x", "nope"]},
@@ -102,6 +102,8 @@ def test_model_shape_errors_are_collected():
     assert "model.layers[3] (c4).out_channels: expected a positive integer, got 0" in text
     assert "model.layers[3] (c4).strides: unknown field" in text
     assert "model.layers[4] (a).inputs: unknown tensor(s) ['nope']" in text
+    # c3 and c4 read a layer with a problem: their own fields are checked, their inputs are not (counted once)
+    assert "model.layers: 2 later layer(s) read the output of a layer with a problem above" in text
 
 
 def test_model_params_and_shapes():

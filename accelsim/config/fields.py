@@ -3,24 +3,62 @@
 Each reader takes the mapping, the key, the parent path and a ``problems`` list. On a bad value it appends
 ``"<path>.<key>: expected <what>, got <value>"`` and returns a placeholder, so one pass over a config reports
 every problem at once; the caller raises one :class:`~accelsim.errors.ConfigError` at the end.
+
+**Value rules** every field obeys (a field may narrow its range; hw configs, model descriptions, SCALE-Sim
+topologies and ``--set``/``--param`` values all pass through here):
+
+* integers are Python ints (numpy integers accepted, bools and floats refused), compared exactly with their
+  bounds before any conversion, in ``[0 or 1, MAX_INT = 2**31]`` unless the field says otherwise;
+* numbers are finite (``.inf``/``.nan`` refused); positive ones lie in ``[MIN_POSITIVE, MAX_NUMBER] =
+  [1e-15, 1e12]`` and non-negative ones in ``[0, 1e12]`` unless the field says otherwise. A positive quantity
+  outside that range in accelsim's units (MHz, GB/s, KiB, pJ, MACs/cycle; normalization eps) is a unit mistake,
+  and the bounds keep every closed form over them finite (no ``inf``, no division by a subnormal);
+* model sizes (see :mod:`accelsim.graph` and :mod:`accelsim.lowering`): every dimension ≤ ``MAX_DIM = 2**31``,
+  every tensor ≤ ``MAX_ELEMENTS = 2**48`` elements and every layer ≤ ``MAX_MACS = 2**48`` MACs (or vector
+  elements); with arrays of at most 2**16 × 2**16 PEs and 2**-10 ≤ MACs/PE/cycle ≤ 2**10 (config/hw.py), every
+  per-GEMM closed form of the timing model (``hw/dataflow.py``) stays below 2**61, so its int64 arithmetic is
+  exact.
+
+Values echoed in messages are cut to a few dozen characters (:func:`accelsim.errors.short`).
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, Iterable
 
+from ..errors import short
+
+MAX_INT = 1 << 31
+MIN_POSITIVE = 1e-15
+MAX_NUMBER = 1e12
+MAX_DIM = 1 << 31
+MAX_ELEMENTS = 1 << 48
+MAX_MACS = 1 << 48
 MISSING = object()
 
 
 def _show(value: Any) -> str:
     if isinstance(value, str):
-        return repr(value)
+        return short(repr(value))
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list" if value else "an empty list"
     if value is MISSING:
         return "nothing"
-    return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 20:
+        return f"an integer of about {int(abs(value).bit_length() * math.log10(2)) + 1} digits"
+    return short(value)
+
+
+def bound_text(value: int | float) -> str:
+    """A bound as written in messages: ``2**31`` for large powers of two, ``1e+12`` style for floats."""
+    if isinstance(value, int) and value > 1 << 16 and value & (value - 1) == 0:
+        return f"2**{value.bit_length() - 1}"
+    if isinstance(value, float) and value > 0 and math.frexp(value)[0] == 0.5 and abs(math.log2(value)) >= 10:
+        return f"2**{int(math.log2(value))}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def join(path: str, key: str | int) -> str:
@@ -54,32 +92,36 @@ class Reader:
             self.problems.append(f"{join(self.path, key)}: required field is missing")
         return default
 
-    def _number(self, key, default, kind, minimum, strict, expected):
+    def _number(self, key, default, kind, strict: bool, expected: str, low, high):
+        """The value rules of the module docstring; ``low``/``high`` bound the value (inclusive)."""
+        placeholder = 1 if kind is int else 1.0
         value = self.raw(key, default)
         if value is MISSING:
-            return 1 if kind is int else 1.0
+            return placeholder
         if value is None and default is None:
             return None
-        ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type or value != value:
+        ok_type = isinstance(value, numbers.Integral if kind is int else (numbers.Integral, numbers.Real))
+        if isinstance(value, bool) or not ok_type or value != value or (strict and value <= 0) or value < 0:
             self.bad(key, expected, value)
-            return 1 if kind is int else 1.0
-        if (strict and value <= minimum) or (not strict and value < minimum):
-            self.bad(key, expected, value)
-            return 1 if kind is int else 1.0
-        return kind(value)
+            return placeholder
+        if not low <= value <= high:
+            rule = f"≤ {bound_text(high)}" if kind is int or not low else f"in [{bound_text(low)}, {bound_text(high)}]"
+            self.bad(key, f"{expected} {rule}", value)
+            return placeholder
+        return int(value) if kind is int else float(value)
 
-    def pos_int(self, key: str, default: Any = MISSING) -> int:
-        return self._number(key, default, int, 0, True, "a positive integer")
+    def pos_int(self, key: str, default: Any = MISSING, maximum: int = MAX_INT) -> int:
+        return self._number(key, default, int, True, "a positive integer", 1, maximum)
 
-    def nonneg_int(self, key: str, default: Any = MISSING) -> int:
-        return self._number(key, default, int, 0, False, "a non-negative integer")
+    def nonneg_int(self, key: str, default: Any = MISSING, maximum: int = MAX_INT) -> int:
+        return self._number(key, default, int, False, "a non-negative integer", 0, maximum)
 
-    def pos_float(self, key: str, default: Any = MISSING) -> float:
-        return self._number(key, default, float, 0.0, True, "a positive number")
+    def pos_float(self, key: str, default: Any = MISSING, minimum: float = MIN_POSITIVE,
+                  maximum: float = MAX_NUMBER) -> float:
+        return self._number(key, default, float, True, "a positive number", minimum, maximum)
 
-    def nonneg_float(self, key: str, default: Any = MISSING) -> float:
-        return self._number(key, default, float, 0.0, False, "a non-negative number")
+    def nonneg_float(self, key: str, default: Any = MISSING, maximum: float = MAX_NUMBER) -> float:
+        return self._number(key, default, float, False, "a non-negative number", 0.0, maximum)
 
     def boolean(self, key: str, default: Any = MISSING) -> bool:
         value = self.raw(key, default)
@@ -122,4 +164,4 @@ class Reader:
         for key in self.data:
             if key not in self.seen:
                 known = ", ".join(sorted(self.seen)) or "none"
-                self.problems.append(f"{join(self.path, str(key))}: unknown field (known: {known})")
+                self.problems.append(f"{join(self.path, short(key))}: unknown field (known: {known})")

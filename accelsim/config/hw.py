@@ -2,6 +2,13 @@
 
 Every number in a bundled ``hw_configs/*.yaml`` carries a comment naming its source or saying it is an
 assumption; this module only checks types and ranges and reports *all* problems at once with field paths.
+
+Physical bounds (on top of the generic rules of :mod:`accelsim.config.fields`: finite numbers, positive ones in
+[1e-15, 1e12], integers ≤ 2**31): ``clock_mhz`` in [1e-3, 1e6] (1 kHz to 1 THz); ``array.rows``/``cols`` ≤ 2**16;
+``pe.base_bits`` ≤ 64, ``pe.acc_bits`` ≤ 128; ``pe.float_macs_per_cycle`` in [2**-10, 2**10];
+``energy.sram_size_exponent`` ≤ 4; ``vector.lanes`` ≤ 2**20 and ``vector.ops_per_element`` ≤ 1e6. Together with
+the model bounds (:mod:`accelsim.graph`) they keep every closed form of the cost model finite and its int64
+arithmetic exact.
 """
 from __future__ import annotations
 
@@ -15,6 +22,13 @@ from ..ops import VECTOR_OPS
 from .fields import MISSING, Reader
 from .memory import MemoryConfig, is_shorthand, read_memory
 
+MAX_CLOCK_MHZ, MIN_CLOCK_MHZ = 1e6, 1e-3
+MAX_ARRAY_DIM = 1 << 16
+MAX_BASE_BITS, MAX_ACC_BITS = 64, 128
+MIN_FLOAT_RATE, MAX_FLOAT_RATE = 2.0 ** -10, 2.0 ** 10
+MAX_SRAM_EXPONENT = 4.0
+MAX_LANES = 1 << 20
+MAX_OPS_PER_ELEMENT = 1e6
 FLOAT_PRECISIONS = ("fp16", "bf16", "fp32")
 INT_PRECISIONS = ("int2", "int4", "int8", "int16")
 PRECISIONS = INT_PRECISIONS + FLOAT_PRECISIONS
@@ -105,7 +119,7 @@ class HWConfig:
         problems: list[str] = []
         r = Reader(data, path, problems)
         name = r.string("name", "custom")
-        clock = r.pos_float("clock_mhz")
+        clock = r.pos_float("clock_mhz", minimum=MIN_CLOCK_MHZ, maximum=MAX_CLOCK_MHZ)
         array = _array(r.mapping("array"))
         pe = _pe(r.mapping("pe"))
         mem = r.mapping("memory")
@@ -120,15 +134,15 @@ class HWConfig:
 
 
 def _array(r: Reader) -> ArrayConfig:
-    rows, cols = r.pos_int("rows"), r.pos_int("cols")
+    rows, cols = r.pos_int("rows", maximum=MAX_ARRAY_DIM), r.pos_int("cols", maximum=MAX_ARRAY_DIM)
     flow = r.choice("dataflow", list(DATAFLOWS))
     r.reject_unknown()
     return ArrayConfig(rows, cols, DATAFLOWS[flow])
 
 
 def _pe(r: Reader) -> PEConfig:
-    base = r.pos_int("base_bits", 8)
-    acc = r.pos_int("acc_bits", 32)
+    base = r.pos_int("base_bits", 8, maximum=MAX_BASE_BITS)
+    acc = r.pos_int("acc_bits", 32, maximum=MAX_ACC_BITS)
     overflow = r.choice("overflow", ["saturate", "wrap"], "saturate")
     raw_bits = r.raw("int_bits", [b for b in (8, 4, 2) if b <= base and base % b == 0])
     bits: list[int] = []
@@ -143,7 +157,8 @@ def _pe(r: Reader) -> PEConfig:
     if acc < 2 * base:
         r.bad("acc_bits", f"at least 2·base_bits = {2 * base}", acc)
     floats = r.mapping("float_macs_per_cycle", {})
-    float_rates = {k: floats.pos_float(k) for k in FLOAT_PRECISIONS if k in floats.data}
+    float_rates = {k: floats.pos_float(k, minimum=MIN_FLOAT_RATE, maximum=MAX_FLOAT_RATE)
+                   for k in FLOAT_PRECISIONS if k in floats.data}
     floats.reject_unknown()
     r.reject_unknown()
     return PEConfig(base, acc, overflow, tuple(sorted(set(bits), reverse=True)), MappingProxyType(float_rates))
@@ -164,7 +179,8 @@ def _energy(r: Reader, shorthand: bool = True) -> EnergyTable:
     if "int8" not in mac_pj and not r.problems:
         macs.bad("int8", "a positive number (the reference MAC energy)", None)
     e = EnergyTable(MappingProxyType(mac_pj), r.nonneg_float("sram_pj_per_byte", MISSING if shorthand else 0.0), r.pos_float("sram_ref_kib", 8.0),
-                    r.nonneg_float("sram_size_exponent", 0.5), r.pos_float("sram_bank_kib", 1e12),
+                    r.nonneg_float("sram_size_exponent", 0.5, maximum=MAX_SRAM_EXPONENT),
+                    r.pos_float("sram_bank_kib", 1e12),
                     r.pos_float("tech_scale", 1.0),
                     r.nonneg_float("dram_pj_per_byte", MISSING if shorthand else 0.0), r.nonneg_float("vector_op_pj", 0.0),
                     r.nonneg_float("leakage_mw", 0.0))
@@ -173,12 +189,12 @@ def _energy(r: Reader, shorthand: bool = True) -> EnergyTable:
 
 
 def _vector(r: Reader) -> VectorConfig:
-    lanes = r.pos_int("lanes", 64)
+    lanes = r.pos_int("lanes", 64, maximum=MAX_LANES)
     ops = r.mapping("ops_per_element", {})
     table = dict(DEFAULT_VECTOR_OPS)
     for k in list(ops.data):
         if k in DEFAULT_VECTOR_OPS:
-            table[k] = ops.nonneg_float(k)
+            table[k] = ops.nonneg_float(k, maximum=MAX_OPS_PER_ELEMENT)
     ops.reject_unknown()
     r.reject_unknown()
     return VectorConfig(lanes, MappingProxyType(table))

@@ -1,4 +1,10 @@
-"""The only place YAML is read: hw configs, model descriptions, bundled names and ``--set`` overrides."""
+"""The only place YAML is read: hw configs, model descriptions, bundled names and ``--set`` overrides.
+
+YAML is read by :class:`Loader`, ``yaml.safe_load`` with three changes: numbers follow YAML 1.2 (``1e9`` and
+``1.0e308`` are numbers, where YAML 1.1 reads them as strings), a key repeated in one mapping is an error (YAML
+1.1 keeps the last one silently), and nesting deeper than :data:`MAX_DEPTH` levels is an error (instead of a
+RecursionError). File names that the OS refuses (too long, invalid) are reported like missing files.
+"""
 from __future__ import annotations
 
 import copy
@@ -8,7 +14,7 @@ from typing import Iterable, Mapping
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, short
 from ..graph import Model
 from .hw import HWConfig
 from .scalesim_csv import load_scalesim_csv
@@ -17,6 +23,61 @@ from .scalesim_csv import load_scalesim_csv
 BUNDLES = {"hw": "hw_configs", "model": "models"}
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the accelsim/ folder this very module belongs to
 _PROJECT_NAME = re.compile(r"""^\s*name\s*=\s*["']accelsim["']\s*$""", re.MULTILINE)
+
+
+MAX_DEPTH = 64
+_FLOAT_12 = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+class Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` + YAML 1.2 floats, duplicate keys refused, nesting ≤ MAX_DEPTH (module docstring)."""
+
+    depth = 0
+
+    def compose_node(self, parent, anchor):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, anchor)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = (key_node.tag, key_node.value)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(None, None, f"duplicate key {short(key_node.value)!r}",
+                                                                key_node.start_mark)
+                    seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> object:
+    """YAML text → data with :class:`Loader`; ``yaml.YAMLError`` (or ValueError for an unreadable number)."""
+    return yaml.load(text, Loader=Loader)
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the OS refuses the name (too long, NUL byte ...)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _is_accelsim_checkout(root: Path) -> bool:
@@ -65,16 +126,16 @@ def resolve(spec: str | Path, kind: str) -> Path:
     such file exists from here, so the README's commands also work outside the checkout.
     """
     path = Path(spec)
-    if path.is_file():
+    if is_file(path):
         return path
     try:
         folder = bundle_dir(kind)
     except ConfigError as exc:
-        raise ConfigError([f"{spec}: no such file, and {exc.problems[0]}"]) from None
+        raise ConfigError([f"{short(spec)}: no such file, and {exc.problems[0]}"]) from None
     name = path.name[:-5] if path.name.endswith(".yaml") else path.name
-    if path.parent in (Path("."), Path(BUNDLES[kind])) and (folder / f"{name}.yaml").is_file():
+    if path.parent in (Path("."), Path(BUNDLES[kind])) and is_file(folder / f"{name}.yaml"):
         return folder / f"{name}.yaml"
-    raise ConfigError([f"{spec}: no such file, and not a bundled {kind} name "
+    raise ConfigError([f"{short(spec)}: no such file, and not a bundled {kind} name "
                        f"(bundled: {', '.join(bundled_names(kind))})"])
 
 
@@ -82,34 +143,40 @@ def read_text(path: Path) -> str:
     """The file as UTF-8 text (a BOM is dropped); ConfigError if unreadable or not text."""
     try:
         return path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError([f"cannot read: {exc.strerror}"], str(path)) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"not UTF-8 text (byte {exc.start}): expected a YAML or CSV text file"], str(path)) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"cannot read: {getattr(exc, 'strerror', None) or exc}"], str(path)) from None
 
 
 def read_yaml(path: Path) -> object:
     text = read_text(path)
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"malformed YAML: {where}{problem}"], str(path)) from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError([f"malformed YAML: {short(exc)}"], str(path)) from None
 
 
 def _parse_override(item: str) -> tuple[list[str], object]:
     if "=" not in item or not item.split("=", 1)[0].strip():
-        raise ConfigError([f"--set {item!r}: expected key.path=value, e.g. array.rows=64"])
+        raise ConfigError([f"--set {short(item)!r}: expected key.path=value, e.g. array.rows=64"])
     key, value = item.split("=", 1)
     keys = key.strip().split(".")
     if keys[0] == "hw":
         keys = keys[1:]
+    if not keys or not all(keys):
+        raise ConfigError([f"--set {short(item)!r}: empty field name in {short(key)!r}"])
     try:
-        parsed = yaml.safe_load(value) if value.strip() else value
+        parsed = parse_yaml(value) if value.strip() else value
     except yaml.YAMLError:
         parsed = value
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError([f"--set {short(item)!r}: {short(exc)}"]) from None
     return keys, parsed
 
 
@@ -124,7 +191,7 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
         node = data
         for i, key in enumerate(keys[:-1]):
             if not isinstance(node.get(key, {}), dict):
-                raise ConfigError([f"--set {item!r}: hw.{'.'.join(keys[:i + 1])} is not a section"])
+                raise ConfigError([f"--set {short(item)!r}: hw.{short('.'.join(keys[:i + 1]))} is not a section"])
             node = node.setdefault(key, {})
         node[keys[-1]] = value
     return data
@@ -140,10 +207,10 @@ def load_model(spec: str | Path, params: Mapping[str, int] | None = None) -> Mod
     """A model YAML, a bundled model name or a SCALE-Sim topology CSV → Model."""
     path = Path(spec)
     if path.suffix.lower() == ".csv":
-        if not path.is_file():
-            raise ConfigError([f"{spec}: no such file"])
+        if not is_file(path):
+            raise ConfigError([f"{short(spec)}: no such file"])
         if params:
-            raise ConfigError([f"{spec}: SCALE-Sim topologies take no model parameters"])
+            raise ConfigError([f"{short(spec)}: SCALE-Sim topologies take no model parameters"])
         return load_scalesim_csv(path)
     path = resolve(spec, "model")
     return Model.from_dict(read_yaml(path), "model", source=str(spec), overrides=params)

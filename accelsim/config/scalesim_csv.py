@@ -11,28 +11,36 @@ Num Filter, Strides,``) and GEMM form (header ``Layer, M, N, K,``), as SCALE-Sim
   conv with M output pixels, N filters and a K-long window);
 * columns after the first eight (an ``N:M`` sparsity ratio, SCALE-Sim's own annotations) are ignored, as
   are blank rows and rows without a layer name. Each layer is independent (its own input tensor).
+
+Every number is a positive integer of ASCII digits, at most ``MAX_DIM = 2**31`` (the model's size bounds, see
+:mod:`accelsim.graph`, then apply to the layers it makes).
 """
 from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, short
 from ..graph import Model
+from .fields import MAX_DIM, bound_text
 
 CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
 GEMM_COLUMNS = ("M", "N", "K")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _ints(row: list[str], columns: tuple[str, ...], where: str, problems: list[str]) -> list[int] | None:
     values = []
     for col, text in zip(columns, row[1:1 + len(columns)]):
         text = text.strip()
-        if not text.isdigit() or int(text) <= 0:
-            problems.append(f"{where}: column '{col}': expected a positive integer, got {text!r}")
+        digits = text.lstrip("0") if _DIGITS.fullmatch(text) else None
+        if not digits or len(digits) > 10 or int(digits) > MAX_DIM:
+            bound = f" ≤ {bound_text(MAX_DIM)}" if digits else ""
+            problems.append(f"{where}: column '{col}': expected a positive integer{bound}, got {short(repr(text))}")
             return None
-        values.append(int(text))
+        values.append(int(digits))
     if len(values) < len(columns):
         problems.append(f"{where}: expected {len(columns) + 1} columns ({', '.join(('Layer',) + columns)}), "
                         f"got {len(row)}")
@@ -57,14 +65,17 @@ def _gemm_layer(name: str, v: list[int]) -> tuple[dict, dict]:
 
 def model_dict_from_csv(text: str, name: str, source: str) -> dict:
     """Parse SCALE-Sim topology text into a model description dict (validated later by Model.from_dict)."""
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # e.g. a field longer than csv.field_size_limit()
+        raise ConfigError([f"{short(source)}: malformed CSV: {short(exc)}"]) from None
     if not rows:
-        raise ConfigError([f"{source}: empty topology file"])
+        raise ConfigError([f"{short(source)}: empty topology file"])
     header = [h.strip().lower() for h in rows[0]]
     gemm = header[1:4] == ["m", "n", "k"]
     if not gemm and header[:1] != ["layer name"]:
-        raise ConfigError([f"{source}:1: expected a SCALE-Sim header 'Layer name, IFMAP Height, ...' or "
-                           f"'Layer, M, N, K', got {','.join(rows[0])!r}"])
+        raise ConfigError([f"{short(source)}:1: expected a SCALE-Sim header 'Layer name, IFMAP Height, ...' or "
+                           f"'Layer, M, N, K', got {short(repr(','.join(rows[0])))}"])
     columns, build = (GEMM_COLUMNS, _gemm_layer) if gemm else (CONV_COLUMNS, _conv_layer)
     problems: list[str] = []
     inputs, layers, seen = [], [], {}
@@ -72,7 +83,7 @@ def model_dict_from_csv(text: str, name: str, source: str) -> dict:
         if not row or not row[0].strip():
             continue
         layer_name = row[0].strip()
-        values = _ints(row, columns, f"{source}:{line_no} ({layer_name})", problems)
+        values = _ints(row, columns, f"{short(source)}:{line_no} ({short(layer_name)})", problems)
         if values is None:
             continue
         seen[layer_name] = seen.get(layer_name, 0) + 1
@@ -84,7 +95,7 @@ def model_dict_from_csv(text: str, name: str, source: str) -> dict:
     if problems:
         raise ConfigError(problems)
     if not layers:
-        raise ConfigError([f"{source}: no layers found"])
+        raise ConfigError([f"{short(source)}: no layers found"])
     return {"name": name, "inputs": inputs, "layers": layers}
 
 

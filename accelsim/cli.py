@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
 from . import __version__
-from .config.loader import load_hw, load_model
-from .errors import AccelsimError, ConfigError
-import json
-
-from .report import (compare_dict, format_accuracy, format_compare, format_table, format_totals, to_csv, to_json,
-                     write_atomic)
+from .config.loader import is_dir, load_hw, load_model
+from .errors import AccelsimError, ConfigError, one_line, short
+from .report import (compare_dict, format_breakdown, format_accuracy, format_compare, format_table, format_totals, json_text, to_csv,
+                     to_json, write_atomic)
 from .eval.pipeline import float_layer_precisions, parse_layer_precisions
 from .sim.engine import simulate
 
@@ -35,12 +34,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"accelsim: error: {message} (see accelsim --help)\n")
 
 
+_INT = re.compile(r"[+-]?[0-9]{1,30}")
+
+
 def _key_values(items: list[str], flag: str) -> dict[str, int]:
+    """``name=integer`` pairs (ASCII digits; the model checks the range)."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key or not value.strip().lstrip("-").isdigit():
-            raise ConfigError([f"{flag} {item!r}: expected name=integer, e.g. seq_len=256"])
+        if not sep or not key.strip() or not _INT.fullmatch(value.strip()):
+            raise ConfigError([f"{flag} {short(repr(item))}: expected name=integer, e.g. seq_len=256"])
         out[key.strip()] = int(value)
     return out
 
@@ -86,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
     run.add_argument("--max-rows", type=int, default=60, help="layers shown in the table (default 60; 0 = all)")
     run.add_argument("--quiet", action="store_true", help="print only the totals")
+    run.add_argument("--breakdown", action="store_true",
+                     help="also print bytes, energy and stalls per memory level and operand")
     _add_quant_args(run, required_eval=False)
     ev = sub.add_parser("eval", help="accuracy only: FP32 vs quantized on real data", epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,10 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_output_dirs(*paths: str | None) -> None:
     for p in paths:
-        if p and Path(p).is_dir():
-            raise ConfigError([f"{p}: is a folder; give a file name for the output"])
-        if p and not Path(p).resolve().parent.is_dir():
-            raise ConfigError([f"{p}: output folder {Path(p).resolve().parent} does not exist"])
+        if p is None:
+            continue
+        if not p.strip():
+            raise ConfigError(["an output file name is empty (--json/--csv need a file name)"])
+        if is_dir(Path(p)):
+            raise ConfigError([f"{short(p)}: is a folder; give a file name for the output"])
+        try:
+            parent = Path(p).resolve().parent
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ConfigError([f"{short(p)}: not a usable file name ({short(exc)})"]) from None
+        if not is_dir(parent):
+            raise ConfigError([f"{short(p)}: output folder {short(parent)} does not exist"])
 
 
 def _write_outputs(outputs: list[tuple[str, str]]) -> None:
@@ -121,10 +134,11 @@ def _write_outputs(outputs: list[tuple[str, str]]) -> None:
         for path, text in outputs:
             write_atomic(path, text)
             written.append(Path(path))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         for p in written:
             p.unlink(missing_ok=True)
-        raise ConfigError([f"cannot write {exc.filename}: {exc.strerror}"]) from None
+        raise ConfigError([f"cannot write {short(getattr(exc, 'filename', None) or path)}: "
+                           f"{getattr(exc, 'strerror', None) or short(exc)}"]) from None
 
 
 def _accuracy(args, model) -> dict | None:
@@ -162,13 +176,15 @@ def _run(args) -> int:
     report = simulate(model, hw, args.precision, float_layer_precisions(
         model, args.keep_float, args.float_mode, parse_layer_precisions(args.layer_precision)))
     accuracy = _accuracy(args, model)
-    as_json = (lambda r: json.dumps({**r.to_dict(), "accuracy": accuracy}, indent=1)) if accuracy else to_json
+    as_json = (lambda r: to_json(r, {"accuracy": accuracy})) if accuracy else to_json
     outputs = [(p, render(report)) for p, render in ((args.json, as_json), (args.csv, to_csv)) if p]
     _write_outputs(outputs)
     if args.quiet:
         print(format_totals(report))
     else:
         print(format_table(report, args.max_rows or None))
+    if args.breakdown:
+        print("\n" + format_breakdown(report))
     if accuracy:
         print("\n" + format_accuracy(accuracy))
     return 0
@@ -179,7 +195,7 @@ def _eval(args) -> int:
     model = load_model(args.model)
     accuracy = _accuracy(args, model)
     if args.json:
-        _write_outputs([(args.json, json.dumps(accuracy, indent=1))])
+        _write_outputs([(args.json, json_text(accuracy, nonneg=False))])
     print(format_accuracy(accuracy))
     return 0
 
@@ -190,7 +206,7 @@ def _compare(args) -> int:
     hw = load_hw(args.hw, args.set)
     base, target = simulate(model, hw, args.baseline), simulate(model, hw, args.target)
     if args.json:
-        _write_outputs([(args.json, json.dumps(compare_dict(base, target), indent=1))])
+        _write_outputs([(args.json, json_text(compare_dict(base, target)))])
     print(format_compare(base, target))
     return 0
 
@@ -199,12 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        print("accelsim: error: no command given: expected run, eval or compare (see accelsim --help)",
+              file=sys.stderr)
         return 2
     try:
         return {"compare": _compare, "eval": _eval, "run": _run}[args.command](args)
     except AccelsimError as exc:
-        print(f"accelsim: error: {' | '.join(str(exc).splitlines())}", file=sys.stderr)
+        print(f"accelsim: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `accelsim run ... | head`: stop quietly (Python's documented recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,9 +1,16 @@
-"""Render a RunReport: a per-layer terminal table, JSON and CSV (written atomically: no partial files)."""
+"""Render a RunReport: a per-layer terminal table, JSON and CSV (written atomically: no partial files).
+
+**Result rules**, applied before anything is written or printed (:func:`checked`): every number is finite and
+non-negative, and every utilization or mapping efficiency is at most 1. A value that breaks a rule cannot be
+trusted; it becomes ``null`` in JSON (an empty CSV cell, ``n/a`` or ``-`` in text) and ``not_computed`` maps its
+path to the reason. JSON never holds NaN or Infinity (:func:`json_text`).
+"""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 
@@ -27,7 +34,58 @@ COMPARE_ROWS = [  # (label, totals key, format, "higher is better")
 ]
 
 
+RATIO_KEYS = ("utilization", "array_utilization", "mapping_efficiency")
+
+
+def _broken(value, key, nonneg: bool) -> str | None:
+    if not math.isfinite(value):
+        return f"not a finite number ({value})"
+    if nonneg and value < 0:
+        return f"negative ({value:g})"
+    if key in RATIO_KEYS and value > 1:
+        return f"a ratio above 1 ({value:.6g})"
+    return None
+
+
+def checked(data, nonneg: bool = True):
+    """``data`` (nested dicts/lists of results) with every number that breaks the result rules (module
+    docstring; ``nonneg=False`` checks finiteness only) replaced by None, numpy scalars made Python numbers, and
+    a top-level ``not_computed`` {path: reason} when anything was replaced."""
+    reasons: dict[str, str] = {}
+
+    def walk(x, path: str, key):
+        if isinstance(x, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k), k) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [walk(v, f"{path}[{i}]", key) for i, v in enumerate(x)]
+        if isinstance(x, np.generic):
+            x = x.item()
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            return x
+        why = _broken(x, key, nonneg)
+        if why:
+            reasons[path] = why
+            return None
+        return x
+
+    out = walk(data, "", None)
+    if reasons and isinstance(out, dict):
+        out["not_computed"] = {**out.get("not_computed", {}), **reasons}
+    return out
+
+
+def json_text(data, nonneg: bool = True) -> str:
+    """JSON of :func:`checked` data; ``allow_nan=False`` guarantees that no NaN/Infinity is ever written."""
+    return json.dumps(checked(data, nonneg), indent=1, allow_nan=False)
+
+
+def _num(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def _cell(fmt: str, value) -> str:
+    if value is None:
+        return "-"
     if fmt == "{:.1%}":
         return f"{value * 100:.1f}"
     if fmt == "{:kb}":
@@ -40,10 +98,10 @@ def _cell(fmt: str, value) -> str:
 def format_table(report: RunReport, max_rows: int | None = None) -> str:
     """Fixed-width per-layer table followed by the totals."""
     rows = [[h for h, _, _ in COLUMNS]]
-    layers = [c for c in report.layers if c.cycles or c.macs or c.bound != "none" and c.bound != "fused"]
+    dicts = checked(report.to_dict())["layers"]
+    layers = [d for c, d in zip(report.layers, dicts) if c.cycles or c.macs or c.bound != "none" and c.bound != "fused"]
     shown = layers if max_rows is None or len(layers) <= max_rows else layers[:max_rows]
-    for cost in shown:
-        d = cost.to_dict()
+    for d in shown:
         rows.append([_cell(fmt, d[key]) if d[key] or key in ("name", "op") else "-" for _, key, fmt in COLUMNS])
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
@@ -54,31 +112,40 @@ def format_table(report: RunReport, max_rows: int | None = None) -> str:
 
 
 def format_totals(report: RunReport) -> str:
-    t, c = report.totals, report.config
-    return "\n".join([
+    d = checked(report.to_dict())
+    t, c = d["totals"], d["config"]
+    util = None if t["array_utilization"] is None else t["array_utilization"] * 100
+    lines = [
         f"model {report.model} on {report.hw} ({c['rows']}x{c['cols']} {c['dataflow'].upper()}, "
-        f"{c['clock_mhz']:g} MHz), precision {report.precision}",
-        f"  layers {t['layers']}, params {t['params']:,} ({t['model_size_mb']:.2f} MB), MACs {t['macs']:,}",
-        f"  cycles {t['cycles']:,} (array {t['compute_cycles']:,} + vector {t['vector_cycles']:,}); "
-        f"SCALE-Sim-compatible array cycles {t['scalesim_cycles']:,}",
-        f"  latency {t['latency_ms']:.3f} ms ({t['inferences_per_s']:.1f} inf/s), array utilization "
-        f"{t['array_utilization'] * 100:.1f}%, stalls {t['stall_cycles']:,} cycles, "
+        f"{_num(c['clock_mhz'], 'g')} MHz), precision {report.precision}",
+        f"  layers {t['layers']}, params {_num(t['params'], ',')} ({_num(t['model_size_mb'], '.2f')} MB), "
+        f"MACs {_num(t['macs'], ',')}",
+        f"  cycles {_num(t['cycles'], ',')} (array {_num(t['compute_cycles'], ',')} + vector "
+        f"{_num(t['vector_cycles'], ',')}); SCALE-Sim-compatible array cycles {_num(t['scalesim_cycles'], ',')}",
+        f"  latency {_num(t['latency_ms'], '.3f')} ms ({_num(t['inferences_per_s'], '.1f')} inf/s), array utilization "
+        f"{_num(util, '.1f')}%, stalls {_num(t['stall_cycles'], ',')} cycles, "
         f"{t['memory_bound_layers']} memory-bound layers",
-        f"  DRAM {t['dram_mb']:.2f} MB; energy {t['energy_mj']:.3f} mJ/inference ("
-        + ", ".join(f"{k} {v:.3f}" for k, v in t["energy_breakdown_mj"].items())
-        + f"); average power {t['avg_power_w']:.3f} W; {t['inferences_per_j']:.1f} inferences/J",
-    ])
+        f"  DRAM {_num(t['dram_mb'], '.2f')} MB; energy {_num(t['energy_mj'], '.3f')} mJ/inference ("
+        + ", ".join(f"{k} {_num(v, '.3f')}" for k, v in t["energy_breakdown_mj"].items())
+        + f"); average power {_num(t['avg_power_w'], '.3f')} W; {_num(t['inferences_per_j'], '.1f')} inferences/J",
+    ]
+    if d.get("not_computed"):
+        nc = list(d["not_computed"].items())
+        lines.append(f"  not computed ({len(nc)}): " + "; ".join(f"{k}: {v}" for k, v in nc[:3])
+                     + (" ..." if len(nc) > 3 else ""))
+    return "\n".join(lines)
 
 
 def compare_dict(base: RunReport, target: RunReport) -> dict:
     """Both runs' totals and the ratios baseline/target (or target/baseline where higher is better)."""
     ratios = {}
+    bt, tt = checked(base.totals), checked(target.totals)
     for _, key, _, higher_better in COMPARE_ROWS:
-        b, t = base.totals[key], target.totals[key]
+        b, t = bt[key], tt[key]
         num, den = (t, b) if higher_better else (b, t)
-        ratios[key] = num / den if den else None
+        ratios[key] = num / den if num is not None and den else None
     return {"model": base.model, "hw": base.hw, "baseline": base.precision, "target": target.precision,
-            "baseline_totals": base.totals, "target_totals": target.totals, "ratios": ratios,
+            "baseline_totals": bt, "target_totals": tt, "ratios": ratios,
             "ratio_meaning": "improvement factor of target over baseline (>1 = better): baseline/target for "
                              "costs, target/baseline for throughput, inferences/J and utilization"}
 
@@ -88,7 +155,7 @@ def format_compare(base: RunReport, target: RunReport) -> str:
     rows = [["metric", base.precision, target.precision, "improvement"]]
     for label, key, fmt, _ in COMPARE_ROWS:
         r = d["ratios"][key]
-        rows.append([label, fmt.format(base.totals[key]), fmt.format(target.totals[key]),
+        rows.append([label, _cell(fmt, d["baseline_totals"][key]), _cell(fmt, d["target_totals"][key]),
                      "-" if r is None else f"{r:.2f}x"])
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
@@ -99,13 +166,22 @@ def format_compare(base: RunReport, target: RunReport) -> str:
     return head + "\n" + "\n".join(lines)
 
 
-def to_json(report: RunReport) -> str:
-    return json.dumps(report.to_dict(), indent=1)
+def to_json(report: RunReport, extra: dict | None = None) -> str:
+    """The report (plus ``extra`` top-level entries, e.g. the accuracy block, checked for finiteness only)."""
+    d = checked(report.to_dict())
+    if extra:
+        more = checked(extra, nonneg=False)
+        d = {**d, **{k: v for k, v in more.items() if k != "not_computed"},
+             "not_computed": {**d.get("not_computed", {}), **more.get("not_computed", {})}}
+        if not d["not_computed"]:
+            del d["not_computed"]
+    return json.dumps(d, indent=1, allow_nan=False)
 
 
 def to_csv(report: RunReport) -> str:
     buf = io.StringIO()
-    rows = [c.to_dict() for c in report.layers]
+    rows = [{k: v for k, v in row.items() if not isinstance(v, (dict, list))}   # per-level records: JSON only
+            for row in checked(report.to_dict())["layers"]]
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["name"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -159,3 +235,21 @@ def format_accuracy(result: dict) -> str:
         ovf = sum(v["acc_overflows"] for v in result["layers"].values())
         lines.append(f"  accumulator overflows: {ovf}")
     return "\n".join(lines)
+
+
+def format_breakdown(report: RunReport) -> str:
+    """Per memory level (PEs outwards) and operand: bytes read and written, energy and stall cycles."""
+    levels = checked(report.to_dict())["totals"]["memory_levels"]
+    head = f"{'memory level':16} {'operand':8} {'read MB':>11} {'write MB':>11} {'energy mJ':>11} {'stall cycles':>14}"
+    lines = [head, "-" * len(head)]
+    for name, lv in levels.items():
+        ops = list(lv["operands"].items()) or [("-", {"read_bytes": 0, "write_bytes": 0})]
+        for i, (op, t) in enumerate(ops):
+            tail = (f" {_num(lv['energy_mj'], '11.4f')} {_num(lv['stall_cycles'], '14,')}" if i == 0 else "")
+            lines.append(f"{name if i == 0 else '':16} {op:8} {_num(_mb(t['read_bytes']), '11.3f')} "
+                         f"{_num(_mb(t['write_bytes']), '11.3f')}{tail}")
+    return "\n".join(lines)
+
+
+def _mb(value):
+    return None if value is None else value / 1e6

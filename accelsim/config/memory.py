@@ -26,8 +26,9 @@ of S KiB (read = write) and ``dram_pj_per_byte``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Mapping
 
 from .fields import Reader
 
@@ -60,14 +61,17 @@ class MemoryLevel:
     write_pj_per_byte: float
     bytes_per_cycle: float | None = None   # None: never the bottleneck
     gbps: float | None = None              # alternative to bytes_per_cycle (converted with the clock)
+    per_pe: bool = field(init=False, compare=False, repr=False)    # from LEVEL_KINDS
+    is_dram: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "per_pe", LEVEL_KINDS[self.kind].per_pe)
+        object.__setattr__(self, "is_dram", LEVEL_KINDS[self.kind].size_key is None)
 
     @property
-    def per_pe(self) -> bool:
-        return LEVEL_KINDS[self.kind].per_pe
-
-    @property
-    def is_dram(self) -> bool:
-        return LEVEL_KINDS[self.kind].size_key is None
+    def category(self) -> str:
+        """register | sram | dram: where its energy is reported (every on-chip non-register level is 'sram')."""
+        return "register" if self.per_pe else "dram" if self.is_dram else "sram"
 
     def bandwidth(self, clock_mhz: float) -> float:
         """Bytes per array cycle (math.inf when unbounded)."""
@@ -81,6 +85,18 @@ class MemoryConfig:
     levels: tuple[MemoryLevel, ...]
     double_buffer: bool
     strided_gather: bool = False
+    #: per operand, the register levels and the on-chip buffer levels serving it (PEs outwards)
+    registers: Mapping[str, tuple[MemoryLevel, ...]] = field(init=False, compare=False, repr=False)
+    buffers: Mapping[str, tuple[MemoryLevel, ...]] = field(init=False, compare=False, repr=False)
+    by_name: Mapping[str, MemoryLevel] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self):
+        serving = {op: tuple(lv for lv in self.levels if op in lv.operands) for op in OPERANDS}
+        object.__setattr__(self, "registers", MappingProxyType({op: tuple(lv for lv in ch if lv.per_pe)
+                                                                for op, ch in serving.items()}))
+        object.__setattr__(self, "buffers", MappingProxyType({op: tuple(lv for lv in ch if not lv.per_pe and not lv.is_dram)
+                                                              for op, ch in serving.items()}))
+        object.__setattr__(self, "by_name", MappingProxyType({lv.name: lv for lv in self.levels}))
 
     @property
     def dram(self) -> MemoryLevel:

@@ -31,7 +31,7 @@ product wraps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
@@ -49,15 +49,13 @@ class DataflowSpec:
     cols: str
     time: str
     source: str = ""
+    #: the operand held in the PEs: the one that does not span the time dimension
+    stationary: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self):
         if sorted((self.rows, self.cols, self.time)) != sorted(GEMM_DIMS):
             raise ValueError(f"dataflow {self.name}: rows/cols/time must be a permutation of m, n, k")
-
-    @property
-    def stationary(self) -> str:
-        """The operand held in the PEs: the one that does not span the time dimension."""
-        return next(op for op, dims in OPERAND_DIMS.items() if self.time not in dims)
+        object.__setattr__(self, "stationary", next(op for op, dims in OPERAND_DIMS.items() if self.time not in dims))
 
     @property
     def preloads(self) -> bool:

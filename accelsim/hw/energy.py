@@ -36,7 +36,7 @@ def mac_energy_pj(hw: HWConfig, precision: Precision, macs_per_cycle: float) -> 
 
 def level_energy_pj(hw: HWConfig, traffic: Iterable[LevelTraffic]) -> dict[str, float]:
     """Energy of each memory level (pJ), keyed by level name, from its bytes read and written."""
-    levels = {lv.name: lv for lv in hw.memory.levels}
+    levels = hw.memory.by_name
     out = dict.fromkeys(levels, 0.0)
     for t in traffic:
         lv = levels[t.level]
@@ -46,10 +46,10 @@ def level_energy_pj(hw: HWConfig, traffic: Iterable[LevelTraffic]) -> dict[str, 
 
 def by_kind(hw: HWConfig, per_level: dict[str, float]) -> tuple[float, float, float]:
     """(register, sram, dram) energy from per-level energy."""
-    kinds = {lv.name: ("register" if lv.per_pe else "dram" if lv.is_dram else "sram") for lv in hw.memory.levels}
+    levels = hw.memory.by_name
     total = {"register": 0.0, "sram": 0.0, "dram": 0.0}
     for name, pj in per_level.items():
-        total[kinds[name]] += pj
+        total[levels[name].category] += pj
     return total["register"], total["sram"], total["dram"]
 
 

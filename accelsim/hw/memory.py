@@ -24,9 +24,10 @@ activation for attention matmuls) and O (``output``). ``cap(X)`` is the usable o
 * a register level: every MAC reads its operand (``MACs · elem``); a stationary operand is written once per
   delivery from the buffer (the SRAM words), a moving one once per MAC; an output register is read and
   written once per MAC at ``acc_bits`` (read-modify-write of the accumulator).
-* partial sums stay in the PEs when the output has a register level and the stationary operand's register
-  holds all ``k_folds`` of its elements (``size_bytes ≥ k_folds · elem``); otherwise each fold's partial sums
-  are written to and read back from the innermost buffer serving O: ``M·N·(k_folds − 1) · acc_bytes`` each way.
+* partial sums: a PE whose stationary register holds ``h = floor(size_bytes / elem)`` folds' elements and
+  that has an output register accumulates ``h`` row folds in place, so only ``groups = ceil(k_folds / h)``
+  groups hand partial sums on; without such registers every fold does (``groups = k_folds``). They are
+  written to and read back from the innermost buffer serving O: ``M·N·(groups − 1) · acc_bytes`` each way.
 * the innermost buffer of A/B is read for every SRAM word the array takes (SCALE-Sim's counts) and written by
   every fill from the level above; outer buffers pass fills inwards. Output: the innermost buffer is
   written with the final outputs (+ partial sums) and read for what goes outwards. Without any buffer, the
@@ -83,7 +84,7 @@ class GemmTensors:
 
 def capacity(mem: MemoryConfig, operand: str, pes: int) -> float:
     """Usable bytes for ``operand`` in the outermost on-chip level that serves it (0 if only DRAM does)."""
-    on_chip = [lv for lv in mem.serving(operand) if not lv.is_dram]
+    on_chip = mem.registers[operand] + mem.buffers[operand]
     return mem.usable_bytes(on_chip[-1], pes) if on_chip else 0.0
 
 
@@ -113,14 +114,14 @@ def dram_traffic(m: int, n: int, k: int, count: int, t: GemmTensors, rows: int, 
                        extra_a, extra_b)
 
 
-def psums_in_registers(mem: MemoryConfig, flow: DataflowSpec, k_folds: int, elem: dict[str, float]) -> bool:
-    """Partial sums never leave the PEs (module docstring): an output register level exists and the
-    stationary operand's register level holds all ``k_folds`` of its elements."""
-    if not flow.reduction_spatial or k_folds <= 1:
-        return True
-    regs = {op: [lv for lv in mem.serving(op) if lv.per_pe] for op in OPERANDS}
-    held = [lv for lv in regs[flow.stationary] if lv.size_bytes >= k_folds * elem[flow.stationary]]
-    return bool(regs["output"]) and bool(held)
+def psum_groups(mem: MemoryConfig, flow: DataflowSpec, k_folds: int, elem: dict[str, float]) -> int:
+    """Row folds whose partial sums leave the PEs (module docstring): ``ceil(k_folds / h)`` when the output
+    has a register level and the stationary operand's register holds ``h ≥ 1`` folds' elements, else
+    ``k_folds`` (every fold hands its partial sums to the buffer)."""
+    if not flow.reduction_spatial or k_folds <= 1 or not mem.registers["output"]:
+        return k_folds if flow.reduction_spatial else 1
+    held = max((int(lv.size_bytes // elem[flow.stationary]) for lv in mem.registers[flow.stationary]), default=0)
+    return math.ceil(k_folds / held) if held >= 1 else k_folds
 
 
 def level_traffic(mem: MemoryConfig, flow: DataflowSpec, macs: int, words: dict[str, int], psum_words: int,
@@ -130,10 +131,11 @@ def level_traffic(mem: MemoryConfig, flow: DataflowSpec, macs: int, words: dict[
     no on-chip buffer are fed from DRAM directly. ``words``: SCALE-Sim SRAM words per operand (input/weight
     reads); ``psum_words``: partial sums the row folds leave for each other."""
     elem = {"input": t.a_elem, "weight": t.b_elem, "output": t.acc_bytes}
-    psum_bytes = 0.0 if psums_in_registers(mem, flow, k_folds, elem) else psum_words * t.acc_bytes
+    groups = psum_groups(mem, flow, k_folds, elem)
+    psum_bytes = psum_words * t.acc_bytes * (groups - 1) / (k_folds - 1) if k_folds > 1 else 0.0
     demand = {"input": words["input"] * t.a_elem, "weight": words["weight"] * t.b_elem,
               "output": o_final_bytes + psum_bytes}
-    buffers = {op: [lv for lv in mem.serving(op) if not lv.per_pe and not lv.is_dram] for op in OPERANDS}
+    buffers = mem.buffers
     io = {"input": dram.input, "weight": dram.weight, "output": dram.output, "psum": dram.psum}
     for op in ("input", "weight"):
         if not buffers[op] and (op == "weight" and t.read_b or op == "input" and t.read_a):
@@ -142,7 +144,7 @@ def level_traffic(mem: MemoryConfig, flow: DataflowSpec, macs: int, words: dict[
         io["psum"] += math.ceil(2 * psum_bytes)
     out: list[LevelTraffic] = []
     for op in OPERANDS:
-        out += [_register(lv, op, macs, elem[op], words, flow) for lv in mem.serving(op) if lv.per_pe]
+        out += [_register(lv, op, macs, elem[op], words, flow) for lv in mem.registers[op]]
         for i, lv in enumerate(buffers[op]):
             inner = demand[op] if i == 0 else io[op]
             if op == "output":

@@ -65,9 +65,17 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     m, n, k = (np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k"))
     rate = np.array([macs_per_pe_cycle(hw.pe, precs[i], works[i].gemm.b_is_weight) for i in idx], dtype=float)
     a = hw.array
-    compat = fold_timing(m, n, k, a.rows, a.cols, a.dataflow)
-    own = timing.fold_timing(m, n, np.ceil(k / rate - 1e-9).astype(np.int64), hw)
-    return {i: (compat, own, j, float(rate[j])) for j, i in enumerate(idx)}
+    compat = _rows(fold_timing(m, n, k, a.rows, a.cols, a.dataflow))
+    own = _rows(timing.fold_timing(m, n, np.ceil(k / rate - 1e-9).astype(np.int64), hw))
+    return {i: (compat[j], own[j], float(rate[j])) for j, i in enumerate(idx)}
+
+
+def _rows(t: FoldTiming) -> list[dict]:
+    """One dict of Python numbers per GEMM (cheap to index per layer)."""
+    names = ("row_folds", "col_folds", "cycles_per_fold", "cycles", "scalesim_cycles", "utilization",
+             "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")
+    cols = [np.asarray(getattr(t, name)).tolist() for name in names]
+    return [dict(zip(names, vals)) for vals in zip(*cols)]
 
 
 def _tensor_bytes(model: Model, precs: list[Precision]) -> dict[str, float]:
@@ -143,7 +151,8 @@ def _gemm_tensors(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool,
     layer, g = w.layer, w.gemm
     a_b = sizes[layer.inputs[0]]
     foot = OPS[layer.op].footprint
-    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * p.act_bytes if foot else a_b
+    gather = foot is not None and hw.memory.strided_gather
+    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * p.act_bytes if gather else a_b
     b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
     b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
     read_b = g.b_is_weight or reads[layer.inputs[1]]
@@ -166,21 +175,22 @@ def _busy_with_levels(busy: int, levels: list[LevelTraffic], hw: HWConfig) -> tu
 
 
 def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool, hw: HWConfig) -> LayerCost:
-    compat, own, j, rate = t
+    compat, own, rate = t
     layer, g, c, mem, flow = w.layer, w.gemm, w.gemm.count, hw.memory, hw.array.dataflow
     rows, cols = hw.array.rows, hw.array.cols
     tensors = _gemm_tensors(w, p, sizes, reads, sink, write_o, hw)
     caps = {op: capacity(mem, op, rows * cols) for op in OPERANDS}
     dram = dram_traffic(g.m, g.n, g.k, c, tensors, rows, cols, flow, caps, mem.strided_gather)
-    words = [int(x[j]) * c for x in (compat.sram_ifmap_reads, compat.sram_filter_reads, compat.sram_ofmap_writes)]
+    words = [compat[x] * c for x in ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")]
     psum_words = max(0, words[2] - g.m * g.n * c) if flow.reduction_spatial else 0
     levels, dram = level_traffic(mem, flow, g.macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
                                  dram, sizes[sink], math.ceil(g.k / rows))
-    busy = int(own.cycles[j]) * c
+    busy = own["cycles"] * c
     floor, stalls = _busy_with_levels(busy, levels, hw)
     bw = mem.dram.bandwidth(hw.clock_mhz)
-    shape = FoldShape(int(own.row_folds[j]), int(own.col_folds[j]), c, float(own.cycles_per_fold[j]) * floor / busy,
-                      float(own.cycles[j] - own.folds[j] * own.cycles_per_fold[j]) * floor / busy)
+    folds = own["row_folds"] * own["col_folds"]
+    shape = FoldShape(own["row_folds"], own["col_folds"], c, own["cycles_per_fold"] * floor / busy,
+                      (own["cycles"] - folds * own["cycles_per_fold"]) * floor / busy)
     loads = {"input": dram.input - dram.input_extra, "weight": dram.weight - dram.weight_extra}
     extra = dram.input_extra + dram.weight_extra + dram.psum
     fold_cycles, first, last = fold_schedule(shape, flow, loads, extra, dram.output, bw, hw.timing.load_store_phases)
@@ -195,9 +205,9 @@ def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool,
         stalls[mem.dram.name] = cycles - floor
     by_level = E.level_energy_pj(hw, levels)
     reg, sram, dram_pj = E.by_kind(hw, by_level)
-    timing = Timing(int(own.folds[j]) * c, rate, busy, int(compat.scalesim_cycles[j]) * c, 0, memory, cycles,
-                    cycles - busy, "memory" if max(memory, floor) > busy else "compute",
-                    float(compat.utilization[j]), float(compat.mapping_efficiency[j]), stalls)
+    timing = Timing(folds * c, rate, busy, compat["scalesim_cycles"] * c, 0, memory, cycles, cycles - busy,
+                    "memory" if max(memory, floor) > busy else "compute", compat["utilization"],
+                    compat["mapping_efficiency"], stalls)
     traffic = Traffic(*words, dram.input, dram.weight, dram.output, dram.psum, tuple(levels))
     energy = Energy(g.macs * E.mac_energy_pj(hw, p, rate), reg, sram, dram_pj, 0.0, E.static_pj(hw, cycles), by_level)
     return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, g.m, g.n, g.k, c, g.macs, layer.params,
@@ -224,7 +234,7 @@ def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfi
     for op, (reads, writes, dram_writes) in moved.items():
         if not (reads or writes):
             continue
-        buffers = [lv for lv in mem.serving(op if op != "weight" else "input") if not lv.per_pe and not lv.is_dram]
+        buffers = mem.buffers[op if op != "weight" else "input"]
         if buffers:
             levels.append(LevelTraffic(buffers[0].name, op, reads, writes))
         dram = writes if op != "output" else 0.0

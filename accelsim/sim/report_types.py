@@ -135,26 +135,27 @@ class RunReport:
 
 
 def totals(layers, hw: HWConfig, model: Model, precs) -> dict:
-    cycles = sum(c.cycles for c in layers)
-    compute = sum(c.compute_cycles for c in layers)
+    tim = [c.timing for c in layers]
+    cycles = sum(t.cycles for t in tim)
+    compute = sum(t.compute_cycles for t in tim)
     macs = sum(c.macs for c in layers)
     size = 0.0
     for layer, p in zip(model.layers, precs):   # norm parameters and biases stay 32-bit in a quantized model
         wide = OPS[layer.op].wide_params(layer.attrs, list(layer.in_shapes))
         size += (layer.params - wide) * p.weight_bytes + wide * (4 if not p.is_float else p.weight_bytes)
     seconds = cycles / (hw.clock_mhz * 1e6)
-    slots = sum(c.compute_cycles * c.macs_per_pe_cycle for c in layers) * hw.array.rows * hw.array.cols
-    energy = {k: sum(getattr(c, f"energy_{k}_pj") for c in layers)
-              for k in ("mac", "register", "sram", "dram", "vector", "static")}
+    slots = sum(t.compute_cycles * t.macs_per_pe_cycle for t in tim) * hw.array.rows * hw.array.cols
+    energies = [c.energy for c in layers]
+    energy = {k: sum(getattr(e, f"{k}_pj") for e in energies) for k in ("mac", "register", "sram", "dram", "vector", "static")}
     energy_pj = sum(energy.values())
     return {
         "layers": len(layers), "macs": macs, "params": sum(c.params for c in layers), "model_size_mb": size / 1e6,
-        "cycles": cycles, "compute_cycles": compute, "vector_cycles": sum(c.vector_cycles for c in layers),
-        "stall_cycles": sum(c.stall_cycles for c in layers), "scalesim_cycles": sum(c.scalesim_cycles for c in layers),
-        "memory_bound_layers": sum(c.bound == "memory" for c in layers),
+        "cycles": cycles, "compute_cycles": compute, "vector_cycles": sum(t.vector_cycles for t in tim),
+        "stall_cycles": sum(t.stall_cycles for t in tim), "scalesim_cycles": sum(t.scalesim_cycles for t in tim),
+        "memory_bound_layers": sum(t.bound == "memory" for t in tim),
         "latency_ms": seconds * 1e3, "inferences_per_s": 1 / seconds if seconds else 0.0,
         "array_utilization": macs / slots if slots else 0.0,
-        "dram_mb": sum(c.dram_bytes for c in layers) / 1e6,
+        "dram_mb": sum(c.traffic.dram_bytes for c in layers) / 1e6,
         "energy_mj": energy_pj * 1e-9, "energy_breakdown_mj": {k: v * 1e-9 for k, v in energy.items()},
         "avg_power_w": energy_pj * 1e-12 / seconds if seconds else 0.0,
         "inferences_per_j": 1 / (energy_pj * 1e-12) if energy_pj else 0.0,

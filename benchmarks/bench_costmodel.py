@@ -2,7 +2,8 @@
 
 Prints, per dataflow, accelsim's compute time for the whole network (best of N after warm-up, topology
 already parsed) and the ratio to SCALE-Sim 3.0.0's recorded wall time (the recorded WS run in
-shared/reference; the README/REFERENCE range for the others), then the CLI end to end (fresh process).
+shared/reference; the README/REFERENCE range for the others), the bundled 175-layer ResNet-50 YAML on the
+bundled hw configs, then the CLI end to end (fresh process).
 
     python benchmarks/bench_costmodel.py [--repeat 20]
 """
@@ -56,6 +57,13 @@ def main() -> None:
             match, ss = "n/a (no recorded run)", f"{SCALESIM_RANGE_S[0]:.0f}-{SCALESIM_RANGE_S[1]:.0f}"
             ratio = f"{SCALESIM_RANGE_S[0] / seconds:,.0f}x+"
         print(f"{flow:8} {seconds * 1e3:12.2f} {ss:>14} {ratio:>16}  {match}")
+    yaml_model = load_model("resnet50")
+    for hw_name in ("edge", "server", "zigzag_tpu_like"):
+        hw = load_hw(hw_name)
+        seconds = best_time(lambda: simulate(yaml_model, hw), args.repeat)
+        print(f"models/resnet50.yaml ({len(yaml_model.layers)} layers incl. vector work) on {hw_name}: "
+              f"{seconds * 1e3:.2f} ms (timing options: {hw.timing.dram_overlap} overlap, "
+              f"double-buffered stationary {hw.timing.stationary_double_buffer}, {len(hw.memory.levels)} memory levels)")
     cmd = [sys.executable, "-m", "accelsim.cli", "run", str(topo), "--hw", "scalesim_32x32", "--quiet"]
     walls = []
     for _ in range(3):

@@ -229,3 +229,15 @@ def test_report_json_has_levels_and_totals_per_level():
     assert lv["dram"]["operands"]["weight"]["read_bytes"] == layer["dram_filter_bytes"]
     assert np.isclose(sum(v["energy_mj"] for v in lv.values()),
                       (layer["energy_register_pj"] + layer["energy_sram_pj"] + layer["energy_dram_pj"]) * 1e-9)
+
+
+def test_cli_breakdown_prints_every_level(capsys, tmp_path):
+    from accelsim.cli import main
+    out = tmp_path / "r.csv"
+    assert main(["run", "resnet50", "--hw", "zigzag_tpu_like", "--quiet", "--breakdown", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("memory level"))
+    assert [line.split()[0] for line in lines[start + 2:] if line[:1] != " "] == ["rf_128B", "rf_2B", "sram_2MB", "dram"]
+    header = out.read_text().splitlines()[0].split(",")
+    assert "levels" not in header and "cycles" in header          # per-level records are JSON-only

@@ -241,3 +241,10 @@ def test_cli_breakdown_prints_every_level(capsys, tmp_path):
     assert [line.split()[0] for line in lines[start + 2:] if line[:1] != " "] == ["rf_128B", "rf_2B", "sram_2MB", "dram"]
     header = out.read_text().splitlines()[0].split(",")
     assert "levels" not in header and "cycles" in header          # per-level records are JSON-only
+
+
+def test_set_addresses_a_memory_level_by_name():
+    hw = load_hw("zigzag_tpu_like", ["memory.sram_2MB.size_kib=1024", "memory.levels.dram.bytes_per_cycle=16"])
+    assert hw.memory.by_name["sram_2MB"].size_bytes == 1024 * 1024 and hw.memory.dram.bytes_per_cycle == 16
+    with pytest.raises(ConfigError, match="no memory level named 'l9' \\(levels: rf_128B, rf_2B, sram_2MB, dram\\)"):
+        load_hw("zigzag_tpu_like", ["memory.levels.l9.size_kib=1"])

@@ -181,7 +181,8 @@ def _parse_override(item: str) -> tuple[list[str], object]:
 
 
 def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
-    """Return a copy of ``data`` with each ``a.b.c=value`` applied (value parsed as YAML)."""
+    """Return a copy of ``data`` with each ``a.b.c=value`` applied (value parsed as YAML). A memory level is
+    addressed by its name: ``memory.sram_2MB.size_kib=1024`` (or ``memory.levels.sram_2MB.size_kib``)."""
     overrides = list(overrides)
     if not isinstance(data, dict):  # reported by validation as "expected a mapping"
         return data
@@ -190,11 +191,32 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
         keys, value = _parse_override(item)
         node = data
         for i, key in enumerate(keys[:-1]):
-            if not isinstance(node.get(key, {}), dict):
+            level = _named_level(node, key)
+            if level is not None:
+                node = level
+                continue
+            if isinstance(node, list):
+                names = ", ".join(str(x.get("name")) for x in node if isinstance(x, dict))
+                raise ConfigError([f"--set {short(item)!r}: no memory level named {short(key)!r} (levels: {short(names)})"])
+            if isinstance(node, dict) and isinstance(node.get(key), list) and key == "levels":
+                node = node[key]
+                continue
+            if not isinstance(node, dict) or not isinstance(node.get(key, {}), dict):
                 raise ConfigError([f"--set {short(item)!r}: hw.{short('.'.join(keys[:i + 1]))} is not a section"])
             node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError([f"--set {short(item)!r}: expected memory.levels.<level name>.<field>"])
         node[keys[-1]] = value
     return data
+
+
+def _named_level(node, key: str):
+    """A memory level addressed by name: ``memory.<name>`` or ``memory.levels.<name>`` (else None)."""
+    items = node if isinstance(node, list) else node.get("levels") if key not in node else None
+    if not isinstance(items, list):
+        return None
+    named = [x for x in items if isinstance(x, dict) and x.get("name") == key]
+    return named[0] if named else None
 
 
 def load_hw(spec: str | Path, overrides: Iterable[str] = ()) -> HWConfig:

@@ -1,0 +1,224 @@
+"""Cycle-level emulation of GEMMs on the systolic array (:mod:`accelsim.kernels.systolic`), and its use as a
+timing strategy of the cost model.
+
+:func:`systolic_gemm` runs ``acc = A @ B (+ bias)`` on an R × C array with one dataflow of
+:data:`accelsim.hw.dataflow.DATAFLOWS`: A (m×k) and B (k×n) are integer operands with the zero points already
+subtracted (|v| < 2¹⁵), ``macs_per_cycle`` = f packs f consecutive k into one PE register (Bit Fusion; the
+array then sees ``K' = ceil(K / f)``), the accumulator has ``acc_bits`` and wraps or saturates. The operand
+roles on the array come from the dataflow row alone (:func:`roles`):
+
+    operand spanning (rows dim, time dim) → H (enters left, moves right)
+    operand spanning (cols dim, time dim) → V (enters top, moves down)
+    operand spanning (rows dim, cols dim) → S (stationary)
+
+Results (:class:`ArrayRun`): the accumulator matrix and overflow counts, equal to
+:func:`accelsim.kernels.igemm.gemm_checked`'s (same step order), and the measured cycles and SRAM words:
+
+* ``cycles`` = Σ over folds of the cycles each fold ran (preload, then until its last MAC) — equals the
+  closed form ``folds · (P + R + C + T − 2)`` of :func:`accelsim.hw.dataflow.fold_timing` on ``(m, n, K')``;
+* ``scalesim_cycles = cycles − 1``: SCALE-Sim 3.0.0 reports the index of the last cycle (its ``Total
+  Cycles``), which is what the report's match flag compares;
+* SRAM words: each real (unpadded) element that enters an edge or is preloaded is one read, each partial sum
+  or drained accumulator leaving the array one write; ``sram_ofmap_writes_scalesim`` adds SCALE-Sim's
+  over-count of ``R + C`` per fold for a stationary output (its ``ofmap_writes += rows + cols`` per fold).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+from ..errors import MappingError
+from ..hw.dataflow import GEMM_DIMS, OPERAND_DIMS, DataflowSpec, FoldTiming
+from ..kernels import systolic as _k
+
+OPERANDS = ("input", "weight", "output")
+ROLE_NAMES = ("H", "V", "S")
+I16 = (1 << 15) - 1
+
+
+def roles(flow: DataflowSpec) -> dict[str, int]:
+    """Operand → role (``ROLE_H``/``ROLE_V``/``ROLE_S``) from the dataflow's rows/cols/time dimensions."""
+    want = {_k.ROLE_H: {flow.rows, flow.time}, _k.ROLE_V: {flow.cols, flow.time}, _k.ROLE_S: {flow.rows, flow.cols}}
+    return {op: next(r for r, dims in want.items() if set(OPERAND_DIMS[op]) == dims) for op in OPERANDS}
+
+
+def _role_dims(flow: DataflowSpec, role: int) -> tuple[str, str]:
+    return ((flow.rows, flow.time), (flow.cols, flow.time), (flow.rows, flow.cols))[role]
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayRun:
+    """One GEMM through the array (module docstring). Per-fold counters are (folds,) int64 arrays, fold
+    ``fr · col_folds + fc``."""
+    acc: np.ndarray                 # (m, n) int64: the accumulator registers after the bias step
+    overflow_events: int            # accumulation steps whose exact sum left the acc_bits range
+    overflow_outputs: int           # outputs with at least one such step
+    rows: int
+    cols: int
+    dataflow: DataflowSpec
+    macs_per_cycle: int
+    row_folds: int
+    col_folds: int
+    temporal: int
+    fold_cycles: np.ndarray
+    fold_busy: np.ndarray           # PE-cycles on real (unpadded) operands: m·n·K' summed over folds
+    fold_reads: MappingProxyType    # operand → (folds,) SRAM words read
+    fold_writes: np.ndarray         # output words written
+    psum_reads: int                 # partial sums re-entering the array (K split over folds)
+
+    @property
+    def cycles(self) -> int:
+        return int(self.fold_cycles.sum())
+
+    @property
+    def scalesim_cycles(self) -> int:
+        return self.cycles - 1
+
+    @property
+    def folds(self) -> int:
+        return self.row_folds * self.col_folds
+
+    @property
+    def sram_ifmap_reads(self) -> int:
+        return int(self.fold_reads["input"].sum())
+
+    @property
+    def sram_filter_reads(self) -> int:
+        return int(self.fold_reads["weight"].sum())
+
+    @property
+    def sram_ofmap_writes(self) -> int:
+        return int(self.fold_writes.sum())
+
+    @property
+    def sram_ofmap_writes_scalesim(self) -> int:
+        stationary = roles(self.dataflow)["output"] == _k.ROLE_S
+        return self.sram_ofmap_writes + (self.folds * (self.rows + self.cols) if stationary else 0)
+
+    @property
+    def pe_cycles(self) -> int:
+        """PE-cycles the array stepped through (R · C per cycle)."""
+        return self.cycles * self.rows * self.cols
+
+
+def _int_matrix(x, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2 or x.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected a 2-D integer array, got {x.dtype} with shape {x.shape}")
+    if x.size and (int(x.min()) < -I16 or int(x.max()) > I16):
+        raise ValueError(f"{name}: values must lie in [-{I16}, {I16}] (zero point subtracted)")
+    return x
+
+
+def _role_layout(x: np.ndarray, dims: tuple[str, str], want: tuple[str, str], kp: int, f: int) -> np.ndarray:
+    """``x`` with axes ``dims`` as int16 (f, want[0], want[1]); k padded to ``kp · f`` and split into (k', lane)."""
+    axes = list(dims)
+    if "k" in dims:
+        ax = dims.index("k")
+        pad = [(0, 0), (0, 0)]
+        pad[ax] = (0, kp * f - x.shape[ax])
+        x = np.pad(x, pad)
+        shape = list(x.shape)
+        shape[ax:ax + 1] = [kp, f]
+        x = x.reshape(shape)
+        axes[ax:ax + 1] = ["k", "u"]
+    else:
+        x = x[..., None]
+        axes.append("u")
+    return np.ascontiguousarray(x.transpose([axes.index(a) for a in ("u",) + tuple(want)]), dtype=np.int16)
+
+
+def _mode(a, b, bias, k: int, acc_bits: int, overflow: str):
+    """(kernel mode, accumulator dtype): exact when no partial sum can leave the ``acc_bits`` range."""
+    amax = int(np.abs(a).max()) if a.size else 0
+    bmax = int(np.abs(b).max()) if b.size else 0
+    bound = k * amax * bmax + (int(np.abs(bias).max()) if bias.size else 0)
+    if bound <= (1 << (acc_bits - 1)) - 1:
+        return _k.MODE_EXACT, (np.int32 if bound <= (1 << 31) - 1 else np.int64)
+    return (_k.MODE_SAT if overflow == "saturate" else _k.MODE_WRAP), np.int64
+
+
+def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, macs_per_cycle: int = 1,
+                  acc_bits: int = 32, overflow: str = "wrap", trace_cycles: int = 0):
+    """Run ``A (m×k) @ B (k×n) (+ bias (n,))`` through an R × C array (module docstring) → :class:`ArrayRun`;
+    with ``trace_cycles > 0`` also ``(run, trace)``, the edge addresses of the first cycles
+    (:func:`accelsim.kernels.systolic.run_array_traced`)."""
+    a, b = _int_matrix(a, "a"), _int_matrix(b, "b")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"a {a.shape} @ b {b.shape}: inner dimensions differ")
+    m, k = a.shape
+    n = b.shape[1]
+    if min(m, n, k) < 1:
+        raise MappingError(f"empty GEMM {m}x{k} @ {k}x{n}: nothing to run on the array")
+    for name, v in (("rows", rows), ("cols", cols), ("macs_per_cycle", macs_per_cycle)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, (int, np.integer)) or not 8 <= acc_bits <= 64:
+        raise ValueError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
+    if overflow not in ("wrap", "saturate"):
+        raise ValueError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}")
+    bias = np.zeros(n, np.int64) if bias is None else np.asarray(bias).astype(np.int64).reshape(-1)
+    if bias.shape != (n,):
+        raise ValueError(f"bias: expected shape ({n},), got {bias.shape}")
+    f = int(macs_per_cycle)
+    kp = -(-k // f)
+    dims = {"m": m, "n": n, "k": kp}
+    role = roles(flow)
+    mode, acc_dtype = _mode(a, b, bias, k, int(acc_bits), overflow)
+    src = {r: np.zeros((1, 1, 1), np.int16) for r in range(3)}
+    for op, x in (("input", a), ("weight", b)):
+        src[role[op]] = _role_layout(x, OPERAND_DIMS[op], _role_dims(flow, role[op]), kp, f)
+    out_dims = _role_dims(flow, role["output"])
+    acc = np.zeros((dims[out_dims[0]], dims[out_dims[1]]), dtype=acc_dtype)
+    ovf = np.zeros(acc.shape, dtype=np.int64)
+    d_rows, d_cols, t_len = dims[flow.rows], dims[flow.cols], dims[flow.time]
+    fr_n, fc_n = -(-d_rows // rows), -(-d_cols // cols)
+    cnt = np.zeros((fr_n * fc_n, _k.N_COUNTERS), dtype=np.int64)
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    args = (src[0], src[1], src[2], acc, ovf, role["output"])
+    shape = (int(rows), int(cols), d_rows, d_cols, t_len, f, mode, int(acc_bits), lo, hi, cnt)
+    trace = None
+    if trace_cycles > 0:
+        order = np.array([(fr, fc) for fc in range(fc_n) for fr in range(fr_n)], dtype=np.int64).reshape(-1, 2)
+        tr = np.full((int(trace_cycles), 4, max(rows, cols)), -1, dtype=np.int64)
+        starts = _k.run_array_traced(*args, *shape, order, tr)
+        trace = (tr, order, starts)
+    else:
+        red = 0 if flow.rows == "k" else 1 if flow.cols == "k" else 2
+        _k.run_array(*args, red, *shape)
+    out = acc if out_dims == ("m", "n") else acc.T
+    out = np.ascontiguousarray(out, dtype=np.int64)
+    ovf_mn = np.ascontiguousarray(ovf if out_dims == ("m", "n") else ovf.T)
+    _k.add_bias(out, ovf_mn, bias, mode, int(acc_bits), lo, hi)
+    reads = {op: cnt[:, _k.READ_H + role[op]].copy() for op in ("input", "weight")}
+    run = ArrayRun(out, int(ovf_mn.sum()), int(np.count_nonzero(ovf_mn)), int(rows), int(cols), flow, f,
+                   fr_n, fc_n, t_len, cnt[:, _k.CYCLES].copy(), cnt[:, _k.BUSY].copy(), MappingProxyType(reads),
+                   cnt[:, _k.WRITES].copy(), int(cnt[:, _k.PSUM_READS].sum()))
+    return run if trace is None else (run, trace)
+
+
+def as_fold_timing(runs: list[ArrayRun], m, n, k) -> FoldTiming:
+    """Measured :class:`~accelsim.hw.dataflow.FoldTiming` of a batch of runs (one per GEMM; m, n, k = the GEMM
+    dims the array saw, for utilization and mapping efficiency)."""
+    i64 = lambda xs: np.array(xs, dtype=np.int64)  # noqa: E731
+    m, n, k = (np.asarray(x, dtype=np.int64) for x in (m, n, k))
+    rows = np.array([r.rows for r in runs], dtype=np.int64)
+    cols = np.array([r.cols for r in runs], dtype=np.int64)
+    folds = i64([r.folds for r in runs])
+    cycles = i64([r.cycles for r in runs])
+    scalesim = cycles - 1
+    spatial = i64([_spatial(r, mm, nn, kk) for r, mm, nn, kk in zip(runs, m, n, k)])
+    util = (m * n * k).astype(np.float64) / (np.maximum(scalesim, 1) * rows * cols)
+    return FoldTiming(i64([r.row_folds for r in runs]), i64([r.col_folds for r in runs]), i64([r.temporal for r in runs]),
+                      cycles // np.maximum(folds, 1), cycles, scalesim, util,
+                      spatial.astype(np.float64) / (folds * rows * cols),
+                      i64([r.sram_ifmap_reads for r in runs]), i64([r.sram_filter_reads for r in runs]),
+                      i64([r.sram_ofmap_writes_scalesim for r in runs]))
+
+
+def _spatial(r: ArrayRun, m, n, k) -> int:
+    flow = r.dataflow
+    dims = dict(zip(GEMM_DIMS, (int(m), int(n), int(k))))
+    return dims[flow.rows] * dims[flow.cols]

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, sweep_cli
 from .config.loader import is_dir, load_hw, load_model
 from .errors import AccelsimError, ConfigError, one_line, short
 from .report import (compare_dict, format_breakdown, format_accuracy, format_compare, format_table, format_totals, json_text, to_csv,
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hw field")
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
+    sweep_cli.add_parser(sub)
     return parser
 
 
@@ -215,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print("accelsim: error: no command given: expected run, eval or compare (see accelsim --help)",
+        print("accelsim: error: no command given: expected run, eval, compare or sweep (see accelsim --help)",
               file=sys.stderr)
         return 2
     try:
-        return {"compare": _compare, "eval": _eval, "run": _run}[args.command](args)
+        return {"compare": _compare, "eval": _eval, "run": _run, "sweep": sweep_cli.run}[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {one_line(exc)}", file=sys.stderr)
         return 2

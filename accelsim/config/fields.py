@@ -27,6 +27,8 @@ import math
 import numbers
 from typing import Any, Iterable
 
+import numpy as np
+
 from ..errors import short
 
 MAX_INT = 1 << 31
@@ -100,6 +102,8 @@ class Reader:
             return placeholder
         if value is None and default is None:
             return None
+        if isinstance(value, np.ndarray):     # a sweep's values for this field, one per configuration
+            return self._numbers(key, value, kind, strict, expected, low, high)
         ok_type = isinstance(value, numbers.Integral if kind is int else (numbers.Integral, numbers.Real))
         if isinstance(value, bool) or not ok_type or value != value or (strict and value <= 0) or value < 0:
             self.bad(key, expected, value)
@@ -109,6 +113,18 @@ class Reader:
             self.bad(key, f"{expected} {rule}", value)
             return placeholder
         return int(value) if kind is int else float(value)
+
+    def _numbers(self, key, values: np.ndarray, kind, strict: bool, expected: str, low, high):
+        """An array of values for one field (a design-space sweep): every element obeys the rules of
+        :meth:`_number`; the first one that does not is reported."""
+        probe = Reader({key: None}, self.path, self.problems)
+        for v in np.unique(values).tolist():
+            probe.data[key] = v
+            before = len(self.problems)
+            probe._number(key, MISSING, kind, strict, expected, low, high)
+            if len(self.problems) > before:
+                return np.full(values.shape, 1 if kind is int else 1.0)
+        return values.astype(np.int64 if kind is int else np.float64)
 
     def pos_int(self, key: str, default: Any = MISSING, maximum: int = MAX_INT) -> int:
         return self._number(key, default, int, True, "a positive integer", 1, maximum)

@@ -102,6 +102,15 @@ class VectorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AreaModel:
+    """First-order area (:mod:`accelsim.hw.area`): mm² per 8-bit PE and per KiB of SRAM at a reference node,
+    and ``node_scale`` = area at this chip's node / area at the reference node."""
+    pe_mm2: float
+    sram_mm2_per_kib: float
+    node_scale: float
+
+
+@dataclass(frozen=True, slots=True)
 class HWConfig:
     name: str
     clock_mhz: float
@@ -111,6 +120,7 @@ class HWConfig:
     energy: EnergyTable
     vector: VectorConfig
     timing: TimingConfig = TimingConfig()
+    area: AreaModel | None = None
     source: str = field(default="", compare=False)
 
     @classmethod
@@ -127,10 +137,11 @@ class HWConfig:
         memory = read_memory(mem, energy)
         vector = _vector(r.mapping("vector", {}))
         timing = _timing(r.mapping("timing", {}))
+        area = _area(r.mapping("area")) if "area" in (data if isinstance(data, dict) else {}) else None
         r.reject_unknown()
         if problems:
             raise ConfigError(problems, source)
-        return cls(name, clock, array, pe, memory, energy, vector, timing, source)
+        return cls(name, clock, array, pe, memory, energy, vector, timing, area, source)
 
 
 def _array(r: Reader) -> ArrayConfig:
@@ -162,6 +173,12 @@ def _pe(r: Reader) -> PEConfig:
     floats.reject_unknown()
     r.reject_unknown()
     return PEConfig(base, acc, overflow, tuple(sorted(set(bits), reverse=True)), MappingProxyType(float_rates))
+
+
+def _area(r: Reader) -> AreaModel:
+    a = AreaModel(r.pos_float("pe_mm2"), r.pos_float("sram_mm2_per_kib"), r.pos_float("node_scale", 1.0))
+    r.reject_unknown()
+    return a
 
 
 def _timing(r: Reader) -> TimingConfig:

@@ -189,25 +189,31 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
     data = copy.deepcopy(data)
     for item in overrides:
         keys, value = _parse_override(item)
-        node = data
-        for i, key in enumerate(keys[:-1]):
-            level = _named_level(node, key)
-            if level is not None:
-                node = level
-                continue
-            if isinstance(node, list):
-                names = ", ".join(str(x.get("name")) for x in node if isinstance(x, dict))
-                raise ConfigError([f"--set {short(item)!r}: no memory level named {short(key)!r} (levels: {short(names)})"])
-            if isinstance(node, dict) and isinstance(node.get(key), list) and key == "levels":
-                node = node[key]
-                continue
-            if not isinstance(node, dict) or not isinstance(node.get(key, {}), dict):
-                raise ConfigError([f"--set {short(item)!r}: hw.{short('.'.join(keys[:i + 1]))} is not a section"])
-            node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError([f"--set {short(item)!r}: expected memory.levels.<level name>.<field>"])
-        node[keys[-1]] = value
+        set_path(data, keys, value, f"--set {short(item)!r}")
     return data
+
+
+def set_path(data: dict, keys: list[str], value, label: str) -> None:
+    """Set the field at ``keys`` in ``data`` in place, creating sections as needed; ``label`` starts the
+    one-line error when the path runs through something that is not a section."""
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        level = _named_level(node, key)
+        if level is not None:
+            node = level
+            continue
+        if isinstance(node, list):
+            names = ", ".join(str(x.get("name")) for x in node if isinstance(x, dict))
+            raise ConfigError([f"{label}: no memory level named {short(key)!r} (levels: {short(names)})"])
+        if isinstance(node, dict) and isinstance(node.get(key), list) and key == "levels":
+            node = node[key]
+            continue
+        if not isinstance(node, dict) or not isinstance(node.get(key, {}), dict):
+            raise ConfigError([f"{label}: hw.{short('.'.join(keys[:i + 1]))} is not a section"])
+        node = node.setdefault(key, {})
+    if not isinstance(node, dict):
+        raise ConfigError([f"{label}: expected memory.levels.<level name>.<field>"])
+    node[keys[-1]] = value
 
 
 def _named_level(node, key: str):

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+from ..hw import xp
 from .fields import Reader
 
 OPERANDS = ("input", "weight", "output")
@@ -120,7 +121,8 @@ class MemoryConfig:
 def scaled_sram_pj_per_byte(energy, size_kib: float) -> float:
     """Shorthand SRAM energy per byte from the energy table (module docstring)."""
     e = energy
-    return e.sram_pj_per_byte * (min(size_kib, e.sram_bank_kib) / e.sram_ref_kib) ** e.sram_size_exponent * e.tech_scale
+    return (e.sram_pj_per_byte * (xp.minimum(size_kib, e.sram_bank_kib) / e.sram_ref_kib) ** e.sram_size_exponent
+            * e.tech_scale)
 
 
 SHORTHAND = (("ifmap_sram_kib", "input"), ("filter_sram_kib", "weight"), ("ofmap_sram_kib", "output"))

@@ -68,7 +68,7 @@ def macs_per_pe_cycle(pe, precision: Precision, b_is_weight: bool = True) -> flo
             supported = ", ".join(pe.float_macs_per_cycle) or "none"
             raise MappingError(f"precision {precision.name} is not supported by this PE "
                                f"(pe.float_macs_per_cycle lists: {supported})")
-        return float(rate)
+        return rate if hasattr(rate, "shape") else float(rate)    # an array over configurations in a sweep
     b_bits = precision.w_bits if b_is_weight else precision.a_bits
     for bits in (precision.a_bits, b_bits):
         if bits > pe.base_bits:

@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 
 from ..config.memory import OPERANDS, MemoryConfig, MemoryLevel
+from . import xp
 from .dataflow import DataflowSpec
 
 
@@ -88,40 +89,44 @@ def capacity(mem: MemoryConfig, operand: str, pes: int) -> float:
     return mem.usable_bytes(on_chip[-1], pes) if on_chip else 0.0
 
 
-def dram_traffic(m: int, n: int, k: int, count: int, t: GemmTensors, rows: int, cols: int, flow: DataflowSpec,
-                 caps: dict[str, float], gather: bool) -> DramTraffic:
-    """DRAM bytes of one GEMM layer (module docstring)."""
+def dram_traffic(m: int, n: int, k: int, count: int, t: GemmTensors, rows, cols, flow: DataflowSpec,
+                 caps: dict, gather: bool) -> DramTraffic:
+    """DRAM bytes of one GEMM layer (module docstring); ``rows``/``cols``/``caps`` may be arrays over
+    configurations (:mod:`accelsim.hw.xp`)."""
     a_bytes = t.a_used_bytes if gather else t.a_bytes
     cap_a, cap_b, cap_o = caps["input"], caps["weight"], caps["output"]
-    extra_a = extra_b = 0.0
-    if a_bytes > cap_a and t.b_bytes > cap_b:
-        a_again = a_bytes * (math.ceil(t.b_bytes / cap_b) - 1) if cap_b else math.inf
-        b_again = t.b_bytes * (math.ceil(a_bytes / cap_a) - 1) if cap_a else math.inf
-        if math.isinf(a_again) and math.isinf(b_again):
-            a_again = 0.0      # nothing on chip: each operand streams from DRAM exactly once per use
-        extra_a, extra_b = (a_again, 0.0) if a_again <= b_again else (0.0, b_again)
+    a_again = xp.where(cap_b > 0, a_bytes * (xp.ceil(xp.ratio(t.b_bytes, cap_b)) - 1), math.inf)
+    b_again = xp.where(cap_a > 0, t.b_bytes * (xp.ceil(xp.ratio(a_bytes, cap_a)) - 1), math.inf)
+    # nothing on chip for either: each operand streams from DRAM exactly once per use
+    a_again = xp.where(xp.both(xp.isinf(a_again), xp.isinf(b_again)), 0.0, a_again)
+    spill = xp.both(a_bytes > cap_a, t.b_bytes > cap_b)
+    extra_a = xp.where(xp.both(spill, a_again <= b_again), a_again, 0.0)
+    extra_b = xp.where(xp.both(spill, a_again > b_again), b_again, 0.0)
+    k_folds = xp.ceil(k / rows)
     psum = 0
-    k_folds = math.ceil(k / rows)
-    if flow.reduction_spatial and k_folds > 1:
-        slab, slab_cap = ((k * min(n, cols) * t.b_elem, cap_b) if flow.stationary == "weight"
-                          else (k * min(m, cols) * t.a_elem, cap_a))
-        tile = (m * min(n, cols) if flow.stationary == "weight" else min(m, cols) * n) * t.acc_bytes
-        if tile > cap_o and slab > slab_cap:
-            psum = int(2 * m * n * count * (k_folds - 1) * t.acc_bytes)
-    read_a = (a_bytes if t.read_a else 0.0) + extra_a
-    read_b = (t.b_bytes if t.read_b else 0.0) + extra_b
-    return DramTraffic(math.ceil(read_a), math.ceil(read_b), math.ceil(t.o_bytes) if t.write_o else 0, psum,
+    if flow.reduction_spatial:
+        slab, slab_cap = ((k * xp.minimum(n, cols) * t.b_elem, cap_b) if flow.stationary == "weight"
+                          else (k * xp.minimum(m, cols) * t.a_elem, cap_a))
+        tile = (m * xp.minimum(n, cols) if flow.stationary == "weight" else xp.minimum(m, cols) * n) * t.acc_bytes
+        spills = xp.both(k_folds > 1, xp.both(tile > cap_o, slab > slab_cap))
+        psum = xp.where(spills, xp.trunc(2 * m * n * count * (k_folds - 1) * t.acc_bytes), 0)
+    read_a = xp.where(t.read_a, a_bytes, 0.0) + extra_a
+    read_b = xp.where(t.read_b, t.b_bytes, 0.0) + extra_b
+    return DramTraffic(xp.ceil(read_a), xp.ceil(read_b), xp.where(t.write_o, xp.ceil(t.o_bytes), 0), psum,
                        extra_a, extra_b)
 
 
-def psum_groups(mem: MemoryConfig, flow: DataflowSpec, k_folds: int, elem: dict[str, float]) -> int:
+def psum_groups(mem: MemoryConfig, flow: DataflowSpec, k_folds, elem: dict):
     """Row folds whose partial sums leave the PEs (module docstring): ``ceil(k_folds / h)`` when the output
     has a register level and the stationary operand's register holds ``h ≥ 1`` folds' elements, else
     ``k_folds`` (every fold hands its partial sums to the buffer)."""
-    if not flow.reduction_spatial or k_folds <= 1 or not mem.registers["output"]:
-        return k_folds if flow.reduction_spatial else 1
-    held = max((int(lv.size_bytes // elem[flow.stationary]) for lv in mem.registers[flow.stationary]), default=0)
-    return math.ceil(k_folds / held) if held >= 1 else k_folds
+    if not flow.reduction_spatial:
+        return 1
+    held = 0
+    if mem.registers["output"]:
+        for lv in mem.registers[flow.stationary]:
+            held = xp.maximum(held, xp.floor(lv.size_bytes / elem[flow.stationary]))
+    return xp.where(held >= 1, xp.ceil(k_folds / xp.maximum(held, 1)), k_folds)
 
 
 def level_traffic(mem: MemoryConfig, flow: DataflowSpec, macs: int, words: dict[str, int], psum_words: int,
@@ -132,16 +137,16 @@ def level_traffic(mem: MemoryConfig, flow: DataflowSpec, macs: int, words: dict[
     reads); ``psum_words``: partial sums the row folds leave for each other."""
     elem = {"input": t.a_elem, "weight": t.b_elem, "output": t.acc_bytes}
     groups = psum_groups(mem, flow, k_folds, elem)
-    psum_bytes = psum_words * t.acc_bytes * (groups - 1) / (k_folds - 1) if k_folds > 1 else 0.0
+    psum_bytes = xp.ratio(psum_words * t.acc_bytes * (groups - 1), k_folds - 1)
     demand = {"input": words["input"] * t.a_elem, "weight": words["weight"] * t.b_elem,
               "output": o_final_bytes + psum_bytes}
     buffers = mem.buffers
     io = {"input": dram.input, "weight": dram.weight, "output": dram.output, "psum": dram.psum}
-    for op in ("input", "weight"):
-        if not buffers[op] and (op == "weight" and t.read_b or op == "input" and t.read_a):
-            io[op] = max(io[op], math.ceil(demand[op]))
+    for op, read in (("input", t.read_a), ("weight", t.read_b)):
+        if not buffers[op]:
+            io[op] = xp.where(read, xp.maximum(io[op], xp.ceil(demand[op])), io[op])
     if not buffers["output"]:
-        io["psum"] += math.ceil(2 * psum_bytes)
+        io["psum"] = io["psum"] + xp.ceil(2 * psum_bytes)
     out: list[LevelTraffic] = []
     for op in OPERANDS:
         out += [_register(lv, op, macs, elem[op], words, flow) for lv in mem.registers[op]]
@@ -152,7 +157,7 @@ def level_traffic(mem: MemoryConfig, flow: DataflowSpec, macs: int, words: dict[
             else:
                 out.append(LevelTraffic(lv.name, op, inner, io[op]))
         out.append(LevelTraffic(mem.dram.name, op, 0.0 if op == "output" else io[op], io[op] if op == "output" else 0.0))
-    if io["psum"]:
+    if not isinstance(io["psum"], (int, float)) or io["psum"]:
         out.append(LevelTraffic(mem.dram.name, "psum", io["psum"] / 2, io["psum"] / 2))
     return out, DramTraffic(io["input"], io["weight"], io["output"], io["psum"], dram.input_extra, dram.weight_extra)
 

@@ -27,31 +27,29 @@ maximum is taken over the ends of the first and last column tile of the first an
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from . import xp
 from .dataflow import OPERAND_DIMS, DataflowSpec
 
 
 @dataclass(frozen=True, slots=True)
 class FoldShape:
-    row_folds: int      # I
+    row_folds: int      # I      (numbers, or arrays over configurations)
     col_folds: int      # J
-    count: int
+    count: int          #        (a number: a property of the layer)
     fold_cycles: float  # c
     overhead: float     # o: one-off cycles outside the folds (first preload, fill and drain)
 
 
-def roofline(busy: int, dram_bytes: float, bw: float, double_buffer: bool, first: float = 0.0,
-             last: float = 0.0) -> tuple[int, int]:
-    """(memory_cycles, cycles) of the per-layer model; ``first``/``last``: load/store phase bytes."""
-    memory = math.ceil(dram_bytes / bw) if dram_bytes and math.isfinite(bw) else 0
+def roofline(busy, dram_bytes, bw, double_buffer: bool, first=0.0, last=0.0):
+    """(memory_cycles, cycles) of the per-layer model; ``first``/``last``: load/store phase bytes. Numbers or
+    arrays over configurations (:mod:`accelsim.hw.xp`); ``bw`` may be ``math.inf``."""
+    memory = xp.ceil(dram_bytes / bw)
     if not double_buffer:
         return memory, busy + memory
-    if not (first or last) or not memory:
-        return memory, max(busy, memory)
-    middle = max(busy, (dram_bytes - first - last) / bw)
-    return memory, math.ceil(first / bw + middle + last / bw)
+    phased = xp.ceil(first / bw + xp.maximum(busy, (dram_bytes - first - last) / bw) + last / bw)
+    return memory, xp.where(xp.both(first + last > 0, memory > 0), phased, xp.maximum(busy, memory))
 
 
 def _share(flow: DataflowSpec, operand: str) -> str:
@@ -60,33 +58,37 @@ def _share(flow: DataflowSpec, operand: str) -> str:
     return "both" if on_rows and on_cols else "rows" if on_rows else "cols"
 
 
-def fold_schedule(shape: FoldShape, flow: DataflowSpec, loads: dict[str, float], extra: float, output: float,
-                  bw: float, phases: bool) -> tuple[float, float, float]:
-    """(cycles, first-fold load bytes, last store bytes) of the per-fold model (module docstring).
+def fold_schedule(shape: FoldShape, flow: DataflowSpec, loads: dict, extra, output, bw, phases: bool):
+    """(cycles, first-fold load bytes, last store bytes) of the per-fold model (module docstring); the fold
+    counts, bytes and ``bw`` may be arrays over configurations.
 
     ``loads``: compulsory DRAM bytes of ``input``/``weight`` for the whole layer; ``extra``: re-fetch and
     partial-sum bytes; ``output``: output bytes written to DRAM."""
     i_n, j_n, g_n, c = shape.row_folds, shape.col_folds, shape.count, shape.fold_cycles
     folds = i_n * j_n
     per = {"both": 0.0, "rows": 0.0, "cols": 0.0}
-    for op, total in loads.items():
+    for op, amount in loads.items():
         kind = _share(flow, op)
-        per[kind] += total / g_n / {"both": folds, "rows": i_n, "cols": j_n}[kind]
+        per[kind] = per[kind] + amount / g_n / {"both": folds, "rows": i_n, "cols": j_n}[kind]
     uniform = per["both"] + extra / g_n / folds
-    gemm_loads = (sum(loads.values()) + extra) / g_n
+    gemm_loads = (xp.total(loads.values()) + extra) / g_n
 
-    def lcum(g: int, f: int) -> float:
-        j = f // i_n
-        return g * gemm_loads + (f + 1) * uniform + min(f + 1, i_n) * per["rows"] + (j + 1) * per["cols"]
+    def lcum(g: int, f):
+        return (g * gemm_loads + (f + 1) * uniform + xp.minimum(f + 1, i_n) * per["rows"]
+                + (f // i_n + 1) * per["cols"])
 
     out_kind = _share(flow, "output")
     last = output / g_n / {"both": folds, "rows": i_n, "cols": j_n}[out_kind]
     first = lcum(0, 0)
-    dram = sum(loads.values()) + extra + output
+    dram = xp.total(loads.values()) + extra + output
     offset = 0.0 if phases else first
-    candidates = {f for f in (0, i_n - 1, i_n, 2 * i_n - 1, (j_n - 1) * i_n, folds - 1) if 0 <= f < folds}
-    end = max((lcum(g, f) - offset) / bw + ((g_n - g) * folds - f) * c
-              for g in {0, g_n - 1} for f in candidates) + shape.overhead
+    end = None
+    for g in sorted({0, g_n - 1}):
+        for f in (0, i_n - 1, i_n, 2 * i_n - 1, (j_n - 1) * i_n, folds - 1):
+            f = xp.minimum(f, folds - 1)          # past the last fold: the last fold (the max is unchanged)
+            e = (lcum(g, f) - offset) / bw + ((g_n - g) * folds - f) * c
+            end = e if end is None else xp.maximum(end, e)
+    end = end + shape.overhead
     if phases:
-        return max(end + last / bw, dram / bw), first, last
-    return max(end, (dram - first - last) / bw), first, last
+        return xp.maximum(end + last / bw, dram / bw), first, last
+    return xp.maximum(end, (dram - first - last) / bw), first, last

@@ -69,23 +69,38 @@ def _step(s, mode, sh, lo, hi):
 
 
 @njit
-def _mac_seg(accp, ovfp, ro, oo, inp, qx, rx, ox, qy, ry, oy, f, j0, j1, mode, sh, lo, hi):
-    """PEs ``j0 <= j < j1`` of one array row, lane by lane:
-    ``acc[ro, j+oo] += inp[qx, u, rx, j+ox] · inp[qy, u, ry, j+oy]`` (one register step each)."""
-    n = j1 - j0
-    a = accp[ro, j0 + oo:j1 + oo]
+def _mac_row(accp, ovfp, ro, inp, i, oh, qy, ry, f, j0, j1, mode, sh, lo, hi):
+    """PEs ``j0 <= j < j1`` of array row ``i`` when the H plane holds an input: lane by lane
+    ``acc[ro, j] += H[u, i, j] · inp[qy, u, ry, j]``, H read through its mirrored ring at ``oh + j``."""
     for u in range(f):
-        x = inp[qx, u, rx, j0 + ox:j1 + ox]
-        y = inp[qy, u, ry, j0 + oy:j1 + oy]
+        xs = inp[ROLE_H, u, i, oh:oh + accp.shape[1]]
         if mode == MODE_EXACT:
-            for j in range(n):
-                a[j] += x[j] * y[j]
+            for j_ in range(j0, j1):
+                j = np.uint64(j_)      # unsigned: no negative-index wraparound in the loop, so LLVM vectorizes it
+                accp[ro, j] += xs[j] * inp[qy, u, ry, j]
         else:
-            v = ovfp[ro, j0 + oo:j1 + oo]
-            for j in range(n):
-                w, o = _step(np.int64(a[j]) + np.int64(x[j]) * np.int64(y[j]), mode, sh, lo, hi)
-                a[j] = w
-                v[j] += o
+            for j_ in range(j0, j1):
+                j = np.uint64(j_)
+                w, o = _step(np.int64(accp[ro, j]) + np.int64(xs[j]) * np.int64(inp[qy, u, ry, j]), mode, sh, lo, hi)
+                accp[ro, j] = w
+                ovfp[ro, j] += o
+
+
+@njit
+def _mac_out_h(accp, ovfp, i, oh, inp, rv, f, j0, j1, mode, sh, lo, hi):
+    """Row ``i`` when the partial sums move right (H plane = output): ``acc[i, (j + oh) mod C] +=
+    V[u, rv, j] · S[u, i, j]``."""
+    C = accp.shape[1]
+    for j in range(j0, j1):
+        p = (j + oh) % C
+        for u in range(f):
+            s = np.int64(accp[i, p]) + np.int64(inp[ROLE_V, u, rv, j]) * np.int64(inp[ROLE_S, u, i, j])
+            if mode == MODE_EXACT:
+                accp[i, p] = s
+            else:
+                w, o = _step(s, mode, sh, lo, hi)
+                accp[i, p] = w
+                ovfp[i, p] += o
 
 
 @njit
@@ -143,22 +158,12 @@ def _fold(fr, fc, first, src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_
             if i < vr and jlo < vc:
                 cnt[BUSY] += min(jhi, vc) - jlo
             rv = (i - c) % R           # physical row of the V plane's logical row i
-            # role → (row, column offset) of PE (i, j) before the H plane's wrap point, and after it
-            ro = rv if out_role == ROLE_V else i
-            jw = C - oh if oh > 0 else C
-            for seg in range(2):
-                j0 = jlo if seg == 0 else max(jlo, jw)
-                j1 = min(jhi, jw) if seg == 0 else jhi
-                if j0 >= j1:
-                    continue
-                offh = oh if seg == 0 else oh - C
-                oo = offh if out_role == ROLE_H else 0
-                if out_role == ROLE_H:
-                    _mac_seg(accp, ovfp, ro, oo, inp, ROLE_V, rv, 0, ROLE_S, i, 0, f, j0, j1, mode, sh, lo, hi)
-                elif out_role == ROLE_V:
-                    _mac_seg(accp, ovfp, ro, oo, inp, ROLE_H, i, offh, ROLE_S, i, 0, f, j0, j1, mode, sh, lo, hi)
-                else:
-                    _mac_seg(accp, ovfp, ro, oo, inp, ROLE_H, i, offh, ROLE_V, rv, 0, f, j0, j1, mode, sh, lo, hi)
+            if out_role == ROLE_H:
+                _mac_out_h(accp, ovfp, i, oh, inp, rv, f, jlo, jhi, mode, sh, lo, hi)
+            else:
+                ro = rv if out_role == ROLE_V else i
+                qy, ry = (ROLE_S, i) if out_role == ROLE_V else (ROLE_V, rv)
+                _mac_row(accp, ovfp, ro, inp, i, oh, qy, ry, f, jlo, jhi, mode, sh, lo, hi)
         if done >= total:
             break
         c += 1
@@ -182,7 +187,8 @@ def _fold(fr, fc, first, src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_
 def _edges(c, p, r0, c0, vr, vc, first, src_h, src_v, acc, ovf, out_role, R, C, d_rows, d_cols, T, f,
            inp, accp, ovfp, cnt, tr, t0, inject):
     """Cycle ``c``'s edge traffic: a moving output's finished partial sums leave (they sat in the last PE in
-    cycle c−1), then each edge row (H) / column (V) takes its next value, or nothing outside its time window."""
+    cycle c−1), then each edge row (H) / column (V) takes its next value — edge ``e`` the one with time index
+    ``c − P − e`` — or a zero bubble outside its time window and on padded rows/columns."""
     tracing = tr.shape[0] > 0 and t0 + c < tr.shape[0]
     for role in range(2):
         n_edge = R if role == ROLE_H else C
@@ -190,25 +196,27 @@ def _edges(c, p, r0, c0, vr, vc, first, src_h, src_v, acc, ovf, out_role, R, C, 
         slot = (-c) % length
         base = r0 if role == ROLE_H else c0
         valid = vr if role == ROLE_H else vc
-        for e in range(n_edge):
-            ok = e < valid
-            if out_role == role:
-                te = c - 1 - p - e - (length - 1)
-                if ok and 0 <= te < T:
-                    if role == ROLE_H:
-                        acc[base + e, te] = accp[e, slot]
-                        ovf[base + e, te] = ovfp[e, slot]
-                    else:
-                        acc[base + e, te] = accp[slot, e]
-                        ovf[base + e, te] = ovfp[slot, e]
-                    cnt[WRITES] += 1
-                    if tr.shape[0] > t0 + c - 1 >= 0:
-                        tr[t0 + c - 1, TR_WRITE, e] = (base + e) * T + te
+        e_lo = max(0, c - p - T + 1)             # edges whose time index c − P − e lies in [0, T)
+        e_hi = min(valid, c - p + 1)
+        if out_role == role:
+            x_lo = max(0, c - p - length - T + 1)   # leaving: te = c − 1 − P − e − (length − 1) in [0, T)
+            x_hi = min(valid, c - p - length + 1)
+            for e in range(x_lo, x_hi):
+                te = c - p - length - e
+                if role == ROLE_H:
+                    acc[base + e, te] = accp[e, slot]
+                    ovf[base + e, te] = ovfp[e, slot]
+                else:
+                    acc[base + e, te] = accp[slot, e]
+                    ovf[base + e, te] = ovfp[slot, e]
+                if tr.shape[0] > t0 + c - 1 >= 0:
+                    tr[t0 + c - 1, TR_WRITE, e] = (base + e) * T + te
+            cnt[WRITES] += max(0, x_hi - x_lo)
             if not inject:
                 continue
-            ti = c - p - e
-            live = ok and 0 <= ti < T
-            if out_role == role:
+            for e in range(n_edge):
+                ti = c - p - e
+                live = e_lo <= e < e_hi
                 v = acc[base + e, ti] if live else 0
                 o = ovf[base + e, ti] if live else 0
                 if role == ROLE_H:
@@ -217,20 +225,25 @@ def _edges(c, p, r0, c0, vr, vc, first, src_h, src_v, acc, ovf, out_role, R, C, 
                 else:
                     accp[slot, e] = v
                     ovfp[slot, e] = o
-                if live and not first:
-                    cnt[PSUM_READS] += 1
+            if not first:
+                cnt[PSUM_READS] += max(0, e_hi - e_lo)
+            continue
+        if not inject:
+            continue
+        src = src_h if role == ROLE_H else src_v
+        for u in range(f):
+            if role == ROLE_H:
+                for e in range(n_edge):
+                    v = src[u, base + e, c - p - e] if e_lo <= e < e_hi else 0
+                    inp[ROLE_H, u, e, slot] = v
+                    inp[ROLE_H, u, e, slot + C] = v     # mirror: a row's C registers read contiguously
             else:
-                src = src_h if role == ROLE_H else src_v
-                for u in range(f):
-                    v = src[u, base + e, ti] if live else 0
-                    if role == ROLE_H:
-                        inp[ROLE_H, u, e, slot] = v
-                    else:
-                        inp[ROLE_V, u, slot, e] = v
-                if live:
-                    cnt[READ_H + role] += 1
-                if tracing and live:
-                    tr[t0 + c, role, e] = (base + e) * T + ti
+                for e in range(n_edge):
+                    inp[ROLE_V, u, slot, e] = src[u, base + e, c - p - e] if e_lo <= e < e_hi else 0
+        cnt[READ_H + role] += max(0, e_hi - e_lo)
+        if tracing:
+            for e in range(e_lo, e_hi):
+                tr[t0 + c, role, e] = (base + e) * T + c - p - e
 
 
 @njit_parallel
@@ -252,7 +265,7 @@ def run_array(src_h, src_v, src_s, acc, ovf, out_role, red_axis, rows, cols, d_r
     tr = np.zeros((0, 4, 1), dtype=np.int64)
     for ch_ in prange(n_chain):
         ch = np.int64(ch_)
-        inp = np.zeros((3, f, rows, cols), dtype=src_h.dtype)
+        inp = np.zeros((3, f, rows, 2 * cols), dtype=src_h.dtype)
         accp = np.zeros((rows, cols), dtype=acc.dtype)
         ovfp = np.zeros((rows, cols), dtype=ovf.dtype)
         for s in range(n_step):
@@ -273,7 +286,7 @@ def run_array_traced(src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_rows
     folds run in ``order`` ((folds, 2) of (fr, fc)), one after another on the global cycle axis."""
     fc_n = (d_cols + cols - 1) // cols
     sh = 64 - acc_bits
-    inp = np.zeros((3, f, rows, cols), dtype=src_h.dtype)
+    inp = np.zeros((3, f, rows, 2 * cols), dtype=src_h.dtype)
     accp = np.zeros((rows, cols), dtype=acc.dtype)
     ovfp = np.zeros((rows, cols), dtype=ovf.dtype)
     t0 = 0

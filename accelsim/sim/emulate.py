@@ -222,3 +222,81 @@ def _spatial(r: ArrayRun, m, n, k) -> int:
     flow = r.dataflow
     dims = dict(zip(GEMM_DIMS, (int(m), int(n), int(k))))
     return dims[flow.rows] * dims[flow.cols]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerEmulation:
+    """One emulated GEMM layer (per GEMM of its ``count``): measured vs closed form on the same (m, n, K')."""
+    scalesim_cycles: int            # measured, SCALE-Sim convention (Σ fold cycles − 1)
+    closed_form: int                # fold_timing(m, n, K').scalesim_cycles, folds one after another
+    match: bool                     # cycles and all three SRAM word counts equal
+    pe_cycles: int
+    macs: int
+    seconds: float
+    overflow_events: int
+
+
+class EmulatedTiming:
+    """Timing strategy (``accelsim.sim.engine.TimingModel``): the GEMMs of layers whose name matches ``pattern``
+    (a glob; None = all) run through the array — seeded random 8-bit codes over the packed reduction length K'
+    (a GEMM's cycles depend on its shape only), the hw config's ``acc_bits`` (at most 64) and overflow mode —
+    and their measured cycles and SRAM words replace the closed form. A layer of ``count`` identical GEMMs
+    (groups, heads) is emulated once, as the closed form counts it. With ``timing.stationary_double_buffer`` the
+    busy cycles stay analytical (the emulator runs SCALE-Sim's folds one after another) and only the
+    comparison is reported. :meth:`annotate` puts ``emulated_cycles`` (× count) and ``emulation_match`` into
+    the report's layers."""
+
+    def __init__(self, model, pattern: str | None = None, seed: int = 0):
+        from ..lowering import lower
+        self.names = [w.layer.name for w in lower(model) if w.gemm is not None]
+        self.pattern, self.seed = pattern, seed
+        self.results: dict[str, LayerEmulation] = {}
+
+    def selected(self) -> list[str]:
+        from fnmatch import fnmatchcase
+        return [n for n in self.names if self.pattern is None or fnmatchcase(n, self.pattern)]
+
+    def fold_timing(self, m, n, k, hw) -> FoldTiming:
+        import time
+        from ..hw.dataflow import fold_timing
+        a = hw.array
+        if any(np.ndim(x) for x in (a.rows, a.cols)) or np.ndim(m) != 1 or len(m) != len(self.names):
+            raise MappingError("--emulate runs one hw configuration on the model's GEMMs (no sweeps)")
+        ana = fold_timing(m, n, k, a.rows, a.cols, a.dataflow, hw.timing.stationary_double_buffer)
+        plain = fold_timing(m, n, k, a.rows, a.cols, a.dataflow)
+        out = {f: np.array(getattr(ana, f)) for f in FoldTiming.__slots__}
+        rng = np.random.default_rng(self.seed)
+        acc_bits = min(max(int(hw.pe.acc_bits), 8), 64)
+        chosen = set(self.selected())
+        for j, name in enumerate(self.names):
+            if name not in chosen:
+                continue
+            mj, nj, kj = int(m[j]), int(n[j]), int(k[j])
+            x = rng.integers(-128, 128, (mj, kj), dtype=np.int16)
+            w = rng.integers(-127, 128, (kj, nj), dtype=np.int16)
+            t0 = time.perf_counter()
+            run = systolic_gemm(x, w, int(a.rows), int(a.cols), a.dataflow, acc_bits=acc_bits, overflow=hw.pe.overflow)
+            dt = time.perf_counter() - t0
+            got = (run.scalesim_cycles, run.sram_ifmap_reads, run.sram_filter_reads, run.sram_ofmap_writes_scalesim)
+            want = tuple(int(getattr(plain, f)[j]) for f in ("scalesim_cycles", "sram_ifmap_reads",
+                                                              "sram_filter_reads", "sram_ofmap_writes"))
+            self.results[name] = LayerEmulation(run.scalesim_cycles, want[0], got == want, run.pe_cycles,
+                                                mj * nj * kj, dt, run.overflow_events)
+            if not hw.timing.stationary_double_buffer:
+                out["cycles"][j], out["scalesim_cycles"][j] = run.cycles, run.scalesim_cycles
+                out["cycles_per_fold"][j] = run.cycles // run.folds
+                out["sram_ifmap_reads"][j], out["sram_filter_reads"][j] = got[1], got[2]
+                out["sram_ofmap_writes"][j] = got[3]
+        return FoldTiming(**out)
+
+    def annotate(self, report):
+        """``report`` with ``emulated_cycles`` and ``emulation_match`` set on the emulated layers."""
+        from dataclasses import replace
+        layers = []
+        for c in report.layers:
+            e = self.results.get(c.name)
+            if e is not None and c.count:
+                c = replace(c, timing=replace(c.timing, emulated_cycles=e.scalesim_cycles * c.count,
+                                              emulation_match=e.match))
+            layers.append(c)
+        return replace(report, layers=tuple(layers))

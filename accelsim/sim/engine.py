@@ -29,6 +29,7 @@ from ..config.hw import HWConfig
 from ..config.memory import OPERANDS
 from ..graph import Model
 from ..hw import energy as E
+from ..hw import xp
 from ..hw.dataflow import FoldTiming, fold_timing
 from ..hw.mac import Precision, macs_per_pe_cycle, parse_precision
 from ..hw.memory import GemmTensors, LevelTraffic, capacity, dram_traffic, level_traffic
@@ -57,25 +58,42 @@ ANALYTICAL = AnalyticalTiming()
 
 
 def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: TimingModel) -> dict[int, tuple]:
-    """Vectorized timing of every GEMM: work index → (SCALE-Sim timing, own timing, batch index, MACs/PE-cycle)."""
+    """Timing of every GEMM at once: work index → (SCALE-Sim timing row, own timing row, MACs/PE-cycle).
+    With hw fields that are arrays over configurations (a sweep), every value in a row is such an array."""
     idx = [i for i, w in enumerate(works) if w.gemm is not None]
     if not idx:
         return {}
     g = [works[i].gemm for i in idx]
     m, n, k = (np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k"))
-    rate = np.array([macs_per_pe_cycle(hw.pe, precs[i], works[i].gemm.b_is_weight) for i in idx], dtype=float)
+    rates = [macs_per_pe_cycle(hw.pe, precs[i], works[i].gemm.b_is_weight) for i in idx]
     a = hw.array
-    compat = _rows(fold_timing(m, n, k, a.rows, a.cols, a.dataflow))
-    own = _rows(timing.fold_timing(m, n, np.ceil(k / rate - 1e-9).astype(np.int64), hw))
-    return {i: (compat[j], own[j], float(rate[j])) for j, i in enumerate(idx)}
+    configs = np.broadcast(np.asarray(a.rows), np.asarray(a.cols), *(np.asarray(r) for r in rates)).shape
+    if configs:                       # a sweep: GEMMs along axis 0, configurations along axis 1
+        m, n, k = m[:, None], n[:, None], k[:, None]
+        rate = np.stack([np.broadcast_to(np.asarray(r, dtype=float), configs) for r in rates])
+    else:
+        rate = np.array(rates, dtype=float)
+    compat = _rows(fold_timing(m, n, k, a.rows, a.cols, a.dataflow), len(idx), bool(configs))
+    own = _rows(timing.fold_timing(m, n, np.ceil(k / rate - 1e-9).astype(np.int64), hw), len(idx), bool(configs))
+    return {i: (compat[j], own[j], rate[j] if configs else float(rate[j])) for j, i in enumerate(idx)}
 
 
-def _rows(t: FoldTiming) -> list[dict]:
-    """One dict of Python numbers per GEMM (cheap to index per layer)."""
+def _rows(t: FoldTiming, count: int, batch: bool) -> list[dict]:
+    """One dict per GEMM: Python numbers (one configuration) or arrays over configurations."""
     names = ("row_folds", "col_folds", "cycles_per_fold", "cycles", "scalesim_cycles", "utilization",
              "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")
+    if batch:
+        cols = [np.broadcast_to(np.asarray(getattr(t, name)), (count,) + np.shape(getattr(t, name))[1:])
+                for name in names]
+        return [{name: col[j] for name, col in zip(names, cols)} for j in range(count)]
     cols = [np.asarray(getattr(t, name)).tolist() for name in names]
     return [dict(zip(names, vals)) for vals in zip(*cols)]
+
+
+def _stall(stalls: dict, name: str, amount) -> None:
+    """Record a stall (numbers: only when positive, so one configuration's JSON lists real stalls)."""
+    if not isinstance(amount, (int, float)) or amount > 0:
+        stalls[name] = amount
 
 
 def _tensor_bytes(model: Model, precs: list[Precision]) -> dict[str, float]:
@@ -103,13 +121,20 @@ def _sinks(works: list[Work]) -> dict[str, str]:
     return {name: sink[r] for name, r in root.items()}
 
 
-def _on_chip(works: list[Work], sizes: dict[str, float], hw: HWConfig) -> set[str]:
-    """Materialized tensors that stay on chip between producer and consumers: they fit the usable capacity
-    for inputs and for outputs (:func:`accelsim.hw.memory.capacity`)."""
+def _on_chip(works: list[Work], sizes: dict[str, float], hw: HWConfig) -> dict:
+    """Materialized tensors that stay on chip between producer and consumers (name → True, or a boolean array
+    over configurations): they fit the usable capacity for inputs and for outputs
+    (:func:`accelsim.hw.memory.capacity`)."""
     pes = hw.array.rows * hw.array.cols
-    cap = min(capacity(hw.memory, "input", pes), capacity(hw.memory, "output", pes))
+    cap = xp.minimum(capacity(hw.memory, "input", pes), capacity(hw.memory, "output", pes))
     consumed = {t for w in works if not w.fused for t in w.layer.inputs}
-    return {w.layer.name for w in works if w.layer.name in consumed and sizes[w.layer.name] <= cap}
+    out = {}
+    for w in works:
+        if w.layer.name in consumed:
+            fits = sizes[w.layer.name] <= cap
+            if not isinstance(fits, (bool, np.bool_)) or fits:
+                out[w.layer.name] = fits if not isinstance(fits, np.bool_) else bool(fits)
+    return out
 
 
 def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precision=None,
@@ -141,10 +166,11 @@ def _layer_cost(w: Work, p: Precision, t, sizes, resident, sink: str, hw: HWConf
     layer = w.layer
     if w.fused:
         return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params, "fused")
-    reads = {name: name not in resident for name in layer.inputs}
+    reads = {name: xp.negate(resident.get(name, False)) for name in layer.inputs}
+    write_o = xp.negate(resident.get(sink, False))
     if t is None:
-        return _vector_cost(w, p, sizes, reads, sink not in resident, hw)
-    return _gemm_cost(w, p, t, sizes, reads, sink, sink not in resident, hw)
+        return _vector_cost(w, p, sizes, reads, write_o, hw)
+    return _gemm_cost(w, p, t, sizes, reads, sink, write_o, hw)
 
 
 def _gemm_tensors(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool, hw: HWConfig) -> GemmTensors:
@@ -155,22 +181,22 @@ def _gemm_tensors(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool,
     a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * p.act_bytes if gather else a_b
     b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
     b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
-    read_b = g.b_is_weight or reads[layer.inputs[1]]
+    read_b = True if g.b_is_weight else reads[layer.inputs[1]]
     return GemmTensors(a_b, min(a_used, a_b), b_b, sizes[sink], p.act_bytes, b_elem, hw.pe.acc_bits / 8,
                        reads[layer.inputs[0]], read_b, write_o)
 
 
-def _busy_with_levels(busy: int, levels: list[LevelTraffic], hw: HWConfig) -> tuple[int, dict[str, int]]:
+def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
     """Busy cycles raised to what each bandwidth-limited on-chip level can move (its stall, by name)."""
-    moved: dict[str, float] = {}
+    moved: dict = {}
     for t in levels:
         moved[t.level] = moved.get(t.level, 0.0) + t.read_bytes + t.write_bytes
     stalls, floor = {}, busy
     for lv in hw.memory.levels[:-1]:
-        bw = lv.bandwidth(hw.clock_mhz)
-        need = math.ceil(moved.get(lv.name, 0.0) / bw) if math.isfinite(bw) else 0
-        if need > floor:
-            stalls[lv.name], floor = need - floor, need
+        need = xp.ceil(moved.get(lv.name, 0.0) / lv.bandwidth(hw.clock_mhz))   # an unbounded level: 0
+        raised = xp.maximum(floor, need)
+        _stall(stalls, lv.name, raised - floor)
+        floor = raised
     return floor, stalls
 
 
@@ -182,9 +208,9 @@ def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool,
     caps = {op: capacity(mem, op, rows * cols) for op in OPERANDS}
     dram = dram_traffic(g.m, g.n, g.k, c, tensors, rows, cols, flow, caps, mem.strided_gather)
     words = [compat[x] * c for x in ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")]
-    psum_words = max(0, words[2] - g.m * g.n * c) if flow.reduction_spatial else 0
+    psum_words = xp.maximum(0, words[2] - g.m * g.n * c) if flow.reduction_spatial else 0
     levels, dram = level_traffic(mem, flow, g.macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
-                                 dram, sizes[sink], math.ceil(g.k / rows))
+                                 dram, sizes[sink], xp.ceil(g.k / rows))
     busy = own["cycles"] * c
     floor, stalls = _busy_with_levels(busy, levels, hw)
     bw = mem.dram.bandwidth(hw.clock_mhz)
@@ -195,18 +221,17 @@ def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool,
     extra = dram.input_extra + dram.weight_extra + dram.psum
     fold_cycles, first, last = fold_schedule(shape, flow, loads, extra, dram.output, bw, hw.timing.load_store_phases)
     if hw.timing.dram_overlap == "fold" and mem.double_buffer:
-        memory = math.ceil(dram.total / bw) if math.isfinite(bw) else 0
-        cycles = max(floor, math.ceil(fold_cycles))
+        memory = xp.ceil(dram.total / bw)
+        cycles = xp.maximum(floor, xp.ceil(fold_cycles))
     else:
         phases = hw.timing.load_store_phases
         memory, cycles = roofline(floor, dram.total, bw, mem.double_buffer, first if phases else 0.0,
                                   last if phases else 0.0)
-    if cycles > floor:
-        stalls[mem.dram.name] = cycles - floor
+    _stall(stalls, mem.dram.name, cycles - floor)
     by_level = E.level_energy_pj(hw, levels)
     reg, sram, dram_pj = E.by_kind(hw, by_level)
     timing = Timing(folds * c, rate, busy, compat["scalesim_cycles"] * c, 0, memory, cycles, cycles - busy,
-                    "memory" if max(memory, floor) > busy else "compute", compat["utilization"],
+                    xp.where(xp.maximum(memory, floor) > busy, "memory", "compute"), compat["utilization"],
                     compat["mapping_efficiency"], stalls)
     traffic = Traffic(*words, dram.input, dram.weight, dram.output, dram.psum, tuple(levels))
     energy = Energy(g.macs * E.mac_energy_pj(hw, p, rate), reg, sram, dram_pj, 0.0, E.static_pj(hw, cycles), by_level)
@@ -222,17 +247,17 @@ def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfi
     if w.vector_op is None:  # layout change or folded batchnorm: no work, no traffic
         return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params)
     ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, 1.0)
-    busy = math.ceil(ops / hw.vector.lanes)
-    dram_in = int(sum(math.ceil(sizes[t]) for t in layer.inputs if reads[t]))
-    dram_w = int(math.ceil(math.prod(layer.out_shape) * p.weight_bytes)) if layer.op == "embedding" else 0
-    dram_out = int(math.ceil(sizes[layer.name])) if write_o else 0
+    busy = xp.ceil(ops / hw.vector.lanes)
+    dram_in = xp.total(xp.where(reads[t], math.ceil(sizes[t]), 0) for t in layer.inputs)
+    dram_w = math.ceil(math.prod(layer.out_shape) * p.weight_bytes) if layer.op == "embedding" else 0
+    dram_out = xp.where(write_o, math.ceil(sizes[layer.name]), 0)
     total = dram_in + dram_w + dram_out
     memory, cycles = roofline(busy, total, mem.dram.bandwidth(hw.clock_mhz), mem.double_buffer)
     moved = {"input": (sum(sizes[t] for t in layer.inputs), dram_in, 0.0), "weight": (0.0, dram_w, 0.0),
              "output": (dram_out, sizes[layer.name], dram_out)}
     levels = []
     for op, (reads, writes, dram_writes) in moved.items():
-        if not (reads or writes):
+        if isinstance(reads, (int, float)) and isinstance(writes, (int, float)) and not (reads or writes):
             continue
         buffers = mem.buffers[op if op != "weight" else "input"]
         if buffers:
@@ -241,9 +266,10 @@ def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfi
         levels.append(LevelTraffic(mem.dram.name, op, dram, dram_writes))
     by_level = E.level_energy_pj(hw, levels)
     reg, sram, dram_pj = E.by_kind(hw, by_level)
+    stalls: dict = {}
+    _stall(stalls, mem.dram.name, cycles - busy)
     timing = Timing(vector_cycles=busy, memory_cycles=memory, cycles=cycles, stall_cycles=cycles - busy,
-                    bound="memory" if memory > busy else "vector",
-                    stall_by_level={mem.dram.name: cycles - busy} if cycles > busy else {})
+                    bound=xp.where(memory > busy, "memory", "vector"), stall_by_level=stalls)
     traffic = Traffic(dram_ifmap_bytes=dram_in, dram_filter_bytes=dram_w, dram_ofmap_bytes=dram_out, levels=tuple(levels))
     energy = Energy(0.0, reg, sram, dram_pj, ops * hw.energy.vector_op_pj * hw.energy.tech_scale,
                     E.static_pj(hw, cycles), by_level)

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Mapping
 
 from ..config.hw import HWConfig
+from ..hw import xp
 from ..hw.memory import LevelTraffic
 from ..graph import Model
 from ..ops import OPS
@@ -153,12 +154,12 @@ def totals(layers, hw: HWConfig, model: Model, precs) -> dict:
         "cycles": cycles, "compute_cycles": compute, "vector_cycles": sum(t.vector_cycles for t in tim),
         "stall_cycles": sum(t.stall_cycles for t in tim), "scalesim_cycles": sum(t.scalesim_cycles for t in tim),
         "memory_bound_layers": sum(t.bound == "memory" for t in tim),
-        "latency_ms": seconds * 1e3, "inferences_per_s": 1 / seconds if seconds else 0.0,
-        "array_utilization": macs / slots if slots else 0.0,
+        "latency_ms": seconds * 1e3, "inferences_per_s": xp.ratio(1, seconds),
+        "array_utilization": xp.ratio(macs, slots),
         "dram_mb": sum(c.traffic.dram_bytes for c in layers) / 1e6,
         "energy_mj": energy_pj * 1e-9, "energy_breakdown_mj": {k: v * 1e-9 for k, v in energy.items()},
-        "avg_power_w": energy_pj * 1e-12 / seconds if seconds else 0.0,
-        "inferences_per_j": 1 / (energy_pj * 1e-12) if energy_pj else 0.0,
+        "avg_power_w": xp.ratio(energy_pj * 1e-12, seconds),
+        "inferences_per_j": xp.ratio(1, energy_pj * 1e-12),
         "memory_levels": level_totals(layers, [lv.name for lv in hw.memory.levels]),
     }
 

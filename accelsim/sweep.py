@@ -1,0 +1,293 @@
+"""Design-space sweeps: a grid of hw fields × precisions × per-layer plans, costed by the one cost model, and
+the Pareto front over chosen objectives.
+
+``sweep(model, hw, grid={"array.rows": [16, 32], "memory.sram_2MB.size_kib": [512, 2048],
+"precision": ["w8a8", "w4a8"]})`` expands the grid (a Cartesian product, first key outermost) and returns a
+:class:`SweepResult`: one record per point, holding its grid values under their paths and its results under
+the names ``RunReport.totals`` uses (``latency_ms``, ``energy_mj`` ...), plus ``area_mm2`` (:mod:`accelsim.hw.area`)
+and ``accuracy`` when ``eval`` names a task.
+
+How it is fast without a second cost model: every point is validated as a full hw config
+(``HWConfig.from_dict``, the same errors as a file); points that share everything but numbers (dataflow,
+memory level structure, timing switches, precision, plan) form a group; the group's numeric fields are
+stacked into numpy arrays inside one config object and :func:`accelsim.sim.engine.simulate` runs once for
+the group — the engine is written over :mod:`accelsim.hw.xp`, so the same code costs one configuration or
+ten thousand. Records therefore equal single ``simulate`` calls exactly (tested).
+
+Chunks of points run on any ``concurrent.futures.Executor`` (``executor=``), e.g. a Dask
+``Client(...).get_executor()``; results come back in grid order. Accuracy depends only on the quantization
+(precision and plan), so it is computed once per distinct pair and cached.
+"""
+from __future__ import annotations
+
+import copy
+import copyreg
+import itertools
+import math
+from dataclasses import dataclass, fields, is_dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .config.hw import HWConfig
+from .config.loader import load_model, read_yaml, resolve, set_path
+from .errors import ConfigError
+from .graph import Model
+from .hw.area import area_mm2
+from .hw.dataflow import DataflowSpec
+from .sim.engine import simulate
+
+# Models and configs hold read-only mappings; let them cross process boundaries with plain pickle
+# (ProcessPoolExecutor). Dask uses cloudpickle, which needs nothing.
+def _readonly(d: dict) -> MappingProxyType:
+    return MappingProxyType(d)
+
+
+copyreg.pickle(MappingProxyType, lambda m: (_readonly, (dict(m),)))
+
+SPECIAL = ("precision", "plan")
+#: objectives where higher is better (every other one is minimized)
+MAXIMIZE = frozenset({"accuracy", "inferences_per_s", "inferences_per_j", "array_utilization"})
+RESULTS = ("latency_ms", "energy_mj", "avg_power_w", "inferences_per_s", "inferences_per_j", "dram_mb",
+           "cycles", "stall_cycles", "array_utilization", "model_size_mb")
+MAX_POINTS = 10_000_000
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    records: list[dict]
+    objectives: tuple[str, ...]
+    front: tuple[int, ...]          # indices of the Pareto-optimal records, in grid order
+
+    def pareto(self) -> list[dict]:
+        return [self.records[i] for i in self.front]
+
+    def to_frame(self):
+        """The records as a pandas DataFrame (``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ConfigError(["pandas is not installed: pip install pandas (or use SweepResult.records)"]) from None
+        return pd.DataFrame.from_records(self.records)
+
+
+def sweep(model: Model | str | Path, hw: str | Path | Mapping, grid: Mapping[str, list],
+          objectives=("latency_ms", "energy_mj", "area_mm2"), precision: str = "w8a8", eval: str | None = None,
+          executor=None, chunk_size: int = 4096, progress: Callable[[int, int], None] | None = None,
+          force: bool = False, done: Mapping[int, list] | None = None,
+          on_chunk: Callable[[int, list], None] | None = None) -> SweepResult:
+    """Cost every point of ``grid`` (module docstring); ``hw`` is a hw YAML/bundled name or its mapping.
+
+    ``executor``: any ``concurrent.futures.Executor`` (chunks of ``chunk_size`` points are submitted and
+    collected in grid order). ``done``: chunk index → records already computed (a resumed sweep);
+    ``on_chunk(index, records)`` is called as each new chunk finishes."""
+    model = model if isinstance(model, Model) else load_model(model)
+    base = dict(hw) if isinstance(hw, Mapping) else read_yaml(resolve(hw, "hw"))
+    paths, points = expand(grid, force)
+    objectives = tuple(objectives)
+    check_objectives(objectives, eval)
+    chunks = [points[i:i + chunk_size] for i in range(0, len(points), chunk_size)]
+    done = dict(done or {})
+    if executor is None:
+        pending = {i: None for i in range(len(chunks)) if i not in done}
+    else:
+        pending = {i: executor.submit(evaluate_points, model, base, paths, chunks[i], precision)
+                   for i in range(len(chunks)) if i not in done}
+    records: list[dict] = []
+    for i, chunk in enumerate(chunks):
+        if i in done:
+            part = done[i]
+        else:
+            part = evaluate_points(model, base, paths, chunk, precision) if executor is None else pending[i].result()
+            if on_chunk:
+                on_chunk(i, part)
+        records += part
+        if progress:
+            progress(len(records), len(points))
+    if eval is not None:
+        _add_accuracy(records, model, eval)
+    return SweepResult(records, objectives, pareto_front(records, objectives))
+
+
+def expand(grid: Mapping[str, list], force: bool = False) -> tuple[list[str], list[tuple]]:
+    """Grid → (paths, points); ConfigError for an empty grid or axis, or more than MAX_POINTS without force."""
+    if not isinstance(grid, Mapping) or not grid:
+        raise ConfigError(["sweep.grid: expected a non-empty mapping of field path → list of values"])
+    problems = [f"sweep.grid.{k}: expected a non-empty list of values, got {v!r}"[:200]
+                for k, v in grid.items() if not isinstance(v, (list, tuple)) or not v]
+    if problems:
+        raise ConfigError(problems)
+    size = math.prod(len(v) for v in grid.values())
+    if size > MAX_POINTS and not force:
+        raise ConfigError([f"sweep.grid: {size:,} points exceed {MAX_POINTS:,}; narrow the grid or pass --force"])
+    paths = [str(k) for k in grid]
+    return paths, list(itertools.product(*grid.values()))
+
+
+def check_objectives(objectives, eval) -> None:
+    known = set(RESULTS) | {"area_mm2"} | ({"accuracy"} if eval else set())
+    bad = [o for o in objectives if o not in known]
+    if bad or not objectives:
+        raise ConfigError([f"sweep.objectives: expected names from {', '.join(sorted(known))}, got "
+                           f"{', '.join(map(str, bad)) or 'none'}"])
+
+
+def evaluate_points(model: Model, base: dict, paths: list[str], points: list[tuple], precision: str) -> list[dict]:
+    """Records for ``points`` (grid order), each group of structurally equal configs costed in one pass."""
+    numeric = [i for i, p in enumerate(paths) if p not in SPECIAL
+               and all(isinstance(pt[i], (int, float)) and not isinstance(pt[i], bool) for pt in points)]
+    groups: dict[tuple, list[int]] = {}
+    for i, point in enumerate(points):   # numbers vary inside a group; everything else names the group
+        key = tuple(repr(v) for j, v in enumerate(point) if j not in numeric)
+        groups.setdefault(key, []).append(i)
+    records: list[dict] = [dict(zip(paths, point)) for point in points]
+    for members in groups.values():
+        first = dict(zip(paths, points[members[0]]))
+        prec, plan = str(first.get("precision", precision)), _plan(model, first.get("plan"))
+        for rows, totals, area in _costs(model, base, paths, [points[i] for i in members], numeric, prec, plan):
+            for row, j in enumerate(rows):
+                rec = records[members[j]]
+                rec.update({k: _item(totals[k], row) for k in RESULTS})
+                rec["area_mm2"] = None if area is None else _item(area, row)
+    return records
+
+
+def _costs(model, base, paths, points, numeric, prec, plan):
+    """Yield (point indices, totals, area) for a group: one pass with every numeric grid field an array over
+    the group's points (validated by the same ``HWConfig.from_dict`` as a file), or — when a field shapes the
+    config or the cost model and cannot be an array (e.g. ``pe.base_bits``) — one pass per point."""
+    values = {p: (np.array([pt[j] for pt in points]) if j in numeric else points[0][j]) for j, p in enumerate(paths)}
+    try:
+        hw = _config(base, values)
+        totals = simulate(model, hw, prec, plan).totals
+    except (TypeError, ValueError):    # an array where the schema or the cost model needs one number
+        for j, pt in enumerate(points):
+            hw = _config(base, dict(zip(paths, pt)))
+            yield [j], simulate(model, hw, prec, plan).totals, area_mm2(hw)
+        return
+    yield list(range(len(points))), totals, area_mm2(hw)
+
+
+def _config(base: dict, values: dict) -> HWConfig:
+    data = copy.deepcopy(base)   # the base is small; grid values (numbers or arrays) are set by path
+    for path, value in values.items():
+        if path not in SPECIAL:
+            keys = path.split(".")
+            set_path(data, keys[1:] if keys[0] == "hw" else keys, value, f"sweep.grid.{path}")
+    try:
+        return HWConfig.from_dict(data)
+    except ConfigError as exc:
+        at = ", ".join(f"{k}={v}" for k, v in values.items() if not isinstance(v, np.ndarray))
+        raise ConfigError([f"sweep{f' ({at})' if at else ''}: {p}" for p in exc.problems]) from None
+
+
+def _plan(model: Model, plan) -> dict[str, str]:
+    """A plan value: None, a mapping GLOB → precision, or a list of ``GLOB=wXaY`` strings → layer name → precision."""
+    if plan is None:
+        return {}
+    from .eval.pipeline import float_layer_precisions, parse_layer_precisions
+    items = [f"{k}={v}" for k, v in plan.items()] if isinstance(plan, Mapping) else list(plan)
+    return float_layer_precisions(model, [], layer_precision=parse_layer_precisions(items))
+
+
+def _item(value, j: int):
+    return float(value[j]) if isinstance(value, np.ndarray) and value.ndim else float(value)
+
+
+# ---- configs ⇄ numeric leaves ------------------------------------------------------------------------
+
+def flatten(obj, path: str = "") -> tuple[dict, tuple]:
+    """(numeric leaves by path, structural signature: every non-numeric leaf and every numeric path)."""
+    leaves: dict[str, float] = {}
+    signature: list = []
+    _walk(obj, path, leaves, signature)
+    return leaves, tuple(signature)
+
+
+def _walk(obj, path, leaves, signature) -> None:
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, DataflowSpec)):
+        signature.append((path, obj))
+    elif isinstance(obj, (int, float)):
+        leaves[path] = obj
+        signature.append((path, type(obj).__name__))
+    elif is_dataclass(obj):
+        for f in fields(obj):
+            if f.init and f.name != "source":
+                _walk(getattr(obj, f.name), f"{path}.{f.name}", leaves, signature)
+    elif isinstance(obj, Mapping):
+        for k in obj:
+            _walk(obj[k], f"{path}[{k}]", leaves, signature)
+    elif isinstance(obj, tuple) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in obj):
+        signature.append((path, obj))      # e.g. pe.int_bits: structure, not a swept number
+    elif isinstance(obj, tuple):
+        for i, x in enumerate(obj):
+            _walk(x, f"{path}[{i}]", leaves, signature)
+    else:
+        signature.append((path, repr(obj)))
+
+
+def stack(configs: list, leaves: list[dict]):
+    """One config whose numeric leaves that differ across ``configs`` are numpy arrays (in order)."""
+    varying = {p: np.array([lv[p] for lv in leaves]) for p in leaves[0]
+               if any(lv[p] != leaves[0][p] for lv in leaves[1:])}
+    return _rebuild(configs[0], "", varying) if varying else configs[0]
+
+
+def _rebuild(obj, path: str, varying: dict):
+    if not any(p == path or p.startswith(path + ".") or p.startswith(path + "[") for p in varying):
+        return obj
+    if path in varying:
+        return varying[path]
+    if is_dataclass(obj):
+        changes = {f.name: _rebuild(getattr(obj, f.name), f"{path}.{f.name}", varying)
+                   for f in fields(obj) if f.init and f.name != "source"}
+        return replace(obj, **changes)
+    if isinstance(obj, Mapping):
+        return MappingProxyType({k: _rebuild(obj[k], f"{path}[{k}]", varying) for k in obj})
+    if isinstance(obj, tuple):
+        return tuple(_rebuild(x, f"{path}[{i}]", varying) for i, x in enumerate(obj))
+    return obj
+
+
+# ---- accuracy and the Pareto front ----------------------------------------------------------------------
+
+def _add_accuracy(records: list[dict], model: Model, task_name: str) -> None:
+    """``accuracy`` (the task's primary metric, quantized) per distinct (precision, plan), computed once."""
+    from .eval.pipeline import evaluate, parse_layer_precisions, scheme_for
+    from .eval.tasks import make_task
+    from .hw.mac import parse_precision
+    task, cache = make_task(task_name), {}
+    for rec in records:
+        prec, plan = rec.get("precision", "w8a8"), rec.get("plan")
+        key = (prec, repr(plan))
+        if key not in cache:
+            if parse_precision(prec).is_float:
+                result = evaluate(task, None)
+                cache[key] = result["fp32"][result["primary_metric"]]
+            else:
+                items = [f"{k}={v}" for k, v in plan.items()] if isinstance(plan, Mapping) else list(plan or [])
+                result = evaluate(task, scheme_for(prec, layer_bits=parse_layer_precisions(items)))
+                cache[key] = result["quantized"][result["primary_metric"]]
+        rec["accuracy"] = cache[key]
+
+
+def pareto_front(records: list[dict], objectives) -> tuple[int, ...]:
+    """Indices of the records no other record dominates (at least as good in every objective, better in
+    one); ``MAXIMIZE`` objectives are maximized, the rest minimized. Records missing a value are skipped."""
+    usable = [i for i, r in enumerate(records) if all(isinstance(r.get(o), (int, float)) and
+                                                      math.isfinite(r[o]) for o in objectives)]
+    if not usable:
+        return ()
+    pts = np.array([[(-records[i][o] if o in MAXIMIZE else records[i][o]) for o in objectives] for i in usable])
+    order = np.lexsort(pts.T[::-1])            # by the first objective, ties by the next ...
+    kept: list[int] = []
+    for idx in order:
+        p = pts[idx]
+        if kept:
+            k = pts[kept]
+            if np.any(np.all(k <= p, axis=1) & np.any(k < p, axis=1)) or np.any(np.all(k == p, axis=1)):
+                continue
+        kept.append(idx)
+    return tuple(sorted(usable[i] for i in kept))

@@ -1,0 +1,151 @@
+"""``accelsim sweep SWEEP.yaml --out results.csv|json|parquet``: the sweep file, workers, resuming, output.
+
+A sweep file (validated like every config; unknown keys are errors)::
+
+    model: resnet50                 # model YAML, bundled name or SCALE-Sim CSV
+    hw: edge                        # hw YAML or bundled name: the base every grid point overrides
+    precision: w8a8                 # when the grid has no `precision` axis
+    grid:                           # field path (as --set takes it) or `precision` / `plan` → values
+      array.rows: [16, 32, 64]
+      memory.ifmap_sram_kib: [256, 1024]
+      precision: [w8a8, w4a8]
+    objectives: [latency_ms, energy_mj, area_mm2]
+    eval: null                      # mnist | photos | lee: adds `accuracy` (once per precision and plan)
+
+Chunks run on a Dask cluster when ``--workers N`` (a ``LocalCluster`` of N processes) or ``--scheduler
+ADDR`` (``pip install "accelsim[distributed]"``) is given, else in this process. Finished chunks are
+appended to ``OUT.partial.jsonl``; a rerun of the same sweep skips them, and the partial file is removed
+once OUT is written.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sys
+from pathlib import Path
+
+from .config.fields import Reader
+from .config.loader import read_yaml
+from .errors import ConfigError
+from .report import checked, json_text, write_atomic
+from .sweep import MAX_POINTS, sweep
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="cost a grid of hw configs × precisions and report the Pareto front",
+                       epilog="example:\n  accelsim sweep sweep.yaml --out results.csv --workers 2")
+    p.add_argument("file", help="sweep YAML (model, hw, grid, objectives)")
+    p.add_argument("--out", required=True, help="results file: .csv, .json or .parquet")
+    p.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--force", action="store_true", help=f"allow more than {MAX_POINTS:,} grid points")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def read_sweep(path: str) -> dict:
+    """The validated sweep file as keyword arguments of :func:`accelsim.sweep.sweep`."""
+    problems: list[str] = []
+    r = Reader(read_yaml(Path(path)), "sweep", problems)
+    spec = {"model": r.string("model"), "hw": r.string("hw"), "precision": r.string("precision", "w8a8"),
+            "grid": r.raw("grid"), "objectives": r.raw("objectives", ["latency_ms", "energy_mj", "area_mm2"]),
+            "eval": r.raw("eval", None)}
+    r.reject_unknown()
+    if not isinstance(spec["objectives"], list):
+        problems.append(f"sweep.objectives: expected a list of result names, got {spec['objectives']!r}"[:200])
+    if spec["eval"] is not None and spec["eval"] not in ("mnist", "photos", "lee"):
+        problems.append(f"sweep.eval: expected one of mnist | photos | lee, got {spec['eval']!r}"[:200])
+    if problems:
+        raise ConfigError(problems, path)
+    return spec
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".json", ".parquet"):
+        raise ConfigError([f"--out {args.out!r}: expected a .csv, .json or .parquet file name"])
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError([f"--workers: expected a positive integer, got {args.workers}"])
+    spec = read_sweep(args.file)
+    partial = out.with_name(out.name + ".partial.jsonl")
+    tag = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    done = _resume(partial, tag)
+    client = _dask_client(args) if (args.workers or args.scheduler) else None
+    with open(partial, "a", encoding="utf-8") as log:
+        if not done:
+            log.write(json.dumps({"sweep": tag}) + "\n")
+
+        def keep(index: int, records: list[dict]) -> None:
+            log.write(json.dumps({"chunk": index, "records": records}) + "\n")
+            log.flush()
+
+        try:
+            result = sweep(spec["model"], spec["hw"], spec["grid"], spec["objectives"], spec["precision"],
+                           spec["eval"], executor=client.get_executor() if client else None, force=args.force,
+                           progress=None if args.quiet or not sys.stderr.isatty() else _bar, done=done, on_chunk=keep)
+        finally:
+            if client is not None:
+                client.close()
+    if not args.quiet and sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr)
+    _write(out, result.records)
+    partial.unlink(missing_ok=True)
+    print(f"{len(result.records):,} points, {len(result.front):,} on the Pareto front over "
+          f"{', '.join(result.objectives)}; written to {out}")
+    for rec in result.pareto()[:20]:
+        print("  " + ", ".join(f"{k}={_fmt(v)}" for k, v in rec.items()
+                               if k in spec["grid"] or k in result.objectives))
+    return 0
+
+
+def _resume(partial: Path, tag: str) -> dict[int, list[dict]]:
+    if not partial.is_file():
+        return {}
+    lines = [json.loads(line) for line in partial.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines or lines[0].get("sweep") != tag:
+        partial.unlink()             # another sweep's leftovers: start over
+        return {}
+    return {int(x["chunk"]): x["records"] for x in lines[1:] if "chunk" in x}
+
+
+def _dask_client(args):
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(['--workers/--scheduler need Dask: pip install "accelsim[distributed]"']) from None
+    if args.scheduler:
+        return Client(args.scheduler)
+    return Client(LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None))
+
+
+def _write(out: Path, records: list[dict]) -> None:
+    """Results pass the report's rules first (finite, non-negative; otherwise null with a reason)."""
+    if out.suffix == ".json":
+        write_atomic(out, json_text({"records": records}))
+        return
+    records = checked({"records": records})["records"]
+    if out.suffix == ".csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        write_atomic(out, buf.getvalue())
+    else:
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ConfigError(["--out *.parquet needs pandas and pyarrow: pip install pandas pyarrow"]) from None
+        tmp = out.with_name(f".{out.name}.tmp")
+        pd.DataFrame.from_records(records).to_parquet(tmp)
+        tmp.replace(out)
+
+
+def _bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    print(f"\r\033[K[accelsim] sweep [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
+          end="", file=sys.stderr, flush=True)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,151 @@
+"""Design-space sweeps: records equal single simulate() calls exactly, executors change nothing, the Pareto
+front is the non-dominated set, bad sweep files are one-line errors, an interrupted sweep resumes."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+
+from accelsim.cli import main
+from accelsim.config.loader import load_hw, load_model
+from accelsim.errors import ConfigError
+from accelsim.sim.engine import simulate
+from accelsim.sweep import MAXIMIZE, RESULTS, pareto_front, sweep
+
+MODEL = "mobilenet_v2"
+
+
+def single(model, hw_name, rec, paths, precision="w8a8"):
+    sets = [f"{p}={rec[p]}" for p in paths if p not in ("precision", "plan")]
+    return simulate(model, load_hw(hw_name, sets), rec.get("precision", precision)).totals
+
+
+@pytest.mark.parametrize("hw_name, grid", [
+    ("edge", {"array.rows": [8, 24, 64], "array.cols": [16, 40], "array.dataflow": ["ws", "os", "is"],
+              "memory.ifmap_sram_kib": [32, 1024], "memory.dram_gbps": [2, 17], "precision": ["w8a8", "w4a4", "fp32"]}),
+    ("edge", {"pe.float_macs_per_cycle.fp32": [0.125, 0.5], "energy.leakage_mw": [0, 500], "clock_mhz": [300, 900],
+              "timing.stationary_double_buffer": [False, True], "precision": ["fp32"]}),
+    ("zigzag_tpu_like", {"memory.sram_2MB.size_kib": [64, 2048], "memory.rf_128B.size_bytes": [16, 256],
+                         "memory.dram.bytes_per_cycle": [4, 64], "array.rows": [16, 32]}),
+    ("server", {"pe.acc_bits": [32, 48], "pe.base_bits": [8, 16], "array.rows": [32, 128]}),   # per-point fallback
+])
+def test_records_equal_single_simulate_calls(hw_name, grid):
+    model = load_model(MODEL)
+    result = sweep(model, hw_name, grid, chunk_size=7)
+    assert len(result.records) == int(np.prod([len(v) for v in grid.values()]))
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(result.records), size=min(12, len(result.records)), replace=False):
+        rec = result.records[i]
+        want = single(model, hw_name, rec, list(grid))
+        for key in RESULTS:
+            assert rec[key] == want[key], (rec, key)
+
+
+def test_area_grows_with_the_array_and_the_srams():
+    r = sweep(MODEL, "edge", {"array.rows": [16, 64], "memory.ifmap_sram_kib": [256, 1024]}).records
+    by = {(x["array.rows"], x["memory.ifmap_sram_kib"]): x["area_mm2"] for x in r}
+    assert by[64, 256] > by[16, 256] and by[16, 1024] > by[16, 256]
+    assert by[16, 1024] - by[16, 256] == pytest.approx(768 * 0.0039 * 0.0625)   # KiB · mm²/KiB · node scale
+
+
+def test_process_pool_equals_serial():
+    grid = {"array.rows": [16, 32, 64], "array.cols": [16, 64], "precision": ["w8a8", "w4a8"]}
+    serial = sweep(MODEL, "edge", grid, chunk_size=4).records
+    with ProcessPoolExecutor(2) as pool:
+        parallel = sweep(MODEL, "edge", grid, chunk_size=4, executor=pool).records
+    assert parallel == serial
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_equals_serial():
+    distributed = pytest.importorskip("dask.distributed")
+    grid = {"array.rows": [16, 32, 64, 128], "array.cols": [16, 64], "memory.dram_gbps": [4, 34]}
+    serial = sweep(MODEL, "edge", grid, chunk_size=5).records
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = sweep(MODEL, "edge", grid, chunk_size=5, executor=client.get_executor()).records
+    assert remote == serial
+
+
+def brute_front(records, objectives):
+    def key(r):
+        return [(-r[o] if o in MAXIMIZE else r[o]) for o in objectives]
+    out = []
+    for i, r in enumerate(records):
+        dominated = any(all(a <= b for a, b in zip(key(s), key(r))) and key(s) != key(r) for s in records)
+        duplicate_before = any(key(s) == key(r) for s in records[:i])
+        if not dominated and not duplicate_before:
+            out.append(i)
+    return tuple(out)
+
+
+def test_pareto_front_is_the_non_dominated_set():
+    rng = np.random.default_rng(3)
+    for objectives in (("latency_ms", "energy_mj"), ("latency_ms", "energy_mj", "inferences_per_j")):
+        records = [{o: float(rng.integers(0, 6)) for o in objectives} for _ in range(200)]
+        assert pareto_front(records, objectives) == brute_front(records, objectives)
+
+
+def test_bad_grids_and_objectives_are_one_error_each():
+    with pytest.raises(ConfigError, match="sweep.grid: expected a non-empty mapping"):
+        sweep(MODEL, "edge", {})
+    with pytest.raises(ConfigError, match=r"sweep.grid.array.rows: expected a non-empty list"):
+        sweep(MODEL, "edge", {"array.rows": []})
+    with pytest.raises(ConfigError, match="exceed 10,000,000; narrow the grid or pass --force"):
+        sweep(MODEL, "edge", {f"x{i}": list(range(10)) for i in range(9)})
+    with pytest.raises(ConfigError, match="sweep.objectives: expected names from"):
+        sweep(MODEL, "edge", {"array.rows": [8]}, objectives=("speed",))
+    with pytest.raises(ConfigError, match="hw.array.rowz: unknown field"):
+        sweep(MODEL, "edge", {"array.rowz": [8]})
+    with pytest.raises(ConfigError, match=r"hw.array.rows: expected a positive integer"):
+        sweep(MODEL, "edge", {"array.rows": [8, 0]})
+
+
+def write_sweep(tmp_path, **extra) -> str:
+    spec = {"model": MODEL, "hw": "edge", "grid": {"array.rows": [16, 32, 64], "precision": ["w8a8", "w4a8"]},
+            "objectives": ["latency_ms", "energy_mj"], **extra}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(spec))
+    return str(path)
+
+
+def test_cli_sweep_writes_records_and_prints_the_front(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["sweep", write_sweep(tmp_path), "--out", str(out)]) == 0
+    records = json.loads(out.read_text())["records"]
+    assert len(records) == 6 and {"array.rows", "precision", "latency_ms", "area_mm2"} <= set(records[0])
+    assert "6 points" in capsys.readouterr().out
+    assert not (tmp_path / "r.json.partial.jsonl").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"grid": {"array.rowz": [8]}}, "hw.array.rowz: unknown field"),
+    ({"grid": {}}, "sweep.grid: expected a non-empty mapping"),
+    ({"grid": {f"a{i}": list(range(10)) for i in range(9)}}, "pass --force"),
+    ({"objectives": ["speed"]}, "sweep.objectives: expected names from"),
+    ({"colour": "red"}, "sweep.colour: unknown field"),
+])
+def test_cli_bad_sweep_files(tmp_path, capsys, extra, message):
+    assert main(["sweep", write_sweep(tmp_path, **extra), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("accelsim: error:") and message in err[0]
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_cli_sweep_resumes_from_its_partial_file(tmp_path, capsys):
+    path = write_sweep(tmp_path)
+    out = tmp_path / "r.json"
+    assert main(["sweep", path, "--out", str(out)]) == 0
+    full = json.loads(out.read_text())["records"]
+    # an interrupted run left chunk 0 (marked) behind: the rerun must keep it, not recompute it
+    from accelsim.sweep_cli import read_sweep
+    import hashlib
+    tag = hashlib.sha256(json.dumps(read_sweep(path), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    marked = [dict(r, latency_ms=-1.0) for r in full]
+    partial = tmp_path / "r.json.partial.jsonl"
+    partial.write_text(json.dumps({"sweep": tag}) + "\n" + json.dumps({"chunk": 0, "records": marked}) + "\n")
+    assert main(["sweep", path, "--out", str(out)]) == 0
+    assert [r["latency_ms"] for r in json.loads(out.read_text())["records"]] == [None] * len(full)  # checked: -1 → null
+    assert not partial.exists()

@@ -248,7 +248,8 @@ class QuantOps(FloatOps):
     ``plan.scheme.dynamic`` selects per-call input grids and the float-rescale output stage."""
 
     def __init__(self, plan: QuantPlan, mode: str = "int", measure: bool = True, acc_bits: int = 32,
-                 overflow: str = "wrap", keep_last: bool = False):
+                 overflow: str = "wrap", keep_last: bool = False, weight_params: Mapping[str, QParams] | None = None,
+                 kinds: Mapping[str, _Kind] | None = None):
         if mode not in ("fake", "int"):
             raise QuantError(f"mode: expected 'fake' or 'int', got {mode!r}")
         self.plan, self.mode, self.measure, self.keep_last = plan, mode, measure, keep_last
@@ -257,13 +258,23 @@ class QuantOps(FloatOps):
         self.stats: dict[str, LayerStats] = {}
         self.last: dict[str, LayerResult] = {}
         self._weights: dict[str, tuple] = {}
+        self.weight_params = dict(weight_params or {})
+        self.kinds = KINDS if kinds is None else kinds   # e.g. accelsim.sim.array_ops: the GEMMs on the array
 
     def _weight(self, name, w, w_bits, b=None, x_scale=None):
         """``(codes, per-channel scales, dequantized weights, params)`` cached per layer
-        (:func:`accelsim.quant.weight_qparams`; bias headroom only where an int32 bias is formed); a linear
-        layer's codes are stored transposed, ``[in, out]``, as its GEMM reads them."""
+        (:func:`accelsim.quant.weight_qparams`, or the layer's ``weight_params`` grid — clipped or learned —
+        with the same bias headroom; headroom only where an int32 bias is formed); a linear layer's codes are
+        stored transposed, ``[in, out]``, as its GEMM reads them."""
         if name not in self._weights:
-            p = weight_qparams(w, self.plan.scheme.weight_spec(w_bits), b, x_scale, self.acc["acc_bits"])
+            p = self.weight_params.get(name)
+            if p is None:
+                p = weight_qparams(w, self.plan.scheme.weight_spec(w_bits), b, x_scale, self.acc["acc_bits"])
+            elif b is not None:
+                need = np.abs(np.asarray(b, np.float64)) / (float(x_scale) * 2.0 ** (self.acc["acc_bits"] - 2))
+                need = need if p.spec.granularity == "channel" else need.max()
+                if np.any(need > p.scale):
+                    p = QParams(np.maximum(p.scale, need).astype(np.float32), p.zero_point, p.spec)
             q = quantize(w, p)
             codes = np.ascontiguousarray(q.q.T) if w.ndim == 2 else q.q   # linear: [in, out] for the GEMM
             self._weights[name] = (codes, np.broadcast_to(p.scale.reshape(-1), (w.shape[0],)).astype(np.float32),
@@ -282,7 +293,7 @@ class QuantOps(FloatOps):
 
     def _run(self, kind: str, name, x, w, b, act, geo):
         lq = self.plan.layers.get(name)
-        k = KINDS[kind]
+        k = self.kinds[kind]
         if lq is None:
             return ACTIVATIONS[act](k.float(x, w, b, geo))
         xp = dynamic_qparams(x, lq.a_bits) if self.dynamic else lq.x

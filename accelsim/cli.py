@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print only the totals")
     run.add_argument("--breakdown", action="store_true",
                      help="also print bytes, energy and stalls per memory level and operand")
+    run.add_argument("--unsupported", default="error", choices=["error", "vector"],
+                     help="ONNX ops accelsim does not know: an error (default) or costed as vector work")
     _add_quant_args(run, required_eval=False)
     ev = sub.add_parser("eval", help="accuracy only: FP32 vs quantized on real data", epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
     sweep_cli.add_parser(sub)
+    inf = sub.add_parser("infer", help="run a model (YAML or ONNX) on inputs from an .npz, write its outputs",
+                         epilog="example:\n  accelsim infer model.onnx --inputs in.npz --out out.npz --precision w8a8 "
+                                "--calib-data calib.npz", formatter_class=argparse.RawDescriptionHelpFormatter)
+    inf.add_argument("model", help="model YAML with weights, bundled model name, or ONNX file")
+    inf.add_argument("--inputs", required=True, metavar="IN.npz", help="arrays keyed by graph input name")
+    inf.add_argument("--out", required=True, metavar="OUT.npz", help="outputs keyed by graph output name")
+    inf.add_argument("--precision", default="fp32", help="fp32 (default) | w8a8 | w4a8 | w4a4")
+    inf.add_argument("--calib", default="minmax", choices=["minmax", "percentile", "kl", "entropy", "mse"],
+                     help="activation calibration method (default minmax)")
+    inf.add_argument("--calib-data", metavar="CALIB.npz", help="calibration inputs (default: the inputs)")
+    inf.add_argument("--mode", default="int", choices=["int", "fake"], help="int (bit-exact, default) or fake")
+    inf.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
+    inf.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     return parser
 
 
@@ -172,7 +187,7 @@ def _run(args) -> int:
     _check_output_dirs(args.json, args.csv)
     if args.max_rows < 0:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
-    model = load_model(args.model, _key_values(args.param, "--param"))
+    model = load_model(args.model, _key_values(args.param, "--param"), args.unsupported)
     hw = load_hw(args.hw, args.set)
     report = simulate(model, hw, args.precision, float_layer_precisions(
         model, args.keep_float, args.float_mode, parse_layer_precisions(args.layer_precision)))
@@ -186,8 +201,33 @@ def _run(args) -> int:
         print(format_table(report, args.max_rows or None))
     if args.breakdown:
         print("\n" + format_breakdown(report))
+    for note in _notes(model):
+        print(f"note: {note}")
     if accuracy:
         print("\n" + format_accuracy(accuracy))
+    return 0
+
+
+def _notes(model) -> list:
+    if model.weights and model.weights.get("format") == "onnx":
+        from .onnx.importer import notes_for
+        return notes_for(model)
+    return []
+
+
+def _infer(args) -> int:
+    from .infer import infer, read_npz, write_npz
+    _check_output_dirs(args.out)
+    model = load_model(args.model, _key_values(args.param, "--param"))
+    inputs = read_npz(args.inputs)
+    calib = read_npz(args.calib_data, "--calib-data") if args.calib_data else None
+    outputs = infer(model, inputs, args.precision, args.calib, calib, args.mode, not args.per_tensor)
+    try:
+        write_npz(args.out, outputs)
+    except OSError as exc:
+        raise ConfigError([f"cannot write {short(args.out)}: {exc.strerror or short(exc)}"]) from None
+    for name, y in outputs.items():
+        print(f"{name}: {list(y.shape)} {y.dtype}")
     return 0
 
 
@@ -216,11 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print("accelsim: error: no command given: expected run, eval, compare or sweep (see accelsim --help)",
+        print("accelsim: error: no command given: expected run, eval, compare, infer or sweep (see accelsim --help)",
               file=sys.stderr)
         return 2
     try:
-        return {"compare": _compare, "eval": _eval, "run": _run, "sweep": sweep_cli.run}[args.command](args)
+        return {"compare": _compare, "eval": _eval, "run": _run, "sweep": sweep_cli.run, "infer": _infer}[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from .config.fields import MAX_DIM, MAX_ELEMENTS, MAX_MACS, MISSING, Reader, bou
 from .errors import ConfigError, short
 from .ops import OPS, Shape, ShapeError
 
-WEIGHT_FORMATS = ("safetensors", "pth", "npz", "trained")
+WEIGHT_FORMATS = ("safetensors", "pth", "npz", "trained", "onnx")
 DATASETS = ("mnist", "photos", "lee")
 
 

@@ -23,7 +23,7 @@ Adding an op is adding one entry here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -430,3 +430,279 @@ OPS: dict[str, OpDef] = {
     "hardswish": _act("hardswish", F.hardswish),
     "hardsigmoid": _act("hardsigmoid", lambda x: np.clip(x / 6 + 0.5, 0, 1)),   # relu6(x + 3) / 6 (MobileNetV3 SE)
 }
+
+
+# ---- ops for imported graphs (accelsim.onnx; usable from YAML too) -----------------------------------------
+# Axes count without the batch axis (axis 0 = the first non-batch dimension), as every shape here.
+
+def _int_list(r: Reader, key: str, default=None, nullable: bool = False) -> list:
+    """A list of integers (negative allowed; ``None`` entries where ``nullable``)."""
+    value = r.raw(key, default)
+    ok = isinstance(value, (list, tuple)) and all(
+        (v is None and nullable) or (isinstance(v, int) and not isinstance(v, bool)) for v in value)
+    if not ok:
+        r.bad(key, "a list of integers", value)
+        return []
+    return list(value)
+
+
+def _number(r: Reader, key: str, default=None) -> float:
+    """Any finite number (negative allowed; ``±inf`` only as the default)."""
+    value = r.raw(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        r.bad(key, "a number", value)
+        return 0.0
+    return float(value)
+
+
+def _axes_ok(axes, rank: int) -> bool:
+    return all(0 <= a < rank for a in axes) and len(set(axes)) == len(axes)
+
+
+def _reshape_shape(a: dict, shapes: list[Shape]) -> Shape:
+    x, out = _one(shapes), tuple(a["shape"])
+    if any(d <= 0 for d in out) or math.prod(out) != math.prod(x):
+        raise ShapeError(f"cannot reshape {list(x)} ({math.prod(x)} elements) to {list(out)}")
+    return out
+
+
+def _transpose_shape(a: dict, shapes: list[Shape]) -> Shape:
+    x, perm = _one(shapes), a["perm"]
+    if sorted(perm) != list(range(len(x))):
+        raise ShapeError(f"perm {perm} is not a permutation of the {len(x)} axes of {list(x)}")
+    return tuple(x[p] for p in perm)
+
+
+def _concat_shape(a: dict, shapes: list[Shape]) -> Shape:
+    ax = a["axis"]
+    if not shapes or not 0 <= ax < len(shapes[0]) or any(
+            len(s) != len(shapes[0]) or s[:ax] + s[ax + 1:] != shapes[0][:ax] + shapes[0][ax + 1:] for s in shapes):
+        raise ShapeError(f"cannot concatenate {[list(s) for s in shapes]} along axis {ax}")
+    return shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
+
+
+def _slices(a: dict) -> tuple:
+    return tuple(slice(b, e, s) for b, e, s in zip(a["starts"], a["ends"], a["steps"]))
+
+
+def _slice_shape(a: dict, shapes: list[Shape]) -> Shape:
+    """``x[starts:ends:steps]`` per axis (lists as long as the rank; an end of ``None`` runs to the edge)."""
+    x = _one(shapes)
+    if not len(a["starts"]) == len(a["ends"]) == len(a["steps"]) == len(x) or 0 in a["steps"]:
+        raise ShapeError(f"starts/ends/steps must give one non-zero step per axis of {list(x)}")
+    out = tuple(len(range(*sl.indices(d))) for sl, d in zip(_slices(a), x))
+    if 0 in out:
+        raise ShapeError(f"slice of {list(x)} is empty")
+    return out
+
+
+def _pad_shape(a: dict, shapes: list[Shape]) -> Shape:
+    x, p = _one(shapes), a["pads"]
+    if len(p) != 2 * len(x):
+        raise ShapeError(f"pads needs {2 * len(x)} values (begins then ends) for {list(x)}, got {len(p)}")
+    out = tuple(d + p[i] + p[i + len(x)] for i, d in enumerate(x))
+    if min(out) <= 0:
+        raise ShapeError(f"pads {p} leave nothing of {list(x)}")
+    return out
+
+
+def _run_pad(a: dict, xs: list, ctx):
+    x, p, n = xs[0], a["pads"], xs[0].ndim - 1
+    cut = (slice(None),) + tuple(slice(max(0, -p[i]), d - max(0, -p[i + n]))
+                                     for i, d in enumerate(x.shape[1:]))
+    widths = [(0, 0)] + [(max(0, p[i]), max(0, p[i + n])) for i in range(n)]
+    kw = {"constant_values": a["value"]} if a["mode"] == "constant" else {}
+    return np.pad(x[cut], widths, mode=a["mode"], **kw)
+
+
+def _reduce_shape(a: dict, shapes: list[Shape]) -> Shape:
+    x = _one(shapes)
+    if not _axes_ok(a["axes"], len(x)):
+        raise ShapeError(f"axes {a['axes']} are not distinct axes of {list(x)}")
+    return tuple(1 if i in a["axes"] else d for i, d in enumerate(x) if a["keepdims"] or i not in a["axes"])
+
+
+def _softmax_axes_shape(a: dict, shapes: list[Shape]) -> Shape:
+    x = _one(shapes)
+    if not a["axes"] or not _axes_ok(a["axes"], len(x)):
+        raise ShapeError(f"axes {a['axes']} are not distinct axes of {list(x)}")
+    return x
+
+
+def _gather_shape(a: dict, shapes: list[Shape]) -> Shape:
+    x, ax, idx = _one(shapes), a["axis"], np.asarray(a["indices"])
+    if not 0 <= ax < len(x) or idx.size == 0 or idx.min() < -x[ax] or idx.max() >= x[ax]:
+        raise ShapeError(f"indices {a['indices']} out of range for axis {ax} of {list(x)}")
+    return x[:ax] + idx.shape + x[ax + 1:]
+
+
+def _broadcast_shape(a: dict, shapes: list[Shape]) -> Shape:
+    """≥ 2 inputs with numpy (ONNX multidirectional) broadcasting."""
+    try:
+        if len(shapes) < 2:
+            raise ValueError
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError(f"inputs {[list(s) for s in shapes]} do not broadcast") from None
+
+
+def _lrn(a: dict, x):
+    """``y = x / (bias + alpha/size · Σ_{c'∈[c−⌊(size−1)/2⌋, c+⌈(size−1)/2⌉]} x[c']²)^beta`` (ONNX LRN)."""
+    sq = np.square(x)
+    lo, hi = (a["size"] - 1) // 2, -(-(a["size"] - 1) // 2)
+    sq = np.pad(sq, [(0, 0), (lo, hi)] + [(0, 0)] * (x.ndim - 2))
+    c = x.shape[1]
+    acc = sum(sq[:, i:i + c] for i in range(a["size"]))
+    return (x / (x.dtype.type(a["bias"]) + x.dtype.type(a["alpha"] / a["size"]) * acc) ** x.dtype.type(a["beta"]))
+
+
+def _avgpool_valid(x, kernel, stride, padding):
+    """Average over the window's cells inside the input (ONNX ``count_include_pad=0``)."""
+    ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)
+    return F.avg_pool2d(x, kernel, stride, padding) / F.avg_pool2d(ones, kernel, stride, padding)
+
+
+def _binary(fn, ops: float = 1.0) -> OpDef:
+    return OpDef(_none, _broadcast_shape, lambda a, xs, ctx: fn(*xs).astype(_float(xs[0]), copy=False),
+                 vector_ops=ops)
+
+
+def _unary(fn, ops: float, attrs=_none) -> OpDef:
+    return OpDef(attrs, _elementwise, lambda a, xs, ctx: fn(a, xs[0]).astype(_float(xs[0]), copy=False),
+                 vector_ops=ops)
+
+
+def _no_run(a: dict, xs: list, ctx):
+    ctx.unsupported(f"imported op {a['onnx_op']} is costed as vector work but cannot be executed")
+
+
+# gradient rules of the import ops (:mod:`accelsim.nn.backward` conventions); ops without a cheap exact rule raise
+def _grad_unavailable(op: str):
+    def rule(a, xs, y, dy, ctx):
+        ctx.unsupported(f"no gradient rule for {op} (an op of imported graphs; inference only)")
+    return rule
+
+
+def _unbroadcast_all(grads: list, xs: list) -> list:
+    return [B._unbroadcast(np.asarray(g, dtype=dy_dtype(g)), x.shape) for g, x in zip(grads, xs)]
+
+
+def dy_dtype(g) -> np.dtype:
+    return g.dtype if getattr(g, "dtype", np.dtype("O")).kind == "f" else np.dtype(np.float32)
+
+
+def _binary_grad(fn):
+    return lambda a, xs, y, dy, ctx: _unbroadcast_all(fn(xs, y, dy), xs)
+
+
+def _slice_back(a, xs, y, dy, ctx):
+    dx = np.zeros_like(xs[0])
+    dx[(slice(None), *_slices(a))] = dy
+    return [dx]
+
+
+def _pad_back(a, xs, y, dy, ctx):
+    if a["mode"] != "constant" or min(a["pads"]) < 0:
+        ctx.unsupported("no gradient rule for non-constant or negative padding")
+    return [dy[(slice(None), *(slice(a["pads"][i], a["pads"][i] + d) for i, d in enumerate(xs[0].shape[1:])))]]
+
+
+def _concat_back(a, xs, y, dy, ctx):
+    cuts = np.cumsum([x.shape[a["axis"] + 1] for x in xs])[:-1]
+    return np.split(dy, cuts, axis=a["axis"] + 1)
+
+
+def _reduce_mean_back(a, xs, y, dy, ctx):
+    axes = tuple(i + 1 for i in a["axes"])
+    g = dy if a["keepdims"] else np.expand_dims(dy, axes)
+    return [np.broadcast_to(g / math.prod(xs[0].shape[i] for i in axes), xs[0].shape).astype(dy.dtype)]
+
+
+def _softmax_axes_back(a, xs, y, dy, ctx):
+    axes = tuple(i + 1 for i in a["axes"])
+    return [y * (dy - (dy * y).sum(axis=axes, keepdims=True))]
+
+
+def _unary_grad(fn):
+    return lambda a, xs, y, dy, ctx: [fn(a, xs[0], y, dy)]
+
+
+def _constant_back(a, xs, y, dy, ctx):
+    ctx.add_grad("value", dy.sum(axis=0))
+    return [None]
+
+
+IMPORT_GRADS = {
+    "constant": _constant_back,
+    "reshape": B.reshape_back,
+    "transpose": lambda a, xs, y, dy, ctx: [dy.transpose(0, *(int(i) + 1 for i in np.argsort(a["perm"])))],
+    "concat": _concat_back, "slice": _slice_back, "pad": _pad_back, "reduce_mean": _reduce_mean_back,
+    "softmax_axes": _softmax_axes_back,
+    "clip": _unary_grad(lambda a, x, y, dy: dy * ((x >= a["min"]) & (x <= a["max"]))),
+    "leaky_relu": _unary_grad(lambda a, x, y, dy: np.where(x >= 0, dy, dy * dy.dtype.type(a["alpha"]))),
+    "hardsigmoid_ab": _unary_grad(lambda a, x, y, dy: dy * dy.dtype.type(a["alpha"]) * ((y > 0) & (y < 1))),
+    "erf": _unary_grad(lambda a, x, y, dy: dy * (2 / math.sqrt(math.pi)) * np.exp(-x * x)),
+    "exp": _unary_grad(lambda a, x, y, dy: dy * y),
+    "sqrt": _unary_grad(lambda a, x, y, dy: dy / (2 * y)),
+    "neg": _unary_grad(lambda a, x, y, dy: -dy),
+    "bcast_add": _binary_grad(lambda xs, y, dy: [dy, dy]),
+    "bcast_mul": _binary_grad(lambda xs, y, dy: [dy * xs[1], dy * xs[0]]),
+    "sub": _binary_grad(lambda xs, y, dy: [dy, -dy]),
+    "div": _binary_grad(lambda xs, y, dy: [dy / xs[1], -dy * y / xs[1]]),
+    "maximum": _binary_grad(lambda xs, y, dy: [dy * (xs[0] >= xs[1]), dy * (xs[0] < xs[1])]),
+    "minimum": _binary_grad(lambda xs, y, dy: [dy * (xs[0] <= xs[1]), dy * (xs[0] > xs[1])]),
+}
+
+IMPORT_OPS: dict[str, OpDef] = {
+    # a weight tensor as a graph tensor (binding ``prefix.value``); at run time it gains a batch axis of 1
+    "constant": OpDef(lambda r: dict(shape=_int_list(r, "shape", [])), lambda a, s: tuple(a["shape"]),
+                      lambda a, xs, ctx: ctx.param("value")[None], params=lambda a, s: math.prod(a["shape"]),
+                      weights=lambda a, s: {"value": tuple(a["shape"])}),
+    "reshape": OpDef(lambda r: dict(shape=_int_list(r, "shape")), _reshape_shape,
+                     _layout(lambda a, x: x.reshape((len(x), *a["shape"])))),
+    "transpose": OpDef(lambda r: dict(perm=_int_list(r, "perm")), _transpose_shape,
+                       _layout(lambda a, x: x.transpose(0, *(p + 1 for p in a["perm"])))),
+    "concat": OpDef(lambda r: dict(axis=r.nonneg_int("axis")), _concat_shape,
+                    lambda a, xs, ctx: np.concatenate(xs, axis=a["axis"] + 1)),
+    "slice": OpDef(lambda r: dict(starts=_int_list(r, "starts"), ends=_int_list(r, "ends", nullable=True),
+                                  steps=_int_list(r, "steps")), _slice_shape,
+                   _layout(lambda a, x: x[(slice(None), *_slices(a))])),
+    "pad": OpDef(lambda r: dict(pads=_int_list(r, "pads"), mode=r.choice("mode", ("constant", "reflect", "edge"))
+                                if "mode" in r.data else "constant", value=_number(r, "value", 0.0)),
+                 _pad_shape, _run_pad),
+    "gather": OpDef(lambda r: dict(axis=r.nonneg_int("axis"), indices=r.raw("indices")), _gather_shape,
+                    _layout(lambda a, x: np.take(x, np.asarray(a["indices"]), axis=a["axis"] + 1))),
+    "reduce_mean": OpDef(lambda r: dict(axes=_int_list(r, "axes"), keepdims=r.boolean("keepdims", True)),
+                         _reduce_shape,
+                         lambda a, xs, ctx: xs[0].mean(axis=tuple(i + 1 for i in a["axes"]), keepdims=a["keepdims"]),
+                         vector_ops=1.0, elements=_input_elements),
+    "softmax_axes": OpDef(lambda r: dict(axes=_int_list(r, "axes")), _softmax_axes_shape,
+                          lambda a, xs, ctx: F.softmax(xs[0], tuple(i + 1 for i in a["axes"])), vector_ops=5.0),
+    "lrn": OpDef(lambda r: dict(size=r.pos_int("size"), alpha=r.pos_float("alpha", 1e-4), beta=r.pos_float("beta", 0.75),
+                                bias=r.pos_float("bias", 1.0)), _elementwise, lambda a, xs, ctx: _lrn(a, xs[0]),
+                 vector_ops=8.0),
+    "avgpool_valid": OpDef(_pool_attrs, _pool_shape, _run_pool(_avgpool_valid), vector_ops=1.0,
+                           elements=_window_elements),
+    "clip": _unary(lambda a, x: np.clip(x, a["min"], a["max"]), 1.0,
+                   lambda r: dict(min=_number(r, "min", -math.inf), max=_number(r, "max", math.inf))),
+    "leaky_relu": _unary(lambda a, x: np.where(x >= 0, x, x * x.dtype.type(a["alpha"])), 1.0,
+                         lambda r: dict(alpha=_number(r, "alpha", 0.01))),
+    "hardsigmoid_ab": _unary(lambda a, x: np.clip(x * x.dtype.type(a["alpha"]) + x.dtype.type(a["beta"]), 0, 1), 2.0,
+                             lambda r: dict(alpha=_number(r, "alpha", 0.2), beta=_number(r, "beta", 0.5))),
+    "erf": _unary(lambda a, x: F.erf(x), 8.0),
+    "exp": _unary(lambda a, x: np.exp(x), 4.0),
+    "sqrt": _unary(lambda a, x: np.sqrt(x), 4.0),
+    "neg": _unary(lambda a, x: -x, 1.0),
+    "bcast_add": _binary(np.add),
+    "bcast_mul": _binary(np.multiply),
+    "sub": _binary(np.subtract),
+    "div": _binary(np.divide),
+    "pow": _binary(np.power, 4.0),
+    "maximum": _binary(np.maximum),
+    "minimum": _binary(np.minimum),
+    # an op accelsim cannot run, costed as ``vector_ops`` per output element (``--unsupported vector``)
+    "vector": OpDef(lambda r: dict(shape=_int_list(r, "shape"), onnx_op=r.string("onnx_op")),
+                    lambda a, s: tuple(a["shape"]), _no_run, vector_ops=1.0),
+}
+OPS.update({k: v if v.backward is not None else replace(v, backward=IMPORT_GRADS.get(k, _grad_unavailable(k)))
+            for k, v in IMPORT_OPS.items()})

@@ -93,8 +93,8 @@ def test_weight_shapes_that_do_not_match_the_graph(tmp_path):
 
 def test_weights_section_is_validated():
     d = {"name": "x", "inputs": [{"name": "a", "shape": [4]}], "layers": [{"name": "r", "op": "relu"}],
-         "weights": {"format": "onnx", "file": "w.onnx"}}
-    with pytest.raises(ConfigError, match="model.weights.format: expected one of safetensors | pth | npz | trained"):
+         "weights": {"format": "tflite", "file": "w.tflite"}}
+    with pytest.raises(ConfigError, match="model.weights.format: expected one of safetensors | pth | npz | trained | onnx"):
         Model.from_dict(d)
     d["weights"] = {"format": "npz", "module": "m"}
     with pytest.raises(ConfigError, match="a module source needs 'package'"):

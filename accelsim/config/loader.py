@@ -231,9 +231,15 @@ def load_hw(spec: str | Path, overrides: Iterable[str] = ()) -> HWConfig:
     return HWConfig.from_dict(data, "hw", source=str(spec))
 
 
-def load_model(spec: str | Path, params: Mapping[str, int] | None = None) -> Model:
-    """A model YAML, a bundled model name or a SCALE-Sim topology CSV → Model."""
+def load_model(spec: str | Path, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
+    """A model YAML, a bundled model name, a SCALE-Sim topology CSV or an ONNX file (``.onnx``, needs the
+    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model."""
     path = Path(spec)
+    if path.suffix.lower() == ".onnx":
+        if not is_file(path):
+            raise ConfigError([f"{short(spec)}: no such file"])
+        from ..onnx.importer import cached_import
+        return cached_import(path, dict(params or {}), unsupported).model
     if path.suffix.lower() == ".csv":
         if not is_file(path):
             raise ConfigError([f"{short(spec)}: no such file"])

@@ -40,11 +40,14 @@ def weights_path(model: Model) -> Path:
 
 def load_model_weights(model: Model) -> dict[str, np.ndarray]:
     """All tensors of the model's weights file, by name, checked against the graph."""
-    path = weights_path(model)
-    fmt = model.weights["format"]
+    fmt = model.weights["format"] if model.weights else None
+    path = weights_path(model) if fmt != "onnx" else None
     if fmt == "safetensors":
         from .safetensors import load_safetensors
         tensors = load_safetensors(path)
+    elif fmt == "onnx":
+        from ..onnx.importer import weights_for
+        tensors = weights_for(model)
     elif fmt == "pth":
         from .torch_pth import load_pth
         tensors = load_pth(path)

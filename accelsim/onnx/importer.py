@@ -1,0 +1,297 @@
+"""ONNX file → accelsim :class:`~accelsim.graph.Model` + weights, on the one op registry and executor.
+
+``import_onnx(path, params)`` reads the file (:mod:`.proto`), fixes dynamic dimensions, infers shapes and folds
+constants (:mod:`.fold`), then maps each remaining node through the table in :mod:`.ops_map`. The layers are
+validated by :meth:`Model.from_dict` (the same rules as a model YAML), and every layer's shape is compared with
+ONNX shape inference: a difference is an error naming the node. Layer names are the ONNX output tensor names, so
+``accelsim infer`` writes outputs under the graph's own names.
+
+Errors are one line naming the node and op (``node 'conv1' (Conv): ...``). An op outside the table is an error,
+or with ``unsupported="vector"`` a ``vector`` layer costed as one vector op per output element (not executable).
+Initializers whose external data is absent leave the model costable (shapes only): ``OnnxImport.notes`` says so
+and ``weights`` lacks them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AccelsimError, ConfigError, short
+from ..graph import Model
+from .fold import fold
+from .ops_map import CONVERTERS
+from .proto import read_model
+
+
+@dataclass
+class OnnxImport:
+    """An imported ONNX model: the graph, its weights (name → array), ONNX graph inputs/outputs → accelsim tensor
+    names, notes for the report (e.g. weights absent) and the input dtypes (ONNX element types)."""
+    model: Model
+    weights: dict
+    inputs: dict
+    outputs: dict
+    notes: list = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self, f, unsupported: str):
+        self.f, self.unsupported = f, unsupported
+        self.layers: list[dict] = []
+        self.weights: dict = {}
+        self.tensor: dict = {n: n for n in f.inputs}          # ONNX name → accelsim tensor
+        self.expected: dict = {}                                  # accelsim layer → ONNX full shape
+        self.labels: dict = {}                                    # accelsim layer → "node (OpType)"
+        self.batch = {f.shapes[n][0] for n in f.inputs if n in f.shapes}
+
+    def full(self, name: str, node) -> tuple:
+        if name in self.f.consts:
+            return tuple(self.f.consts[name].shape)
+        if name in self.f.missing:
+            return self.f.missing[name][1]
+        shape = self.f.shapes.get(name)
+        if shape is None or -1 in shape:
+            NodeView(node, self).fail(f"tensor {short(name)!r} has no static shape after shape inference")
+        return tuple(shape)
+
+    def constant(self, name: str, rank: int, node) -> str:
+        """A constant input as a ``constant`` layer (leading 1 dropped when it spans the batch axis)."""
+        key = f"{name}#{rank}"
+        if key not in self.tensor:
+            v = self.f.consts.get(name)      # None: data absent, shape known (cost-only)
+            shape = self.full(name, node)
+            if len(shape) == rank:
+                if shape[0] != 1:
+                    NodeView(node, self).fail(f"constant {short(name)!r} {list(shape)} spans the batch axis")
+                shape, v = shape[1:], None if v is None else v[0]
+            if v is not None:
+                self.weights[f"{key}.value"] = v.astype(np.float32) if v.dtype.kind == "f" else v
+            # a layer reads ≥ 1 tensor: a constant names the first graph input (and ignores it)
+            self.layers.append(dict(name=key, op="constant", shape=list(shape), weight=key,
+                                    inputs=[self.f.inputs[0]]))
+            self.expected[key] = (1, *shape)
+            self.tensor[key] = key
+        return key
+
+
+class NodeView:
+    """What a converter in :mod:`.ops_map` sees of one node: attributes, constants, shapes; ``emit`` a layer."""
+
+    def __init__(self, node, b: _Builder):
+        self.node, self.b, self.opset = node, b, b.f.opset
+
+    def fail(self, why: str):
+        raise AccelsimError(f"node {short(self.node.name or self.node.output[0])!r} ({self.node.op_type}): {why}")
+
+    def attr(self, name: str, default=...):
+        from onnx import helper
+        for a in self.node.attribute:
+            if a.name == name:
+                v = helper.get_attribute_value(a)
+                return v.decode() if isinstance(v, bytes) else v
+        if default is ...:
+            self.fail(f"required attribute {name!r} is missing")
+        return default
+
+    def has(self, i: int) -> bool:
+        return i < len(self.node.input) and bool(self.node.input[i])
+
+    def _name(self, i: int) -> str:
+        if not self.has(i):
+            self.fail(f"input {i} is missing")
+        return self.node.input[i]
+
+    def is_const(self, i: int) -> bool:
+        return self.has(i) and self.node.input[i] in self.b.f.consts
+
+    def is_weight(self, i: int) -> bool:
+        return self.has(i) and (self.node.input[i] in self.b.f.consts or self.node.input[i] in self.b.f.missing)
+
+    def const(self, i: int):
+        return self.b.f.consts.get(self.node.input[i]) if self.has(i) else None
+
+    def weight(self, i: int):
+        """A weight input as float32, or None if its data is absent (cost-only); an error if computed."""
+        if not self.is_weight(i):
+            self.fail(f"input {i} ({short(self._name(i))}) must be a constant (initializer), not computed")
+        v = self.const(i)
+        return None if v is None else np.asarray(v, dtype=np.float32)
+
+    def weight_shape(self, i: int) -> tuple:
+        if not self.is_weight(i):
+            self.fail(f"input {i} ({short(self._name(i))}) must be a constant (initializer), not computed")
+        return self.b.full(self._name(i), self.node)
+
+    def dtype_in(self, i: int) -> int:
+        return self.b.f.dtypes.get(self._name(i), 1)
+
+    def full(self, i: int) -> tuple:
+        return self.b.full(self._name(i), self.node)
+
+    def full_out(self, j: int = 0) -> tuple:
+        return self.b.full(self.node.output[j], self.node)
+
+    def x(self, i: int) -> str:
+        """The accelsim tensor for input ``i`` (constants become ``constant`` layers)."""
+        name = self._name(i)
+        if name in self.b.f.consts or name in self.b.f.missing:
+            return self.b.constant(name, len(self.full_out()), self.node)
+        if name not in self.b.tensor:
+            self.fail(f"input {short(name)!r} is not produced by any supported node")
+        return self.b.tensor[name]
+
+    def alias(self, tensor: str, j: int = 0):
+        self.b.tensor[self.node.output[j]] = tensor
+
+    def emit(self, op: str, inputs: list, attrs: dict, weights: dict | None = None, out: int = 0) -> str:
+        name = self.node.output[out]
+        full = self.full_out(out)
+        if full[0] not in self.b.batch and self.b.batch:
+            self.fail(f"output {list(full)} does not keep the batch axis first")
+        layer = dict(name=name, op=op, inputs=list(inputs), **attrs)
+        if weights:
+            layer["weight"] = name
+            for suffix, v in weights.items():
+                if v is not None:
+                    self.b.weights[f"{name}.{suffix}"] = v
+        self.b.layers.append(layer)
+        self.b.tensor[name] = name
+        self.b.expected[name] = full
+        self.b.labels[name] = f"node {short(self.node.name or name)!r} ({self.node.op_type})"
+        return name
+
+
+def _vector(n: NodeView):
+    for j, out in enumerate(n.node.output):
+        if out:
+            acts = [n.x(i) for i in range(len(n.node.input)) if n.has(i) and not n.is_weight(i)]
+            n.emit("vector", acts, dict(shape=list(n.full_out(j)[1:]), onnx_op=n.node.op_type), out=j)
+
+
+def _convert(node, b: _Builder):
+    n = NodeView(node, b)
+    fn = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+    if fn is None:
+        if b.unsupported != "vector":
+            n.fail("unsupported operator (use --unsupported vector to cost it as vector work)")
+        fn = _vector
+    fn(n)
+
+
+def import_onnx(path: str | Path, params: dict | None = None, unsupported: str = "error",
+                shapes: dict | None = None) -> OnnxImport:
+    """Import an ONNX model (module docstring). ``params`` sets named dynamic dimensions (``--param``);
+    ``shapes`` (graph input → full shape) fixes inputs directly (used to re-load weights of an imported model)."""
+    if unsupported not in ("error", "vector"):
+        raise AccelsimError(f"unsupported: expected 'error' or 'vector', got {short(unsupported)!r}")
+    proto, missing = read_model(path)
+    if shapes:
+        _fix_inputs(proto, shapes)
+    f = fold(proto, set(missing), dict(params or {}))
+    b = _Builder(f, unsupported)
+    for node in f.nodes:
+        _convert(node, b)
+    outputs = {}
+    for o in f.outputs:
+        if o not in b.tensor:
+            raise AccelsimError(f"graph output {short(o)!r} is a constant or not computed by the graph")
+        outputs[o] = b.tensor[o]
+    data = dict(name=proto.graph.name or Path(path).stem, layers=b.layers,
+                inputs=[dict(name=n, shape=list(f.shapes[n][1:])) for n in f.inputs],
+                weights=dict(format="onnx", file=str(Path(path).resolve())))
+    try:
+        model = Model.from_dict(data, "model", source=str(path))
+    except ConfigError as exc:
+        raise AccelsimError(f"{short(path)}: the imported graph is invalid: {exc.problems[0]}") from None
+    _check_weights(model, b)
+    for layer in model.layers:
+        want = b.expected[layer.name][1:]
+        if tuple(layer.out_shape) != tuple(want):
+            raise AccelsimError(f"node output {short(layer.name)!r} ({layer.op}): accelsim infers "
+                                f"{list(layer.out_shape)}, ONNX {list(want)}")
+    notes = []
+    if missing:
+        notes.append(f"weights absent ({len(missing)} initializers' external data not found, e.g. "
+                     f"{short(missing[0])}): costed from shapes only, cannot be executed")
+    return OnnxImport(model, b.weights, {n: n for n in f.inputs}, outputs, notes)
+
+
+def _check_weights(model: Model, b: _Builder):
+    """Every bound weight has the shape its op needs (an initializer that does not fit its use)."""
+    from ..ops import OPS
+    for layer in model.layers:
+        if layer.weight is None:
+            continue
+        for suffix, shape in OPS[layer.op].weights(layer.attrs, list(layer.in_shapes)).items():
+            v = b.weights.get(f"{layer.weight}.{suffix}")
+            if v is not None and tuple(v.shape) != tuple(shape):
+                raise AccelsimError(f"{b.labels.get(layer.name, layer.name)}: {suffix} initializer has "
+                                    f"shape {list(v.shape)}, the {layer.op} needs {list(shape)}")
+
+
+def _fix_inputs(proto, shapes: dict):
+    for vi in proto.graph.input:
+        if vi.name in shapes:
+            for d, v in zip(vi.type.tensor_type.shape.dim, shapes[vi.name]):
+                d.dim_value = int(v)
+
+
+_CACHE: dict = {}          # (path, mtime, size, params, unsupported) → OnnxImport; the last few imports
+_CACHE_SIZE = 4
+
+
+def _key(path, params, unsupported):
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return (str(p), st.st_mtime_ns, st.st_size, tuple(sorted((params or {}).items())), unsupported)
+
+
+def cached_import(path: str | Path, params: dict | None = None, unsupported: str = "error") -> OnnxImport:
+    """:func:`import_onnx`, remembered for the last few (path, mtime, params) so that costing, weights and
+    notes of one model parse the file once."""
+    key = _key(path, params, unsupported)
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
+    imp = import_onnx(path, params, unsupported)
+    if key is not None:
+        while len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = imp
+    return imp
+
+
+def _find(model: Model) -> OnnxImport | None:
+    for imp in reversed(list(_CACHE.values())):
+        if imp.model is model:
+            return imp
+    return None
+
+
+def weights_for(model: Model) -> dict:
+    """The weights of an imported model (``weights: {format: onnx, file}``); an error when they are absent."""
+    imp = _find(model)
+    if imp is None:
+        shapes = {n: (1, *s) for n, s in model.inputs.items()}
+        imp = import_onnx(model.weights["file"], shapes=shapes)
+    if imp.notes:
+        raise AccelsimError(f"{short(model.source or model.name)}: cannot execute: {imp.notes[0]}")
+    return imp.weights
+
+
+def notes_for(model: Model) -> list:
+    """Report notes of an imported model (e.g. weights absent), empty for other models."""
+    imp = _find(model)
+    return list(imp.notes) if imp else []
+
+
+def outputs_for(model: Model) -> dict:
+    """ONNX graph output name → accelsim tensor of an imported model."""
+    imp = _find(model)
+    if imp is None:
+        imp = import_onnx(model.weights["file"], shapes={n: (1, *s) for n, s in model.inputs.items()})
+    return dict(imp.outputs)

@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print only the totals")
     run.add_argument("--breakdown", action="store_true",
                      help="also print bytes, energy and stalls per memory level and operand")
+    run.add_argument("--emulate", nargs="?", const="*", metavar="GLOB",
+                     help="run the GEMM layers matching GLOB (default all) through the cycle-level systolic array: "
+                          "emulated_cycles and a match flag per layer; with --eval (int mode) the quantized model's "
+                          "GEMMs run on the array too")
+    run.add_argument("--trace", metavar="DIR", help="with --emulate: write SCALE-Sim 3.0.0 SRAM traces per layer")
+    run.add_argument("--trace-max-cycles", type=int, default=100000, metavar="N",
+                     help="cycles per layer trace (default 100000)")
     run.add_argument("--unsupported", default="error", choices=["error", "vector"],
                      help="ONNX ops accelsim does not know: an error (default) or costed as vector work")
     _add_quant_args(run, required_eval=False)
@@ -157,7 +164,7 @@ def _write_outputs(outputs: list[tuple[str, str]]) -> None:
                            f"{getattr(exc, 'strerror', None) or short(exc)}"]) from None
 
 
-def _accuracy(args, model) -> dict | None:
+def _accuracy(args, model, array_hw=None) -> dict | None:
     """Run the PTQ evaluation the flags ask for (None without --eval)."""
     if not args.eval:
         return None
@@ -173,6 +180,9 @@ def _accuracy(args, model) -> dict | None:
         layer_bits=parse_layer_precisions(args.layer_precision), float_layers=args.keep_float, dynamic=args.dynamic)
     verbose = not args.quiet and sys.stderr.isatty()
     result = evaluate(task, scheme, args.mode, _progress if verbose else None)
+    if array_hw is not None and scheme is not None and args.mode == "int" and not scheme.dynamic:
+        from .sim.array_ops import evaluate_on_array
+        result["array"] = evaluate_on_array(task, scheme, array_hw)
     if verbose:
         print("\r\033[K", end="", file=sys.stderr)
     return result
@@ -189,9 +199,12 @@ def _run(args) -> int:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
     model = load_model(args.model, _key_values(args.param, "--param"), args.unsupported)
     hw = load_hw(args.hw, args.set)
+    emu = _emulation(args, model)
     report = simulate(model, hw, args.precision, float_layer_precisions(
-        model, args.keep_float, args.float_mode, parse_layer_precisions(args.layer_precision)))
-    accuracy = _accuracy(args, model)
+        model, args.keep_float, args.float_mode, parse_layer_precisions(args.layer_precision)),
+        **({"timing": emu} if emu else {}))
+    report = emu.annotate(report) if emu else report
+    accuracy = _accuracy(args, model, hw if emu else None)
     as_json = (lambda r: to_json(r, {"accuracy": accuracy})) if accuracy else to_json
     outputs = [(p, render(report)) for p, render in ((args.json, as_json), (args.csv, to_csv)) if p]
     _write_outputs(outputs)
@@ -203,9 +216,33 @@ def _run(args) -> int:
         print("\n" + format_breakdown(report))
     for note in _notes(model):
         print(f"note: {note}")
+    if emu:
+        print("\n" + emu.summary())
     if accuracy:
         print("\n" + format_accuracy(accuracy))
+        if "array" in accuracy:
+            print(_array_line(accuracy["array"]))
     return 0
+
+
+def _emulation(args, model):
+    """The cycle-level timing strategy ``--emulate`` asks for (None without it)."""
+    if args.emulate is None:
+        if args.trace:
+            raise ConfigError(["--trace needs --emulate"])
+        return None
+    if args.trace_max_cycles < 1:
+        raise ConfigError([f"--trace-max-cycles: expected a positive integer, got {args.trace_max_cycles}"])
+    if args.trace and not is_dir(Path(args.trace)):
+        raise ConfigError([f"--trace {short(args.trace)}: not an existing folder"])
+    from .sim.emulate import EmulatedTiming
+    return EmulatedTiming(model, None if args.emulate == "*" else args.emulate, trace_dir=args.trace,
+                          trace_max_cycles=args.trace_max_cycles)
+
+
+def _array_line(a: dict) -> str:
+    return (f"on the array ({a['array']}): {a['gemms']} GEMMs, {a['cycles']:,} cycles; outputs equal to int mode: "
+            f"{'yes' if a['outputs_equal_int_mode'] else 'NO'}; {a['primary']} {a['metrics'][a['primary']]}")
 
 
 def _notes(model) -> list:

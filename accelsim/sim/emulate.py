@@ -246,11 +246,15 @@ class EmulatedTiming:
     comparison is reported. :meth:`annotate` puts ``emulated_cycles`` (× count) and ``emulation_match`` into
     the report's layers."""
 
-    def __init__(self, model, pattern: str | None = None, seed: int = 0):
+    def __init__(self, model, pattern: str | None = None, seed: int = 0, trace_dir=None, trace_max_cycles: int = 100000):
         from ..lowering import lower
-        self.names = [w.layer.name for w in lower(model) if w.gemm is not None]
+        gemms = [w for w in lower(model) if w.gemm is not None]
+        self.names = [w.layer.name for w in gemms]
+        self.layers = {w.layer.name: w.layer for w in gemms}
         self.pattern, self.seed = pattern, seed
+        self.trace_dir, self.trace_max_cycles = trace_dir, int(trace_max_cycles)
         self.results: dict[str, LayerEmulation] = {}
+        self.hw_name = ""
 
     def selected(self) -> list[str]:
         from fnmatch import fnmatchcase
@@ -268,6 +272,7 @@ class EmulatedTiming:
         rng = np.random.default_rng(self.seed)
         acc_bits = min(max(int(hw.pe.acc_bits), 8), 64)
         chosen = set(self.selected())
+        self.hw_name = f"{int(a.rows)}x{int(a.cols)} {a.dataflow.name.upper()}"
         for j, name in enumerate(self.names):
             if name not in chosen:
                 continue
@@ -282,12 +287,45 @@ class EmulatedTiming:
                                                               "sram_filter_reads", "sram_ofmap_writes"))
             self.results[name] = LayerEmulation(run.scalesim_cycles, want[0], got == want, run.pe_cycles,
                                                 mj * nj * kj, dt, run.overflow_events)
+            if self.trace_dir is not None:
+                self._trace(j, name, mj, nj, kj, hw)
             if not hw.timing.stationary_double_buffer:
                 out["cycles"][j], out["scalesim_cycles"][j] = run.cycles, run.scalesim_cycles
                 out["cycles_per_fold"][j] = run.cycles // run.folds
                 out["sram_ifmap_reads"][j], out["sram_filter_reads"][j] = got[1], got[2]
                 out["sram_ofmap_writes"][j] = got[3]
         return FoldTiming(**out)
+
+    def _trace(self, j: int, name: str, m: int, n: int, k: int, hw) -> None:
+        """SCALE-Sim SRAM traces of layer ``name`` into ``trace_dir/layer<j>`` (j = its index among the GEMMs)."""
+        from pathlib import Path
+        from . import trace as T
+        geo = _conv_geometry(self.layers[name], m, k)
+        a = hw.array
+        _, lines = gemm_trace(m, n, k, int(a.rows), int(a.cols), a.dataflow, geo, self.trace_max_cycles, self.seed)
+        T.write_traces(Path(self.trace_dir) / f"layer{j}", lines)
+        first, self._traced = not getattr(self, "_traced", False), True
+        with open(Path(self.trace_dir) / "LAYERS.csv", "w" if first else "a", encoding="utf-8") as fh:
+            if first:
+                fh.write("folder,layer,m,n,k,cycles_traced\n")
+            fh.write(f"layer{j},{name},{m},{n},{k},{lines['output'].shape[0]}\n")
+
+    def summary(self) -> str:
+        """A few lines: what ran on the array, how fast, and whether it matched the closed form."""
+        res = self.results
+        if not res:
+            return f"emulation: no GEMM layer matches {self.pattern!r}"
+        pe = sum(e.pe_cycles for e in res.values())
+        sec = sum(e.seconds for e in res.values())
+        bad = [n for n, e in res.items() if not e.match]
+        lines = [f"emulated on the array ({self.hw_name}): {len(res)} GEMM layers, {pe:,} PE-cycles in {sec:.2f} s "
+                 f"({pe / sec if sec else 0:.3g} PE-cycles/s); emulated_cycles = closed form (SCALE-Sim convention) "
+                 f"and SRAM words equal on {len(res) - len(bad)}/{len(res)} layers"]
+        lines += [f"  MISMATCH {n}: emulated {res[n].scalesim_cycles:,} vs {res[n].closed_form:,}" for n in bad[:10]]
+        if self.trace_dir is not None:
+            lines.append(f"SCALE-Sim SRAM traces (at most {self.trace_max_cycles:,} cycles per layer) in "
+                         f"{self.trace_dir}")
+        return "\n".join(lines)
 
     def annotate(self, report):
         """``report`` with ``emulated_cycles`` and ``emulation_match`` set on the emulated layers."""
@@ -300,3 +338,36 @@ class EmulatedTiming:
                                               emulation_match=e.match))
             layers.append(c)
         return replace(report, layers=tuple(layers))
+
+
+def gemm_trace(m: int, n: int, k: int, rows: int, cols: int, flow: DataflowSpec, geo=None, max_cycles: int = 100000,
+               seed: int = 0):
+    """SCALE-Sim SRAM trace matrices (:func:`accelsim.sim.trace.trace_lines`) of an ``m×k @ k×n`` GEMM on the
+    array, at most ``max_cycles`` lines; ``geo`` (:class:`accelsim.sim.trace.ConvGeometry`) addresses a conv's
+    operands, None a GEMM's. Returns ``(ArrayRun, lines)``."""
+    from ..hw.dataflow import fold_timing
+    from . import trace as T
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (m, k), dtype=np.int16)
+    b = rng.integers(-127, 128, (k, n), dtype=np.int16)
+    bound = int(fold_timing([m], [n], [k], rows, cols, flow).cycles[0])
+    run, (tr, _, starts) = systolic_gemm(a, b, rows, cols, flow, trace_cycles=min(max_cycles, bound) + 1)
+    cycles = min(int(starts[-1]), max_cycles)
+    addr = T.address_matrices(geo if geo is not None else T.gemm_geometry(m, k), n)
+    return run, T.trace_lines(tr, cycles, roles(flow), flow, rows, cols, addr)
+
+
+def _conv_geometry(layer, m: int, k: int):
+    """SCALE-Sim's conv addressing for an unpadded, undilated conv with square strides whose GEMM the array runs
+    unpacked (M = Ho·Wo, K = R·S·C per group); None (GEMM addressing) otherwise."""
+    from . import trace as T
+    if layer.op != "conv2d":
+        return None
+    a = layer.attrs
+    (kh, kw), (sh, sw) = a["kernel"], a["stride"]
+    c, h, w = layer.in_shapes[0][-3:]
+    if any(a["padding"]) or tuple(a["dilation"]) != (1, 1) or sh != sw:
+        return None
+    geo = T.ConvGeometry(h, w, kh, kw, c // a["groups"], sh)
+    ho, wo = geo.out_hw
+    return geo if (ho * wo, kh * kw * geo.c) == (m, k) else None

@@ -27,6 +27,8 @@ class Timing:
     utilization: float = 0.0
     mapping_efficiency: float = 0.0
     stall_by_level: Mapping[str, int] = field(default_factory=dict)
+    emulated_cycles: int | None = None        # cycle-level array, SCALE-Sim convention (accelsim.sim.emulate)
+    emulation_match: bool | None = None       # emulated cycles and SRAM words == the closed form
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,10 +160,19 @@ def _fold(fr, fc, first, src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_
             rv = (i - c) % R           # physical row of the V plane's logical row i
             if out_role == ROLE_H:
                 _mac_out_h(accp, ovfp, i, oh, inp, rv, f, jlo, jhi, mode, sh, lo, hi)
-            else:
-                ro = rv if out_role == ROLE_V else i
-                qy, ry = (ROLE_S, i) if out_role == ROLE_V else (ROLE_V, rv)
+                continue
+            ro = rv if out_role == ROLE_V else i
+            qy = ROLE_S if out_role == ROLE_V else ROLE_V
+            ry = i if out_role == ROLE_V else rv
+            if mode != MODE_EXACT:
                 _mac_row(accp, ovfp, ro, inp, i, oh, qy, ry, f, jlo, jhi, mode, sh, lo, hi)
+                continue
+            # the hot loop, inline: unsigned indices keep Numba's negative-index wraparound out of it, so LLVM
+            # vectorizes it (H is read through its mirrored ring at oh + j)
+            for u in range(f):
+                for j_ in range(jlo, jhi):
+                    j = np.uint64(j_)
+                    accp[ro, j] += inp[ROLE_H, u, i, np.uint64(j_ + oh)] * inp[qy, u, ry, j]
         if done >= total:
             break
         c += 1

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, sweep_cli
+from .reporting import cli as report_cli
 from .config.loader import is_dir, load_hw, load_model
 from .errors import AccelsimError, ConfigError, one_line, short
 from .report import (compare_dict, format_breakdown, format_accuracy, format_compare, format_table, format_totals, json_text, to_csv,
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
     sweep_cli.add_parser(sub)
+    report_cli.add_parser(sub)
     inf = sub.add_parser("infer", help="run a model (YAML or ONNX) on inputs from an .npz, write its outputs",
                          epilog="example:\n  accelsim infer model.onnx --inputs in.npz --out out.npz --precision w8a8 "
                                 "--calib-data calib.npz", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -293,11 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print("accelsim: error: no command given: expected run, eval, compare, infer or sweep (see accelsim --help)",
+        print("accelsim: error: no command given: expected run, eval, compare, infer, sweep or report (see accelsim --help)",
               file=sys.stderr)
         return 2
     try:
-        return {"compare": _compare, "eval": _eval, "run": _run, "sweep": sweep_cli.run, "infer": _infer}[args.command](args)
+        return {"compare": _compare, "eval": _eval, "run": _run, "sweep": sweep_cli.run, "infer": _infer,
+                "report": report_cli.run}[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -67,7 +67,7 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     m, n, k = (np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k"))
     rates = [macs_per_pe_cycle(hw.pe, precs[i], works[i].gemm.b_is_weight) for i in idx]
     a = hw.array
-    configs = np.broadcast(np.asarray(a.rows), np.asarray(a.cols), *(np.asarray(r) for r in rates)).shape
+    configs = np.broadcast_shapes(np.shape(a.rows), np.shape(a.cols), *{np.shape(r) for r in rates})
     if configs:                       # a sweep: GEMMs along axis 0, configurations along axis 1
         m, n, k = m[:, None], n[:, None], k[:, None]
         rate = np.stack([np.broadcast_to(np.asarray(r, dtype=float), configs) for r in rates])

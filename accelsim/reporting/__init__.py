@@ -1,0 +1,1 @@
+"""Reports: the documented examples recomputed (``accelsim report``), with plots (``accelsim[plot]``)."""

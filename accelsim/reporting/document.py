@@ -1,0 +1,137 @@
+"""``accelsim report``: the documented examples recomputed, as Markdown and self-contained HTML with plots.
+
+Every accelsim number is recomputed from the models and hw configs at each run; documented and measured
+numbers come from reference.yaml (quoted from the project's REFERENCE.md). Files written to OUT:
+``report.md``, ``report.html`` (plots embedded) and each plot as PNG and SVG.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+
+from . import examples as X
+from . import plots as P
+
+ROWS = [  # (label, key, format, documented key)
+    ("model size (MB)", "size_mb", "{:.1f}", None), ("latency (ms)", "latency_ms", "{:.3f}", None),
+    ("throughput (inferences/s)", "inferences_per_s", "{:,.1f}", None),
+    ("energy per inference (mJ)", "energy_mj", "{:.3f}", None), ("average power, flat out (W)", "avg_power_w", "{:.3f}", None),
+    ("power at the fixed rate (W)", "power_at_rate_w", "{:.3f}", None), ("inferences per joule", "inferences_per_j", "{:,.1f}", None),
+    ("DRAM traffic (MB)", "dram_mb", "{:.1f}", None), ("array utilization", "array_utilization", "{:.1%}", None),
+]
+RATIOS = [("size", "size_ratio", "{:.2f}×", "size_ratio"), ("speed-up", "speedup", "{:.2f}×", "speedup"),
+          ("energy per inference", "energy_ratio", "{:.2f}× lower", None),
+          ("power, flat out", "power_reduction_flat_out", "{:.0%} lower", "power_reduction"),
+          ("power at the fixed rate", "power_reduction_at_rate", "{:.0%} lower", "power_reduction")]
+
+
+def _fmt(fmt: str, v) -> str:
+    """A value in ``fmt``; a documented range [lo, hi] as "lo–hi" in the same format."""
+    if v is None:
+        return "n/a"
+    if isinstance(v, (list, tuple)):
+        return "–".join(fmt.format(x) for x in v).replace("×–", "–")
+    return fmt.format(v)
+
+
+def build(out: Path, sets=(), with_accuracy: bool = True, eval_size: int | None = None,
+          progress=None) -> tuple[Path, Path]:
+    """Compute everything and write OUT/report.md and OUT/report.html; return their paths."""
+    say = progress or (lambda msg: None)
+    out.mkdir(parents=True, exist_ok=True)
+    md, images = [f"# accelsim report: the documented examples, recomputed ({time.strftime('%Y-%m-%d %H:%M')})", "",
+                  "Documented and measured numbers are quoted from the reference document (REFERENCE.md); "
+                  "every accelsim number below was computed by this run from the model and hw config named."], {}
+    if sets:
+        md.append(f"\nhw overrides for this report: `{' '.join(sets)}`")
+    for key, spec in X.reference().items():
+        say(f"report: {spec['title']}")
+        md += _example(key, spec, sets, out, images, with_accuracy, eval_size, say)
+    md_path, html_path = out / "report.md", out / "report.html"
+    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    html_path.write_text(_html("\n".join(md), images), encoding="utf-8")
+    return md_path, html_path
+
+
+def _example(key, spec, sets, out, images, with_accuracy, eval_size, say) -> list[str]:
+    c = X.compare(spec, sets)
+    hw, doc, r = c["hw"], spec["documented"], c["ratios"]
+    md = ["", f"## {spec['title']}", "",
+          f"Model `{spec['model']}` on `{hw.name}` ({hw.array.rows}×{hw.array.cols} {hw.array.dataflow.name.upper()}, "
+          f"{hw.clock_mhz:g} MHz, DRAM {hw.memory.dram.bandwidth(hw.clock_mhz) * hw.clock_mhz / 1e3:g} GB/s, "
+          f"static {hw.energy.leakage_mw:g} mW, FP32 at {hw.pe.float_macs_per_cycle.get('fp32', 0):g} MACs/PE-cycle "
+          f"— assumptions stated in its YAML). Fixed rate for power: {spec['fixed_rate_per_s']:g} inferences/s.", "",
+          "| metric | accelsim FP32 | accelsim INT8 (w8a8) |", "|---|---|---|"]
+    md += [f"| {label} | {_fmt(fmt, c['fp32'][k])} | {_fmt(fmt, c['int8'][k])} |" for label, k, fmt, _ in ROWS]
+    md += ["", "| FP32 → INT8 | documented | accelsim |", "|---|---|---|"]
+    for label, k, fmt, dk in RATIOS:
+        documented = doc.get(dk) if dk else None
+        md.append(f"| {label} | {_fmt(fmt, documented)} | {_fmt(fmt, r[k])} |")
+    md += ["", f"Documented sizes: {doc['size_fp32_mb']} MB → {doc['size_int8_mb']} MB. Documented accuracy: "
+           f"{doc['accuracy']}.", "", "**Which meaning of the power claim the numbers support:**", ""]
+    md += [f"- {line}" for line in c["power_meanings"]]
+    md += ["", "**What real systems measured:**", ""] + [f"- {m}" for m in spec["measured"]]
+    if with_accuracy:
+        say(f"report: accuracy proxies for {spec['title']}")
+        md += ["", "**Accuracy proxies (real models and data on this machine; ImageNet/ranking-at-scale cannot be "
+               "measured here):**", "", "| task | model | samples | metric | FP32 | W8A8 |", "|---|---|---|---|---|---|"]
+        for a in X.accuracy(spec["accuracy_tasks"], eval_size):
+            md.append(f"| {a['task']} | {a['model']} | {a['samples']} | {a['metric']} | {a['fp32']:.4f} | {a['w8a8']:.4f} |")
+    say(f"report: plots and sweeps for {spec['title']}")
+    figs = {f"{key}_layers": P.layer_breakdown(c["runs"]["fp32"], c["runs"]["w8a8"], spec["title"]),
+            f"{key}_roofline": P.roofline(c["runs"]["w8a8"], hw, spec["title"]),
+            f"{key}_sensitivity": P.sensitivity(X.sensitivity(spec, sets), spec["title"]),
+            f"{key}_pareto": P.pareto(X.pareto_sweep(spec), "latency_ms", "energy_mj",
+                                      f"{spec['title']}: array shape × precision (area is the third objective)")}
+    md += [""]
+    for name, fig in figs.items():
+        images[name] = P.save(fig, out / name)
+        md += [f"![{name}]({name}.png)", ""]
+    return md
+
+
+def _html(markdown: str, images: dict) -> str:
+    """A small Markdown subset (headings, tables, lists, bold, code, images) as one self-contained page."""
+    body, table = [], []
+
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        parts = text.split("**")
+        text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+        parts = text.split("`")
+        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+    def flush():
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
+            cells = [[inline(x.strip()) for x in r.strip().strip("|").split("|")] for r in rows]
+            head = "".join(f"<th>{x}</th>" for x in cells[0])
+            rest = "".join("<tr>" + "".join(f"<td>{x}</td>" for x in row) + "</tr>" for row in cells[1:])
+            body.append(f"<table><tr>{head}</tr>{rest}</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("![") and "](" in line:
+            name = line[2:line.index("]")]
+            data = base64.b64encode(images[name]).decode()
+            body.append(f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"></p>')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
+        elif line.startswith("- "):
+            body.append(f"<ul><li>{inline(line[2:])}</li></ul>")
+        elif line.strip():
+            body.append(f"<p>{inline(line)}</p>")
+    flush()
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:0.6em 0}td,th{border:1px solid #bbb;padding:3px 9px;"
+             "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#eee}"
+             "img{max-width:100%}code{background:#f3f3f3;padding:0 3px}ul{margin:0.2em 0}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>accelsim report</title><style>{style}</style>"
+            f"</head><body>{''.join(body)}</body></html>")

@@ -1,0 +1,117 @@
+"""The documented examples recomputed: FP32 vs INT8 size, speed, energy and power on their hw configs, the
+meanings of "less power" the numbers support, a sensitivity sweep and the accuracy proxies.
+
+Power at a fixed rate ``R`` (inferences/s, ``fixed_rate_per_s`` in reference.yaml): the chip runs each
+inference and idles between them, so ``P = (E − E_static) · R + leakage`` with ``E_static`` the leakage
+energy during the inference itself; it is undefined when ``R`` exceeds the throughput.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+import yaml
+
+from ..config.loader import load_hw, load_model
+from ..sim.engine import simulate
+from ..sweep import sweep
+
+SENSITIVITY = {   # hw field → values: what the speed-up and the power reduction depend on most
+    "memory.dram_gbps": [4, 8.5, 17, 34, 68, 136],
+    "pe.float_macs_per_cycle.fp32": [1 / 32, 1 / 8, 1 / 4, 1 / 2],
+    "energy.leakage_mw": [0, 50, 100, 200, 400],
+    "array.rows": [16, 32, 64, 128, 256],
+}
+
+
+def reference() -> dict:
+    return yaml.safe_load(resources.files("accelsim.reporting").joinpath("reference.yaml").read_text())["examples"]
+
+
+def side(report, rate: float, leakage_w: float) -> dict:
+    """The per-precision numbers of one run (module docstring for the fixed-rate power)."""
+    t = report.totals
+    dynamic_mj = t["energy_mj"] - t["energy_breakdown_mj"]["static"]
+    feasible = t["inferences_per_s"] >= rate
+    return {"size_mb": t["model_size_mb"], "latency_ms": t["latency_ms"], "inferences_per_s": t["inferences_per_s"],
+            "energy_mj": t["energy_mj"], "avg_power_w": t["avg_power_w"], "inferences_per_j": t["inferences_per_j"],
+            "power_at_rate_w": dynamic_mj * 1e-3 * rate + leakage_w if feasible else None,
+            "dram_mb": t["dram_mb"], "array_utilization": t["array_utilization"]}
+
+
+def compare(spec: dict, sets=()) -> dict:
+    """FP32 and INT8 (w8a8) of one documented example on its hw config (with ``sets`` overrides)."""
+    model, hw = load_model(spec["model"]), load_hw(spec["hw"], sets)
+    runs = {p: simulate(model, hw, p) for p in ("fp32", "w8a8")}
+    leak = hw.energy.leakage_mw * 1e-3
+    fp, q = (side(runs[p], spec["fixed_rate_per_s"], leak) for p in ("fp32", "w8a8"))
+    ratio = {"size_ratio": fp["size_mb"] / q["size_mb"], "speedup": fp["latency_ms"] / q["latency_ms"],
+             "energy_ratio": fp["energy_mj"] / q["energy_mj"],
+             "power_reduction_flat_out": 1 - q["avg_power_w"] / fp["avg_power_w"],
+             "power_reduction_at_rate": (1 - q["power_at_rate_w"] / fp["power_at_rate_w"]
+                                         if fp["power_at_rate_w"] and q["power_at_rate_w"] else None),
+             "energy_reduction": 1 - q["energy_mj"] / fp["energy_mj"]}
+    return {"spec": spec, "hw": hw, "model": model, "runs": runs, "fp32": fp, "int8": q, "ratios": ratio,
+            "power_meanings": power_meanings(ratio, spec["documented"].get("power_reduction"), spec["fixed_rate_per_s"])}
+
+
+def power_meanings(r: dict, documented, rate: float) -> list[str]:
+    """Which reading of a documented power reduction the computed numbers support."""
+    readings = [("average power running flat out", r["power_reduction_flat_out"]),
+                (f"power at a fixed {rate:g} inferences/s (idle between them)", r["power_reduction_at_rate"]),
+                ("energy per inference", r["energy_reduction"])]
+    out = []
+    for name, value in readings:
+        if value is None:
+            out.append(f"{name}: not computable (the FP32 chip cannot sustain the rate)")
+            continue
+        verdict = "" if documented is None else (f" — supports the documented {documented:.0%}" if value >= documented - 1e-9
+                                                 else f" — does not reach the documented {documented:.0%}")
+        out.append(f"{name}: {value:.0%} lower{verdict}")
+    return out
+
+
+def sensitivity(spec: dict, sets=()) -> dict:
+    """Speed-up (FP32/INT8 latency) and power reduction (flat out) as each SENSITIVITY field moves alone."""
+    from ..config.loader import read_yaml, resolve, set_path
+    base = read_yaml(resolve(spec["hw"], "hw"))
+    for item in sets:
+        key, _, value = item.partition("=")
+        set_path(base, key.split("."), yaml.safe_load(value), f"--set {item!r}")
+    model = load_model(spec["model"])
+    out = {}
+    for path, values in SENSITIVITY.items():
+        grid = {path: values, "precision": ["fp32", "w8a8"]}
+        if path == "array.rows":
+            grid["array.cols"] = values
+        recs = [r for r in sweep(model, base, grid, objectives=("latency_ms", "energy_mj")).records
+                if path != "array.rows" or r["array.rows"] == r["array.cols"]]
+        by = {(r[path], r["precision"]): r for r in recs}
+        out[path] = [(v, by[v, "fp32"]["latency_ms"] / by[v, "w8a8"]["latency_ms"],
+                      1 - by[v, "w8a8"]["avg_power_w"] / by[v, "fp32"]["avg_power_w"]) for v in values]
+    return out
+
+
+def pareto_sweep(spec: dict):
+    """A small design space around the example's chip: array shape × input SRAM × precision."""
+    grid = {"array.rows": [16, 32, 64, 128], "array.cols": [16, 32, 64, 128],
+            "precision": ["fp32", "w8a8", "w4a8"]}
+    return sweep(spec["model"], spec["hw"], grid, objectives=("latency_ms", "energy_mj", "area_mm2"))
+
+
+def accuracy(tasks, eval_size: int | None) -> list[dict]:
+    """FP32 vs W8A8 (MinMax, per-channel, int mode) on the real models that stand in for the examples'."""
+    from ..errors import AccelsimError
+    from ..eval.pipeline import evaluate, scheme_for
+    from ..eval.tasks import make_task
+    out = []
+    for name in tasks:
+        task = make_task(name, eval_size)
+        try:
+            task.eval_data()
+        except AccelsimError:           # the set is smaller than eval_size: all of it
+            task = make_task(name, None)
+        result = evaluate(task, scheme_for("w8a8"), "int")
+        metric = result["primary_metric"]
+        out.append({"task": name, "model": result["model"], "samples": result["eval_size"], "metric": metric,
+                    "fp32": result["fp32"][metric], "w8a8": result["quantized"][metric]})
+    return out

@@ -1,0 +1,123 @@
+"""Figures for reports (``pip install "accelsim[plot]"``: matplotlib). Each function returns a matplotlib
+Figure; :func:`save` writes it as PNG and SVG and returns the PNG bytes (for embedding in HTML).
+
+* :func:`layer_breakdown` — the slowest layers' latency and energy, FP32 beside INT8;
+* :func:`roofline` — each GEMM layer at its operational intensity (2·MACs per DRAM byte) and achieved
+  rate (2·MACs per second), under the chip's compute roof and DRAM slope;
+* :func:`sensitivity` — speed-up and power reduction as one hw assumption moves;
+* :func:`pareto` — every point of a sweep and its Pareto front.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from ..errors import AccelsimError
+
+
+def _plt():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise AccelsimError('plots need matplotlib: pip install "accelsim[plot]"') from None
+    return plt
+
+
+def save(fig, stem: Path) -> bytes:
+    """Write ``stem``.png and ``stem``.svg; return the PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(stem.with_suffix(".svg"), bbox_inches="tight")
+    stem.with_suffix(".png").write_bytes(buf.getvalue())
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def layer_breakdown(fp32, int8, title: str, top: int = 12):
+    plt = _plt()
+    clock = fp32.config["clock_mhz"] * 1e3      # cycles per ms
+    order = sorted(range(len(fp32.layers)), key=lambda i: -fp32.layers[i].cycles)[:top][::-1]
+    names = [fp32.layers[i].name[-28:] for i in order]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.38 * len(order) + 1.6), sharey=True)
+    for ax, key, unit, scale in ((axes[0], "cycles", "latency (ms)", 1 / clock), (axes[1], "energy_pj", "energy (µJ)", 1e-6)):
+        y = range(len(order))
+        ax.barh([v + 0.2 for v in y], [getattr(fp32.layers[i], key) * scale for i in order], 0.4, label="FP32")
+        ax.barh([v - 0.2 for v in y], [getattr(int8.layers[i], key) * scale for i in order], 0.4, label="INT8 (w8a8)")
+        ax.set_xlabel(unit)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(order)), names, fontsize=8)
+    axes[1].legend(loc="lower right")
+    fig.suptitle(f"{title}: the {len(order)} slowest layers (FP32)")
+    return fig
+
+
+def roofline(report, hw, title: str):
+    plt = _plt()
+    clock_hz = hw.clock_mhz * 1e6
+    rate = max(1.0, max((c.macs_per_pe_cycle for c in report.layers if c.macs), default=1.0))
+    peak = 2 * hw.array.rows * hw.array.cols * rate * clock_hz
+    bw = hw.memory.dram.bandwidth(hw.clock_mhz) * clock_hz
+    pts = [(2 * c.macs / max(c.dram_bytes, 1), 2 * c.macs / (c.cycles / clock_hz), c.bound == "memory")
+           for c in report.layers if c.macs and c.cycles]
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    xs = [p[0] for p in pts]
+    lo, hi = min(xs + [1.0]) / 2, max(xs + [peak / bw]) * 2
+    ax.plot([lo, peak / bw, hi], [bw * lo, peak, peak], "k-", lw=1.5, label=f"roof: {peak / 1e12:.2f} TOPS, {bw / 1e9:.0f} GB/s")
+    for flag, colour, label in ((False, "tab:blue", "compute-bound layer"), (True, "tab:red", "memory-bound layer")):
+        sel = [p for p in pts if p[2] == flag]
+        ax.scatter([p[0] for p in sel], [p[1] for p in sel], s=14, c=colour, label=label, alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operational intensity (ops per DRAM byte)")
+    ax.set_ylabel("achieved ops/s")
+    ax.set_title(f"{title}: {report.precision} layers on the roofline")
+    ax.grid(which="both", alpha=0.2)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+AXES = {"latency_ms": "latency (ms)", "energy_mj": "energy per inference (mJ)", "area_mm2": "area (mm²)",
+        "avg_power_w": "average power (W)"}
+LABELS = {"memory.dram_gbps": "DRAM bandwidth (GB/s)", "pe.float_macs_per_cycle.fp32": "FP32 MACs per PE-cycle",
+          "energy.leakage_mw": "static power (mW)", "array.rows": "array size (rows = cols)"}
+
+
+def sensitivity(results: dict, title: str):
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(results), figsize=(3.3 * len(results), 3.3))
+    for ax, (path, rows) in zip(axes, results.items()):
+        xs = [r[0] for r in rows]
+        ax.plot(xs, [r[1] for r in rows], "o-", label="speed-up FP32→INT8")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(LABELS.get(path, path), fontsize=9)
+        ax.set_ylabel("speed-up (×)", fontsize=9)
+        ax.grid(alpha=0.3)
+        twin = ax.twinx()
+        twin.plot(xs, [100 * r[2] for r in rows], "s--", color="tab:orange", label="power reduction (flat out)")
+        twin.set_ylabel("power reduction (%)", fontsize=9, color="tab:orange")
+    fig.suptitle(f"{title}: how the INT8 gains move with one assumption at a time")
+    fig.tight_layout()
+    return fig
+
+
+def pareto(result, x: str, y: str, title: str):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    recs = result.records
+    front = set(result.front)
+    for prec, marker in (("fp32", "o"), ("w8a8", "s"), ("w4a8", "^")):
+        sel = [i for i, r in enumerate(recs) if r.get("precision") == prec]
+        ax.scatter([recs[i][x] for i in sel], [recs[i][y] for i in sel], marker=marker, s=18, alpha=0.35,
+                   label=f"{prec} configs")
+    best = sorted(front, key=lambda i: recs[i][x])
+    ax.plot([recs[i][x] for i in best], [recs[i][y] for i in best], "k.-", lw=1, label="Pareto front (3 objectives)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(AXES.get(x, x))
+    ax.set_ylabel(AXES.get(y, y))
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.2)
+    ax.legend(fontsize=8)
+    return fig

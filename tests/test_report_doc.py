@@ -1,0 +1,48 @@
+"""accelsim report: the documented examples recomputed (numbers follow the hw configs; files and plots)."""
+from __future__ import annotations
+
+import pytest
+
+from accelsim.cli import main
+from accelsim.reporting import examples as X
+
+
+def test_reference_examples_are_complete():
+    ref = X.reference()
+    assert set(ref) == {"resnet50_phone", "bert_server"}
+    for spec in ref.values():
+        assert {"model", "hw", "fixed_rate_per_s", "documented", "measured", "accuracy_tasks"} <= set(spec)
+
+
+def test_changing_a_hw_parameter_changes_the_numbers():
+    spec = X.reference()["resnet50_phone"]
+    base, slow = X.compare(spec), X.compare(spec, ["memory.dram_gbps=2"])
+    assert slow["fp32"]["latency_ms"] > base["fp32"]["latency_ms"]
+    assert slow["ratios"]["speedup"] != base["ratios"]["speedup"]
+    # fixed-rate power: dynamic energy × rate + leakage (module docstring of reporting.examples)
+    t = base["runs"]["w8a8"].totals
+    dynamic = (t["energy_mj"] - t["energy_breakdown_mj"]["static"]) * 1e-3
+    assert base["int8"]["power_at_rate_w"] == pytest.approx(dynamic * 30 + 0.1)
+    assert any("supports the documented 50%" in m for m in base["power_meanings"])
+
+
+def test_sensitivity_moves_the_speedup_with_the_fp32_rate():
+    rows = X.sensitivity(X.reference()["resnet50_phone"])["pe.float_macs_per_cycle.fp32"]
+    speedups = [r[1] for r in rows]
+    assert speedups == sorted(speedups, reverse=True)      # a slower FP32 PE makes INT8 look faster
+
+
+@pytest.mark.slow
+def test_cli_report_writes_markdown_html_and_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "r"
+    assert main(["report", "--out", str(out), "--no-accuracy", "--quiet"]) == 0
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "## ResNet-50 on a phone" in md and "## BERT-large" in md
+    assert page.count("data:image/png;base64,") == 8 and "<table>" in page
+    for stem in ("resnet50_phone_layers", "resnet50_phone_roofline", "bert_server_sensitivity", "bert_server_pareto"):
+        assert (out / f"{stem}.png").stat().st_size > 10_000 and (out / f"{stem}.svg").is_file()
+    other = tmp_path / "slow"
+    assert main(["report", "--out", str(other), "--no-accuracy", "--quiet", "--set", "memory.dram_gbps=2"]) == 0
+    assert (other / "report.md").read_text().split("## BERT")[0] != md.split("## BERT")[0]

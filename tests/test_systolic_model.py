@@ -92,3 +92,13 @@ def test_mnist_cnn_through_the_array_gives_the_int_mode_logits():
     for prec in ("w8a8", "w4a4"):
         r = evaluate_on_array(make_task("mnist", 300, 128), scheme_for(prec), load_hw("edge"))
         assert r["outputs_equal_int_mode"] and r["gemms"] >= 3 and r["metrics"]["accuracy"] > 0.9
+
+
+def test_fold_timeline_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from accelsim.sim.emulate import systolic_gemm
+    from accelsim.sim.emulate_plot import fold_timeline
+    rng = np.random.default_rng(0)
+    run = systolic_gemm(rng.integers(-9, 9, (40, 30)), rng.integers(-9, 9, (30, 20)), 8, 8, DATAFLOWS["ws"])
+    fold_timeline(run, str(tmp_path / "t.png"), max_folds=5)
+    assert (tmp_path / "t.png").stat().st_size > 1000

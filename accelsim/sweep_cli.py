@@ -40,6 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--force", action="store_true", help=f"allow more than {MAX_POINTS:,} grid points")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the first two objectives and the Pareto front "
+                   "(PNG and SVG; needs accelsim[plot])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -64,6 +66,8 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix not in (".csv", ".json", ".parquet"):
         raise ConfigError([f"--out {args.out!r}: expected a .csv, .json or .parquet file name"])
+    if args.plot and Path(args.plot).suffix != ".png":
+        raise ConfigError([f"--plot {args.plot!r}: expected a .png file name (an .svg is written beside it)"])
     if args.workers is not None and args.workers < 1:
         raise ConfigError([f"--workers: expected a positive integer, got {args.workers}"])
     spec = read_sweep(args.file)
@@ -90,6 +94,11 @@ def run(args) -> int:
         print("\r\033[K", end="", file=sys.stderr)
     _write(out, result.records)
     partial.unlink(missing_ok=True)
+    if args.plot:
+        from .reporting import plots
+        x, y = (list(result.objectives) + ["energy_mj"])[:2]
+        plots.save(plots.pareto(result, x, y, f"{Path(args.file).stem}: {len(result.records):,} points"),
+                   Path(args.plot).with_suffix(""))
     print(f"{len(result.records):,} points, {len(result.front):,} on the Pareto front over "
           f"{', '.join(result.objectives)}; written to {out}")
     for rec in result.pareto()[:20]:

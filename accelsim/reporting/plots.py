@@ -106,13 +106,17 @@ def pareto(result, x: str, y: str, title: str):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.6))
     recs = result.records
-    front = set(result.front)
-    for prec, marker in (("fp32", "o"), ("w8a8", "s"), ("w4a8", "^")):
-        sel = [i for i, r in enumerate(recs) if r.get("precision") == prec]
+    front = list(result.front)
+    series = sorted({str(r.get("precision", "all")) for r in recs})
+    for prec, marker in zip(series, "os^vD<>p*hx+"):
+        sel = [i for i, r in enumerate(recs) if str(r.get("precision", "all")) == prec]
         ax.scatter([recs[i][x] for i in sel], [recs[i][y] for i in sel], marker=marker, s=18, alpha=0.35,
                    label=f"{prec} configs")
-    best = sorted(front, key=lambda i: recs[i][x])
-    ax.plot([recs[i][x] for i in best], [recs[i][y] for i in best], "k.-", lw=1, label="Pareto front (3 objectives)")
+    from ..sweep import pareto_front
+    ax.scatter([recs[i][x] for i in front], [recs[i][y] for i in front], s=26, facecolors="none", edgecolors="k",
+               label=f"on the front over {', '.join(result.objectives)}")
+    best = sorted(pareto_front(recs, (x, y)), key=lambda i: recs[i][x])
+    ax.plot([recs[i][x] for i in best], [recs[i][y] for i in best], "k-", lw=1, label=f"front over {x}, {y}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(AXES.get(x, x))

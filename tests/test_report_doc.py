@@ -46,3 +46,12 @@ def test_cli_report_writes_markdown_html_and_plots(tmp_path, capsys):
     other = tmp_path / "slow"
     assert main(["report", "--out", str(other), "--no-accuracy", "--quiet", "--set", "memory.dram_gbps=2"]) == 0
     assert (other / "report.md").read_text().split("## BERT")[0] != md.split("## BERT")[0]
+
+
+@pytest.mark.slow
+def test_bits_tradeoff_on_the_real_mnist_cnn():
+    recs = {r["label"]: r for r in X.bits_tradeoff("edge")}
+    assert set(recs) == {"w8a8", "w4a8", "w4a4", "w4a8 (first/last 8-bit)", "w4a4 (first/last 8-bit)"}
+    assert recs["w4a8"]["avg_bits"] < recs["w4a8 (first/last 8-bit)"]["avg_bits"] < recs["w8a8"]["avg_bits"]
+    assert recs["w4a4"]["energy_mj"] < recs["w8a8"]["energy_mj"]
+    assert all(0.9 < r["accuracy"] <= 1.0 for r in recs.values())

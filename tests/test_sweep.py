@@ -149,3 +149,22 @@ def test_cli_sweep_resumes_from_its_partial_file(tmp_path, capsys):
     assert main(["sweep", path, "--out", str(out)]) == 0
     assert [r["latency_ms"] for r in json.loads(out.read_text())["records"]] == [None] * len(full)  # checked: -1 → null
     assert not partial.exists()
+
+
+def test_accuracy_is_computed_once_per_quantization(monkeypatch):
+    import accelsim.eval.pipeline as pipeline
+    calls = []
+
+    def fake_evaluate(task, scheme, mode="int", progress=None):
+        calls.append(None if scheme is None else (scheme.w_bits, scheme.a_bits))
+        return {"primary_metric": "accuracy", "fp32": {"accuracy": 0.99},
+                "quantized": {"accuracy": 0.9 + 0.001 * len(calls)}}
+
+    monkeypatch.setattr(pipeline, "evaluate", fake_evaluate)
+    grid = {"array.rows": [16, 32, 64], "precision": ["w8a8", "w4a8", "fp32"]}
+    result = sweep("mnist_cnn", "edge", grid, objectives=("energy_mj", "accuracy"), eval="mnist")
+    assert sorted(map(str, calls)) == ["(4, 8)", "(8, 8)", "None"]           # one evaluation per precision
+    by_prec = {}
+    for r in result.records:
+        by_prec.setdefault(r["precision"], set()).add(r["accuracy"])
+    assert all(len(v) == 1 for v in by_prec.values()) and by_prec["fp32"] == {0.99}

@@ -49,6 +49,9 @@ def build(out: Path, sets=(), with_accuracy: bool = True, eval_size: int | None 
     for key, spec in X.reference().items():
         say(f"report: {spec['title']}")
         md += _example(key, spec, sets, out, images, with_accuracy, eval_size, say)
+    if with_accuracy:
+        say("report: bits vs accuracy vs energy (MNIST CNN)")
+        md += _tradeoff(out, images, eval_size)
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     html_path.write_text(_html("\n".join(md), images), encoding="utf-8")
@@ -90,6 +93,17 @@ def _example(key, spec, sets, out, images, with_accuracy, eval_size, say) -> lis
         images[name] = P.save(fig, out / name)
         md += [f"![{name}]({name}.png)", ""]
     return md
+
+
+def _tradeoff(out: Path, images: dict, eval_size) -> list[str]:
+    recs = X.bits_tradeoff("edge", eval_size)
+    md = ["", "## Bits, accuracy and energy on a real model (MNIST CNN on `edge`)", "",
+          "| plan | avg bits/param | accuracy | energy (mJ) | latency (ms) |", "|---|---|---|---|---|"]
+    md += [f"| {r['label']} | {r['avg_bits']:.2f} | {r['accuracy']:.4f} | {r['energy_mj']:.5f} | {r['latency_ms']:.4f} |"
+           for r in recs]
+    images["mnist_bits"] = P.save(P.bits_tradeoff(recs, "MNIST CNN on edge: accuracy against bits and energy"),
+                                  out / "mnist_bits")
+    return md + ["", "![mnist_bits](mnist_bits.png)", ""]
 
 
 def _html(markdown: str, images: dict) -> str:

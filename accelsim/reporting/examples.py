@@ -115,3 +115,20 @@ def accuracy(tasks, eval_size: int | None) -> list[dict]:
         out.append({"task": name, "model": result["model"], "samples": result["eval_size"], "metric": metric,
                     "fp32": result["fp32"][metric], "w8a8": result["quantized"][metric]})
     return out
+
+
+TRADEOFF_GRID = {"precision": ["w8a8", "w4a8", "w4a4"],
+                 "plan": [None, ["0=w8a8", "7=w8a8"]]}   # the documented heuristic: first and last layer at 8 bits
+
+
+def bits_tradeoff(hw: str = "edge", eval_size: int | None = None) -> list[dict]:
+    """MNIST CNN (real weights, real data) at several bit-widths and the first/last-8-bit plan: accuracy,
+    average bits per parameter (8 · size / parameters; biases stay 32-bit) and energy on ``hw``."""
+    from ..sweep import sweep
+    model = load_model("mnist_cnn")
+    result = sweep(model, hw, TRADEOFF_GRID, objectives=("energy_mj", "accuracy"), eval="mnist")
+    records = [r for r in result.records if not (r["precision"] == "w8a8" and r["plan"] is not None)]
+    for rec in records:
+        rec["avg_bits"] = 8 * rec["model_size_mb"] * 1e6 / model.params
+        rec["label"] = rec["precision"] + ("" if rec["plan"] is None else " (first/last 8-bit)")
+    return records

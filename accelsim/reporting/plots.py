@@ -125,3 +125,21 @@ def pareto(result, x: str, y: str, title: str):
     ax.grid(which="both", alpha=0.2)
     ax.legend(fontsize=8)
     return fig
+
+
+def bits_tradeoff(records: list[dict], title: str):
+    """Accuracy against average bits per parameter and against energy per inference, one point per plan."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, key, label in ((axes[0], "avg_bits", "average bits per parameter"),
+                           (axes[1], "energy_mj", "energy per inference (mJ)")):
+        ax.scatter([r[key] for r in records], [100 * r["accuracy"] for r in records], s=30)
+        for r in records:
+            ax.annotate(r["label"], (r[key], 100 * r["accuracy"]), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -147,9 +147,13 @@ def _fold(fr, fc, first, src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_
     c = p
     while True:
         _edges(c, p, r0, c0, vr, vc, first, src_h, src_v, acc, ovf, out_role, R, C, d_rows, d_cols, T, f,
-               inp, accp, ovfp, cnt, tr, t0, True)
+               inp, accp, ovfp, cnt, tr, t0, True, mode != MODE_EXACT)
         oh = (-c) % C                  # physical column of the H plane's logical column 0
+        rv = (-c) % R - 1              # physical row of the V plane's logical row i: (i − c) mod R
         for i in range(R):
+            rv += 1
+            if rv == R:
+                rv = 0
             jlo = max(0, c - p - i - T + 1)
             jhi = min(C, c - p - i + 1)
             if jlo >= jhi:
@@ -157,7 +161,6 @@ def _fold(fr, fc, first, src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_
             done += jhi - jlo
             if i < vr and jlo < vc:
                 cnt[BUSY] += min(jhi, vc) - jlo
-            rv = (i - c) % R           # physical row of the V plane's logical row i
             if out_role == ROLE_H:
                 _mac_out_h(accp, ovfp, i, oh, inp, rv, f, jlo, jhi, mode, sh, lo, hi)
                 continue
@@ -179,7 +182,7 @@ def _fold(fr, fc, first, src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_
     cnt[CYCLES] += c + 1
     # the last partial sums leave the array in the next cycle (overlapping the next fold)
     _edges(c + 1, p, r0, c0, vr, vc, first, src_h, src_v, acc, ovf, out_role, R, C, d_rows, d_cols, T, f,
-           inp, accp, ovfp, cnt, tr, t0, False)
+           inp, accp, ovfp, cnt, tr, t0, False, mode != MODE_EXACT)
     if out_role == ROLE_S:             # drain the stationary accumulators
         for i in range(vr):
             for j in range(vc):
@@ -194,7 +197,7 @@ def _fold(fr, fc, first, src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_
 
 @njit
 def _edges(c, p, r0, c0, vr, vc, first, src_h, src_v, acc, ovf, out_role, R, C, d_rows, d_cols, T, f,
-           inp, accp, ovfp, cnt, tr, t0, inject):
+           inp, accp, ovfp, cnt, tr, t0, inject, checked):
     """Cycle ``c``'s edge traffic: a moving output's finished partial sums leave (they sat in the last PE in
     cycle c−1), then each edge row (H) / column (V) takes its next value — edge ``e`` the one with time index
     ``c − P − e`` — or a zero bubble outside its time window and on padded rows/columns."""
@@ -214,10 +217,12 @@ def _edges(c, p, r0, c0, vr, vc, first, src_h, src_v, acc, ovf, out_role, R, C, 
                 te = c - p - length - e
                 if role == ROLE_H:
                     acc[base + e, te] = accp[e, slot]
-                    ovf[base + e, te] = ovfp[e, slot]
+                    if checked:
+                        ovf[base + e, te] = ovfp[e, slot]
                 else:
                     acc[base + e, te] = accp[slot, e]
-                    ovf[base + e, te] = ovfp[slot, e]
+                    if checked:
+                        ovf[base + e, te] = ovfp[slot, e]
                 if tr.shape[0] > t0 + c - 1 >= 0:
                     tr[t0 + c - 1, TR_WRITE, e] = (base + e) * T + te
             cnt[WRITES] += max(0, x_hi - x_lo)
@@ -227,13 +232,16 @@ def _edges(c, p, r0, c0, vr, vc, first, src_h, src_v, acc, ovf, out_role, R, C, 
                 ti = c - p - e
                 live = e_lo <= e < e_hi
                 v = acc[base + e, ti] if live else 0
-                o = ovf[base + e, ti] if live else 0
                 if role == ROLE_H:
                     accp[e, slot] = v
-                    ovfp[e, slot] = o
                 else:
                     accp[slot, e] = v
-                    ovfp[slot, e] = o
+                if checked:
+                    o = ovf[base + e, ti] if live else 0
+                    if role == ROLE_H:
+                        ovfp[e, slot] = o
+                    else:
+                        ovfp[slot, e] = o
             if not first:
                 cnt[PSUM_READS] += max(0, e_hi - e_lo)
             continue

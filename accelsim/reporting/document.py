@@ -83,14 +83,22 @@ def _example(key, spec, sets, out, images, with_accuracy, eval_size, say) -> lis
         for a in X.accuracy(spec["accuracy_tasks"], eval_size):
             md.append(f"| {a['task']} | {a['model']} | {a['samples']} | {a['metric']} | {a['fp32']:.4f} | {a['w8a8']:.4f} |")
     say(f"report: plots and sweeps for {spec['title']}")
-    figs = {f"{key}_layers": P.layer_breakdown(c["runs"]["fp32"], c["runs"]["w8a8"], spec["title"]),
-            f"{key}_roofline": P.roofline(c["runs"]["w8a8"], hw, spec["title"]),
-            f"{key}_sensitivity": P.sensitivity(X.sensitivity(spec, sets), spec["title"]),
-            f"{key}_pareto": P.pareto(X.pareto_sweep(spec), "latency_ms", "energy_mj",
-                                      f"{spec['title']}: array shape × precision (area is the third objective)")}
+    sens = X.sensitivity(spec, sets)
+    md += ["", "**Sensitivity (one assumption at a time; the rest as in the hw config):**", "",
+           "| assumption | values | speed-up FP32→INT8 | power reduction, flat out |", "|---|---|---|---|"]
+    for path, rows in sens.items():
+        md.append(f"| {P.LABELS.get(path, path)} | {', '.join(f'{r[0]:g}' for r in rows)} | "
+                  f"{', '.join(f'{r[1]:.2f}×' for r in rows)} | {', '.join(f'{r[2]:.0%}' for r in rows)} |")
+    if not P.available():
+        return md + ["", '_Plots skipped: `pip install "accelsim[plot]"` (matplotlib) to draw them._']
+    figs = {f"{key}_layers": lambda: P.layer_breakdown(c["runs"]["fp32"], c["runs"]["w8a8"], spec["title"]),
+            f"{key}_roofline": lambda: P.roofline(c["runs"]["w8a8"], hw, spec["title"]),
+            f"{key}_sensitivity": lambda: P.sensitivity(sens, spec["title"]),
+            f"{key}_pareto": lambda: P.pareto(X.pareto_sweep(spec), "latency_ms", "energy_mj",
+                                              f"{spec['title']}: array shape × precision (area is the third objective)")}
     md += [""]
-    for name, fig in figs.items():
-        images[name] = P.save(fig, out / name)
+    for name, draw in figs.items():
+        images[name] = P.save(draw(), out / name)
         md += [f"![{name}]({name}.png)", ""]
     return md
 
@@ -101,6 +109,8 @@ def _tradeoff(out: Path, images: dict, eval_size) -> list[str]:
           "| plan | avg bits/param | accuracy | energy (mJ) | latency (ms) |", "|---|---|---|---|---|"]
     md += [f"| {r['label']} | {r['avg_bits']:.2f} | {r['accuracy']:.4f} | {r['energy_mj']:.5f} | {r['latency_ms']:.4f} |"
            for r in recs]
+    if not P.available():
+        return md
     images["mnist_bits"] = P.save(P.bits_tradeoff(recs, "MNIST CNN on edge: accuracy against bits and energy"),
                                   out / "mnist_bits")
     return md + ["", "![mnist_bits](mnist_bits.png)", ""]

@@ -15,6 +15,12 @@ from pathlib import Path
 from ..errors import AccelsimError
 
 
+def available() -> bool:
+    """matplotlib is installed (reports then draw their plots)."""
+    import importlib.util
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _plt():
     try:
         import matplotlib

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from accelsim.errors import QuantError
+from accelsim.quant import _validate as v
 from accelsim.quant import observers as _o
 from accelsim.quant.histogram import LinearHistogram
 from accelsim.quant.observers import PerChannelMinMaxObserver, PerChannelObserver
@@ -23,13 +24,13 @@ METHODS = ("minmax", "percentile", "kl", "entropy", "mse")
 def make_observer(method: str, symmetric=False, percentile=99.999, num_bins=2048, num_quantized_bins=128,
                   grid=None, nan_policy="raise") -> _o.Observer:
     """Observer for a method name (see :data:`METHODS`)."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise QuantError(f"method: expected one of {METHODS}, got {method!r}")
     if method == "minmax":
         return _o.MinMaxObserver(symmetric, nan_policy=nan_policy)
     if method == "percentile":
         return _o.PercentileObserver(percentile, num_bins, symmetric, grid, nan_policy)
     classes = {"kl": _o.KLObserver, "entropy": _o.EntropyObserver, "mse": _o.MSEObserver}
-    if method not in classes:
-        raise QuantError(f"method: expected one of {METHODS}, got {method!r}")
     return classes[method](num_bins, num_quantized_bins, symmetric, grid, nan_policy)
 
 
@@ -55,9 +56,12 @@ def calibrate(batches: Iterable, method: str = "minmax", symmetric: bool = False
     A list/tuple is read twice (first for the histogram grid), which makes the result identical to calibrating
     the concatenation of all batches; a one-shot iterator is read once (histogram re-gridding, see
     :mod:`accelsim.quant.histogram`). Turn the range into (scale, zero point) with ``qparams_from_range``.
+    The range always has ``lo <= 0 <= hi`` and stays inside the data's range widened to 0 (see
+    :mod:`accelsim.quant.observers` for what each method may clip).
     """
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise QuantError(f"method: expected one of {METHODS}, got {method!r}")
+    symmetric = v.flag(symmetric, "symmetric")
     if isinstance(batches, np.ndarray) or not isinstance(batches, Iterable):
         raise QuantError("batches: expected an iterable of arrays (wrap a single array in a list)")
     grid = None

@@ -17,7 +17,9 @@ otherwise the final bin width is ``k`` times the first batch's width, i.e. ``wid
 ``"abs"``/``"abs0"`` (``w1`` = first width) and the top of the grid may be empty.
 Batches whose range is a single value (e.g. all zeros) are held as a pending (value, count) until a grid exists.
 A grid whose float32 width ``last - first`` overflows (|x| beyond ~1.7e38 on a signed grid, or a grid grown
-past float32's range) raises :class:`QuantError`, as ``np.histogram`` refuses it.
+past float32's range) raises :class:`QuantError`, as ``np.histogram`` refuses it. A grid may grow by any
+factor (``k`` and ``s`` are exact Python ints; e.g. from 1e-30 to 1e6). ``num_bins`` is an int in
+``[2, MAX_BINS = 2**14]``: the threshold searches cost ``O(num_bins**2)``.
 
 Cost: :meth:`LinearHistogram.observe` computes the batch statistics and bins it on the current grid in one pass
 (:func:`accelsim.kernels.histogram.batch_stats_histogram`); only a batch that grows the grid (or the first one)
@@ -33,6 +35,7 @@ from accelsim.errors import QuantError
 from accelsim.kernels import histogram as _h
 
 MODES = ("abs0", "abs", "signed")
+MAX_BINS = 1 << 14
 
 
 def np_edges(first, last, n: int) -> tuple[np.float32, np.float32, np.ndarray]:
@@ -47,9 +50,9 @@ class LinearHistogram:
     """``counts`` (int64) over ``num_bins`` equal bins from ``first`` to ``last`` (see module doc)."""
 
     def __init__(self, num_bins: int = 2048, mode: str = "abs0", grid=None):
-        if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 2:
-            raise QuantError(f"num_bins: expected an int >= 2, got {num_bins!r}")
-        if mode not in MODES:
+        if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or not 2 <= num_bins <= MAX_BINS:
+            raise QuantError(f"num_bins: expected an int in [2, {MAX_BINS}], got {num_bins!r}")
+        if not isinstance(mode, str) or mode not in MODES:
             raise QuantError(f"mode: expected one of {MODES}, got {mode!r}")
         self.num_bins = int(num_bins)
         self.mode = mode
@@ -59,7 +62,10 @@ class LinearHistogram:
         self.bounds = _h.NO_FAST
         self.pending: dict[float, int] = {}
         if grid is not None:
-            lo, hi = (float(g) for g in grid)
+            try:
+                lo, hi = (float(g) for g in grid)
+            except (TypeError, ValueError):
+                lo = hi = math.nan
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise QuantError(f"grid: expected finite (first, last) with first < last, got {grid!r}")
             self._set_grid(lo, hi)
@@ -132,12 +138,22 @@ class LinearHistogram:
         counts = self.counts
         self._set_grid(new_first, new_last)  # validates before the counts change
         self.counts = np.zeros(n, dtype=np.int64)
-        _h.regrid(counts, s, k, self.counts)
+        _regrid(counts, s, k, self.counts)
         if np.float32(lo) < self.first or np.float32(hi) > self.last:  # float32 rounding of the new edges
             self._grow(lo, hi)
 
     def total(self) -> int:
         return int(self.counts.sum()) + sum(self.pending.values())
+
+
+def _regrid(counts: np.ndarray, s: int, k: int, out: np.ndarray) -> None:
+    """``out[(j + s) // k] += counts[j]`` for Python ints ``s >= 0``, ``k >= 1`` of any size (every target is a
+    bin of ``out`` by construction of ``s`` and ``k``); the kernel when they fit int64."""
+    n = counts.shape[0]
+    if s + n < 1 << 62 and k < 1 << 62:
+        _h.regrid(counts, s, k, out)
+        return
+    np.add.at(out, np.array([(j + s) // k for j in range(n)], dtype=np.int64), counts)
 
 
 def _count(x, stats) -> int:

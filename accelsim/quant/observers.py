@@ -4,7 +4,13 @@ or ``qparams(spec)`` (always through :func:`~accelsim.quant.spec.qparams_from_ra
 Non-finite values (NaN, +-Inf): ``nan_policy="raise"`` (default) raises :class:`QuantError` naming the count;
 ``"ignore"`` drops them and counts them in ``observer.ignored``. A scale is never computed from NaN.
 
-Ranges returned by ``range()`` (``symmetric=True`` always gives ``(-a, a)``):
+Ranges returned by ``range()`` always satisfy ``lo <= 0 <= hi`` (zero is representable, as
+:func:`~accelsim.quant.spec.qparams_from_range` makes it anyway: the parameters are the same as from the raw
+range) and never extend beyond the data: ``min(min, 0) <= lo`` and ``hi <= max(max, 0)``. MinMax ranges contain
+all the data seen; the other methods clip tails by design (Percentile at most ``100 - p`` percent of the values
+plus part of one bin, the searches never more than half of them, see :mod:`accelsim.quant.thresholds`).
+``symmetric=True`` gives ``(-a, a)``, except Percentile, which clamps its ends to the data's ``[min, max]`` as ONNX
+Runtime's calibrator does (the symmetric quantization grid is the same: ``qparams_from_range`` symmetrizes it):
 
 * :class:`MinMaxObserver` - global min/max (ONNX Runtime ``MinMaxCalibrater``); with ``averaging_constant=c``
   an exponential moving average of per-batch min/max, ``m <- m + c (m_batch - m)``, first batch initializing
@@ -13,8 +19,8 @@ Ranges returned by ``range()`` (``symmetric=True`` always gives ``(-a, a)``):
 * :class:`PercentileObserver` - ONNX Runtime ``PercentileCalibrater`` (``|x|`` histogram over [min|x|, max|x|]
   when symmetric, signed ``[-max|x|, max|x|]`` otherwise), see :mod:`accelsim.quant.thresholds`.
 * :class:`KLObserver`, :class:`EntropyObserver`, :class:`MSEObserver` - a threshold ``T`` on the ``|x|``
-  histogram over ``[0, max|x|]``; range ``(-T, T)`` when symmetric, else ``(max(-T, min), min(T, max))`` (so
-  non-negative data gives ``(min, T)`` and maps onto the asymmetric/unsigned grid with 0 included).
+  histogram over ``[0, max|x|]``; range ``(-T, T)`` when symmetric, else ``(max(-T, min(min, 0)),
+  min(T, max(max, 0)))`` (so non-negative data gives ``(0, T)`` and maps onto the asymmetric/unsigned grid).
 
 Histograms follow :class:`~accelsim.quant.histogram.LinearHistogram` (``grid=`` fixes the grid up front, which
 makes incremental calibration identical to one big batch; :func:`accelsim.quant.calibrate` does that with a
@@ -35,6 +41,7 @@ import numpy as np
 
 from accelsim.errors import QuantError
 from accelsim.kernels import histogram as _h
+from accelsim.quant import _validate as v
 from accelsim.quant import thresholds as _t
 from accelsim.quant.histogram import LinearHistogram
 from accelsim.quant.spec import QParams, QuantSpec, qparams_from_range
@@ -44,11 +51,11 @@ def flat_float32(x) -> tuple[np.ndarray, np.ndarray | None]:
     """``(flat, nd)``: ``x`` as a 1-d float32 array without copying when it is float32 and one contiguous block
     (C order, or any axis order via ``ravel('K')``); ``nd`` is ``x`` itself when ``flat`` is not in its C order
     (the statistics then take the sign of a zero min/max from ``nd``), else None."""
-    arr = np.asarray(x)
+    arr = v.as_array(x, "observe")
     if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
         raise QuantError(f"observe: expected a real array, got dtype {arr.dtype}")
     if arr.dtype != np.float32 or arr.flags.c_contiguous:
-        return np.ascontiguousarray(arr, dtype=np.float32).reshape(-1), None
+        return v.to_float32(arr).reshape(-1), None
     return arr.ravel(order="K"), arr  # a view when the elements form one block, else a copy in memory order
 
 
@@ -57,7 +64,7 @@ class Observer:
     the finite values seen) and ``qparams``; subclasses implement ``_update`` and ``range``."""
 
     def __init__(self, nan_policy: str = "raise"):
-        if nan_policy not in ("raise", "ignore"):
+        if not isinstance(nan_policy, str) or nan_policy not in ("raise", "ignore"):
             raise QuantError(f"nan_policy: expected 'raise' or 'ignore', got {nan_policy!r}")
         self.nan_policy = nan_policy
         self.ignored = 0
@@ -69,8 +76,8 @@ class Observer:
         stats, binned = self._stats(flat, nd)
         if stats[4]:
             if self.nan_policy == "raise":
-                raise QuantError(f"observe: batch contains {stats[4]} NaN/Inf value(s) out of {flat.size} "
-                                 "(pass nan_policy='ignore' to drop and count them)")
+                raise QuantError(f"observe: batch contains {stats[4]} NaN/Inf value(s) out of {flat.size} (as "
+                                 "float32) (pass nan_policy='ignore' to drop and count them)")
             self.ignored += int(stats[4])
         return flat, stats, binned
 
@@ -112,9 +119,11 @@ class MinMaxObserver(Observer):
 
     def __init__(self, symmetric: bool = False, averaging_constant: float | None = None, nan_policy="raise"):
         super().__init__(nan_policy)
-        if averaging_constant is not None and not 0.0 <= float(averaging_constant) <= 1.0:
-            raise QuantError(f"averaging_constant: expected a value in [0, 1], got {averaging_constant!r}")
-        self.symmetric = bool(symmetric)
+        if averaging_constant is not None:
+            averaging_constant = v.scalar(averaging_constant, "averaging_constant")
+            if not 0.0 <= averaging_constant <= 1.0:
+                raise QuantError(f"averaging_constant: expected a value in [0, 1], got {averaging_constant!r}")
+        self.symmetric = v.flag(symmetric, "symmetric")
         self.averaging_constant = averaging_constant
         self._lo = self._hi = None
 
@@ -134,7 +143,7 @@ class MinMaxObserver(Observer):
         if self.symmetric:
             a = max(abs(lo), abs(hi))
             return -a, a
-        return lo, hi
+        return min(lo, 0.0), max(hi, 0.0)
 
 
 class _HistogramObserver(Observer):
@@ -142,7 +151,7 @@ class _HistogramObserver(Observer):
 
     def __init__(self, num_bins=2048, num_quantized_bins=128, symmetric=False, grid=None, nan_policy="raise"):
         super().__init__(nan_policy)
-        self.symmetric = bool(symmetric)
+        self.symmetric = v.flag(symmetric, "symmetric")
         self.hist = LinearHistogram(num_bins, self._grid_mode(), grid)
         self.num_quantized_bins = num_quantized_bins
         self._cache = None
@@ -176,7 +185,7 @@ class _HistogramObserver(Observer):
         t = max(abs(lo), abs(hi)) if self.hist.first is None else min(self._threshold_once(), max(abs(lo), abs(hi)))
         if self.symmetric:
             return -t, t
-        return max(-t, lo), min(t, hi)
+        return max(-t, min(lo, 0.0)), min(t, max(hi, 0.0))
 
 
 class KLObserver(_HistogramObserver):
@@ -188,7 +197,7 @@ class KLObserver(_HistogramObserver):
     def __init__(self, num_bins=2048, num_quantized_bins=128, symmetric=False, grid=None, nan_policy="raise",
                  one_sided_fix: bool = True):
         super().__init__(num_bins, num_quantized_bins, symmetric, grid, nan_policy)
-        self.one_sided_fix = bool(one_sided_fix)
+        self.one_sided_fix = v.flag(one_sided_fix, "one_sided_fix")
 
     def _threshold(self) -> float:
         one_sided = self.one_sided_fix and not self.symmetric and float(self.min) >= 0.0
@@ -213,11 +222,11 @@ class PercentileObserver(_HistogramObserver):
     """ONNX Runtime's Percentile calibration (``percentile`` in [0, 100], default 99.999)."""
 
     def __init__(self, percentile=99.999, num_bins=2048, symmetric=False, grid=None, nan_policy="raise"):
-        p = float(percentile)
+        p = v.scalar(percentile, "percentile")
         if not 0.0 <= p <= 100.0:
             raise QuantError(f"percentile: expected a value in [0, 100], got {percentile!r}")
         self.percentile = p
-        self.symmetric = bool(symmetric)
+        self.symmetric = v.flag(symmetric, "symmetric")
         super().__init__(num_bins, 128, symmetric, grid, nan_policy)
 
     def _grid_mode(self) -> str:
@@ -226,17 +235,26 @@ class PercentileObserver(_HistogramObserver):
     def range(self) -> tuple[float, float]:
         self._require_data()
         if self.hist.first is None:
-            return float(self.min), float(self.max)
-        return _t.percentile_range(self.hist, self.percentile, self.min, self.max)
+            lo, hi = float(self.min), float(self.max)
+        else:
+            lo, hi = _t.percentile_range(self.hist, self.percentile, self.min, self.max)
+        return min(lo, 0.0), max(hi, 0.0)
 
 
 def _channels_first(x, axis: int, nan_policy: str, who: str) -> np.ndarray:
-    arr = np.asarray(x)
+    arr = v.as_array(x, f"{who}.observe")
     if arr.dtype.kind not in "fiu":
         raise QuantError(f"{who}.observe: expected a real array, got dtype {arr.dtype}")
     if not -arr.ndim <= axis < arr.ndim:
         raise QuantError(f"{who}.observe: axis {axis} out of range for a {arr.ndim}-d batch")
-    return np.moveaxis(arr.astype(np.float32, copy=False), axis, 0).reshape(arr.shape[axis], -1)
+    with np.errstate(over="ignore"):
+        return np.moveaxis(arr.astype(np.float32, copy=False), axis, 0).reshape(arr.shape[axis], -1)
+
+
+def _axis(axis) -> int:
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise QuantError(f"axis: expected an int, got {axis!r}")
+    return int(axis)
 
 
 class _PerChannel:
@@ -261,9 +279,9 @@ class PerChannelMinMaxObserver(_PerChannel):
     def __init__(self, axis: int = 0, symmetric: bool = False, averaging_constant: float | None = None,
                  nan_policy: str = "raise"):
         self._proto = MinMaxObserver(symmetric, averaging_constant, nan_policy)  # validates the arguments
-        self.axis = int(axis)
+        self.axis = _axis(axis)
         self.symmetric = bool(symmetric)
-        self.averaging_constant = averaging_constant
+        self.averaging_constant = self._proto.averaging_constant
         self.nan_policy = nan_policy
         self.ignored = 0
         self._lo = self._hi = None
@@ -296,7 +314,7 @@ class PerChannelMinMaxObserver(_PerChannel):
         if self.symmetric:
             a = np.maximum(np.abs(self._lo), np.abs(self._hi))
             return -a, a
-        return self._lo.copy(), self._hi.copy()
+        return np.minimum(self._lo, np.float32(0)), np.maximum(self._hi, np.float32(0))
 
 
 class PerChannelObserver(_PerChannel):
@@ -306,7 +324,7 @@ class PerChannelObserver(_PerChannel):
         if not callable(make):
             raise QuantError(f"make: expected a callable returning an observer, got {make!r}")
         self.make = make
-        self.axis = int(axis)
+        self.axis = _axis(axis)
         self.observers: list | None = None
 
     def observe(self, x) -> None:

@@ -1,5 +1,9 @@
 """Quantize / dequantize with ONNX operator semantics, spec-level helpers and INT4 packing.
 
+Every function keeps the input's shape (0-d included) and raises :class:`~accelsim.errors.QuantError` for bad
+dtypes (byte-swapped integers included), shapes, NaN, scales that are not finite and > 0 in float32 and zero
+points outside their type (see :mod:`accelsim.quant._validate`) before any Numba code runs.
+
 ``quantize_linear`` = ONNX ``QuantizeLinear`` as ONNX Runtime's CPU kernel computes it:
 ``q = saturate(round_half_even(float32(x) / float32(scale)) + zero_point)``; ``dequantize_linear`` =
 ``float32(q - zero_point) * scale``. ``dtype="int4"``/``"uint4"`` quantize to 4-bit values held one per
@@ -17,7 +21,7 @@ from accelsim.quant.spec import QParams, QTensor
 
 def _per_axis(x_shape, scale, axis, name="scale"):
     """Resolve (axis, n_channels) for per-tensor (scale of one element) or per-axis parameters."""
-    s = np.asarray(scale)
+    s = v.as_array(scale, name)
     if s.ndim == 0 or (s.size == 1 and axis is None):
         return None, 1
     if s.ndim != 1:

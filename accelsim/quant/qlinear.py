@@ -140,7 +140,11 @@ def _requant_stage(x_scale, w_scale, y_scale, groups, n, requant, y_bits, y_dtyp
 def _rescale_stage(x_scale, w_scale, groups, n, bias, act, cout: int) -> _Rescale:
     if not isinstance(act, (str, type(None))) or act not in ACTS:
         raise QuantError(f"act: expected None, 'relu' or 'relu6', got {act!r}")
-    scale = _per_out(np.float32(x_scale[0]) * w_scale, groups, n, np.float32)
+    with np.errstate(over="ignore", under="ignore"):   # an underflow to 0 gives signed zeros (tested)
+        scale = _per_out(np.float32(x_scale[0]) * w_scale, groups, n, np.float32)
+    if not np.all(np.isfinite(scale)):
+        raise QuantError(f"scales: x_scale * w_scale overflows float32 ({x_scale[0]}, "
+                         f"{w_scale.reshape(-1)[:4].tolist()})")
     if bias is None:
         fbias = np.full((groups, n), -0.0, dtype=np.float32)  # y + (-0.0) == y bit for bit
     else:
@@ -247,7 +251,8 @@ def _codes(x, name: str) -> np.ndarray:
 
 def _scale(s, name: str, n: int | None = None) -> np.ndarray:
     if isinstance(s, (float, np.floating)):
-        f = np.float32(s)
+        with np.errstate(over="ignore"):   # beyond float32: inf, refused by v.scales below
+            f = np.float32(s)
         if 0 < f < np.inf:
             return np.array([f], dtype=np.float32)
     return v.scales(s, name, n)

@@ -96,8 +96,10 @@ class QParams:
     def __post_init__(self):
         if not isinstance(self.spec, QuantSpec):
             raise QuantError(f"QParams.spec: expected a QuantSpec, got {type(self.spec).__name__}")
-        scale = np.asarray(self.scale)
-        zp = np.asarray(self.zero_point)
+        from accelsim.quant._validate import as_array, to_float32
+
+        scale = as_array(self.scale, "QParams.scale")
+        zp = as_array(self.zero_point, "QParams.zero_point")
         if scale.dtype.kind != "f":
             raise QuantError(f"QParams.scale: expected floats, got dtype {scale.dtype}")
         if zp.dtype.kind not in "iu":
@@ -106,7 +108,7 @@ class QParams:
         if scale.ndim != want_ndim or zp.shape != scale.shape:
             raise QuantError(f"QParams: {self.spec.granularity} granularity needs {want_ndim}-d scale and zero_point "
                              f"of equal shape, got {scale.shape} and {zp.shape}")
-        scale = scale.astype(np.float32)
+        scale = to_float32(scale)
         if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             raise QuantError(f"QParams.scale: every scale must be finite and > 0, got {scale}")
         if np.any(zp < self.spec.qmin) or np.any(zp > self.spec.qmax):
@@ -143,13 +145,15 @@ def qparams_from_range(rmin, rmax, spec: QuantSpec) -> QParams:
     Where torch differs: torch computes the scale in float32, clamps it to ``eps``, uses ``zp = qmin -
     round(rmin / scale)`` and its symmetric INT8 uses the full ``[-128, 127]`` grid with ``scale = absmax/127.5``.
 
-    ``rmin``/``rmax`` are scalars (per-tensor) or 1-d arrays (per-channel specs). Raises :class:`QuantError` on
-    non-finite ranges or ``rmin > rmax``.
+    ``rmin``/``rmax`` are real scalars (per-tensor) or 1-d arrays (per-channel specs). Raises :class:`QuantError`
+    on other types, ranges that are not finite in float32, or ``rmin > rmax``.
     """
+    from accelsim.quant._validate import real_array, to_float32
+
     if not isinstance(spec, QuantSpec):
         raise QuantError(f"spec: expected a QuantSpec, got {type(spec).__name__}")
-    lo = np.asarray(rmin, dtype=np.float32)
-    hi = np.asarray(rmax, dtype=np.float32)
+    lo = to_float32(real_array(rmin, "rmin"))
+    hi = to_float32(real_array(rmax, "rmax"))
     want_ndim = 1 if spec.granularity == "channel" else 0
     if lo.ndim != want_ndim or hi.shape != lo.shape:
         raise QuantError(f"qparams_from_range: a {spec.granularity} spec needs {want_ndim}-d rmin/rmax of equal "
@@ -179,22 +183,33 @@ def qparams_from_range(rmin, rmax, spec: QuantSpec) -> QParams:
 def quantize_bias(bias, x_scale, w_scale) -> np.ndarray:
     """int32 bias for a quantized layer: ``round_half_even(float32(b) / float32(x_scale * w_scale))``, saturated.
 
-    ``w_scale`` is a scalar or one scale per output channel; the product and division are float32, as in ONNX
-    Runtime's ``quantize_bias_static``.
+    ``bias`` is 1-d and finite, ``x_scale`` a scalar and ``w_scale`` a scalar or one scale per output channel, all
+    finite and > 0 in float32; the product and division are float32, as in ONNX Runtime's
+    ``quantize_bias_static``. A product that underflows float32 to 0 or overflows it raises :class:`QuantError`
+    (it would send every non-zero bias to ±2**31, or every bias to 0); a quotient beyond the int32 range
+    saturates (documented, not an error).
     """
-    b = np.asarray(bias, dtype=np.float32)
+    from accelsim.quant._validate import real_array, scalar, to_float32
+
+    b = to_float32(real_array(bias, "bias"))
     if b.ndim != 1:
         raise QuantError(f"quantize_bias: bias must be 1-d, got shape {b.shape}")
     if not np.all(np.isfinite(b)):
-        raise QuantError("quantize_bias: bias contains NaN or Inf")
-    xs = np.float32(x_scale)
-    ws = np.asarray(w_scale, dtype=np.float32)
+        raise QuantError("quantize_bias: bias contains NaN or Inf (or values beyond float32's range)")
+    xs = to_float32(np.asarray(scalar(x_scale, "x_scale")))
+    ws = to_float32(real_array(w_scale, "w_scale"))
     if ws.ndim > 1 or (ws.ndim == 1 and ws.shape[0] not in (1, b.shape[0])):
         raise QuantError(f"quantize_bias: w_scale must be a scalar or have {b.shape[0]} entries, got {ws.shape}")
     if not np.isfinite(xs) or xs <= 0 or not np.all(np.isfinite(ws)) or np.any(ws <= 0):
-        raise QuantError(f"quantize_bias: scales must be finite and > 0, got x_scale={xs}, w_scale={ws}")
+        raise QuantError(f"quantize_bias: scales must be finite and > 0 in float32, got x_scale={xs}, w_scale={ws}")
+    with np.errstate(under="ignore", over="ignore"):
+        prod = xs * ws
+    if np.any(prod == 0) or not np.all(np.isfinite(prod)):
+        how = "underflows float32 to 0" if np.any(prod == 0) else "overflows float32"
+        raise QuantError(f"quantize_bias: x_scale * w_scale {how} (x_scale={xs}, "
+                         f"w_scale={ws.reshape(-1)[:4].tolist()})")
     with np.errstate(over="ignore"):
-        q = np.rint(b / (xs * ws)).astype(np.float64)
+        q = np.rint(b / prod).astype(np.float64)
     return np.clip(q, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
 
 
@@ -204,16 +219,34 @@ def weight_qparams(w, spec: QuantSpec, bias=None, x_scale=None, acc_bits: int = 
     each scale is raised where needed so the int32 bias ``b / (s_x·s_w)`` stays within ``2**(acc_bits − 2)``
     (headroom for the sum): ``s_w[c] = max(s_w[c], |b[c]| / (s_x · 2**(acc_bits − 2)))``. A channel with near-zero
     weights but a large folded-BN bias would otherwise saturate its bias (ONNX Runtime's quantizer adjusts
-    weight scales the same way)."""
-    w = np.asarray(w)
+    weight scales the same way).
+
+    ``w``: a non-empty real array ``[Cout, ...]``; with ``bias`` (finite, one per output channel) ``x_scale`` must
+    be finite and > 0 and ``acc_bits`` an int in [8, 64]; else :class:`QuantError`."""
+    from accelsim.quant._validate import real_array, scalar, to_float32
+
+    if not isinstance(spec, QuantSpec):
+        raise QuantError(f"spec: expected a QuantSpec, got {type(spec).__name__}")
+    w = real_array(w, "w")
+    if w.ndim < 1 or w.size == 0:
+        raise QuantError(f"w: expected a non-empty array [Cout, ...], got shape {w.shape}")
     flat = w.reshape(w.shape[0], -1)
     per_channel = spec.granularity == "channel"
     lo, hi = (flat.min(axis=1), flat.max(axis=1)) if per_channel else (w.min(), w.max())
     p = qparams_from_range(lo, hi, spec)
     if bias is None:
         return p
-    need = np.abs(np.asarray(bias)).astype(np.float64) / (float(x_scale) * 2.0 ** (acc_bits - 2))
+    b = to_float32(real_array(bias, "bias")).astype(np.float64)
+    if b.shape != (w.shape[0],) or not np.all(np.isfinite(b)):
+        raise QuantError(f"bias: expected {w.shape[0]} finite values, got shape {b.shape}")
+    xs = float(to_float32(np.asarray(scalar(x_scale, "x_scale"))))
+    if not (np.isfinite(xs) and xs > 0):
+        raise QuantError(f"x_scale: expected a scale finite and > 0 in float32, got {x_scale!r}")
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, (int, np.integer)) or not 8 <= acc_bits <= 64:
+        raise QuantError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
+    with np.errstate(over="ignore", under="ignore"):
+        need = np.abs(b) / (xs * 2.0 ** (int(acc_bits) - 2))
     need = need if per_channel else need.max()
     if np.any(need > p.scale):
-        p = QParams(np.maximum(p.scale, need).astype(np.float32), p.zero_point, spec)
+        p = QParams(to_float32(np.maximum(p.scale, need)), p.zero_point, spec)
     return p

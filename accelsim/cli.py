@@ -51,8 +51,12 @@ def _key_values(items: list[str], flag: str) -> dict[str, int]:
 
 def _add_quant_args(p: argparse.ArgumentParser, required_eval: bool) -> None:
     g = p.add_argument_group("accuracy (real models: mnist_cnn/mnist, efficientnet_lite0/photos, minilm_l6/lee)")
-    g.add_argument("--eval", required=required_eval, choices=["mnist", "photos", "lee"],
-                   help="evaluate the quantized model on this data set next to its FP32 baseline")
+    g.add_argument("--eval", choices=["mnist", "photos", "lee"],
+                   help="evaluate the quantized model on this data set next to its FP32 baseline"
+                        + (" (this or --data is required)" if required_eval else ""))
+    g.add_argument("--data", metavar="FILE.npz",
+                   help="evaluate on your own data: arrays by graph input name, optional 'labels'")
+    g.add_argument("--calib-data", metavar="FILE.npz", help="calibration inputs for --data (default: the --data inputs)")
     g.add_argument("--calib", default="minmax", choices=["minmax", "percentile", "kl", "entropy", "mse"],
                    help="activation calibration method (default minmax)")
     g.add_argument("--percentile", type=float, default=99.999, help="percentile for --calib percentile")
@@ -127,13 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("model", help="model YAML with weights, bundled model name, or ONNX file")
     inf.add_argument("--inputs", required=True, metavar="IN.npz", help="arrays keyed by graph input name")
     inf.add_argument("--out", required=True, metavar="OUT.npz", help="outputs keyed by graph output name")
-    inf.add_argument("--precision", default="fp32", help="fp32 (default) | w8a8 | w4a8 | w4a4")
+    inf.add_argument("--precision", help="fp32 | w8a8 | w4a8 | w4a4 (default: fp32, or the model's own "
+                     "quantization for an ONNX Runtime-quantized model)")
     inf.add_argument("--calib", default="minmax", choices=["minmax", "percentile", "kl", "entropy", "mse"],
                      help="activation calibration method (default minmax)")
     inf.add_argument("--calib-data", metavar="CALIB.npz", help="calibration inputs (default: the inputs)")
     inf.add_argument("--mode", default="int", choices=["int", "fake"], help="int (bit-exact, default) or fake")
     inf.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
     inf.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
+    inf.add_argument("--onnx", metavar="OUT.onnx", help="also write accelsim's quantized model as ONNX QDQ (w8a8)")
     return parser
 
 
@@ -167,16 +173,26 @@ def _write_outputs(outputs: list[tuple[str, str]]) -> None:
 
 
 def _accuracy(args, model, array_hw=None) -> dict | None:
-    """Run the PTQ evaluation the flags ask for (None without --eval)."""
-    if not args.eval:
+    """Run the PTQ evaluation the flags ask for (None without --eval / --data)."""
+    if not args.eval and not args.data:
+        if args.calib_data:
+            raise ConfigError(["--calib-data needs --data"])
         return None
+    if args.eval and args.data:
+        raise ConfigError(["give --eval DATASET or --data FILE.npz, not both"])
     from .eval.pipeline import evaluate, scheme_for
     from .eval.tasks import make_task
     from .hw.mac import parse_precision
     for flag in ("eval_size", "calib_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError([f"--{flag.replace('_', '-')}: expected a positive integer, got {getattr(args, flag)}"])
-    task = make_task(args.eval, args.eval_size, args.calib_size, model)
+    if args.data:
+        from .inference import DataTask, read_npz
+        task = DataTask(model, read_npz(args.data, "--data"), read_npz(args.calib_data, "--calib-data")
+                        if args.calib_data else None, f"--data {short(args.data)}",
+                        args.calib_data and f"--calib-data {short(args.calib_data)}")
+    else:
+        task = make_task(args.eval, args.eval_size, args.calib_size, model)
     scheme = None if parse_precision(args.precision).is_float else scheme_for(
         args.precision, args.calib, not args.per_tensor, args.act_symmetric, args.percentile,
         layer_bits=parse_layer_precisions(args.layer_precision), float_layers=args.keep_float, dynamic=args.dynamic)
@@ -202,7 +218,7 @@ def _run(args) -> int:
     model = load_model(args.model, _key_values(args.param, "--param"), args.unsupported)
     hw = load_hw(args.hw, args.set)
     emu = _emulation(args, model)
-    report = simulate(model, hw, args.precision, float_layer_precisions(
+    report = simulate(model, hw, args.precision, _onnx_precisions(model, args.float_mode) | float_layer_precisions(
         model, args.keep_float, args.float_mode, parse_layer_precisions(args.layer_precision)),
         **({"timing": emu} if emu else {}))
     report = emu.annotate(report) if emu else report
@@ -247,6 +263,26 @@ def _array_line(a: dict) -> str:
             f"{'yes' if a['outputs_equal_int_mode'] else 'NO'}; {a['primary']} {a['metrics'][a['primary']]}")
 
 
+def _onnx_precisions(model, float_mode: str) -> dict:
+    """An ONNX Runtime-quantized model is costed at its own bit-widths: its quantized GEMM layers at wXaY, its
+    other GEMM layers in ``float_mode`` (empty for any other model)."""
+    if not (model.weights and model.weights.get("format") == "onnx"):
+        return {}
+    from .onnx.importer import quant_for
+    from .ops import OPS
+    plan, _ = quant_for(model)
+    if plan is None:
+        return {}
+    out = {}
+    for layer in model.layers:
+        lq = plan.layers.get(layer.weight or layer.name)
+        if lq is not None:
+            out[layer.name] = f"w{lq.w_bits}a{lq.a_bits}"
+        elif OPS[layer.op].gemm is not None:
+            out[layer.name] = float_mode
+    return out
+
+
 def _notes(model) -> list:
     if model.weights and model.weights.get("format") == "onnx":
         from .onnx.importer import notes_for
@@ -255,16 +291,23 @@ def _notes(model) -> list:
 
 
 def _infer(args) -> int:
-    from .infer import infer, read_npz, write_npz
-    _check_output_dirs(args.out)
+    from .inference import infer, read_npz, write_npz
+    _check_output_dirs(args.out, args.onnx)
     model = load_model(args.model, _key_values(args.param, "--param"))
     inputs = read_npz(args.inputs)
     calib = read_npz(args.calib_data, "--calib-data") if args.calib_data else None
-    outputs = infer(model, inputs, args.precision, args.calib, calib, args.mode, not args.per_tensor)
+    tmp = None if args.onnx is None else Path(args.onnx).with_name(f".{Path(args.onnx).name}.tmp")
     try:
+        outputs = infer(model, inputs, args.precision, args.calib, calib, args.mode, not args.per_tensor,
+                        export_onnx=tmp)
         write_npz(args.out, outputs)
+        if tmp is not None:
+            os.replace(tmp, args.onnx)
     except OSError as exc:
         raise ConfigError([f"cannot write {short(args.out)}: {exc.strerror or short(exc)}"]) from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     for name, y in outputs.items():
         print(f"{name}: {list(y.shape)} {y.dtype}")
     return 0
@@ -272,6 +315,8 @@ def _infer(args) -> int:
 
 def _eval(args) -> int:
     _check_output_dirs(args.json)
+    if not args.eval and not args.data:
+        raise ConfigError(["eval needs --eval DATASET or --data FILE.npz"])
     model = load_model(args.model)
     accuracy = _accuracy(args, model)
     if args.json:

@@ -653,6 +653,20 @@ IMPORT_GRADS = {
     "minimum": _binary_grad(lambda xs, y, dy: [dy * (xs[0] <= xs[1]), dy * (xs[0] > xs[1])]),
 }
 
+def _qdq_attrs(r: Reader) -> dict:
+    return dict(scale=r.pos_float("scale", maximum=3.5e38), zero_point=int(_number(r, "zero_point", 0)),
+                bits=r.pos_int("bits", 8), signed=r.boolean("signed", False))
+
+
+def _qdq_run(a: dict, x, quantize: bool):
+    """ONNX Runtime-exact ``QuantizeLinear`` (x → codes) or ``DequantizeLinear`` (codes → float32)."""
+    from .quant import dequantize_linear, quantize_linear
+    dtype = f"{'' if a['signed'] else 'u'}int{a['bits']}"
+    zp = np.asarray(a["zero_point"], dtype=np.dtype(dtype) if a["bits"] in (8, 16) else np.int8)
+    scale = np.float32(a["scale"])
+    return quantize_linear(x, scale, zp, dtype=dtype) if quantize else dequantize_linear(x, scale, zp, dtype=dtype)
+
+
 IMPORT_OPS: dict[str, OpDef] = {
     # a weight tensor as a graph tensor (binding ``prefix.value``); at run time it gains a batch axis of 1
     "constant": OpDef(lambda r: dict(shape=_int_list(r, "shape", [])), lambda a, s: tuple(a["shape"]),
@@ -700,6 +714,10 @@ IMPORT_OPS: dict[str, OpDef] = {
     "pow": _binary(np.power, 4.0),
     "maximum": _binary(np.maximum),
     "minimum": _binary(np.minimum),
+    # ONNX QuantizeLinear / DequantizeLinear of an activation on one grid (codes between them are integers);
+    # free in the cost model: on the integer datapath they are the requantization of the neighbouring GEMMs
+    "quantize_linear": OpDef(_qdq_attrs, _elementwise, lambda a, xs, ctx: _qdq_run(a, xs[0], True)),
+    "dequantize_linear": OpDef(_qdq_attrs, _elementwise, lambda a, xs, ctx: _qdq_run(a, xs[0], False)),
     # an op accelsim cannot run, costed as ``vector_ops`` per output element (``--unsupported vector``)
     "vector": OpDef(lambda r: dict(shape=_int_list(r, "shape"), onnx_op=r.string("onnx_op")),
                     lambda a, s: tuple(a["shape"]), _no_run, vector_ops=1.0),

@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from accelsim.cli import main  # noqa: E402
 from accelsim.config.loader import load_model  # noqa: E402
 from accelsim.errors import AccelsimError  # noqa: E402
-from accelsim.infer import infer  # noqa: E402
+from accelsim.inference import infer  # noqa: E402
 from accelsim.onnx import import_onnx  # noqa: E402
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -293,7 +293,7 @@ def test_infer_cli_names_inputs_and_outputs(tmp_path, capsys):
     assert code == 2 and "has shape [4, 1, 9, 14], the graph needs [N, 2, 9, 14]" in err
 
 
-def test_infer_quantized_yaml_and_onnx_agree_in_shape(tmp_path):
+def test_infer_quantized_tracks_fp32(tmp_path):
     rng = np.random.default_rng(6)
     path = save(cnn_graph(rng), tmp_path / "cnn.onnx")
     x = rng.standard_normal((8, 2, 9, 14)).astype(np.float32)
@@ -336,3 +336,31 @@ def test_reference_model_matches_onnxruntime_and_counts(name, tmp_path, capsys):
     macs, params = independent_count(onnx.load(str(LIGHT / f"light_{name}.onnx")))
     code, out, err = cli(capsys, "run", LIGHT / f"light_{name}.onnx", "--hw", "edge", "--quiet")
     assert code == 0 and f"params {params:,}" in out and f"MACs {macs:,}" in out, out
+    # the same model with its weights in an external file that is then deleted: costed from shapes alone
+    onnx.save_model(randomized(name, logits=False), str(tmp_path / "ext.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="ext.data", size_threshold=1024)
+    os.remove(tmp_path / "ext.data")
+    code, out, err = cli(capsys, "run", tmp_path / "ext.onnx", "--hw", "edge", "--quiet")
+    assert code == 0 and f"MACs {macs:,}" in out and "note: weights absent" in out, out + err
+
+
+def test_run_and_eval_with_own_data(tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    path = save(cnn_graph(rng), tmp_path / "cnn.onnx")
+    x = rng.standard_normal((48, 2, 9, 14)).astype(np.float32)
+    labels = ort_run(path, {"x": x})[0].argmax(1)          # labels = the FP32 model's own answers
+    np.savez(tmp_path / "d.npz", x=x, labels=labels)
+    code, out, err = cli(capsys, "eval", path, "--data", tmp_path / "d.npz", "--precision", "w8a8",
+                         "--json", tmp_path / "e.json")
+    assert code == 0, err
+    import json
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["fp32"]["accuracy"] == 1.0 and 0.8 <= result["quantized"]["accuracy"] <= 1.0
+    assert result["quantized"]["top1_agreement"] == result["quantized"]["accuracy"]
+    code, out, _ = cli(capsys, "run", path, "--hw", "edge", "--quiet", "--data", tmp_path / "d.npz")
+    assert code == 0 and "top1_agreement" in out
+    np.savez(tmp_path / "bad.npz", x=x, labels=labels[:3])
+    code, _, err = cli(capsys, "eval", path, "--data", tmp_path / "bad.npz")
+    assert code == 2 and "'labels' must be 48 integer class indices" in err
+    code, _, err = cli(capsys, "eval", path)
+    assert code == 2 and "eval needs --eval DATASET or --data FILE.npz" in err

@@ -76,13 +76,17 @@ def _gemm_layer(w: _Writer, layer: Layer, chain: list, x: str) -> str:
     from ..quant import QParams, QuantSpec, quantize, quantize_bias
     ctx = _Context(layer, w.weights, w.qops, chain)
     wt, b = ctx.weight_and_bias()
+    lq = w.plan.layers.get(ctx.qname) if w.plan else None
     is_linear = layer.op == "linear"
     out = chain[-1].name if chain else layer.name
+    acts = [f.op for f in chain if f.op != "batchnorm"]
+    if is_linear and lq is None:   # a float linear: plain Gemm
+        inputs = [x, w.const("w", wt.astype(np.float32))] + ([w.const("b", b.astype(np.float32))] if b is not None else [])
+        return _act(w, acts[-1] if acts else None, w.node("Gemm", inputs, transB=1), out)
     attrs = dict(kernel_shape=[1, 1]) if is_linear else _conv_attrs(layer.attrs)
     if is_linear:
         x = w.node("Reshape", [x, w.const("shape", np.array([0, -1, 1, 1], np.int64))])
         wt = wt.reshape(*wt.shape, 1, 1)
-    lq = w.plan.layers.get(ctx.qname) if w.plan else None
     if lq is None:
         inputs = [x, w.const("w", wt.astype(np.float32))] + ([w.const("b", b.astype(np.float32))] if b is not None else [])
         y = w.node("Conv", inputs, **attrs)
@@ -105,7 +109,6 @@ def _gemm_layer(w: _Writer, layer: Layer, chain: list, x: str) -> str:
         y = _qdq(w, w.node("Conv", inputs, **attrs), lq.y, "y")
     if is_linear:
         y = w.node("Flatten", [y], axis=1)
-    acts = [f.op for f in chain if f.op != "batchnorm"]
     return _act(w, acts[-1] if acts else None, y, out)
 
 

@@ -25,7 +25,7 @@ from .proto import require_onnx
 
 OPSETS = (7, 22)           # default-domain opsets accepted (the issue asks for 9–21; neighbours work too)
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-               "Bernoulli", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+               "Bernoulli"}
 _SMALL = 4096              # constants up to this many elements are shown to shape inference by value
 
 

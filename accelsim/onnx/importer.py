@@ -34,6 +34,8 @@ class OnnxImport:
     inputs: dict
     outputs: dict
     notes: list = field(default_factory=list)
+    plan: object = None              # QuantPlan of a quantized (QDQ / QOperator) model, else None
+    weight_params: dict | None = None  # its weight grids by layer (QuantOps(weight_params=...))
 
 
 class _Builder:
@@ -44,6 +46,8 @@ class _Builder:
         self.tensor: dict = {n: n for n in f.inputs}          # ONNX name → accelsim tensor
         self.expected: dict = {}                                  # accelsim layer → ONNX full shape
         self.labels: dict = {}                                    # accelsim layer → "node (OpType)"
+        self.nodes: dict = {}                                     # accelsim layer → its ONNX node
+        self.wsrc: dict = {}                                      # accelsim layer → {input index: ONNX name}
         self.batch = {f.shapes[n][0] for n in f.inputs if n in f.shapes}
 
     def full(self, name: str, node) -> tuple:
@@ -116,6 +120,7 @@ class NodeView:
         """A weight input as float32, or None if its data is absent (cost-only); an error if computed."""
         if not self.is_weight(i):
             self.fail(f"input {i} ({short(self._name(i))}) must be a constant (initializer), not computed")
+        self.b.wsrc.setdefault(self.node.output[0], {})[i] = self.node.input[i]
         v = self.const(i)
         return None if v is None else np.asarray(v, dtype=np.float32)
 
@@ -160,6 +165,7 @@ class NodeView:
         self.b.tensor[name] = name
         self.b.expected[name] = full
         self.b.labels[name] = f"node {short(self.node.name or name)!r} ({self.node.op_type})"
+        self.b.nodes[name] = self.node
         return name
 
 
@@ -186,9 +192,14 @@ def import_onnx(path: str | Path, params: dict | None = None, unsupported: str =
     ``shapes`` (graph input → full shape) fixes inputs directly (used to re-load weights of an imported model)."""
     if unsupported not in ("error", "vector"):
         raise AccelsimError(f"unsupported: expected 'error' or 'vector', got {short(unsupported)!r}")
+    from .quantized import build_plan, is_quantized, to_qdq
     proto, missing = read_model(path)
     if shapes:
         _fix_inputs(proto, shapes)
+    quantized = is_quantized(proto)
+    if quantized:
+        to_qdq(proto)
+    original = list(proto.graph.node)
     f = fold(proto, set(missing), dict(params or {}))
     b = _Builder(f, unsupported)
     for node in f.nodes:
@@ -215,7 +226,10 @@ def import_onnx(path: str | Path, params: dict | None = None, unsupported: str =
     if missing:
         notes.append(f"weights absent ({len(missing)} initializers' external data not found, e.g. "
                      f"{short(missing[0])}): costed from shapes only, cannot be executed")
-    return OnnxImport(model, b.weights, {n: n for n in f.inputs}, outputs, notes)
+    imp = OnnxImport(model, b.weights, {n: n for n in f.inputs}, outputs, notes)
+    if quantized:
+        imp.plan, imp.weight_params = build_plan(model, b, original, f.consts)
+    return imp
 
 
 def _check_weights(model: Model, b: _Builder):
@@ -281,6 +295,14 @@ def weights_for(model: Model) -> dict:
     if imp.notes:
         raise AccelsimError(f"{short(model.source or model.name)}: cannot execute: {imp.notes[0]}")
     return imp.weights
+
+
+def quant_for(model: Model):
+    """``(plan, weight_params)`` of an imported quantized ONNX model, ``(None, None)`` for anything else."""
+    if not (model.weights and model.weights.get("format") == "onnx"):
+        return None, None
+    imp = _find(model) or import_onnx(model.weights["file"], shapes={n: (1, *s) for n, s in model.inputs.items()})
+    return imp.plan, imp.weight_params
 
 
 def notes_for(model: Model) -> list:

@@ -294,7 +294,28 @@ def lrn(n):
                                  beta=float(n.attr("beta", 0.75)), bias=float(n.attr("bias", 1.0))))
 
 
+_QTYPES = {2: (8, False), 3: (8, True), 4: (16, False), 5: (16, True)}   # ONNX elem type → (bits, signed)
+
+
+def qdq(op: str):
+    """QuantizeLinear / DequantizeLinear of an activation: per-tensor scale and zero point (constants)."""
+    def convert(n):
+        scale, zp = n.const(1), n.const(2) if n.has(2) else None
+        if scale is None or np.size(scale) != 1 or (n.has(2) and (zp is None or np.size(zp) != 1)):
+            n.fail("activations need a constant per-tensor scale and zero point")
+        np_types = {np.dtype(np.uint8): 2, np.dtype(np.int8): 3, np.dtype(np.uint16): 4, np.dtype(np.int16): 5}
+        elem = (n.dtype_in(0) if op == "dequantize_linear" else
+                np_types.get(np.asarray(zp).dtype, 0) if zp is not None else int(n.attr("output_dtype", 2) or 2))
+        if elem not in _QTYPES:
+            n.fail(f"element type {elem} is not an 8/16-bit integer type")
+        bits, signed = _QTYPES[elem]
+        n.emit(op, [n.x(0)], dict(scale=float(np.float32(scale).reshape(())), bits=bits, signed=signed,
+                                  zero_point=int(np.asarray(zp).reshape(())) if zp is not None else 0))
+    return convert
+
+
 CONVERTERS = {
+    "QuantizeLinear": qdq("quantize_linear"), "DequantizeLinear": qdq("dequantize_linear"),
     "Conv": conv, "Gemm": gemm, "MatMul": matmul, "BatchNormalization": batchnorm,
     "MaxPool": lambda n: _pool(n, "maxpool"), "AveragePool": lambda n: _pool(n, "avgpool"),
     "GlobalAveragePool": global_avgpool, "LRN": lrn,

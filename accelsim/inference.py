@@ -100,10 +100,14 @@ def calibrate(model: Model, weights: dict, calib: dict, scheme, batch: int = BAT
     return cal.plan()
 
 
-def infer(model, inputs: dict, precision: str = "fp32", calib: str = "minmax", calib_data: dict | None = None,
+def infer(model, inputs: dict, precision: str | None = None, calib: str = "minmax", calib_data: dict | None = None,
           mode: str = "int", per_channel: bool = True, act_symmetric: bool = False, plan=None,
-          params: dict | None = None) -> dict:
-    """Outputs of ``model`` on ``inputs`` by graph output name (module docstring)."""
+          params: dict | None = None, weight_params: dict | None = None, export_onnx: str | Path | None = None) -> dict:
+    """Outputs of ``model`` on ``inputs`` by graph output name (module docstring).
+
+    ``precision=None`` runs a quantized ONNX model (ONNX Runtime QDQ / QOperator) on its own plan in ``mode`` and
+    anything else in FP32; ``"fp32"`` runs float GEMMs (a quantized ONNX model keeps its Q/DQ layers).
+    ``export_onnx`` writes the calibrated plan as ONNX QDQ (:func:`accelsim.onnx.exporter.export_onnx`)."""
     from .config.loader import load_model
     from .data.weights import load_model_weights
     from .hw.mac import parse_precision
@@ -111,9 +115,78 @@ def infer(model, inputs: dict, precision: str = "fp32", calib: str = "minmax", c
     model = model if isinstance(model, Model) else load_model(model, params)
     feeds = check_feeds(model, inputs)
     weights = load_model_weights(model)
-    if plan is None and not parse_precision(precision).is_float:
+    if plan is None and precision is None and model.weights and model.weights.get("format") == "onnx":
+        from .onnx.importer import quant_for
+        plan, weight_params = quant_for(model)
+    if plan is None and precision is not None and not parse_precision(precision).is_float:
         from .eval.pipeline import scheme_for
         scheme = scheme_for(precision, calib, per_channel, act_symmetric)
         calib_feeds = feeds if calib_data is None else check_feeds(model, calib_data, "calibration data")
         plan = calibrate(model, weights, calib_feeds, scheme)
-    return run_batched(model, weights, feeds, None if plan is None else QuantOps(plan, mode, measure=False))
+    if export_onnx is not None:
+        if plan is None or weight_params:
+            raise AccelsimError("export: give an integer --precision (accelsim's own quantization plan) to export")
+        from .onnx.exporter import export_onnx as write
+        write(model, weights, export_onnx, plan)
+    qops = None if plan is None else QuantOps(plan, mode, measure=False, weight_params=weight_params)
+    return run_batched(model, weights, feeds, qops)
+
+
+class _Batch:
+    """Feeds of one batch (graph input → array); ``len`` is the number of samples."""
+    __slots__ = ("feeds",)
+
+    def __init__(self, feeds: dict):
+        self.feeds = feeds
+
+    def __len__(self) -> int:
+        return len(next(iter(self.feeds.values())))
+
+
+class DataTask:
+    """Bring-your-own-data evaluation (``accelsim run/eval --data FILE.npz``) for :func:`accelsim.eval.pipeline.evaluate`.
+
+    The npz holds one array per graph input (by name) and optionally ``labels`` (integer class per sample). Metrics
+    compare the quantized outputs with FP32 on the same inputs: a 2-D output is treated as class scores
+    (top-1 agreement, logit SQNR, and accuracy with labels); any other output reports its SQNR. Calibration uses
+    ``calib`` (same keys; default: the evaluation inputs themselves, said so in the card)."""
+    name = "data"
+    calib_batch = 16
+
+    def __init__(self, model: Model, data: dict, calib: dict | None = None, source: str = "--data",
+                 calib_source: str | None = None):
+        from .data.weights import load_model_weights
+        labels = data.get("labels")
+        feeds = {k: v for k, v in data.items() if k != "labels" or k in model.inputs}
+        self.graph, self.model_name = model, model.name
+        self.feeds = check_feeds(model, feeds, source)
+        n = len(next(iter(self.feeds.values())))
+        if labels is not None and (np.ndim(labels) != 1 or len(labels) != n or np.asarray(labels).dtype.kind not in "iu"):
+            raise AccelsimError(f"{source}: 'labels' must be {n} integer class indices, got shape {list(np.shape(labels))}")
+        self.labels = labels if "labels" not in model.inputs else None
+        self.calib = self.feeds if calib is None else check_feeds(model, calib, "calibration data")
+        self.calib_source = calib_source or f"{source} (the evaluation inputs)"
+        self.weights = load_model_weights(model)
+        self.primary = "accuracy" if self.labels is not None else "top1_agreement"
+
+    def describe_calibration(self) -> dict:
+        return {"dataset": self.calib_source, "size": len(_Batch(self.calib))}
+
+    def calibration(self) -> list:
+        return [_Batch(b) for b in _batches(self.calib, self.calib_batch)]
+
+    def eval_data(self) -> _Batch:
+        return _Batch(self.feeds)
+
+    def run(self, qops, data: _Batch):
+        return next(iter(run_batched(self.graph, self.weights, data.feeds, qops).values()))
+
+    def metrics(self, ref, out) -> dict:
+        from .data.metrics import sqnr_db
+        if ref.ndim != 2:
+            self.primary = "sqnr_db"
+            return {"sqnr_db": float(sqnr_db(ref, out)), "max_abs_diff": float(np.abs(ref - out).max())}
+        m = {"top1_agreement": float(np.mean(ref.argmax(1) == out.argmax(1))), "logit_sqnr_db": float(sqnr_db(ref, out))}
+        if self.labels is not None:
+            m["accuracy"] = float(np.mean(out.argmax(1) == self.labels))
+        return m

@@ -1,0 +1,91 @@
+"""ONNX in and out, measured in one run: the onnx package's reference models against ONNX Runtime (FP32), their
+MACs/params against a count from ONNX shape inference alone, and output-code agreement with ONNX Runtime for
+(a) models quantized by ``onnxruntime.quantization.quantize_static`` and run by accelsim, (b) accelsim's own w8a8
+plan exported as QDQ and run by ONNX Runtime — MNIST CNN (1k test images) and EfficientNet-Lite0 (48 photo views).
+
+    python benchmarks/bench_onnx.py [--skip-real]
+
+The reference "light" models carry constant-filled weights; they are replaced by seeded random ones (see
+tests/test_onnx_import.py::randomized) so that outputs are not uniform.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from test_onnx_import import LIGHT, independent_count, ort_run, randomized, save  # noqa: E402
+from test_onnx_quantized import FORMATS, differing_codes, quantize  # noqa: E402
+
+from accelsim.config.loader import load_hw, load_model  # noqa: E402
+from accelsim.eval.pipeline import scheme_for  # noqa: E402
+from accelsim.inference import calibrate, infer, run_batched  # noqa: E402
+from accelsim.nn.qexec import QuantOps  # noqa: E402
+from accelsim.onnx import import_onnx  # noqa: E402
+from accelsim.onnx.exporter import export_onnx  # noqa: E402
+from accelsim.sim.engine import simulate  # noqa: E402
+
+
+def reference_models(tmp: Path) -> None:
+    import onnx
+    print("model        import_s  max|Δprob|   max|Δlogit|  max|logit|  MACs(accelsim = independent)  params")
+    for name in ("resnet50", "squeezenet", "shufflenet"):
+        path = save(randomized(name), tmp / f"{name}.onnx")
+        t0 = time.perf_counter()
+        imp = import_onnx(path)
+        t_imp = time.perf_counter() - t0
+        inp = next(iter(imp.inputs))
+        x = np.random.default_rng(8).standard_normal((1, *imp.model.inputs[inp])).astype(np.float32)
+        ref, got = ort_run(path, {inp: x}), infer(imp.model, {inp: x})
+        d = [float(np.abs(got[o.name] - r).max()) for o, r in zip(onnx.load(str(path)).graph.output, ref)]
+        rep = simulate(load_model(LIGHT / f"light_{name}.onnx"), load_hw("edge"), "w8a8")
+        macs, params = independent_count(onnx.load(str(LIGHT / f"light_{name}.onnx")))
+        print(f"{name:12s} {t_imp:7.2f}  {d[0]:.2e}   {d[1]:.2e}   {np.abs(ref[1]).max():9.3f}  "
+              f"{rep.totals['macs']:,} {'=' if rep.totals['macs'] == macs else '≠'} {macs:,}  "
+              f"{rep.totals['params']:,} {'=' if rep.totals['params'] == params else '≠'} {params:,}")
+
+
+def real_models(tmp: Path) -> None:
+    from accelsim.eval.tasks import MnistTask, PhotosTask
+    for task in (MnistTask(), PhotosTask()):
+        st = task._setup()
+        inp, x = next(iter(task.graph.inputs)), st["data"]
+        fp32 = export_onnx(task.graph, st["weights"], tmp / f"{task.name}.onnx")
+        f_diff = float(np.abs(ort_run(fp32, {inp: x})[0] - next(iter(run_batched(task.graph, st["weights"],
+                                                                                   {inp: x}).values()))).max())
+        print(f"\n{task.name}: {len(x)} inputs; FP32 export vs accelsim max|Δ| {f_diff:.2e}")
+        for fmt, pc in FORMATS:
+            q = quantize(fp32, tmp / f"{task.name}_{fmt.name}_{pc}.onnx", inp, st["calib"], fmt, pc)
+            t0 = time.perf_counter()
+            diff, total, n = differing_codes(q, inp, x)
+            print(f"  ORT quantize_static {fmt.name:9s} {'per-channel' if pc else 'per-tensor ':11s}: {n} int layers, "
+                  f"{diff} of {total} output codes differ ({time.perf_counter() - t0:.1f} s)")
+        for pc in (True, False):
+            plan = calibrate(task.graph, st["weights"], {inp: st["calib"]}, scheme_for("w8a8", "minmax", pc))
+            ours = next(iter(run_batched(task.graph, st["weights"], {inp: x}, QuantOps(plan, "int", measure=False))
+                             .values()))
+            theirs = ort_run(export_onnx(task.graph, st["weights"], tmp / "exp.onnx", plan), {inp: x})[0]
+            y = plan.layers[list(plan.layers)[-1]].y
+            diff = int((np.rint(ours / y.scale) != np.rint(theirs / y.scale)).sum())
+            print(f"  accelsim w8a8 {'per-channel' if pc else 'per-tensor '} → QDQ → ORT: {diff} of {theirs.size} "
+                  "output codes differ")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-real", action="store_true", help="only the reference models")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        reference_models(Path(d))
+        if not args.skip_real:
+            real_models(Path(d))
+
+
+if __name__ == "__main__":
+    main()

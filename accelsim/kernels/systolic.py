@@ -172,10 +172,13 @@ def _fold(fr, fc, first, src_h, src_v, src_s, acc, ovf, out_role, rows, cols, d_
                 continue
             # the hot loop, inline: unsigned indices keep Numba's negative-index wraparound out of it, so LLVM
             # vectorizes it (H is read through its mirrored ring at oh + j)
+            arow = accp[ro]
             for u in range(f):
+                xrow = inp[ROLE_H, u, i]
+                yrow = inp[qy, u, ry]
                 for j_ in range(jlo, jhi):
                     j = np.uint64(j_)
-                    accp[ro, j] += inp[ROLE_H, u, i, np.uint64(j_ + oh)] * inp[qy, u, ry, j]
+                    arow[j] += xrow[np.uint64(j_ + oh)] * yrow[j]
         if done >= total:
             break
         c += 1

@@ -1,0 +1,1 @@
+"""The fuzz suite of issue 10 (see conftest.py)."""

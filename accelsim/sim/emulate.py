@@ -24,17 +24,17 @@ Results (:class:`ArrayRun`): the accumulator matrix and overflow counts, equal t
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
 
-from ..errors import MappingError
-from ..hw.dataflow import GEMM_DIMS, OPERAND_DIMS, DataflowSpec, FoldTiming
+from ..errors import MappingError, QuantError
+from ..hw.dataflow import OPERAND_DIMS, DataflowSpec, FoldTiming, fold_timing
 from ..kernels import systolic as _k
 
 OPERANDS = ("input", "weight", "output")
-ROLE_NAMES = ("H", "V", "S")
 I16 = (1 << 15) - 1
 
 
@@ -106,9 +106,9 @@ class ArrayRun:
 def _int_matrix(x, name: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2 or x.dtype.kind not in "iu":
-        raise ValueError(f"{name}: expected a 2-D integer array, got {x.dtype} with shape {x.shape}")
+        raise QuantError(f"{name}: expected a 2-D integer array, got {x.dtype} with shape {x.shape}")
     if x.size and (int(x.min()) < -I16 or int(x.max()) > I16):
-        raise ValueError(f"{name}: values must lie in [-{I16}, {I16}] (zero point subtracted)")
+        raise QuantError(f"{name}: values must lie in [-{I16}, {I16}] (zero point subtracted)")
     return x
 
 
@@ -147,21 +147,21 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     (:func:`accelsim.kernels.systolic.run_array_traced`)."""
     a, b = _int_matrix(a, "a"), _int_matrix(b, "b")
     if a.shape[1] != b.shape[0]:
-        raise ValueError(f"a {a.shape} @ b {b.shape}: inner dimensions differ")
+        raise QuantError(f"a {a.shape} @ b {b.shape}: inner dimensions differ")
     m, k = a.shape
     n = b.shape[1]
     if min(m, n, k) < 1:
         raise MappingError(f"empty GEMM {m}x{k} @ {k}x{n}: nothing to run on the array")
     for name, v in (("rows", rows), ("cols", cols), ("macs_per_cycle", macs_per_cycle)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+            raise QuantError(f"{name}: expected a positive integer, got {v!r}")
     if isinstance(acc_bits, bool) or not isinstance(acc_bits, (int, np.integer)) or not 8 <= acc_bits <= 64:
-        raise ValueError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
+        raise QuantError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
     if overflow not in ("wrap", "saturate"):
-        raise ValueError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}")
+        raise QuantError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}")
     bias = np.zeros(n, np.int64) if bias is None else np.asarray(bias).astype(np.int64).reshape(-1)
     if bias.shape != (n,):
-        raise ValueError(f"bias: expected shape ({n},), got {bias.shape}")
+        raise QuantError(f"bias: expected shape ({n},), got {bias.shape}")
     f = int(macs_per_cycle)
     kp = -(-k // f)
     dims = {"m": m, "n": n, "k": kp}
@@ -197,31 +197,6 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
                    fr_n, fc_n, t_len, cnt[:, _k.CYCLES].copy(), cnt[:, _k.BUSY].copy(), MappingProxyType(reads),
                    cnt[:, _k.WRITES].copy(), int(cnt[:, _k.PSUM_READS].sum()))
     return run if trace is None else (run, trace)
-
-
-def as_fold_timing(runs: list[ArrayRun], m, n, k) -> FoldTiming:
-    """Measured :class:`~accelsim.hw.dataflow.FoldTiming` of a batch of runs (one per GEMM; m, n, k = the GEMM
-    dims the array saw, for utilization and mapping efficiency)."""
-    i64 = lambda xs: np.array(xs, dtype=np.int64)  # noqa: E731
-    m, n, k = (np.asarray(x, dtype=np.int64) for x in (m, n, k))
-    rows = np.array([r.rows for r in runs], dtype=np.int64)
-    cols = np.array([r.cols for r in runs], dtype=np.int64)
-    folds = i64([r.folds for r in runs])
-    cycles = i64([r.cycles for r in runs])
-    scalesim = cycles - 1
-    spatial = i64([_spatial(r, mm, nn, kk) for r, mm, nn, kk in zip(runs, m, n, k)])
-    util = (m * n * k).astype(np.float64) / (np.maximum(scalesim, 1) * rows * cols)
-    return FoldTiming(i64([r.row_folds for r in runs]), i64([r.col_folds for r in runs]), i64([r.temporal for r in runs]),
-                      cycles // np.maximum(folds, 1), cycles, scalesim, util,
-                      spatial.astype(np.float64) / (folds * rows * cols),
-                      i64([r.sram_ifmap_reads for r in runs]), i64([r.sram_filter_reads for r in runs]),
-                      i64([r.sram_ofmap_writes_scalesim for r in runs]))
-
-
-def _spatial(r: ArrayRun, m, n, k) -> int:
-    flow = r.dataflow
-    dims = dict(zip(GEMM_DIMS, (int(m), int(n), int(k))))
-    return dims[flow.rows] * dims[flow.cols]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +236,6 @@ class EmulatedTiming:
         return [n for n in self.names if self.pattern is None or fnmatchcase(n, self.pattern)]
 
     def fold_timing(self, m, n, k, hw) -> FoldTiming:
-        import time
-        from ..hw.dataflow import fold_timing
         a = hw.array
         if any(np.ndim(x) for x in (a.rows, a.cols)) or np.ndim(m) != 1 or len(m) != len(self.names):
             raise MappingError("--emulate runs one hw configuration on the model's GEMMs (no sweeps)")
@@ -345,7 +318,6 @@ def gemm_trace(m: int, n: int, k: int, rows: int, cols: int, flow: DataflowSpec,
     """SCALE-Sim SRAM trace matrices (:func:`accelsim.sim.trace.trace_lines`) of an ``m×k @ k×n`` GEMM on the
     array, at most ``max_cycles`` lines; ``geo`` (:class:`accelsim.sim.trace.ConvGeometry`) addresses a conv's
     operands, None a GEMM's. Returns ``(ArrayRun, lines)``."""
-    from ..hw.dataflow import fold_timing
     from . import trace as T
     rng = np.random.default_rng(seed)
     a = rng.integers(-128, 128, (m, k), dtype=np.int16)

@@ -223,7 +223,8 @@ def _run(args) -> int:
         **({"timing": emu} if emu else {}))
     report = emu.annotate(report) if emu else report
     accuracy = _accuracy(args, model, hw if emu else None)
-    as_json = (lambda r: to_json(r, {"accuracy": accuracy})) if accuracy else to_json
+    extra = {k: v for k, v in (("accuracy", accuracy), ("notes", _notes(model))) if v}
+    as_json = (lambda r: to_json(r, extra)) if extra else to_json
     outputs = [(p, render(report)) for p, render in ((args.json, as_json), (args.csv, to_csv)) if p]
     _write_outputs(outputs)
     if args.quiet:

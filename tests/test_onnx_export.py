@@ -43,10 +43,28 @@ def export_and_compare(task, tmp_path, per_channel: bool):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mnist", "photos"])
-@pytest.mark.parametrize("per_channel", [True, False])
+@pytest.mark.parametrize("name, per_channel", [("mnist", True), ("mnist", False), ("photos", True)])
 def test_qdq_export_runs_identically_in_onnxruntime(name, per_channel, tmp_path):
     f_diff, differing, total, plan = export_and_compare(_task(name), tmp_path, per_channel)
     assert f_diff < 1e-4
     assert len(plan.layers) >= 3 and total >= 10000
     assert differing == 0
+
+
+def test_cli_infer_exports_qdq_that_onnxruntime_runs_identically(tmp_path, capsys):
+    from test_onnx_import import cli, save
+    from test_onnx_quantized import small_graph
+    rng = np.random.default_rng(3)
+    path = save(small_graph(rng), tmp_path / "f.onnx")
+    x, c = (rng.standard_normal((n, 3, 8, 8)).astype(np.float32) for n in (64, 32))
+    np.savez(tmp_path / "in.npz", x=x)
+    np.savez(tmp_path / "c.npz", x=c)
+    code, out, err = cli(capsys, "infer", path, "--inputs", tmp_path / "in.npz", "--out", tmp_path / "o.npz",
+                         "--precision", "w8a8", "--calib-data", tmp_path / "c.npz", "--onnx", tmp_path / "q.onnx")
+    assert code == 0, err
+    with np.load(tmp_path / "o.npz") as o:
+        np.testing.assert_array_equal(ort_run(tmp_path / "q.onnx", {"x": x})[0], o["y"])
+    code, _, err = cli(capsys, "infer", path, "--inputs", tmp_path / "in.npz", "--out", tmp_path / "o2.npz",
+                       "--onnx", tmp_path / "q2.onnx")
+    assert code == 2 and "give an integer --precision" in err
+    assert not (tmp_path / "o2.npz").exists() and not (tmp_path / "q2.onnx").exists()

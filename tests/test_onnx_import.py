@@ -310,8 +310,10 @@ def test_external_data_absent_costs_from_shapes(tmp_path, capsys):
                     location="ext.data", size_threshold=64)
     os.remove(tmp_path / "ext.data")
     c_full = cli(capsys, "run", tmp_path / "full.onnx", "--hw", "edge", "--quiet")
-    c_ext = cli(capsys, "run", tmp_path / "ext.onnx", "--hw", "edge", "--quiet")
+    c_ext = cli(capsys, "run", tmp_path / "ext.onnx", "--hw", "edge", "--quiet", "--json", tmp_path / "r.json")
     assert c_ext[0] == 0 and "note: weights absent" in c_ext[1]
+    import json
+    assert json.loads((tmp_path / "r.json").read_text())["notes"][0].startswith("weights absent")
     assert c_full[1].splitlines()[1] == c_ext[1].splitlines()[1]            # same layers, params, MACs line
     np.savez(tmp_path / "in.npz", x=np.zeros((1, 2, 9, 14), np.float32))
     code, _, err = cli(capsys, "infer", tmp_path / "ext.onnx", "--inputs", tmp_path / "in.npz", "--out",

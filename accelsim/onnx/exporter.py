@@ -129,7 +129,13 @@ def _batchnorm(w: _Writer, layer: Layer, xs: list) -> str:
     return w.node("BatchNormalization", xs + ps, layer.name, epsilon=float(layer.attrs["eps"]))
 
 
+def _reshape(w: _Writer, layer: Layer, xs: list) -> str:
+    return w.node("Reshape", [xs[0], w.const("shape", np.array([0, *layer.attrs["shape"]], np.int64))], layer.name)
+
+
 EXPORTERS = {
+    "reshape": _reshape, "concat": lambda w, layer, xs: w.node("Concat", xs, layer.name, axis=layer.attrs["axis"] + 1),
+    "transpose": lambda w, layer, xs: w.node("Transpose", xs, layer.name, perm=[0, *(p + 1 for p in layer.attrs["perm"])]),
     "relu": _simple("Relu"), "sigmoid": _simple("Sigmoid"), "tanh": _simple("Tanh"), "hardswish": _simple("HardSwish"),
     "relu6": lambda w, layer, xs: _act(w, "relu6", xs[0], layer.name),
     "add": _simple("Sum"), "mul": _simple("Mul"), "flatten": _simple("Flatten", axis=1),

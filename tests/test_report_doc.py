@@ -36,7 +36,7 @@ def test_sensitivity_moves_the_speedup_with_the_fp32_rate():
 def test_cli_report_writes_markdown_html_and_plots(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "r"
-    assert main(["report", "--out", str(out), "--no-accuracy", "--quiet"]) == 0
+    assert main(["report", "--out", str(out), "--no-accuracy", "--no-host", "--quiet"]) == 0
     md = (out / "report.md").read_text()
     page = (out / "report.html").read_text()
     assert "## ResNet-50 on a phone" in md and "## BERT-large" in md
@@ -44,7 +44,7 @@ def test_cli_report_writes_markdown_html_and_plots(tmp_path, capsys):
     for stem in ("resnet50_phone_layers", "resnet50_phone_roofline", "bert_server_sensitivity", "bert_server_pareto"):
         assert (out / f"{stem}.png").stat().st_size > 10_000 and (out / f"{stem}.svg").is_file()
     other = tmp_path / "slow"
-    assert main(["report", "--out", str(other), "--no-accuracy", "--quiet", "--set", "memory.dram_gbps=2"]) == 0
+    assert main(["report", "--out", str(other), "--no-accuracy", "--no-host", "--quiet", "--set", "memory.dram_gbps=2"]) == 0
     assert (other / "report.md").read_text().split("## BERT")[0] != md.split("## BERT")[0]
 
 
@@ -55,3 +55,12 @@ def test_bits_tradeoff_on_the_real_mnist_cnn():
     assert recs["w4a8"]["avg_bits"] < recs["w4a8 (first/last 8-bit)"]["avg_bits"] < recs["w8a8"]["avg_bits"]
     assert recs["w4a4"]["energy_mj"] < recs["w8a8"]["energy_mj"]
     assert all(0.9 < r["accuracy"] <= 1.0 for r in recs.values())
+
+
+@pytest.mark.slow
+def test_host_measurement_runs_both_exports():
+    pytest.importorskip("onnxruntime")
+    from accelsim.reporting import host
+    r = host.measure("mnist_cnn", runs=5)
+    assert r["host_ms"]["fp32"] > 0 and r["host_ms"]["w8a8"] > 0
+    assert r["accelsim_speedup"] > 1          # the array model: INT8 at 4x the FP32 MAC rate

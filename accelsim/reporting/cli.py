@@ -1,4 +1,4 @@
-"""``accelsim report [--out DIR] [--set KEY=VALUE] [--no-accuracy] [--eval-size N]``."""
+"""``accelsim report [--out DIR] [--set KEY=VALUE] [--no-accuracy] [--no-host] [--eval-size N]``."""
 from __future__ import annotations
 
 import sys
@@ -14,6 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hw field of every example's config, e.g. memory.dram_gbps=8")
     p.add_argument("--no-accuracy", action="store_true", help="skip the real-model accuracy proxies")
+    p.add_argument("--no-host", action="store_true", help="skip measuring this machine with ONNX Runtime")
     p.add_argument("--eval-size", type=int, help="evaluate the accuracy proxies on the first N samples")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
 
@@ -27,7 +28,7 @@ def run(args) -> int:
         raise ConfigError([f"--out {args.out!r}: exists and is not a folder"])
     say = None if args.quiet or not sys.stderr.isatty() else (
         lambda m: print(f"\r\033[K[accelsim] {m}", end="", file=sys.stderr, flush=True))
-    md, page = build(out, args.set, not args.no_accuracy, args.eval_size, say)
+    md, page = build(out, args.set, not args.no_accuracy, args.eval_size, say, not args.no_host)
     if say:
         print("\r\033[K", end="", file=sys.stderr)
     print(f"wrote {md} and {page} (plots beside them as PNG and SVG)")

@@ -37,7 +37,7 @@ def _fmt(fmt: str, v) -> str:
 
 
 def build(out: Path, sets=(), with_accuracy: bool = True, eval_size: int | None = None,
-          progress=None) -> tuple[Path, Path]:
+          progress=None, with_host: bool = True) -> tuple[Path, Path]:
     """Compute everything and write OUT/report.md and OUT/report.html; return their paths."""
     say = progress or (lambda msg: None)
     out.mkdir(parents=True, exist_ok=True)
@@ -52,6 +52,9 @@ def build(out: Path, sets=(), with_accuracy: bool = True, eval_size: int | None 
     if with_accuracy:
         say("report: bits vs accuracy vs energy (MNIST CNN)")
         md += _tradeoff(out, images, eval_size)
+    if with_host:
+        say("report: measuring this machine (ONNX Runtime)")
+        md += _host()
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     html_path.write_text(_html("\n".join(md), images), encoding="utf-8")
@@ -100,6 +103,24 @@ def _example(key, spec, sets, out, images, with_accuracy, eval_size, say) -> lis
     for name, draw in figs.items():
         images[name] = P.save(draw(), out / name)
         md += [f"![{name}]({name}.png)", ""]
+    return md
+
+
+def _host() -> list[str]:
+    import importlib.util
+    md = ["", "## Measured on this machine (simulator ≠ device)", ""]
+    if not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
+        return md + ['_Skipped: `pip install "accelsim[onnx,fast]"` (onnx, onnxruntime) to measure the host._']
+    from . import host
+    md += ["ONNX Runtime on this CPU (batch 1, 2 threads, median of 30 runs; FP32 export and accelsim's W8A8 "
+           "plan exported as QDQ) next to accelsim's estimate for `host_cpu.yaml` (this CPU as a 16×16 "
+           "output-stationary array; assumptions in the YAML). Host timings vary with the machine's load.", "",
+           "| model | host FP32 (ms) | host INT8 (ms) | host speed-up | accelsim FP32 (ms) | accelsim INT8 (ms) | "
+           "accelsim speed-up |", "|---|---|---|---|---|---|---|"]
+    for name in host.MODELS:
+        r = host.measure(name)
+        md.append(f"| {name} | {r['host_ms']['fp32']:.3f} | {r['host_ms']['w8a8']:.3f} | {r['host_speedup']:.2f}× | "
+                  f"{r['accelsim_ms']['fp32']:.3f} | {r['accelsim_ms']['w8a8']:.3f} | {r['accelsim_speedup']:.2f}× |")
     return md
 
 

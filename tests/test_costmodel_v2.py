@@ -17,7 +17,7 @@ from accelsim.config.loader import load_hw, read_yaml, resolve
 from accelsim.errors import ConfigError
 from accelsim.graph import Model
 from accelsim.hw import dataflow as D
-from accelsim.hw.dataflow import DATAFLOWS, WS, DataflowSpec, fold_timing
+from accelsim.hw.dataflow import DATAFLOWS, DataflowSpec, fold_timing
 from accelsim.hw.schedule import FoldShape, _share, fold_schedule
 from accelsim.sim.engine import simulate
 

@@ -200,7 +200,7 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
     result = evaluate(task, scheme, args.mode, _progress if verbose else None)
     if array_hw is not None and scheme is not None and args.mode == "int" and not scheme.dynamic:
         from .sim.array_ops import evaluate_on_array
-        result["array"] = evaluate_on_array(task, scheme, array_hw)
+        result["array"] = evaluate_on_array(task, scheme, array_hw, None if args.emulate == "*" else args.emulate)
     if verbose:
         print("\r\033[K", end="", file=sys.stderr)
     return result

@@ -92,6 +92,8 @@ def test_mnist_cnn_through_the_array_gives_the_int_mode_logits():
     for prec in ("w8a8", "w4a4"):
         r = evaluate_on_array(make_task("mnist", 300, 128), scheme_for(prec), load_hw("edge"))
         assert r["outputs_equal_int_mode"] and r["gemms"] >= 3 and r["metrics"]["accuracy"] > 0.9
+    r = evaluate_on_array(make_task("mnist", 100, 64), scheme_for("w8a8"), load_hw("edge"), pattern="3")
+    assert r["outputs_equal_int_mode"] and set(r["layers"]) == {"3"}
 
 
 def test_fold_timeline_plot(tmp_path):

@@ -1,9 +1,10 @@
 """Integer GEMMs of a quantized model executed *on the systolic array*: ``QLinearConv``/``QLinearMatMul`` whose
 accumulators come from :func:`accelsim.sim.emulate.systolic_gemm` instead of the integer GEMM kernel.
 
-:func:`array_kinds` returns a table like :data:`accelsim.nn.qexec.KINDS` for ``QuantOps(plan, "int",
-kinds=...)``: everything around the GEMM is :mod:`accelsim.quant.qlinear`'s own code (validation, the int32
-bias, the output grid and its requantization stage), only the accumulation moves onto an R × C array with the hw
+:class:`ArrayQuantOps` is ``QuantOps(plan, "int")`` with the GEMM table of :func:`array_kinds` (like
+:data:`accelsim.nn.qexec.KINDS`) for the layers matching a glob: everything around the GEMM is
+:mod:`accelsim.quant.qlinear`'s own code (validation, the int32 bias, the output grid and its requantization
+stage), only the accumulation moves onto an R × C array with the hw
 config's dataflow and Bit-Fusion packing (``macs_per_pe_cycle`` at the layer's bits). The array's accumulator
 steps are the integer kernel's (products in k order, bias last, the same ``acc_bits``/``overflow``), so the
 codes — and a whole model's logits — are bit-identical to int mode (tested on the MNIST CNN).
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 
 import numpy as np
 
 from ..hw.dataflow import DataflowSpec
 from ..hw.mac import Precision, macs_per_pe_cycle
 from ..kernels import im2col as _im
-from ..nn.qexec import KINDS
+from ..nn.qexec import KINDS, QuantOps
 from ..quant import qlinear as _ql
 from .emulate import systolic_gemm
 
@@ -43,7 +45,12 @@ class ArrayConfig:
     cols: int
     dataflow: DataflowSpec
     pe: object                      # accelsim.config.hw.PEConfig: Bit-Fusion rates per operand bits
+    pattern: str | None = None      # glob over layer names (None: every GEMM layer)
     stats: dict = field(default_factory=dict)
+    layer: str = ""                 # the layer running now (set by ArrayQuantOps)
+
+    def selects(self) -> bool:
+        return self.pattern is None or fnmatchcase(self.layer, self.pattern)
 
     def rate(self, a_bits: int, b_bits: int) -> int:
         f = macs_per_pe_cycle(self.pe, Precision(f"w{b_bits}a{a_bits}", b_bits, a_bits))
@@ -127,25 +134,48 @@ def qlinear_matmul_array(cfg: ArrayConfig, name: str, a, a_scale, a_zp, b, b_sca
 
 
 def array_kinds(cfg: ArrayConfig) -> dict:
-    """``QuantOps`` GEMM kinds whose requantizing integer path runs on ``cfg``'s array (module docstring)."""
-    def conv(xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw, name="conv"):
-        return qlinear_conv_array(cfg, name, xq, xs, xz, wq, ws, wz, ys, yz, bias, **g, x_bits=kw.pop("a_bits"),
-                                  w_bits=kw.pop("b_bits"), **kw)
+    """``QuantOps`` GEMM kinds whose requantizing integer path runs on ``cfg``'s array (module docstring) for the
+    layers :meth:`ArrayConfig.selects`; the others keep the integer kernels."""
+    def conv(*a):
+        if not cfg.selects():
+            return KINDS["conv"].requant(*a)
+        xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw = a
+        return qlinear_conv_array(cfg, cfg.layer, xq, xs, xz, wq, ws, wz, ys, yz, bias, **g,
+                                  x_bits=kw.pop("a_bits"), w_bits=kw.pop("b_bits"), **kw)
 
-    def matmul(xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw, name="matmul"):
-        return qlinear_matmul_array(cfg, name, xq, xs, xz, wq, ws, wz, ys, yz, bias=bias, **kw)
+    def matmul(kind):
+        def run(*a):
+            if not cfg.selects():
+                return KINDS[kind].requant(*a)
+            xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw = a
+            return qlinear_matmul_array(cfg, cfg.layer, xq, xs, xz, wq, ws, wz, ys, yz,
+                                        bias=bias if kind == "linear" else None, **kw)
+        return run
 
-    return {"conv": replace(KINDS["conv"], requant=lambda *a: conv(*a, name="conv")),
-            "linear": replace(KINDS["linear"], requant=lambda *a: matmul(*a, name="linear")),
-            "matmul": replace(KINDS["matmul"], requant=lambda *a: matmul(*a[:8], None, *a[9:], name="matmul"))}
+    return {"conv": replace(KINDS["conv"], requant=conv), "linear": replace(KINDS["linear"], requant=matmul("linear")),
+            "matmul": replace(KINDS["matmul"], requant=matmul("matmul"))}
 
 
-def evaluate_on_array(task, scheme, hw) -> dict:
+class ArrayQuantOps(QuantOps):
+    """``QuantOps`` in int mode whose requantizing GEMMs of the layers matching ``cfg.pattern`` run on the array
+    (it tells ``cfg`` which layer is running)."""
+
+    def __init__(self, plan, cfg: ArrayConfig, **kw):
+        super().__init__(plan, "int", kinds=array_kinds(cfg), **kw)
+        self.cfg = cfg
+
+    def _run(self, kind, name, x, w, b, act, geo):
+        self.cfg.layer = name
+        return super()._run(kind, name, x, w, b, act, geo)
+
+
+def evaluate_on_array(task, scheme, hw, pattern: str | None = None) -> dict:
     """Calibrate ``task`` with ``scheme`` (as :func:`accelsim.eval.pipeline.evaluate` does), run it in int mode on
-    the integer kernels and again with every requantizing GEMM on ``hw``'s array; the metrics of the array run
-    and whether its outputs equal int mode's bit for bit."""
+    the integer kernels and again with the requantizing GEMMs of the layers matching ``pattern`` (all: None) on
+    ``hw``'s array, on the real quantized activations and weights; the metrics of the array run, whether its
+    outputs equal int mode's bit for bit, and what ran on the array per layer."""
     import time
-    from ..nn.qexec import Calibrator, QuantOps
+    from ..nn.qexec import Calibrator
     cal = Calibrator(scheme)
     for batch in task.calibration():
         task.run(cal, batch)
@@ -154,10 +184,11 @@ def evaluate_on_array(task, scheme, hw) -> dict:
     data = task.eval_data()
     ref = task.run(None, data)
     int_out = task.run(QuantOps(plan, "int", measure=False), data)
-    cfg = ArrayConfig(int(hw.array.rows), int(hw.array.cols), hw.array.dataflow, hw.pe)
+    cfg = ArrayConfig(int(hw.array.rows), int(hw.array.cols), hw.array.dataflow, hw.pe, pattern)
     t0 = time.perf_counter()
-    out = task.run(QuantOps(plan, "int", measure=False, kinds=array_kinds(cfg)), data)
+    out = task.run(ArrayQuantOps(plan, cfg, measure=False), data)
     return {"array": f"{cfg.rows}x{cfg.cols} {cfg.dataflow.name.upper()}", "primary": task.primary,
             "metrics": task.metrics(ref, out), "outputs_equal_int_mode": bool(np.array_equal(out, int_out)),
             "gemms": sum(s.gemms for s in cfg.stats.values()), "cycles": sum(s.cycles for s in cfg.stats.values()),
-            "pe_cycles": sum(s.pe_cycles for s in cfg.stats.values()), "seconds": time.perf_counter() - t0}
+            "pe_cycles": sum(s.pe_cycles for s in cfg.stats.values()), "seconds": time.perf_counter() - t0,
+            "layers": {name: {"gemms": s.gemms, "cycles": s.cycles, "macs": s.macs} for name, s in cfg.stats.items()}}

@@ -206,6 +206,24 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
     return result
 
 
+def _sweep(args) -> int:
+    return _subcommand(args, sweep_cli.run)
+
+
+def _report(args) -> int:
+    return _subcommand(args, report_cli.run)
+
+
+def _subcommand(args, run) -> int:
+    """Run a subcommand module's ``run(args, progress)`` and print what it returns."""
+    verbose = not args.quiet and sys.stderr.isatty()
+    text = run(args, _progress if verbose else None)
+    if verbose:
+        print("\r\033[K", end="", file=sys.stderr)
+    print(text)
+    return 0
+
+
 def _progress(message: str) -> None:
     """One status line on stderr, rewritten in place (only when stderr is a terminal)."""
     print(f"\r\033[K[accelsim] {message}", end="", file=sys.stderr, flush=True)
@@ -345,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        return {"compare": _compare, "eval": _eval, "run": _run, "sweep": sweep_cli.run, "infer": _infer,
-                "report": report_cli.run}[args.command](args)
+        return {"compare": _compare, "eval": _eval, "run": _run, "sweep": _sweep, "infer": _infer,
+                "report": _report}[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -23,7 +23,6 @@ import csv
 import hashlib
 import io
 import json
-import sys
 from pathlib import Path
 
 from .config.fields import Reader
@@ -62,7 +61,9 @@ def read_sweep(path: str) -> dict:
     return spec
 
 
-def run(args) -> int:
+def run(args, progress=None) -> str:
+    """Run the sweep the arguments describe; return the summary to print. ``progress(message)`` (optional)
+    receives a status line as chunks finish."""
     out = Path(args.out)
     if out.suffix not in (".csv", ".json", ".parquet"):
         raise ConfigError([f"--out {args.out!r}: expected a .csv, .json or .parquet file name"])
@@ -86,12 +87,11 @@ def run(args) -> int:
         try:
             result = sweep(spec["model"], spec["hw"], spec["grid"], spec["objectives"], spec["precision"],
                            spec["eval"], executor=client.get_executor() if client else None, force=args.force,
-                           progress=None if args.quiet or not sys.stderr.isatty() else _bar, done=done, on_chunk=keep)
+                           progress=None if progress is None else (lambda d, t: progress(_bar(d, t))),
+                           done=done, on_chunk=keep)
         finally:
             if client is not None:
                 client.close()
-    if not args.quiet and sys.stderr.isatty():
-        print("\r\033[K", end="", file=sys.stderr)
     _write(out, result.records)
     partial.unlink(missing_ok=True)
     if args.plot:
@@ -99,12 +99,11 @@ def run(args) -> int:
         x, y = (list(result.objectives) + ["energy_mj"])[:2]
         plots.save(plots.pareto(result, x, y, f"{Path(args.file).stem}: {len(result.records):,} points"),
                    Path(args.plot).with_suffix(""))
-    print(f"{len(result.records):,} points, {len(result.front):,} on the Pareto front over "
-          f"{', '.join(result.objectives)}; written to {out}")
-    for rec in result.pareto()[:20]:
-        print("  " + ", ".join(f"{k}={_fmt(v)}" for k, v in rec.items()
-                               if k in spec["grid"] or k in result.objectives))
-    return 0
+    lines = [f"{len(result.records):,} points, {len(result.front):,} on the Pareto front over "
+             f"{', '.join(result.objectives)}; written to {out}"]
+    lines += ["  " + ", ".join(f"{k}={_fmt(v)}" for k, v in rec.items() if k in spec["grid"] or k in result.objectives)
+              for rec in result.pareto()[:20]]
+    return "\n".join(lines)
 
 
 def _resume(partial: Path, tag: str) -> dict[int, list[dict]]:
@@ -149,11 +148,10 @@ def _write(out: Path, records: list[dict]) -> None:
         tmp.replace(out)
 
 
-def _bar(done: int, total: int) -> None:
+def _bar(done: int, total: int) -> str:
     width = 30
     filled = width * done // max(total, 1)
-    print(f"\r\033[K[accelsim] sweep [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
-          end="", file=sys.stderr, flush=True)
+    return f"sweep [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}"
 
 
 def _fmt(v) -> str:

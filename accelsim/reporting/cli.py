@@ -1,7 +1,6 @@
 """``accelsim report [--out DIR] [--set KEY=VALUE] [--no-accuracy] [--no-host] [--eval-size N]``."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -19,17 +18,13 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
-def run(args) -> int:
+def run(args, progress=None) -> str:
+    """Write the report the arguments ask for; return the line to print (``progress(message)``: status)."""
     from .document import build
     if args.eval_size is not None and args.eval_size < 1:
         raise ConfigError([f"--eval-size: expected a positive integer, got {args.eval_size}"])
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError([f"--out {args.out!r}: exists and is not a folder"])
-    say = None if args.quiet or not sys.stderr.isatty() else (
-        lambda m: print(f"\r\033[K[accelsim] {m}", end="", file=sys.stderr, flush=True))
-    md, page = build(out, args.set, not args.no_accuracy, args.eval_size, say, not args.no_host)
-    if say:
-        print("\r\033[K", end="", file=sys.stderr)
-    print(f"wrote {md} and {page} (plots beside them as PNG and SVG)")
-    return 0
+    md, page = build(out, args.set, not args.no_accuracy, args.eval_size, progress, not args.no_host)
+    return f"wrote {md} and {page} (plots beside them as PNG and SVG)"

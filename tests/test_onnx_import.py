@@ -73,9 +73,9 @@ def randomized(name: str, seed: int = 0, logits: bool = True):
             keep.append(node)
     del m.graph.node[:]
     m.graph.node.extend(keep)
-    if logits:
-        sm = [n for n in m.graph.node if n.op_type == "Softmax"][-1]
-        m.graph.output.append(helper.make_tensor_value_info(sm.input[0], TensorProto.FLOAT, None))
+    softmax = [n for n in m.graph.node if n.op_type == "Softmax"]
+    if logits and softmax:
+        m.graph.output.append(helper.make_tensor_value_info(softmax[-1].input[0], TensorProto.FLOAT, None))
     return m
 
 
@@ -125,7 +125,7 @@ def _init(name, arr):
     return numpy_helper.from_array(np.asarray(arr), name)
 
 
-def cnn_graph(rng, batch="N"):
+def cnn_graph(rng, batch="N", opset=13):
     """Conv(group, pads, bias) → BN → Clip(0,6) → MaxPool(ceil) → LRN → Concat with a constant-fed branch
     (Mul/Add/Sub/Div, HardSigmoid, LeakyRelu, AveragePool count_include_pad=0) → Shape-arithmetic Reshape →
     Gemm(transB=0, alpha, beta) → Softmax."""
@@ -159,10 +159,10 @@ def cnn_graph(rng, batch="N"):
     g = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 2, 9, 14])],
                           [helper.make_tensor_value_info("prob", TensorProto.FLOAT, None),
                            helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def text_graph(rng):
+def text_graph(rng, opset=18):
     """Gather embedding → LayerNorm → MatMul (weights) → erf-GELU pattern → Split → MatMul of activations with a
     Transpose → Slice, Pad, ReduceMean, Sigmoid, HardSwish, Squeeze/Unsqueeze; dynamic ``seq`` dimension."""
     f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
@@ -194,12 +194,13 @@ def text_graph(rng):
     ]
     g = helper.make_graph(nodes, "text", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"])],
                           [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def test_cnn_graph_matches_onnxruntime(tmp_path):
+@pytest.mark.parametrize("opset", [11, 13, 21])
+def test_cnn_graph_matches_onnxruntime(tmp_path, opset):
     rng = np.random.default_rng(1)
-    path = save(cnn_graph(rng), tmp_path / "cnn.onnx")
+    path = save(cnn_graph(rng, opset=opset), tmp_path / "cnn.onnx")
     x = rng.standard_normal((3, 2, 9, 14)).astype(np.float32)
     imp, _ = assert_close_to_ort(path, {"x": x})
     ops = [layer.op for layer in imp.model.layers]
@@ -207,9 +208,10 @@ def test_cnn_graph_matches_onnxruntime(tmp_path):
     assert {"relu6", "avgpool_valid", "lrn", "hardsigmoid_ab", "leaky_relu", "linear", "concat"} <= set(ops)
 
 
-def test_text_graph_with_dynamic_dim(tmp_path):
+@pytest.mark.parametrize("opset", [18, 21])
+def test_text_graph_with_dynamic_dim(tmp_path, opset):
     rng = np.random.default_rng(2)
-    path = save(text_graph(rng), tmp_path / "text.onnx")
+    path = save(text_graph(rng, opset), tmp_path / "text.onnx")
     with pytest.raises(AccelsimError, match=r"graph input 'ids': dimension 1 \(seq\) is dynamic: set it with "
                                             r"--param seq=INT"):
         import_onnx(path)
@@ -366,3 +368,38 @@ def test_run_and_eval_with_own_data(tmp_path, capsys):
     assert code == 2 and "'labels' must be 48 integer class indices" in err
     code, _, err = cli(capsys, "eval", path)
     assert code == 2 and "eval needs --eval DATASET or --data FILE.npz" in err
+
+
+ALL_LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
+             "vgg19", "zfnet512"]
+
+
+@pytest.mark.slow
+def test_every_bundled_reference_model_imports_with_the_independent_count(capsys):
+    """All nine: MACs equal; params equal except densenet121 and inception_v2, which scale and shift with Mul/Add
+    by constants (accelsim counts those constants as parameters, the independent count only Conv/Gemm/BN)."""
+    for name in ALL_LIGHT:
+        macs, params = independent_count(onnx.load(str(LIGHT / f"light_{name}.onnx")))
+        code, out, err = cli(capsys, "run", LIGHT / f"light_{name}.onnx", "--hw", "edge", "--quiet")
+        assert code == 0 and f"MACs {macs:,}" in out, (name, out, err)
+        assert name in ("densenet121", "inception_v2") or f"params {params:,}" in out, (name, out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["inception_v1", "densenet121"])
+def test_lrn_concat_and_broadcast_models_match_onnxruntime(name, tmp_path):
+    path = save(randomized(name), tmp_path / f"{name}.onnx")
+    imp = import_onnx(path)
+    inp = next(iter(imp.inputs))
+    x = np.random.default_rng(8).standard_normal((1, *imp.model.inputs[inp])).astype(np.float32)
+    got = infer(imp.model, {inp: x})
+    for o, r in zip(onnx.load(str(path)).graph.output, ort_run(path, {inp: x})):
+        np.testing.assert_allclose(got[o.name], r, rtol=RTOL, atol=ATOL, err_msg=o.name)
+
+
+def test_missing_onnx_package_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    import sys
+    path = save(cnn_graph(np.random.default_rng(10)), tmp_path / "m.onnx")
+    monkeypatch.setitem(sys.modules, "onnx", None)          # as if the extra were not installed
+    code, _, err = cli(capsys, "run", path, "--hw", "edge")
+    assert code == 2 and "needs the onnx package: pip install 'accelsim[onnx]'" in err

@@ -99,11 +99,18 @@ def _infer(onnx, model, nodes, consts, inputs, missing):
 
 
 def _evaluate(node, values: list, opset: int) -> list:
+    """The node's outputs by ``onnx.reference`` at the model's opset (a one-node model: a bare NodeProto would be
+    evaluated at the newest opset, e.g. Unsqueeze-13 where opset 9 has ``axes`` as an attribute)."""
+    from onnx import TypeProto, helper
     from onnx.reference import ReferenceEvaluator
     try:
-        ev = ReferenceEvaluator(node, opsets={"": opset})
-        feeds = {n: v for n, v in zip(node.input, values) if n}
-        return [np.asarray(v) for v in ev.run(None, feeds)]
+        feeds = {n: np.asarray(v) for n, v in zip([i for i in node.input if i], values)}
+        ins = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+               for n, v in feeds.items()]
+        outs = [helper.make_value_info(o, TypeProto()) for o in node.output if o]
+        model = helper.make_model(helper.make_graph([node], "fold", ins, outs),
+                                  opset_imports=[helper.make_opsetid("", opset)])
+        return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, feeds)]
     except Exception as exc:   # the reference evaluator raises many types; all mean "this node is invalid"
         raise AccelsimError(f"node {short(node.name or node.output[0])!r} ({node.op_type}): cannot fold constant "
                             f"inputs: {short(exc)}") from None

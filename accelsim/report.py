@@ -43,7 +43,7 @@ def _broken(value, key, nonneg: bool) -> str | None:
     if nonneg and value < 0:
         return f"negative ({value:g})"
     if key in RATIO_KEYS and value > 1:
-        return f"a ratio above 1 ({value:.6g})"
+        return f"a ratio above 1 ({value!r})"
     return None
 
 

@@ -240,6 +240,32 @@ def source(draw, kind: str):
     return {}, draw(st.sampled_from(["nope", "nope.yaml", "nope.csv", "m" * 5000, "dir/", ".", "x\x00y"]))
 
 
+@st.composite
+def sweep_file(draw):
+    """A sweep YAML (issue 14): a small model, a base hw and 0-3 grid axes of plausible or wild values."""
+    grid = {}
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(HW_PATHS + ["precision", "plan"])) if draw(chance(0.85)) else draw(st.text(max_size=8))
+        values = st.one_of(st.sampled_from(PLAUSIBLE_INTS), log_floats, st.sampled_from(["w8a8", "w4a8", "fp16", "os"]))
+        grid[key] = draw(st.lists(values if draw(chance(0.7)) else value_obj, min_size=0, max_size=3))
+    spec = {"model": draw(st.sampled_from(["mnist_cnn", "mobilenet_v2", "nope"])),
+            "hw": draw(st.sampled_from(HW_NAMES)), "grid": grid}
+    if draw(chance(0.3)):
+        spec["objectives"] = draw(st.lists(st.sampled_from(["latency_ms", "energy_mj", "area_mm2", "bogus"]),
+                                           max_size=3))
+    if draw(chance(0.2)):
+        spec["precision"] = draw(st.sampled_from(["w8a8", "fp32", "bogus"]))
+    return _dump(spec) if draw(chance(0.9)) else draw(st.text(max_size=40))
+
+
+@st.composite
+def tiny_gemm_csv(draw):
+    """1-3 small GEMMs, cheap enough to run through the cycle-level emulator (--emulate)."""
+    rows = [f"g{i}, {draw(st.integers(1, 40))}, {draw(st.integers(1, 40))}, {draw(st.integers(1, 40))},"
+            for i in range(draw(st.integers(1, 3)))]
+    return "Layer, M, N, K,\n" + "\n".join(rows) + "\n"
+
+
 precision = st.one_of(st.sampled_from(["w8a8", "w4a8", "w4a4", "w2a2", "w8a4", "w16a16", "int8", "int4", "fp16",
                                        "bf16", "fp32", "W8A8", "w1a1", "w8a8 ", "fp64"]), st.text(max_size=6))
 out_name = st.one_of(st.just("out.json"), st.just("out.csv"), st.sampled_from(
@@ -249,7 +275,12 @@ out_name = st.one_of(st.just("out.json"), st.just("out.csv"), st.sampled_from(
 @st.composite
 def cli_case(draw):
     files, argv = {}, []
-    cmd = "run" if draw(chance(0.7)) else draw(st.sampled_from(["compare"] * 4 + ["eval", "none", "bad"]))
+    cmd = "run" if draw(chance(0.7)) else draw(st.sampled_from(["compare"] * 4 + ["sweep"] * 2 + ["eval", "none",
+                                                                                                 "bad"]))
+    if cmd == "sweep":
+        argv = ["sweep", "sweep.yaml", "--out", draw(st.sampled_from(["res.csv", "res.json", "res.csv", "",
+                                                                      "nodir/res.csv", "res.txt"]))]
+        return {"sweep.yaml": draw(sweep_file())}, argv + (["--quiet"] if draw(chance(0.5)) else [])
     if cmd == "none":
         return files, draw(st.sampled_from([[], ["--version"], ["--help"], ["run", "--help"], ["--bogus"]]))
     if cmd == "bad":
@@ -261,6 +292,15 @@ def cli_case(draw):
     if cmd == "eval":   # only argument errors (a real evaluation takes seconds): no --eval, or an unknown model
         return files, ["eval", draw(st.sampled_from([model, "nope"]))] + draw(st.sampled_from(
             [[], ["--eval", "mnist", "--eval-size", "0"], ["--eval", "nope"], ["--calib", "kl", "--percentile", "x"]]))
+    if cmd == "run" and draw(chance(0.06)):   # the cycle-level emulator on small GEMMs
+        files = {"tiny.csv": draw(tiny_gemm_csv())}
+        model = "tiny.csv"
+        hw = draw(st.sampled_from(HW_NAMES))
+        argv = [cmd, model, "--hw", hw, "--emulate"] + draw(st.sampled_from([[], ["g0"], ["*"], ["nomatch"]]))
+        for _ in range(draw(st.integers(0, 2))):
+            argv += ["--set", f"{draw(st.sampled_from(['array.rows', 'array.cols', 'array.dataflow']))}="
+                              f"{draw(st.sampled_from(['1', '2', '3', '8', '16', 'os', 'ws', 'is']))}"]
+        return files, argv + (["--json", "out.json"] if draw(chance(0.5)) else [])
     argv = [cmd, model, "--hw", hw]
     for _ in range(draw(st.integers(0, 3)) if draw(chance(0.5)) else 0):
         key = draw(st.sampled_from(HW_PATHS)) if draw(chance(0.85)) else draw(st.text(max_size=10))
@@ -358,7 +398,7 @@ def _text_problems(out: str) -> list[str]:
 
 
 def _outputs(argv: list[str]) -> list[str]:
-    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--json", "--csv")]
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--json", "--csv", "--out")]
 
 
 def run_case(files: dict[str, str], argv: list[str]) -> tuple[str, str]:

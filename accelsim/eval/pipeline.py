@@ -46,10 +46,26 @@ def float_layer_precisions(model, patterns, float_mode: str = "fp16", layer_prec
     return out
 
 
-def parse_layer_precisions(items) -> dict[str, str]:
-    """``["GLOB=w8a8", ...]`` → ``{GLOB: "w8a8"}`` (each precision validated; MappingError otherwise)."""
-    out = {}
+def _expand_plan_files(items) -> list[str]:
+    """``@FILE`` items → the file's non-empty, non-comment lines (a plan written by ``accelsim quantize``)."""
+    out = []
     for item in items:
+        if item.startswith("@"):
+            try:
+                lines = open(item[1:], encoding="utf-8").read().splitlines()
+            except OSError as exc:
+                raise AccelsimError(f"--layer-precision {item}: cannot read the plan file ({exc.strerror})") from None
+            out += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        else:
+            out.append(item)
+    return out
+
+
+def parse_layer_precisions(items) -> dict[str, str]:
+    """``["GLOB=w8a8", ...]`` → ``{GLOB: "w8a8"}`` (each precision validated; MappingError otherwise); an item
+    ``@FILE`` reads one ``GLOB=PRECISION`` per line from FILE (the plan ``accelsim quantize --plan`` writes)."""
+    out = {}
+    for item in _expand_plan_files(items):
         pattern, sep, precision = item.partition("=")
         if not sep or not pattern:
             raise AccelsimError(f"--layer-precision {item!r}: expected GLOB=PRECISION, e.g. '*conv_stem=w8a8'")

@@ -42,6 +42,7 @@ class GradOps(FloatOps):
 
     def __init__(self):
         self.saved: dict[str, tuple] = {}
+        self.weight_grads: dict[str, tuple] = {}   # name → (dW, db) of the folded weights, last backward
 
     def _run(self, kind, name, x, w, b, act, geo):
         z = KINDS[kind].float(x, w, b, geo)
@@ -53,7 +54,10 @@ class GradOps(FloatOps):
         if name not in self.saved:
             raise AccelsimError(f"backward: layer {name} did not run forward with this qops")
         kind, x, w, b, act, geo, z = self.saved[name]
-        return gemm_backward(kind, x, w, b, geo, ACT_BACKWARD[act](dy, z))
+        grads = gemm_backward(kind, x, w, b, geo, ACT_BACKWARD[act](dy, z))
+        if kind != "matmul":
+            self.weight_grads[name] = grads[1:]
+        return grads
 
 
 class _GradContext(_Context):

@@ -11,7 +11,9 @@ calibration set (im2col columns for a conv; per channel ``G_c`` for a depthwise 
 the Gram matrix. λ = 0.01; β anneals linearly from 20 to 2 after a 20 % warm-up without the regularizer; Adam
 (lr 1e-2) for ``iters`` steps; finally ``h`` is rounded (``V ≥ 0`` → up). Layers are visited in execution
 order on ONE forward pass of the calibration set whose earlier layers already use their rounded weights, so each
-layer's ``X`` includes the upstream weight-rounding error. Grouped (non-depthwise) convs keep round-to-nearest.
+layer's ``X`` includes the upstream weight-rounding error. Grouped (non-depthwise) convs, and linear layers that
+see fewer input rows than they have inputs (an underdetermined ``G``, e.g. a classifier on 24 pooled images),
+keep round-to-nearest on their grid.
 """
 from __future__ import annotations
 
@@ -87,11 +89,13 @@ class AdaRoundOps(FloatOps):
     rounded weights (module docstring). ``rec`` (weights, grids) is filled as it goes; ``start`` may carry
     weights to round (e.g. bias-corrected) and grids (e.g. MSE-clipped)."""
 
-    def __init__(self, scheme: QuantScheme, start: Recovered | None = None, iters: int = 400, progress=None):
+    def __init__(self, scheme: QuantScheme, start: Recovered | None = None, iters: int = 400, progress=None,
+                 fp32_means: dict | None = None):
         self.scheme, self.iters = scheme, iters
         self.start = start or Recovered()
         self.rec = Recovered(notes={"adaround": f"{iters} Adam steps per layer, lambda 0.01, beta 20->2"})
         self.say = progress or (lambda msg: None)
+        self.fp32_means = fp32_means
 
     def _run(self, kind, name, x, w, b, act, geo):
         bits = self.scheme.bits(name)
@@ -101,23 +105,65 @@ class AdaRoundOps(FloatOps):
             w, b = self.start.weights.get(name, (w, b))
             grid = self.start.grids.get(name) or mse_clip_grid(w, self.scheme.weight_spec(bits[0]))
             grouped = kind == "conv" and 1 < geo["group"] != w.shape[0]
-            if grouped or grid.spec.granularity != "channel":
+            few = kind == "linear" and x.size // x.shape[-1] < x.shape[-1]   # fewer samples than inputs
+            if grouped or few or grid.spec.granularity != "channel":
                 self.rec.weights[name] = (w, b)
             else:
                 self.say(f"AdaRound {name}")
                 w_q = adaround_weights(w, grid, _gram(kind, x, w, geo), self.iters)
+                if self.fp32_means is not None and name in self.fp32_means:
+                    b = _empirical_bias(kind, x, w_q, b, geo, self.fp32_means[name])
                 self.rec.weights[name], self.rec.grids[name] = (w_q, b), grid
         w, b = self.rec.weights[name]
         return super()._run(kind, name, x, w, b, act, geo)
 
 
-def adaround(session, scheme: QuantScheme, start: Recovered | None = None, iters: int = 400) -> Recovered:
+def _channel_mean(kind: str, z) -> np.ndarray:
+    return z.mean(axis=(0, 2, 3), dtype=np.float64) if kind == "conv" else \
+        z.reshape(-1, z.shape[-1]).mean(axis=0, dtype=np.float64)
+
+
+def _empirical_bias(kind, x, w_q, b, geo, target):
+    """Empirical bias correction: ``b' = b + E_fp32[z] − E[z̃]`` per output channel, ``z̃`` the pre-activation
+    output with the rounded weights on this (already rounded-upstream) input, ``E_fp32[z]`` the FP32 model's."""
+    from ..nn.qexec import KINDS
+    z = KINDS[kind].float(x, w_q, b, geo)
+    b0 = np.zeros(w_q.shape[0]) if b is None else b.astype(np.float64)
+    return (b0 + target - _channel_mean(kind, z)).astype(np.float32)
+
+
+class _OutputMeans(FloatOps):
+    """FP32 forward recording each conv/linear layer's per-channel pre-activation output mean."""
+
+    def __init__(self):
+        self.means = {}
+
+    def _run(self, kind, name, x, w, b, act, geo):
+        from ..nn.qexec import ACTIVATIONS, KINDS
+        z = KINDS[kind].float(x, w, b, geo)
+        if kind != "matmul":
+            self.means[name] = _channel_mean(kind, z)
+        return ACTIVATIONS[act](z)
+
+
+def adaround(session, scheme: QuantScheme, start: Recovered | None = None, iters: int = 400,
+             bias_correct: bool = True) -> Recovered:
     """AdaRound every quantized conv/linear layer of ``session``'s task on its whole calibration set (one batch
-    through the model graph; image tasks)."""
+    through the model graph; image tasks); with ``bias_correct`` each rounded layer's bias is then corrected
+    empirically (:func:`_empirical_bias`) against the FP32 model's output means. ``iters=0`` is round-to-nearest
+    on the (MSE-clipped) grid with the sequential empirical bias correction alone."""
     from ..nn.graph_exec import run_graph
     task = session.task
     calib = np.concatenate(task.calibration())
-    ops = AdaRoundOps(scheme, start, iters, session.say)
-    graph = task.graph
-    run_graph(graph, task._setup()["weights"], {next(iter(graph.inputs)): calib}, ops)
+    graph, weights = task.graph, task._setup()["weights"]
+    feeds = {next(iter(graph.inputs)): calib}
+    means = None
+    if bias_correct:
+        fp = _OutputMeans()
+        run_graph(graph, weights, feeds, fp)
+        means = fp.means
+    ops = AdaRoundOps(scheme, start, iters, session.say, means)
+    run_graph(graph, weights, feeds, ops)
+    if bias_correct:
+        ops.rec.notes["bias_correction"] = "empirical, sequential (FP32 output means on calibration data)"
     return ops.rec

@@ -230,3 +230,28 @@ def test_quantize_auto_cli_writes_json_plan_and_trace(tmp_path, capsys):
     assert {"top1_agreement", "accuracy"} <= set(res["chosen"]["metrics"]) and res["steps"][0]["energy_mj"] > 0
     assert plan.read_text().splitlines() == ["0=w8a8", "3=w8a8", "7=w8a8"]
     assert main(["quantize", "mnist_cnn", "--eval", "mnist", "--hw", "edge", "--auto", "--eval-size", "0"]) == 2
+
+
+def test_adaround_pass_on_the_graph_rounds_every_layer_onto_its_grid(mnist):
+    from accelsim.recover.adaround import adaround
+    scheme = scheme_for("w2a4")
+    rec = adaround(mnist, scheme, None, iters=5)
+    assert set(rec.weights) == {"0", "3", "7"} and "bias_correction" in rec.notes
+    for name in ("0", "3"):    # "7" sees 64 rows for 1568 inputs: underdetermined, kept round-to-nearest
+        w, grid = rec.weights[name][0], rec.grids[name]
+        codes = w.reshape(len(w), -1) / grid.scale[:, None]
+        np.testing.assert_allclose(codes, np.rint(codes), atol=1e-3)
+    assert "7" not in rec.grids
+
+
+def test_auto_escalation_runs_every_step_when_nothing_is_within_the_bound(mnist):
+    from accelsim.config.loader import load_hw
+    from accelsim.recover.auto import run_auto
+    res = run_auto(mnist.task, load_hw("edge"), "w2a4", max_drop=-1000.0, qat_steps=2)   # unreachable
+    names = [s["step"] for s in res["steps"]]
+    assert names[:4] == ["ptq minmax", "ptq percentile", "ptq mse", "ptq kl"]
+    assert any(n.startswith("+ adaround") for n in names) and any(n.startswith("mixed") for n in names)
+    assert names[-1].startswith("+ QAT (2 steps")
+    assert not res["within_bound"]
+    assert res["chosen"]["drop_points"] == min(s["drop_points"] for s in res["steps"])
+    assert res["steps"][0]["energy_mj"] is None and "cost_error" in res["steps"][0]   # edge has no 2-bit PE

@@ -7,6 +7,9 @@ on ``calib_data`` (same keys; default: the inputs themselves) with ``calib`` and
 (``int``: bit-exact integer kernels; ``fake``: quantize-dequantize in float32). ``plan`` runs a given
 :class:`~accelsim.nn.qexec.QuantPlan` instead (e.g. one imported from a quantized ONNX model).
 
+A dynamically quantized plan (``quantize_dynamic`` models) runs all inputs in one call, since its activation
+grids come from each call's range (as ONNX Runtime computes them over the whole input tensor).
+
 Rules: every graph input must be given with the graph's shape after the batch axis (an error names the input);
 unknown keys are an error; float inputs run in float32. ``read_npz``/``write_npz`` read and write the files of
 ``accelsim infer`` (written atomically: no partial file on failure).
@@ -129,7 +132,9 @@ def infer(model, inputs: dict, precision: str | None = None, calib: str = "minma
         from .onnx.exporter import export_onnx as write
         write(model, weights, export_onnx, plan)
     qops = None if plan is None else QuantOps(plan, mode, measure=False, weight_params=weight_params)
-    return run_batched(model, weights, feeds, qops)
+    # dynamic quantization takes each call's own range: one call over all inputs, as ONNX Runtime does
+    batch = len(next(iter(feeds.values()))) if plan is not None and plan.scheme.dynamic else BATCH
+    return run_batched(model, weights, feeds, qops, batch)
 
 
 class _Batch:

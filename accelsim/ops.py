@@ -667,6 +667,28 @@ def _qdq_run(a: dict, x, quantize: bool):
     return quantize_linear(x, scale, zp, dtype=dtype) if quantize else dequantize_linear(x, scale, zp, dtype=dtype)
 
 
+def _qadd_attrs(r: Reader) -> dict:
+    out = {f"{k}_scale": r.pos_float(f"{k}_scale", maximum=3.5e38) for k in "abc"}
+    out |= {f"{k}_zero_point": int(_number(r, f"{k}_zero_point", 0)) for k in "abc"}
+    return out | dict(signed=r.boolean("signed", False))
+
+
+def _qgap_attrs(r: Reader) -> dict:
+    return {f"{k}_scale": r.pos_float(f"{k}_scale", maximum=3.5e38) for k in "xy"} | {
+        f"{k}_zero_point": int(_number(r, f"{k}_zero_point", 0)) for k in "xy"}
+
+
+def _qgap_run(a: dict, x):
+    from .onnx.ort_ops import qlinear_global_avgpool
+    return qlinear_global_avgpool(x, a["x_scale"], a["x_zero_point"], a["y_scale"], a["y_zero_point"])
+
+
+def _qadd_run(a: dict, xs: list):
+    from .onnx.ort_ops import qlinear_add
+    return qlinear_add(xs[0], a["a_scale"], a["a_zero_point"], xs[1], a["b_scale"], a["b_zero_point"],
+                       a["c_scale"], a["c_zero_point"], np.int8 if a["signed"] else np.uint8)
+
+
 IMPORT_OPS: dict[str, OpDef] = {
     # a weight tensor as a graph tensor (binding ``prefix.value``); at run time it gains a batch axis of 1
     "constant": OpDef(lambda r: dict(shape=_int_list(r, "shape", [])), lambda a, s: tuple(a["shape"]),
@@ -718,6 +740,10 @@ IMPORT_OPS: dict[str, OpDef] = {
     # free in the cost model: on the integer datapath they are the requantization of the neighbouring GEMMs
     "quantize_linear": OpDef(_qdq_attrs, _elementwise, lambda a, xs, ctx: _qdq_run(a, xs[0], True)),
     "dequantize_linear": OpDef(_qdq_attrs, _elementwise, lambda a, xs, ctx: _qdq_run(a, xs[0], False)),
+    # ONNX Runtime's QLinearAdd on two code tensors (what it fuses DQ → Add → Q into), exact (accelsim.onnx.ort_ops)
+    "qlinear_add": OpDef(_qadd_attrs, _broadcast_shape, lambda a, xs, ctx: _qadd_run(a, xs), vector_ops=1.0),
+    "qlinear_global_avgpool": OpDef(_qgap_attrs, _global_pool, lambda a, xs, ctx: _qgap_run(a, xs[0]), vector_ops=1.0,
+                                    elements=_input_elements),
     # an op accelsim cannot run, costed as ``vector_ops`` per output element (``--unsupported vector``)
     "vector": OpDef(lambda r: dict(shape=_int_list(r, "shape"), onnx_op=r.string("onnx_op")),
                     lambda a, s: tuple(a["shape"]), _no_run, vector_ops=1.0),

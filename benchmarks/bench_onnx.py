@@ -66,6 +66,14 @@ def real_models(tmp: Path) -> None:
             diff, total, n = differing_codes(q, inp, x)
             print(f"  ORT quantize_static {fmt.name:9s} {'per-channel' if pc else 'per-tensor ':11s}: {n} int layers, "
                   f"{diff} of {total} output codes differ ({time.perf_counter() - t0:.1f} s)")
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        for pc in (True, False):
+            d = tmp / f"{task.name}_dynamic.onnx"
+            quantize_dynamic(str(fp32), str(d), per_channel=pc, weight_type=QuantType.QInt8)
+            ours = next(iter(infer(import_onnx(d).model, {inp: x}).values()))
+            theirs = ort_run(d, {inp: x})[0]
+            print(f"  ORT quantize_dynamic {'per-channel' if pc else 'per-tensor '}: {int((ours != theirs).sum())} of "
+                  f"{theirs.size} float outputs differ, max|Δ| {float(np.abs(ours - theirs).max()):.2e}")
         for pc in (True, False):
             plan = calibrate(task.graph, st["weights"], {inp: st["calib"]}, scheme_for("w8a8", "minmax", pc))
             ours = next(iter(run_batched(task.graph, st["weights"], {inp: x}, QuantOps(plan, "int", measure=False))

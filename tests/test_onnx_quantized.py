@@ -12,6 +12,7 @@ import pytest
 
 from test_onnx_import import cli, ort_run, save  # skips this module too when onnx/onnxruntime are missing
 
+import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,  # noqa: E402
                                       quantize_dynamic, quantize_static)
@@ -78,6 +79,7 @@ def test_small_graph_codes_equal_onnxruntime(fmt, per_channel, tmp_path):
                  per_channel)
     differing, total, n_layers = differing_codes(q, "x", rng.standard_normal((64, 3, 8, 8)).astype(np.float32))
     assert n_layers == 5 and total == 640 and differing == 0
+    assert "qlinear_add" in {layer.op for layer in import_onnx(q).model.layers}   # the residual Add: ORT's QLinearAdd
 
 
 def test_quantized_model_costs_and_cli_infer(tmp_path, capsys):
@@ -101,13 +103,30 @@ def test_quantized_model_costs_and_cli_infer(tmp_path, capsys):
         np.testing.assert_array_equal(o["y"], ort_run(q, {"x": x})[0])
 
 
-def test_dynamic_quantization_is_a_one_line_error(tmp_path, capsys):
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_dynamic_quantized_model_matches_onnxruntime(per_channel, tmp_path):
+    """quantize_dynamic (DynamicQuantizeLinear → ConvInteger/MatMulInteger → Cast → Mul, bias Add): the float
+    outputs are bit-identical to ONNX Runtime's (one call over all 64 inputs: the grids are per call)."""
+    rng = np.random.default_rng(2)
+    fp32 = save(small_graph(rng), tmp_path / "f.onnx")
+    quantize_dynamic(str(fp32), str(tmp_path / "d.onnx"), per_channel=per_channel, weight_type=QuantType.QInt8)
+    imp = import_onnx(tmp_path / "d.onnx")
+    assert imp.plan.scheme.dynamic and len(imp.plan.layers) == 5
+    x = rng.standard_normal((64, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(infer(imp.model, {"x": x})["y"], ort_run(tmp_path / "d.onnx", {"x": x})[0])
+
+
+def test_dynamic_quantization_outside_the_pattern_is_a_one_line_error(tmp_path, capsys):
     fp32 = save(small_graph(np.random.default_rng(2)), tmp_path / "f.onnx")
     quantize_dynamic(str(fp32), str(tmp_path / "d.onnx"), op_types_to_quantize=["MatMul"])
-    with pytest.raises(AccelsimError, match=r"\((DynamicQuantizeLinear|MatMulInteger)\): dynamic quantization"):
-        import_onnx(tmp_path / "d.onnx")
-    code, _, err = cli(capsys, "run", tmp_path / "d.onnx", "--hw", "edge")
-    assert code == 2 and err.count("\n") == 1
+    m = onnx.load(str(tmp_path / "d.onnx"))
+    casts = {n.output[0] for n in m.graph.node if n.op_type == "Cast"}
+    next(n for n in m.graph.node if n.op_type == "Mul" and casts & set(n.input)).op_type = "Add"
+    save(m, tmp_path / "bad.onnx")
+    with pytest.raises(AccelsimError, match=r"\(MatMulInteger\): expected ONNX Runtime's quantize_dynamic pattern"):
+        import_onnx(tmp_path / "bad.onnx")
+    code, _, err = cli(capsys, "run", tmp_path / "bad.onnx", "--hw", "edge")
+    assert code == 2 and err.count("\n") == 1 and "quantize_dynamic pattern" in err
 
 
 @pytest.mark.slow
@@ -124,3 +143,49 @@ def test_real_models_quantized_by_onnxruntime_run_identically(name, tmp_path):
         differing, total, n_layers = differing_codes(q, inp, st["data"])
         assert n_layers == len([la for la in task.graph.layers if la.op in ("conv2d", "linear")])
         assert total >= 10000 and differing == 0, (fmt, per_channel, differing)
+    # quantize_dynamic: float outputs. MNIST is bit-identical. EfficientNet-Lite0 is bit-identical up to the
+    # global average pool; its float32 mean sums in a different order than ONNX Runtime's (≤ 4.8e-7 apart on a
+    # few % of the values), which moves the classifier's per-call grid: logits ≤ 1.9e-6 apart (a few ulp).
+    d = tmp_path / "d.onnx"
+    quantize_dynamic(str(fp32), str(d), per_channel=True, weight_type=QuantType.QInt8)
+    ours = next(iter(infer(import_onnx(d).model, {inp: st["data"]}).values()))
+    theirs = ort_run(d, {inp: st["data"]})[0]
+    if name == "mnist":
+        np.testing.assert_array_equal(ours, theirs)
+    else:
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+
+
+def _avx2() -> bool:
+    try:
+        return " avx2" in open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _avx2(), reason="emulates ONNX Runtime's AVX2 QLinearAdd kernel")
+def test_qlinear_add_and_global_pool_emulation_equal_onnxruntime():
+    """Every (a, b) code pair for random grids (ties included), and random pools; see accelsim/onnx/ort_ops.py."""
+    from accelsim.onnx.ort_ops import qlinear_add, qlinear_global_avgpool
+    rng = np.random.default_rng(0)
+    a, b = np.repeat(np.arange(256, dtype=np.uint8), 256), np.tile(np.arange(256, dtype=np.uint8), 256)
+    for _ in range(12):
+        g = [np.float32(rng.uniform(.01, .5)) if i % 2 == 0 else np.uint8(rng.integers(0, 256)) for i in range(6)]
+        inits = [numpy_helper.from_array(np.array(v), n) for v, n in zip(g, ["sa", "za", "sb", "zb", "sc", "zc"])]
+        gg = helper.make_graph([helper.make_node("QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["y"],
+                                                 domain="com.microsoft")], "g",
+                               [helper.make_tensor_value_info(k, TensorProto.UINT8, [a.size]) for k in "ab"],
+                               [helper.make_tensor_value_info("y", TensorProto.UINT8, [a.size])], inits)
+        m = helper.make_model(gg, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+        ref = ort_run(m, {"a": a, "b": b})[0]
+        np.testing.assert_array_equal(qlinear_add(a, g[0], g[1], b, g[2], g[3], g[4], g[5], np.uint8), ref)
+        x = rng.integers(0, 256, (2, int(rng.integers(1, 40)), 7, 7)).astype(np.uint8)
+        p = [np.float32(rng.uniform(.01, .5)), np.uint8(rng.integers(0, 256)), np.float32(rng.uniform(.01, .5)),
+             np.uint8(rng.integers(0, 256))]
+        inits = [numpy_helper.from_array(np.array(v), n) for v, n in zip(p, ["xs", "xz", "ys", "yz"])]
+        gp = helper.make_graph([helper.make_node("QLinearGlobalAveragePool", ["x", "xs", "xz", "ys", "yz"], ["y"],
+                                                 domain="com.microsoft", channels_last=0)], "g",
+                               [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x.shape))],
+                               [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
+        m = helper.make_model(gp, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+        np.testing.assert_array_equal(qlinear_global_avgpool(x, *p), ort_run(m, {"x": x})[0])

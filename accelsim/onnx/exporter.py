@@ -138,7 +138,9 @@ EXPORTERS = {
     "transpose": lambda w, layer, xs: w.node("Transpose", xs, layer.name, perm=[0, *(p + 1 for p in layer.attrs["perm"])]),
     "relu": _simple("Relu"), "sigmoid": _simple("Sigmoid"), "tanh": _simple("Tanh"), "hardswish": _simple("HardSwish"),
     "relu6": lambda w, layer, xs: _act(w, "relu6", xs[0], layer.name),
-    "add": _simple("Sum"), "mul": _simple("Mul"), "flatten": _simple("Flatten", axis=1),
+    # QDQ export: Sum, which ONNX Runtime leaves in float as accelsim computes it (a DQ → Add → Q would become its
+    # QLinearAdd, a different rounding: accelsim.onnx.ort_ops); FP32 export: Add, which its quantizers quantize
+    "add": lambda w, layer, xs: w.node("Add" if len(xs) == 2 and w.plan is None else "Sum", xs, layer.name), "mul": _simple("Mul"), "flatten": _simple("Flatten", axis=1),
     "global_avgpool": _simple("GlobalAveragePool"), "batchnorm": _batchnorm,
     "maxpool": _pool("MaxPool"), "avgpool": _pool("AveragePool", count_include_pad=1),
 }

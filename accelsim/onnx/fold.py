@@ -98,6 +98,23 @@ def _infer(onnx, model, nodes, consts, inputs, missing):
     return shapes, dtypes
 
 
+def _dequantize(node, values: list) -> list:
+    """DequantizeLinear with accelsim's ONNX Runtime-exact kernel (``float32(q − zp) · scale``, per tensor or axis)."""
+    from ..quant import dequantize_linear
+    q, scale = values[0], values[1]
+    zp = values[2] if len(values) > 2 else None
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1) if np.ndim(scale) else None
+    if q.dtype == np.int32:     # int32 bias codes: float32(q − zp) · scale
+        s = scale if axis is None else np.reshape(scale, [-1 if i == axis % q.ndim else 1 for i in range(q.ndim)])
+        z = 0 if zp is None else (zp if axis is None else np.reshape(zp, np.shape(s)))
+        return [((q - z).astype(np.float32) * s).astype(np.float32)]
+    return [dequantize_linear(q, scale, zp, axis=axis)]
+
+
+NATIVE = {"DequantizeLinear": _dequantize}
+"""Folds done by accelsim's own kernels (ONNX Runtime semantics; also opsets ``onnx.reference`` lacks)."""
+
+
 def _evaluate(node, values: list, opset: int) -> list:
     """The node's outputs by ``onnx.reference`` at the model's opset (a one-node model: a bare NodeProto would be
     evaluated at the newest opset, e.g. Unsqueeze-13 where opset 9 has ``axes`` as an attribute)."""
@@ -165,7 +182,8 @@ def fold(model, missing_names, params: dict) -> Folded:
                 out = None if value is None else [value]
             elif node.op_type not in _NEVER_FOLD and node.domain in ("", "ai.onnx") and all(
                     not n or n in consts for n in node.input):
-                out = _evaluate(node, [consts[n] for n in node.input if n], opset)
+                vals = [consts[n] for n in node.input if n]
+                out = NATIVE[node.op_type](node, vals) if node.op_type in NATIVE else _evaluate(node, vals, opset)
             else:
                 out = None
             if out is None:

@@ -48,7 +48,13 @@ class _Builder:
         self.labels: dict = {}                                    # accelsim layer → "node (OpType)"
         self.nodes: dict = {}                                     # accelsim layer → its ONNX node
         self.wsrc: dict = {}                                      # accelsim layer → {input index: ONNX name}
+        self.qadd_out: dict = {}                                  # Q output of a fused QLinearAdd → the Add output
         self.batch = {f.shapes[n][0] for n in f.inputs if n in f.shapes}
+        self.producer = {o: node for node in f.nodes for o in node.output}
+        self.readers: dict = {}
+        for node in f.nodes:
+            for i in node.input:
+                self.readers.setdefault(i, []).append(node)
 
     def full(self, name: str, node) -> tuple:
         if name in self.f.consts:
@@ -147,6 +153,15 @@ class NodeView:
             self.fail(f"input {short(name)!r} is not produced by any supported node")
         return self.b.tensor[name]
 
+    def producer(self, i: int):
+        """The node computing input ``i`` (None for graph inputs and constants)."""
+        return self.b.producer.get(self.node.input[i]) if self.has(i) else None
+
+    def readers(self, j: int = 0) -> list:
+        """The nodes reading output ``j`` (a graph output also counts as a reader: ``None``)."""
+        out = self.node.output[j]
+        return list(self.b.readers.get(out, [])) + ([None] if out in self.b.f.outputs else [])
+
     def alias(self, tensor: str, j: int = 0):
         self.b.tensor[self.node.output[j]] = tensor
 
@@ -178,7 +193,7 @@ def _vector(n: NodeView):
 
 def _convert(node, b: _Builder):
     n = NodeView(node, b)
-    fn = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+    fn = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx", "com.microsoft") else None
     if fn is None:
         if b.unsupported != "vector":
             n.fail("unsupported operator (use --unsupported vector to cost it as vector work)")
@@ -196,9 +211,9 @@ def import_onnx(path: str | Path, params: dict | None = None, unsupported: str =
     proto, missing = read_model(path)
     if shapes:
         _fix_inputs(proto, shapes)
-    quantized = is_quantized(proto)
+    quantized, dynamic = is_quantized(proto), set()
     if quantized:
-        to_qdq(proto)
+        dynamic = to_qdq(proto)
     original = list(proto.graph.node)
     f = fold(proto, set(missing), dict(params or {}))
     b = _Builder(f, unsupported)
@@ -228,7 +243,7 @@ def import_onnx(path: str | Path, params: dict | None = None, unsupported: str =
                      f"{short(missing[0])}): costed from shapes only, cannot be executed")
     imp = OnnxImport(model, b.weights, {n: n for n in f.inputs}, outputs, notes)
     if quantized:
-        imp.plan, imp.weight_params = build_plan(model, b, original, f.consts)
+        imp.plan, imp.weight_params = build_plan(model, b, original, f.consts, dynamic)
     return imp
 
 

@@ -285,8 +285,17 @@ def gather(n):
 
 
 def global_avgpool(n):
+    """GlobalAveragePool; between a DequantizeLinear and a QuantizeLinear (uint8) it is ONNX Runtime's
+    QLinearGlobalAveragePool: a ``qlinear_global_avgpool`` layer on the codes."""
     _need_4d(n)
-    n.emit("global_avgpool", [n.x(0)], {})
+    fused = _fusable(n, 1)
+    if fused is None or fused[1][0][3]:
+        if fused is not None:
+            del n.b.qadd_out[n.readers(0)[0].output[0]]
+        return n.emit("global_avgpool", [n.x(0)], {})
+    (codes,), (gx, gy) = fused
+    n.emit("qlinear_global_avgpool", [codes], dict(x_scale=gx[0], x_zero_point=gx[1], y_scale=gy[0],
+                                                 y_zero_point=gy[1]))
 
 
 def lrn(n):
@@ -297,9 +306,50 @@ def lrn(n):
 _QTYPES = {2: (8, False), 3: (8, True), 4: (16, False), 5: (16, True)}   # ONNX elem type → (bits, signed)
 
 
+def _grid(n, node):
+    """(scale, zero point, bits, signed) of a per-tensor Q/DQ node with constant parameters, else None."""
+    consts = n.b.f.consts
+    scale = consts.get(node.input[1])
+    zp = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros((), np.uint8)
+    types = {np.dtype(np.uint8): (8, False), np.dtype(np.int8): (8, True)}
+    if scale is None or zp is None or np.size(scale) != 1 or np.size(zp) != 1 or np.asarray(zp).dtype not in types:
+        return None
+    return (float(np.float32(scale).reshape(())), int(np.asarray(zp).reshape(())), *types[np.asarray(zp).dtype])
+
+
+def _fusable(n, n_inputs: int):
+    """``(codes, grids)`` when every input is a DequantizeLinear and the only reader a QuantizeLinear, all
+    per-tensor and of one integer type — the pattern ONNX Runtime fuses into one integer kernel — else None.
+    The Q is then aliased to the fused layer (``qadd_out``)."""
+    dqs = [n.producer(i) for i in range(len(n.node.input))]
+    q = n.readers(0)
+    if len(dqs) != n_inputs or not all(d is not None and d.op_type == "DequantizeLinear" for d in dqs) \
+            or len(q) != 1 or q[0] is None or q[0].op_type != "QuantizeLinear":
+        return None
+    grids = [_grid(n, d) for d in dqs] + [_grid(n, q[0])]
+    codes = [n.b.tensor.get(d.input[0]) for d in dqs]
+    if None in grids or None in codes or len({g[2:] for g in grids}) != 1:
+        return None
+    n.b.qadd_out[q[0].output[0]] = n.node.output[0]
+    return codes, grids
+
+
+def add(n):
+    """Add; DequantizeLinear(a), DequantizeLinear(b) → Add → one QuantizeLinear is what ONNX Runtime runs as
+    QLinearAdd (its own integer arithmetic): it becomes a ``qlinear_add`` layer on the codes."""
+    fused = _fusable(n, 2)
+    if fused is None:
+        return elementwise("add", "bcast_add")(n)
+    codes, grids = fused
+    attrs = {f"{k}_{f}": g[i] for k, g in zip("abc", grids) for i, f in enumerate(("scale", "zero_point"))}
+    n.emit("qlinear_add", codes, dict(attrs, signed=grids[0][3]))
+
+
 def qdq(op: str):
     """QuantizeLinear / DequantizeLinear of an activation: per-tensor scale and zero point (constants)."""
     def convert(n):
+        if op == "quantize_linear" and n.node.output[0] in n.b.qadd_out:   # the Q of a fused qlinear_add
+            return n.alias(n.b.tensor[n.b.qadd_out[n.node.output[0]]])
         scale, zp = n.const(1), n.const(2) if n.has(2) else None
         if scale is None or np.size(scale) != 1 or (n.has(2) and (zp is None or np.size(zp) != 1)):
             n.fail("activations need a constant per-tensor scale and zero point")
@@ -325,7 +375,7 @@ CONVERTERS = {
     "HardSigmoid": unary("hardsigmoid_ab", alpha=lambda n: float(n.attr("alpha", 0.2)),
                          beta=lambda n: float(n.attr("beta", 0.5))),
     "Clip": clip,
-    "Add": elementwise("add", "bcast_add"), "Sum": elementwise("add", "bcast_add"),
+    "Add": add, "Sum": elementwise("add", "bcast_add"),
     "Mul": elementwise("mul", "bcast_mul"), "Sub": binary("sub"), "Div": binary("div"), "Pow": binary("pow"),
     "Max": elementwise("maximum", "maximum"), "Min": elementwise("minimum", "minimum"),
     "Concat": concat, "Split": split, "Slice": slice_, "Pad": pad,

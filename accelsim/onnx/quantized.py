@@ -9,6 +9,9 @@
 * **Import**: DequantizeLinear of an initializer folds into float weights (ONNX Runtime's ``(q − zp)·scale``);
   activation QuantizeLinear/DequantizeLinear become the ``quantize_linear``/``dequantize_linear`` layers
   (ONNX Runtime-exact, free in the cost model).
+* **ONNX Runtime's integer kernels**: DQ → Add → Q and DQ → GlobalAveragePool → Q (what ONNX Runtime fuses into
+  QLinearAdd / QLinearGlobalAveragePool) become ``qlinear_add`` / ``qlinear_global_avgpool`` layers on the codes
+  (:mod:`.ort_ops`, rounding as ONNX Runtime's kernels; ``ops_map.add``, ``ops_map.global_avgpool``).
 * **Plan** (:func:`build_plan`): a conv/linear/matmul layer whose input is a ``dequantize_linear`` and whose output
   (after its fused relu/relu6) goes to exactly one ``quantize_linear`` is quantized: input grid = that DQ's, output
   grid = that Q's, weight grid = its weight DequantizeLinear's (int8, zero point 0, per-tensor or one scale per
@@ -16,8 +19,13 @@
   those codes. The bias is re-quantized as ``rne(b / (x_scale·w_scale))``, which returns ONNX Runtime's int32 bias
   codes (|bias| < 2²⁴). Other layers run in float on dequantized values, as the QDQ graph says.
 
-Not supported (one-line error naming the node): dynamic quantization (DynamicQuantizeLinear, MatMulInteger,
-ConvInteger), per-axis activation grids, weights with non-zero zero points.
+* **Dynamic** (``quantize_dynamic``: DynamicQuantizeLinear → MatMulInteger/ConvInteger → Cast → Mul by
+  x_scale·w_scale, bias as a following Add): rewritten to MatMul/Conv on DequantizeLinear(int8 weights); those
+  layers run with accelsim's dynamic quantization (``QuantScheme.dynamic``: DynamicQuantizeLinear's grid per call,
+  exact integer GEMM, ``float32(acc)·float32(x_scale·w_scale)``), the Add stays a float add as in the graph.
+
+Not supported (one-line error naming the node): other uses of DynamicQuantizeLinear/MatMulInteger/ConvInteger,
+static and dynamic quantization in one model, per-axis activation grids, weights with non-zero zero points.
 """
 from __future__ import annotations
 
@@ -153,12 +161,66 @@ REWRITES = {
 }
 
 
-def to_qdq(proto) -> None:
-    """Rewrite QOperator nodes of ``proto`` (in place) into QDQ form (module docstring)."""
+def _dynamic(proto) -> set:
+    """Rewrite ``quantize_dynamic`` patterns in place: ``DynamicQuantizeLinear(x) → MatMulInteger|ConvInteger(x_q,
+    W_q) → Cast → Mul(·, x_scale·w_scale)`` becomes ``MatMul|Conv(x, DequantizeLinear(W_q, w_scale))`` named like the
+    Mul's output; returns those names (the layers that run dynamically quantized)."""
+    from onnx import helper
+    nodes = list(proto.graph.node)
+    producer = {o: n for n in nodes for o in n.output}
+    readers: dict = {}
+    for n in nodes:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    values = {t.name: t for t in proto.graph.initializer}
+    replace, drop, names = {}, set(), set()
+    for n in nodes:
+        if n.op_type not in ("MatMulInteger", "ConvInteger"):
+            continue
+        d = producer.get(n.input[0])
+        cast = readers.get(n.output[0], [])
+        mul = readers.get(cast[0].output[0], []) if len(cast) == 1 and cast[0].op_type == "Cast" else []
+        if d is None or d.op_type != "DynamicQuantizeLinear" or len(mul) != 1 or mul[0].op_type != "Mul" \
+                or n.input[1] not in values:
+            _fail(n, "expected ONNX Runtime's quantize_dynamic pattern (DynamicQuantizeLinear → op → Cast → Mul)")
+        scale_node = producer.get([i for i in mul[0].input if i != cast[0].output[0]][0])
+        if scale_node is None or scale_node.op_type != "Mul" or d.output[1] not in scale_node.input:
+            _fail(n, "expected the rescale Mul(x_scale, w_scale) of quantize_dynamic")
+        w_scale = [i for i in scale_node.input if i != d.output[1]][0]
+        zp = n.input[3] if len(n.input) > 3 and n.input[3] else None
+        axis = {"axis": 1} if n.op_type == "MatMulInteger" and np.prod(values[w_scale].dims) > 1 else {}
+        w = f"{n.input[1]}__dq"
+        new = [helper.make_node("DequantizeLinear", [n.input[1], w_scale] + ([zp] if zp else []), [w], **axis),
+               helper.make_node("MatMul" if n.op_type == "MatMulInteger" else "Conv", [d.input[0], w],
+                                [mul[0].output[0]], name=n.name,
+                                **{a.name: helper.get_attribute_value(a) for a in n.attribute})]
+        replace[id(n)] = new
+        drop |= {id(cast[0]), id(mul[0])}
+        names.add(mul[0].output[0])
+    if not names:
+        return names
+    out = [m for n in nodes if id(n) not in drop for m in replace.get(id(n), [n])]
+    used = {o.name for o in proto.graph.output}
+    while True:   # drop what only fed the removed nodes (DynamicQuantizeLinear, the scale Muls)
+        for n in out:
+            used.update(n.input)
+        keep = [n for n in out if any(o in used for o in n.output)]
+        if len(keep) == len(out):
+            break
+        out, used = keep, {o.name for o in proto.graph.output}
+    del proto.graph.node[:]
+    proto.graph.node.extend(out)
+    return names
+
+
+def to_qdq(proto) -> set:
+    """Rewrite QOperator nodes of ``proto`` (in place) into QDQ form (module docstring); returns the names of the
+    layers ``quantize_dynamic`` quantized (see :func:`_dynamic`)."""
+    dynamic = _dynamic(proto)
     rw = _Rewriter(proto)
     for n in list(proto.graph.node):
         if n.op_type in DYNAMIC:
-            _fail(n, "dynamic quantization (quantize_dynamic models) is not supported yet")
+            _fail(n, "dynamic quantization outside ONNX Runtime's quantize_dynamic pattern is not supported")
         if n.op_type == "QuantizeLinear":
             rw.nodes.append(n)
             rw.grid[n.output[0]] = (n.input[1], n.input[2] if len(n.input) > 2 else None)
@@ -173,6 +235,7 @@ def to_qdq(proto) -> None:
             rw.nodes.append(n)
     del proto.graph.node[:]
     proto.graph.node.extend(rw.nodes)
+    return dynamic
 
 
 def _grid(attrs) -> object:
@@ -197,8 +260,9 @@ def _weight_grid(layer, node, dq, consts):
     return QParams(s, np.zeros(s.shape, np.int32), spec)
 
 
-def build_plan(model, b, original_nodes, consts):
-    """``(QuantPlan, weight_params)`` of an imported QDQ graph (module docstring)."""
+def build_plan(model, b, original_nodes, consts, dynamic: set = frozenset()):
+    """``(QuantPlan, weight_params)`` of an imported QDQ graph (module docstring); the layers in ``dynamic``
+    (quantize_dynamic) run with per-call input grids and a float rescale (``QuantScheme.dynamic``)."""
     from ..nn.graph_exec import _chains
     from ..nn.qexec import LayerQ, QuantPlan, QuantScheme
     dq_nodes = {n.output[0]: n for n in original_nodes if n.op_type == "DequantizeLinear"}
@@ -211,6 +275,12 @@ def build_plan(model, b, original_nodes, consts):
     layers, wparams = {}, {}
     for layer in model.layers:
         if layer.op not in ("conv2d", "linear", "matmul"):
+            continue
+        if layer.name in dynamic:
+            wname = b.wsrc.get(layer.name, {}).get(1)
+            wparams[layer.name] = _weight_grid(layer, b.nodes[layer.name], dq_nodes[wname], consts)
+            unused = _grid(dict(scale=1.0, zero_point=0, bits=8, signed=False))
+            layers[layer.name] = LayerQ(layer.name, 8, 8, unused, unused)
             continue
         src = by_name.get(layer.inputs[0])
         chain = chains.get(layer.name, [])
@@ -236,7 +306,9 @@ def build_plan(model, b, original_nodes, consts):
     if not layers:
         raise AccelsimError("quantized ONNX model: no conv/matmul/gemm sits between DequantizeLinear and "
                             "QuantizeLinear, so there is nothing accelsim can run in integer mode")
+    if dynamic and len(dynamic) != len(layers):
+        raise AccelsimError("quantized ONNX model mixes static (QDQ) and dynamic quantization: not supported")
     first = next(iter(layers.values()))
     scheme = QuantScheme(8, first.a_bits, per_channel=any(p.spec.granularity == "channel" for p in wparams.values()),
-                         act_symmetric=first.x.spec.signed, calib="from the ONNX model")
+                         act_symmetric=first.x.spec.signed, calib="from the ONNX model", dynamic=bool(dynamic))
     return QuantPlan(scheme, MappingProxyType(layers), 0), wparams

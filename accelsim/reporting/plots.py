@@ -54,8 +54,8 @@ def layer_breakdown(fp32, int8, title: str, top: int = 12):
         ax.set_xlabel(unit)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(order)), names, fontsize=8)
-    axes[1].legend(loc="lower right")
-    fig.suptitle(f"{title}: the {len(order)} slowest layers (FP32)")
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="upper right", ncol=2, fontsize=9)
+    fig.suptitle(f"{title}: the {len(order)} slowest layers (FP32)", x=0.4)
     return fig
 
 

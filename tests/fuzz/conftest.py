@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .fuzz_tally import EXAMPLES, TALLY
+from .fuzz_tally import BY_TARGET, EXAMPLES, TALLY
 
 QUICK = {"cli": 40, "api": 20}
 LONG = {"cli": 10_000, "api": 1_000}    # api: per target (test_fuzz_api has >= 10 targets)
@@ -38,5 +38,6 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"  {suite} {outcome}: {case}")
     path = os.environ.get("FUZZ_COUNTS")
     if path:
-        Path(path).write_text(json.dumps({"counts": {k: dict(v) for k, v in TALLY.items()}, "examples": EXAMPLES},
-                                         indent=1))
+        Path(path).write_text(json.dumps({"counts": {k: dict(v) for k, v in TALLY.items()},
+                                          "by_target": {k: dict(sorted(v.items())) for k, v in BY_TARGET.items()},
+                                          "examples": EXAMPLES}, indent=1))

@@ -30,7 +30,7 @@ def test_api_fuzz(name, fuzz_profile):
     def one(case):
         fn, args, kwargs = case
         outcome, detail = run_call(fn, args, kwargs, checker(args, kwargs))
-        record("api", outcome, (name, args, kwargs, detail), outcome in BAD)
+        record("api", outcome, (name, args, kwargs, detail), outcome in BAD, name)
         if outcome in BAD:
             bad.append(f"{name}: {outcome}: {detail}")
         assert _long(fuzz_profile) or outcome not in BAD, bad[-1]
@@ -46,7 +46,7 @@ def test_api_fuzz_calibrate(fuzz_profile):
     def one(case):
         fn, (batches_arg, method), kwargs, batches = case
         outcome, detail = run_call(fn, (batches_arg, method), kwargs, check_calibrate(batches, method, kwargs))
-        record("api", outcome, ("calibrate", method, kwargs, detail), outcome in BAD)
+        record("api", outcome, ("calibrate", method, kwargs, detail), outcome in BAD, "calibrate")
         if outcome in BAD:
             bad.append(f"calibrate: {outcome}: {detail}")
         assert _long(fuzz_profile) or outcome not in BAD, bad[-1]

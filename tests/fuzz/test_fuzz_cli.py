@@ -5,6 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 
 from .cli_cases import BAD, cli_case, run_case
+
+COMMANDS = ("run", "compare", "eval", "sweep")
 from .fuzz_tally import record
 
 
@@ -21,7 +23,7 @@ def test_cli_fuzz(fuzz_profile):
     def one(case):
         files, argv = case
         outcome, detail = run_case(files, argv)
-        record("cli", outcome, (argv, detail), outcome in BAD)
+        record("cli", outcome, (argv, detail), outcome in BAD, argv[0] if argv and argv[0] in COMMANDS else "other")
         if outcome in BAD:
             bad.append(f"{outcome}: {detail}\nargv={argv!r}\nfiles={ {k: v[:300] for k, v in files.items()} }")
         assert long or outcome not in BAD, bad[-1]   # quick: stop and shrink; long: count every case, fail at the end

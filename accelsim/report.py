@@ -54,8 +54,9 @@ def checked(data, nonneg: bool = True):
     reasons: dict[str, str] = {}
 
     def walk(x, path: str, key):
-        if isinstance(x, dict):
-            return {k: walk(v, f"{path}.{k}" if path else str(k), k) for k, v in x.items()}
+        if isinstance(x, dict):   # improvement ratios (compare) may exceed 1: only the first two rules apply
+            return {k: walk(v, f"{path}.{k}" if path else str(k), None if key == "ratios" else k)
+                    for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [walk(v, f"{path}[{i}]", key) for i, v in enumerate(x)]
         if isinstance(x, np.generic):

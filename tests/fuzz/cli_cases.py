@@ -352,9 +352,9 @@ def _json_problems(text: str) -> tuple[list[str], bool]:
     nulls = bool(isinstance(data, dict) and data.get("not_computed"))
 
     def walk(x, key, path):
-        if isinstance(x, dict):
+        if isinstance(x, dict):   # compare's improvement ratios may exceed 1
             for k, v in x.items():
-                walk(v, k, f"{path}.{k}")
+                walk(v, None if key == "ratios" else k, f"{path}.{k}")
         elif isinstance(x, list):
             for i, v in enumerate(x):
                 walk(v, key, f"{path}[{i}]")

@@ -88,6 +88,11 @@ def _mixed_rows(t: Table, s: Session, precision: str, rec: Recovered, tag: str, 
         r = t.add(f"{name} (Hutchinson, emulator cost){tag}", scheme_for(precision, layer_bits=bits), rec,
                   bits=bits, seconds=sens_s)
         r["plan"] = {k: f"w{w}a{a}" for k, (w, a) in bits.items()}
+        if budget == "bits":   # the same plan with the PTQ switches on every layer
+            sb = scheme_for(precision, layer_bits=bits)
+            clip = ptq.mse_clipping(folded, sb)
+            t.add(f"{name} + clipping + bias correction{tag}", sb, clip.merged(ptq.bias_correction(s, sb, clip)),
+                  bits=bits, seconds=sens_s)
     for limit in (4.5, 5.0, 5.5, 6.5, 7.0):
         bits = M.allocate(folded, omega, savings, "bits", limit, 0.0, lowp, highp)
         ev = s.evaluate(scheme_for(precision, layer_bits=bits), rec)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .config.fields import Reader
 from .config.loader import read_yaml
-from .errors import ConfigError
+from .errors import AccelsimError, ConfigError
 from .report import checked, json_text, write_atomic
 from .sweep import MAX_POINTS, sweep
 
@@ -71,6 +71,9 @@ def run(args, progress=None) -> str:
         raise ConfigError([f"--plot {args.plot!r}: expected a .png file name (an .svg is written beside it)"])
     if args.workers is not None and args.workers < 1:
         raise ConfigError([f"--workers: expected a positive integer, got {args.workers}"])
+    for name, path in (("--out", out), ("--plot", Path(args.plot) if args.plot else None)):
+        if path is not None and not path.resolve().parent.is_dir():
+            raise ConfigError([f"{name} {str(path)[:200]!r}: folder {str(path.resolve().parent)[:200]!r} does not exist"])
     spec = read_sweep(args.file)
     partial = out.with_name(out.name + ".partial.jsonl")
     tag = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -89,6 +92,10 @@ def run(args, progress=None) -> str:
                            spec["eval"], executor=client.get_executor() if client else None, force=args.force,
                            progress=None if progress is None else (lambda d, t: progress(_bar(d, t))),
                            done=done, on_chunk=keep)
+        except AccelsimError:       # a bad sweep stays bad: keep the partial file only for interruptions
+            log.close()
+            partial.unlink(missing_ok=True)
+            raise
         finally:
             if client is not None:
                 client.close()

@@ -168,3 +168,12 @@ def test_accuracy_is_computed_once_per_quantization(monkeypatch):
     for r in result.records:
         by_prec.setdefault(r["precision"], set()).add(r["accuracy"])
     assert all(len(v) == 1 for v in by_prec.values()) and by_prec["fp32"] == {0.99}
+
+
+def test_cli_sweep_refuses_a_missing_folder_and_leaves_no_partial_file(tmp_path, capsys):
+    path = write_sweep(tmp_path)
+    assert main(["sweep", path, "--out", str(tmp_path / "nope" / "r.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = write_sweep(tmp_path, grid={"array.rows": [16, 0]})
+    assert main(["sweep", bad, "--out", str(tmp_path / "r.csv")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]

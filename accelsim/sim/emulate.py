@@ -212,6 +212,11 @@ class LayerEmulation:
     overflow_events: int
 
 
+#: the largest layer --emulate runs (about half an hour at 1e9 PE-cycles/s; operands of at most 0.5 GB)
+MAX_PE_CYCLES = 2 * 10**12
+MAX_OPERAND_ELEMENTS = 2**28
+
+
 class EmulatedTiming:
     """Timing strategy (``accelsim.sim.engine.TimingModel``): the GEMMs of layers whose name matches ``pattern``
     (a glob; None = all) run through the array — seeded random 8-bit codes over the packed reduction length K'
@@ -251,6 +256,11 @@ class EmulatedTiming:
             if name not in chosen:
                 continue
             mj, nj, kj = int(m[j]), int(n[j]), int(k[j])
+            pe_cycles = int(plain.scalesim_cycles[j] + 1) * int(a.rows) * int(a.cols)
+            if pe_cycles > MAX_PE_CYCLES or max(mj * kj, kj * nj, mj * nj) > MAX_OPERAND_ELEMENTS:
+                raise MappingError(f"--emulate: layer {name} ({mj}x{kj} @ {kj}x{nj}) needs {pe_cycles:.3g} PE-cycles; "
+                                   f"at most {MAX_PE_CYCLES:.0e} per layer (and {MAX_OPERAND_ELEMENTS:.0e} operand "
+                                   "elements) are emulated: select smaller layers with --emulate GLOB")
             x = rng.integers(-128, 128, (mj, kj), dtype=np.int16)
             w = rng.integers(-127, 128, (kj, nj), dtype=np.int16)
             t0 = time.perf_counter()

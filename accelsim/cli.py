@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "quantize":
-            return quantize_cli.run(args)
+            return _subcommand(args, quantize_cli.run)
         return {"compare": _compare, "eval": _eval, "run": _run, "sweep": _sweep, "infer": _infer,
                 "report": _report}[args.command](args)
     except AccelsimError as exc:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 
 def add_parser(sub) -> None:
@@ -25,18 +24,15 @@ def add_parser(sub) -> None:
     q.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
-def run(args) -> int:
-    """``accelsim quantize``: run the escalation, write ``--json``/``--plan`` atomically, print the trace."""
-    from ..cli import _check_output_dirs, _progress, _write_outputs
+def run(args, progress=None) -> str:
+    """``accelsim quantize``: run the escalation, write ``--json``/``--plan`` atomically; return the trace to
+    print (``progress(message)``: status lines)."""
+    from ..cli import _check_output_dirs, _write_outputs
     from ..config.loader import load_model
     _check_output_dirs(args.json, args.plan)
-    verbose = not args.quiet and sys.stderr.isatty()
-    text, outputs = _run(args, load_model(args.model), _progress if verbose else None)
-    if verbose:
-        print("\r\033[K", end="", file=sys.stderr)
+    text, outputs = _run(args, load_model(args.model), progress)
     _write_outputs(outputs)
-    print(text)
-    return 0
+    return text
 
 
 def _run(args, model, progress=None) -> tuple[str, list[tuple[str, str]]]:

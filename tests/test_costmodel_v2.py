@@ -248,3 +248,11 @@ def test_set_addresses_a_memory_level_by_name():
     assert hw.memory.by_name["sram_2MB"].size_bytes == 1024 * 1024 and hw.memory.dram.bytes_per_cycle == 16
     with pytest.raises(ConfigError, match="no memory level named 'l9' \\(levels: rf_128B, rf_2B, sram_2MB, dram\\)"):
         load_hw("zigzag_tpu_like", ["memory.levels.l9.size_kib=1"])
+
+
+def test_earlier_names_still_read():
+    from accelsim.hw.dataflow import Dataflow
+    hw = load_hw("edge")
+    assert (hw.memory.ifmap_sram_kib, hw.memory.filter_sram_kib, hw.memory.ofmap_sram_kib) == (1024, 1024, 512)
+    assert Dataflow.WS is DATAFLOWS["ws"] and hw.array.dataflow is Dataflow.WS
+    assert load_hw("zigzag_tpu_like").memory.ifmap_sram_kib is None

@@ -107,6 +107,15 @@ class MemoryConfig:
     def dram_gbps(self) -> float | None:
         return self.dram.gbps
 
+    def _shorthand_kib(self, operand: str) -> float | None:
+        named = [lv for lv in self.buffers[operand] if lv.name == f"{SHORTHAND_NAMES[operand]}_sram"]
+        return named[0].size_bytes / 1024 if named else None
+
+    # the shorthand's field names, kept for scripts that read them (None for a list-form config)
+    ifmap_sram_kib = property(lambda self: self._shorthand_kib("input"))
+    filter_sram_kib = property(lambda self: self._shorthand_kib("weight"))
+    ofmap_sram_kib = property(lambda self: self._shorthand_kib("output"))
+
     def serving(self, operand: str) -> tuple[MemoryLevel, ...]:
         """The levels that hold ``operand``, from the PEs outwards (the last is DRAM)."""
         return tuple(lv for lv in self.levels if operand in lv.operands)
@@ -126,6 +135,7 @@ def scaled_sram_pj_per_byte(energy, size_kib: float) -> float:
 
 
 SHORTHAND = (("ifmap_sram_kib", "input"), ("filter_sram_kib", "weight"), ("ofmap_sram_kib", "output"))
+SHORTHAND_NAMES = {"input": "ifmap", "weight": "filter", "output": "ofmap"}
 
 
 def is_shorthand(data) -> bool:

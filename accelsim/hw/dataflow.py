@@ -76,6 +76,11 @@ DATAFLOWS: dict[str, DataflowSpec] = {
 OS, WS, IS = DATAFLOWS["os"], DATAFLOWS["ws"], DATAFLOWS["is"]
 
 
+class Dataflow:
+    """The earlier ``Dataflow`` enum's names, kept for scripts: ``Dataflow.WS`` is the table's WS row."""
+    OS, WS, IS = OS, WS, IS
+
+
 @dataclass(frozen=True, slots=True)
 class FoldTiming:
     """Per-GEMM array timing (int64 arrays unless noted), one entry per GEMM of the batch."""

@@ -7,12 +7,12 @@ the Pareto front over chosen objectives.
 the names ``RunReport.totals`` uses (``latency_ms``, ``energy_mj`` ...), plus ``area_mm2`` (:mod:`accelsim.hw.area`)
 and ``accuracy`` when ``eval`` names a task.
 
-How it is fast without a second cost model: every point is validated as a full hw config
-(``HWConfig.from_dict``, the same errors as a file); points that share everything but numbers (dataflow,
-memory level structure, timing switches, precision, plan) form a group; the group's numeric fields are
-stacked into numpy arrays inside one config object and :func:`accelsim.sim.engine.simulate` runs once for
-the group — the engine is written over :mod:`accelsim.hw.xp`, so the same code costs one configuration or
-ten thousand. Records therefore equal single ``simulate`` calls exactly (tested).
+How it is fast without a second cost model: points that share everything but numbers (dataflow, memory
+level structure, timing switches, precision, plan) form a group; the group becomes one config whose numeric
+grid fields are numpy arrays, validated by ``HWConfig.from_dict`` (every element checked as a file's value
+would be), and :func:`accelsim.sim.engine.simulate` runs once for the group — the engine is written over
+:mod:`accelsim.hw.xp`, so the same code costs one configuration or ten thousand. A field that shapes the config
+(``pe.base_bits``) falls back to one config per point. Records therefore equal single ``simulate`` calls exactly (tested).
 
 Chunks of points run on any ``concurrent.futures.Executor`` (``executor=``), e.g. a Dask
 ``Client(...).get_executor()``; results come back in grid order. Accuracy depends only on the quantization
@@ -24,7 +24,7 @@ import copy
 import copyreg
 import itertools
 import math
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Mapping
@@ -36,7 +36,6 @@ from .config.loader import load_model, read_yaml, resolve, set_path
 from .errors import ConfigError
 from .graph import Model
 from .hw.area import area_mm2
-from .hw.dataflow import DataflowSpec
 from .sim.engine import simulate
 
 # Models and configs hold read-only mappings; let them cross process boundaries with plain pickle
@@ -194,61 +193,6 @@ def _plan(model: Model, plan) -> dict[str, str]:
 
 def _item(value, j: int):
     return float(value[j]) if isinstance(value, np.ndarray) and value.ndim else float(value)
-
-
-# ---- configs ⇄ numeric leaves ------------------------------------------------------------------------
-
-def flatten(obj, path: str = "") -> tuple[dict, tuple]:
-    """(numeric leaves by path, structural signature: every non-numeric leaf and every numeric path)."""
-    leaves: dict[str, float] = {}
-    signature: list = []
-    _walk(obj, path, leaves, signature)
-    return leaves, tuple(signature)
-
-
-def _walk(obj, path, leaves, signature) -> None:
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, DataflowSpec)):
-        signature.append((path, obj))
-    elif isinstance(obj, (int, float)):
-        leaves[path] = obj
-        signature.append((path, type(obj).__name__))
-    elif is_dataclass(obj):
-        for f in fields(obj):
-            if f.init and f.name != "source":
-                _walk(getattr(obj, f.name), f"{path}.{f.name}", leaves, signature)
-    elif isinstance(obj, Mapping):
-        for k in obj:
-            _walk(obj[k], f"{path}[{k}]", leaves, signature)
-    elif isinstance(obj, tuple) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in obj):
-        signature.append((path, obj))      # e.g. pe.int_bits: structure, not a swept number
-    elif isinstance(obj, tuple):
-        for i, x in enumerate(obj):
-            _walk(x, f"{path}[{i}]", leaves, signature)
-    else:
-        signature.append((path, repr(obj)))
-
-
-def stack(configs: list, leaves: list[dict]):
-    """One config whose numeric leaves that differ across ``configs`` are numpy arrays (in order)."""
-    varying = {p: np.array([lv[p] for lv in leaves]) for p in leaves[0]
-               if any(lv[p] != leaves[0][p] for lv in leaves[1:])}
-    return _rebuild(configs[0], "", varying) if varying else configs[0]
-
-
-def _rebuild(obj, path: str, varying: dict):
-    if not any(p == path or p.startswith(path + ".") or p.startswith(path + "[") for p in varying):
-        return obj
-    if path in varying:
-        return varying[path]
-    if is_dataclass(obj):
-        changes = {f.name: _rebuild(getattr(obj, f.name), f"{path}.{f.name}", varying)
-                   for f in fields(obj) if f.init and f.name != "source"}
-        return replace(obj, **changes)
-    if isinstance(obj, Mapping):
-        return MappingProxyType({k: _rebuild(obj[k], f"{path}[{k}]", varying) for k in obj})
-    if isinstance(obj, tuple):
-        return tuple(_rebuild(x, f"{path}[{i}]", varying) for i, x in enumerate(obj))
-    return obj
 
 
 # ---- accuracy and the Pareto front ----------------------------------------------------------------------

@@ -219,12 +219,13 @@ def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool,
                       (own["cycles"] - folds * own["cycles_per_fold"]) * floor / busy)
     loads = {"input": dram.input - dram.input_extra, "weight": dram.weight - dram.weight_extra}
     extra = dram.input_extra + dram.weight_extra + dram.psum
-    fold_cycles, first, last = fold_schedule(shape, flow, loads, extra, dram.output, bw, hw.timing.load_store_phases)
-    if hw.timing.dram_overlap == "fold" and mem.double_buffer:
+    fold_mode, phases = hw.timing.dram_overlap == "fold" and mem.double_buffer, hw.timing.load_store_phases
+    if fold_mode or phases:     # the per-fold schedule (also gives the load/store phase bytes)
+        fold_cycles, first, last = fold_schedule(shape, flow, loads, extra, dram.output, bw, phases)
+    if fold_mode:
         memory = xp.ceil(dram.total / bw)
         cycles = xp.maximum(floor, xp.ceil(fold_cycles))
     else:
-        phases = hw.timing.load_store_phases
         memory, cycles = roofline(floor, dram.total, bw, mem.double_buffer, first if phases else 0.0,
                                   last if phases else 0.0)
     _stall(stalls, mem.dram.name, cycles - floor)

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], metavar="NAME=INT",
                      help="set a model parameter, e.g. seq_len=256 (repeatable)")
     run.add_argument("--precision", default="w8a8", help="fp32 | fp16 | bf16 | w8a8 | w4a8 | w4a4 (default w8a8)")
+    run.add_argument("--batch", type=int, default=1, metavar="N",
+                     help="inferences run together: weights fetched once per batch (default 1)")
     run.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     run.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
     run.add_argument("--max-rows", type=int, default=60, help="layers shown in the table (default 60; 0 = all)")
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--target", default="w8a8", help="target precision (default w8a8)")
     cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hw field")
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
+    cmp_.add_argument("--batch", type=int, default=1, metavar="N", help="inferences run together (default 1)")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
     sweep_cli.add_parser(sub)
     report_cli.add_parser(sub)
@@ -240,7 +243,7 @@ def _run(args) -> int:
     emu = _emulation(args, model)
     report = simulate(model, hw, args.precision, _onnx_precisions(model, args.float_mode) | float_layer_precisions(
         model, args.keep_float, args.float_mode, parse_layer_precisions(args.layer_precision)),
-        **({"timing": emu} if emu else {}))
+        batch=args.batch, **({"timing": emu} if emu else {}))
     report = emu.annotate(report) if emu else report
     accuracy = _accuracy(args, model, hw if emu else None)
     extra = {k: v for k, v in (("accuracy", accuracy), ("notes", _notes(model))) if v}
@@ -350,7 +353,7 @@ def _compare(args) -> int:
     _check_output_dirs(args.json)
     model = load_model(args.model, _key_values(args.param, "--param"))
     hw = load_hw(args.hw, args.set)
-    base, target = simulate(model, hw, args.baseline), simulate(model, hw, args.target)
+    base, target = (simulate(model, hw, p, batch=args.batch) for p in (args.baseline, args.target))
     if args.json:
         _write_outputs([(args.json, json_text(compare_dict(base, target)))])
     print(format_compare(base, target))

@@ -10,19 +10,26 @@ both operands activations), vector work ``elements × ops_per_element``, or noth
 consumer is folded into that layer's weights or applied in the array's output stage (as inference
 compilers and NPUs do). Fused layers cost nothing and their intermediate tensors never reach memory.
 
+**Batch** (:func:`batched`): shapes exclude the batch dimension; a batch of ``n`` inferences scales each
+layer's work, never its weights: a GEMM against weights stacks the batch along M (``m · n``: every weight
+tile is fetched once and reused by all n samples, as a stationary tile is reused along the time dimension),
+a GEMM of two activations (attention) runs once per sample (``count · n``), and vector work covers
+``elements · n``.
+
 **Bounds**: a layer over the model size bounds (:func:`accelsim.graph.size_problem`: dimensions ≤ 2**31, work
 ≤ 2**48 MACs or vector elements) raises :class:`~accelsim.errors.MappingError` here, whatever built the
 :class:`~accelsim.graph.Model`, so the cost model's int64 closed forms never wrap.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import MappingError, short
+from .config.fields import MAX_DIM, MAX_MACS, bound_text
 from .graph import Layer, Model, size_problem
 from .ops import OPS, Gemm
 
-__all__ = ["Gemm", "Work", "lower", "lower_layer"]
+__all__ = ["Gemm", "Work", "batched", "lower", "lower_layer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +74,23 @@ def lower(model: Model) -> list[Work]:
             gemm_rooted.add(layer.name)
         works.append(lower_layer(layer, fused))
     return works
+
+
+def batched(works: list[Work], n: int) -> list[Work]:
+    """The works of a batch of ``n`` inferences (module docstring); the model size bounds apply to the batch."""
+    if n == 1:
+        return works
+    out = []
+    for w in works:
+        g = w.gemm
+        if g is not None:
+            g = replace(g, m=g.m * n) if g.b_is_weight else replace(g, count=g.count * n)
+            if max(g.m, g.count) > MAX_DIM or g.macs > MAX_MACS:
+                raise MappingError(f"layer {short(w.layer.name)!r}: batch {n}: GEMM m={g.m}, count={g.count}: each "
+                                   f"must be ≤ {bound_text(MAX_DIM)} and the MACs ≤ {bound_text(MAX_MACS)}")
+        elements = w.vector_elements * n
+        if elements > MAX_MACS:
+            raise MappingError(f"layer {short(w.layer.name)!r}: batch {n}: more than {bound_text(MAX_MACS)} "
+                               "vector elements")
+        out.append(replace(w, gemm=g, vector_elements=elements))
+    return out

@@ -15,6 +15,9 @@ Each entry of :data:`OPS` gives
   relu6) fold into a preceding conv/linear;
 * ``run(attrs, xs, ctx)`` — the FP32 forward on batched arrays (numerics in :mod:`accelsim.nn.functional`);
   GEMM ops call ``ctx.qops`` so the quantization mode decides how they execute (see :mod:`accelsim.nn.graph_exec`);
+* ``epilogue`` — vector work that can run on a GEMM's output tiles as they leave the array
+  (``"element"``: tile by tile; ``"row"``: once every tile of an output row is done; see
+  :mod:`accelsim.sim.overlap`);
 * ``backward(attrs, xs, y, dy, ctx)`` — the gradient rule (:mod:`accelsim.nn.backward`; walked by
   :func:`accelsim.nn.autograd.backward`), each checked against finite differences in the tests.
 
@@ -41,12 +44,15 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Gemm:
-    """``count`` independent GEMMs ``(m×k) @ (k×n)``, run one after another on the array."""
+    """``count`` independent GEMMs ``(m×k) @ (k×n)``, run one after another on the array; ``grouped``: they are
+    the groups of a grouped/depthwise conv, which a hw config may spread across the array instead
+    (``array.grouped``, :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`)."""
     m: int
     n: int
     k: int
     count: int
     b_is_weight: bool
+    grouped: bool = False
 
     @property
     def macs(self) -> int:
@@ -71,6 +77,7 @@ class OpDef:
     fusable: bool = False
     backward: Callable | None = None
     footprint: Callable[[dict, list[Shape], Shape], int] | None = None   # input-0 elements read; None = all
+    epilogue: str = ""    # "element" | "row": vector work that can run on a GEMM's output tiles as they drain
 
 
 # ---- attribute readers -----------------------------------------------------------------------------------
@@ -275,7 +282,7 @@ def _bn_weights(a: dict, s: list[Shape]) -> dict:
 def _conv_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
     """groups g: g GEMMs with M = Ho·Wo, N = Cout/g, K = (Cin/g)·kh·kw (a depthwise conv is Cin tiny GEMMs)."""
     g, (kh, kw) = a["groups"], a["kernel"]
-    return Gemm(out[1] * out[2], a["out_channels"] // g, s[0][0] // g * kh * kw, g, True)
+    return Gemm(out[1] * out[2], a["out_channels"] // g, s[0][0] // g * kh * kw, g, True, g > 1)
 
 
 def _touched(size: int, n_out: int, k: int, s: int, d: int, pad: int) -> int:
@@ -369,7 +376,7 @@ def _run_bn(a: dict, xs: list, ctx):
 
 def _act(op: str, fn) -> OpDef:
     return OpDef(_none, _elementwise, _f32(fn), vector_ops=VECTOR_OPS[op], fusable=op in ("relu", "relu6"),
-                 backward=B.ACTIVATIONS[op])
+                 backward=B.ACTIVATIONS[op], epilogue="element")
 
 
 VECTOR_OPS = {"add": 1.0, "mul": 1.0, "relu": 1.0, "relu6": 1.0, "batchnorm": 2.0, "gelu": 8.0, "sigmoid": 4.0,
@@ -393,18 +400,18 @@ OPS: dict[str, OpDef] = {
                        weights=lambda a, s: {"weight": (a["num_embeddings"], a["dim"])},
                        vector_ops=VECTOR_OPS["embedding"], backward=B.embedding),
     "add": OpDef(_none, _same_shapes, lambda a, xs, ctx: sum(xs[1:], xs[0]).astype(_float(xs[0]), copy=False),
-                 vector_ops=VECTOR_OPS["add"], elements=_join_elements, backward=B.add),
+                 vector_ops=VECTOR_OPS["add"], elements=_join_elements, backward=B.add, epilogue="element"),
     "mul": OpDef(_none, _broadcast_join, lambda a, xs, ctx: math.prod(xs[1:], start=xs[0]).astype(_float(xs[0]), copy=False),
-                 vector_ops=VECTOR_OPS["mul"], elements=_join_elements, backward=B.mul),
+                 vector_ops=VECTOR_OPS["mul"], elements=_join_elements, backward=B.mul, epilogue="element"),
     "batchnorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-5)), _elementwise, _run_bn,
                        params=lambda a, s: 2 * s[0][0], wide_params=lambda a, s: 2 * s[0][0], weights=_bn_weights,
-                       vector_ops=VECTOR_OPS["batchnorm"], fusable=True, backward=B.batchnorm),
+                       vector_ops=VECTOR_OPS["batchnorm"], fusable=True, backward=B.batchnorm, epilogue="element"),
     "layernorm": OpDef(lambda r: dict(eps=r.pos_float("eps", 1e-12)), _elementwise,
                        lambda a, xs, ctx: F.layer_norm(xs[0], ctx.param("weight"), ctx.param("bias"), a["eps"]),
                        params=lambda a, s: 2 * s[0][-1], wide_params=lambda a, s: 2 * s[0][-1], weights=_norm_weights,
-                       vector_ops=VECTOR_OPS["layernorm"], backward=B.layernorm),
+                       vector_ops=VECTOR_OPS["layernorm"], backward=B.layernorm, epilogue="row"),
     "softmax": OpDef(lambda r: dict(scale=r.pos_float("scale", 1.0)), _softmax_shape, _run_softmax,
-                     vector_ops=VECTOR_OPS["softmax"], backward=B.softmax),
+                     vector_ops=VECTOR_OPS["softmax"], backward=B.softmax, epilogue="row"),
     "mask_bias": OpDef(_none, _mask_bias_shape, lambda a, xs, ctx: F.mask_bias(xs[0]),
                        vector_ops=VECTOR_OPS["mask_bias"], backward=B.no_grad),
     "maxpool": OpDef(_pool_attrs, _pool_shape, _run_pool(F.max_pool2d), vector_ops=VECTOR_OPS["maxpool"],
@@ -564,12 +571,12 @@ def _avgpool_valid(x, kernel, stride, padding):
 
 def _binary(fn, ops: float = 1.0) -> OpDef:
     return OpDef(_none, _broadcast_shape, lambda a, xs, ctx: fn(*xs).astype(_float(xs[0]), copy=False),
-                 vector_ops=ops)
+                 vector_ops=ops, epilogue="element")
 
 
 def _unary(fn, ops: float, attrs=_none) -> OpDef:
     return OpDef(attrs, _elementwise, lambda a, xs, ctx: fn(a, xs[0]).astype(_float(xs[0]), copy=False),
-                 vector_ops=ops)
+                 vector_ops=ops, epilogue="element")
 
 
 def _no_run(a: dict, xs: list, ctx):

@@ -130,6 +130,13 @@ def format_totals(report: RunReport) -> str:
         + ", ".join(f"{k} {_num(v, '.3f')}" for k, v in t["energy_breakdown_mj"].items())
         + f"); average power {_num(t['avg_power_w'], '.3f')} W; {_num(t['inferences_per_j'], '.1f')} inferences/J",
     ]
+    if t.get("batch", 1) > 1:
+        lines.append(f"  batch {t['batch']}: latency is per batch; energy, DRAM and weights are per inference "
+                     f"({_num(t['batch_energy_mj'], '.3f')} mJ per batch)")
+    if t.get("resident_weight_mb") or c.get("activation_placement") == "live":
+        lines.append(f"  weights held on chip {_num(t['resident_weight_mb'], '.2f')} MB, streamed "
+                     f"{_num(t['streamed_weight_mb'], '.2f')} MB per inference; activations: "
+                     f"{c['on_chip_activations']}")
     if d.get("not_computed"):
         nc = list(d["not_computed"].items())
         lines.append(f"  not computed ({len(nc)}): " + "; ".join(f"{k}: {v}" for k, v in nc[:3])

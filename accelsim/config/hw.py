@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..errors import ConfigError
-from ..hw.dataflow import DATAFLOWS, DataflowSpec
+from ..hw.dataflow import DATAFLOWS, GROUPED_MAPPINGS, DataflowSpec, GroupedMapping
 from ..ops import VECTOR_OPS
 from .fields import MISSING, Reader
 from .memory import MemoryConfig, is_shorthand, read_memory
@@ -29,6 +29,7 @@ MIN_FLOAT_RATE, MAX_FLOAT_RATE = 2.0 ** -10, 2.0 ** 10
 MAX_SRAM_EXPONENT = 4.0
 MAX_LANES = 1 << 20
 MAX_OPS_PER_ELEMENT = 1e6
+MAX_OVERHEAD_CYCLES = 1e9
 FLOAT_PRECISIONS = ("fp16", "bf16", "fp32")
 INT_PRECISIONS = ("int2", "int4", "int8", "int16")
 PRECISIONS = INT_PRECISIONS + FLOAT_PRECISIONS
@@ -42,6 +43,7 @@ class ArrayConfig:
     rows: int
     cols: int
     dataflow: DataflowSpec
+    grouped: GroupedMapping = GROUPED_MAPPINGS["serial"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +70,19 @@ class TimingConfig:
     ``max(busy, transfer)``; ``fold`` — transfers run ahead of the folds that need them
     (:mod:`accelsim.hw.schedule`). ``load_store_phases``: the first fold waits for its operands and the last
     output tile is written after the last fold, instead of overlapping the neighbouring layers.
+    ``vector_overlap``: ``none`` — vector work runs after the array; ``epilogue`` — element-wise and row-wise
+    vector work runs on a GEMM's output tiles as they drain (:mod:`accelsim.sim.overlap`).
+    Fixed costs (:mod:`accelsim.sim.engine`): ``layer_overhead_cycles`` for every layer that does work
+    (instruction issue and synchronisation), ``dma_overhead_cycles`` for every transfer to or from the
+    outermost level (one per operand stream of a layer), ``run_overhead_cycles`` once per run (a batch).
     """
     stationary_double_buffer: bool = False
     dram_overlap: str = "layer"
     load_store_phases: bool = False
+    vector_overlap: str = "none"
+    layer_overhead_cycles: float = 0.0
+    dma_overhead_cycles: float = 0.0
+    run_overhead_cycles: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +158,9 @@ class HWConfig:
 def _array(r: Reader) -> ArrayConfig:
     rows, cols = r.pos_int("rows", maximum=MAX_ARRAY_DIM), r.pos_int("cols", maximum=MAX_ARRAY_DIM)
     flow = r.choice("dataflow", list(DATAFLOWS))
+    grouped = r.choice("grouped", list(GROUPED_MAPPINGS), "serial")
     r.reject_unknown()
-    return ArrayConfig(rows, cols, DATAFLOWS[flow])
+    return ArrayConfig(rows, cols, DATAFLOWS[flow], GROUPED_MAPPINGS[grouped])
 
 
 def _pe(r: Reader) -> PEConfig:
@@ -183,7 +195,10 @@ def _area(r: Reader) -> AreaModel:
 
 def _timing(r: Reader) -> TimingConfig:
     t = TimingConfig(r.boolean("stationary_double_buffer", False), r.choice("dram_overlap", ["layer", "fold"], "layer"),
-                     r.boolean("load_store_phases", False))
+                     r.boolean("load_store_phases", False), r.choice("vector_overlap", ["none", "epilogue"], "none"),
+                     r.nonneg_float("layer_overhead_cycles", 0.0, maximum=MAX_OVERHEAD_CYCLES),
+                     r.nonneg_float("dma_overhead_cycles", 0.0, maximum=MAX_OVERHEAD_CYCLES),
+                     r.nonneg_float("run_overhead_cycles", 0.0, maximum=MAX_OVERHEAD_CYCLES))
     r.reject_unknown()
     return t
 

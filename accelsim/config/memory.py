@@ -14,6 +14,15 @@ the last one is DRAM, which serves every operand::
         - {name: dram, kind: dram, operands: [input, weight, output], access_bits: 64,
            read_pj: 700, write_pj: 750, bytes_per_cycle: 8}
 
+**Weights held across inferences** (``resident: weights``, on an on-chip level, with an optional budget
+``resident_kib``, default the level's size): the level keeps model parameters from one inference to the next
+(the Coral Edge TPU's parameter cache; TPU v1's unified buffer). Which layers' weights stay is decided by
+:mod:`accelsim.hw.placement` (execution order until the budget is used); the rest is streamed from the levels
+outside on every inference. ``activation_placement`` chooses how activations share on-chip capacity with them
+(:data:`accelsim.hw.placement.ACTIVATION_PLACEMENTS`: ``fits`` — today's per-tensor rule, the resident budget
+set aside first; ``live`` — the Edge TPU compiler's: activations allocated first by liveness, the weights
+get what they leave).
+
 What varies by kind lives in :data:`LEVEL_KINDS`. Energies of listed levels are per access of
 ``access_bits`` at the chip's node (``pj · 8 / access_bits`` per byte; not multiplied by
 ``energy.tech_scale``). A register's size is per PE.
@@ -29,6 +38,8 @@ import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
+
+import numpy as np
 
 from ..hw import xp
 from .fields import Reader
@@ -62,6 +73,8 @@ class MemoryLevel:
     write_pj_per_byte: float
     bytes_per_cycle: float | None = None   # None: never the bottleneck
     gbps: float | None = None              # alternative to bytes_per_cycle (converted with the clock)
+    resident: tuple[str, ...] = ()         # operands kept across inferences (only "weight")
+    resident_bytes: float = 0.0            # the budget for them (≤ size_bytes)
     per_pe: bool = field(init=False, compare=False, repr=False)    # from LEVEL_KINDS
     is_dram: bool = field(init=False, compare=False, repr=False)
 
@@ -86,6 +99,7 @@ class MemoryConfig:
     levels: tuple[MemoryLevel, ...]
     double_buffer: bool
     strided_gather: bool = False
+    activation_placement: str = "fits"
     #: per operand, the register levels and the on-chip buffer levels serving it (PEs outwards)
     registers: Mapping[str, tuple[MemoryLevel, ...]] = field(init=False, compare=False, repr=False)
     buffers: Mapping[str, tuple[MemoryLevel, ...]] = field(init=False, compare=False, repr=False)
@@ -116,14 +130,20 @@ class MemoryConfig:
     filter_sram_kib = property(lambda self: self._shorthand_kib("weight"))
     ofmap_sram_kib = property(lambda self: self._shorthand_kib("output"))
 
+    @property
+    def resident_level(self) -> MemoryLevel | None:
+        """The level that holds weights across inferences (at most one), or None."""
+        return next((lv for lv in self.levels if lv.resident), None)
+
     def serving(self, operand: str) -> tuple[MemoryLevel, ...]:
         """The levels that hold ``operand``, from the PEs outwards (the last is DRAM)."""
         return tuple(lv for lv in self.levels if operand in lv.operands)
 
-    def usable_bytes(self, level: MemoryLevel, pes: int) -> float:
-        """Capacity of ``level`` for one operand: half when double-buffered, shared evenly by its operands,
-        all PEs' registers together for a register level."""
-        size = level.size_bytes * (pes if level.per_pe else 1)
+    def usable_bytes(self, level: MemoryLevel, pes: int, reserved=0.0) -> float:
+        """Capacity of ``level`` for one operand: what ``reserved`` bytes (weights held across inferences)
+        leave, halved when double-buffered, shared evenly by its operands; all PEs' registers together for a
+        register level."""
+        size = level.size_bytes * (pes if level.per_pe else 1) - reserved
         return size * (0.5 if self.double_buffer and not level.per_pe else 1.0) / len(level.operands)
 
 
@@ -144,8 +164,10 @@ def is_shorthand(data) -> bool:
 
 def read_memory(r: Reader, energy) -> MemoryConfig:
     """Validate the ``memory`` section (list or shorthand form); problems go to ``r.problems``."""
+    from ..hw.placement import ACTIVATION_PLACEMENTS
     double_buffer = r.boolean("double_buffer", True)
     gather = r.boolean("strided_gather", False)
+    placement = r.choice("activation_placement", list(ACTIVATION_PLACEMENTS), "fits")
     if is_shorthand(r.data):
         levels = [MemoryLevel(key.split("_")[0] + "_sram", "sram", r.pos_float(key) * 1024, (op,),
                               *(2 * [scaled_sram_pj_per_byte(energy, r.pos_float(key))]))
@@ -155,7 +177,7 @@ def read_memory(r: Reader, energy) -> MemoryConfig:
     else:
         levels = _levels(r)
     r.reject_unknown()
-    return MemoryConfig(tuple(levels), double_buffer, gather)
+    return MemoryConfig(tuple(levels), double_buffer, gather, placement)
 
 
 def _levels(r: Reader) -> list[MemoryLevel]:
@@ -172,6 +194,10 @@ def _levels(r: Reader) -> list[MemoryLevel]:
         if i and LEVEL_KINDS[lv.kind].order < LEVEL_KINDS[levels[i - 1].kind].order:
             r.problems.append(f"{path}[{i}].kind: expected levels ordered register, sram, dram (PEs outwards), "
                               f"got {lv.kind!r} after {levels[i - 1].kind!r}")
+    holders = [i for i, lv in enumerate(levels) if lv.resident]
+    if len(holders) > 1:
+        r.problems.append(f"{path}[{holders[1]}].resident: expected at most one level holding weights across "
+                          f"inferences, got another after {levels[holders[0]].name!r}")
     drams = [i for i, lv in enumerate(levels) if lv.is_dram]
     if drams != [len(levels) - 1]:
         r.problems.append(f"{path}: expected exactly one level of kind 'dram', listed last, got {len(drams)}")
@@ -200,5 +226,23 @@ def _level(r: Reader) -> MemoryLevel:
     elif kind.needs_bandwidth and bpc is None and gbps is None:
         r.bad("bytes_per_cycle", f"a bandwidth (bytes_per_cycle or gbps) for a {kind_name} level", None)
         bpc = 1.0
+    resident, budget = _resident(r, kind_name, size, operands)
     r.reject_unknown()
-    return MemoryLevel(name, kind_name, size, tuple(operands), read_pj * per_byte, write_pj * per_byte, bpc, gbps)
+    return MemoryLevel(name, kind_name, size, tuple(operands), read_pj * per_byte, write_pj * per_byte, bpc, gbps,
+                       resident, budget)
+
+
+def _resident(r: Reader, kind: str, size: float, operands: list) -> tuple[tuple[str, ...], float]:
+    """``resident: weights`` and its budget ``resident_kib`` (default: the whole level)."""
+    if "resident" not in r.data:
+        if "resident_kib" in r.data:
+            r.bad("resident_kib", "no budget without 'resident: weights'", r.raw("resident_kib"))
+        return (), 0.0
+    r.choice("resident", ["weights"])
+    if kind != "sram" or "weight" not in operands:
+        r.bad("resident", "'weights' only on an sram level that serves weight", r.raw("resident"))
+        return (), 0.0
+    budget = r.pos_float("resident_kib", size / 1024) * 1024
+    if not np.all(np.asarray(budget) <= np.asarray(size)):
+        r.bad("resident_kib", f"at most the level's size_kib", r.raw("resident_kib"))
+    return ("weight",), budget

@@ -26,6 +26,16 @@ by ``max(scalesim_cycles, 1)``.
 back to back, so a fold costs ``max(T, P)`` and the first preload and one fill + drain are paid once per
 GEMM: ``cycles = P + folds · max(T, P) + R + C − 2``.
 
+**Grouped and depthwise convs** (``array.grouped``, a row of :data:`GROUPED_MAPPINGS`). A conv with ``g``
+groups is ``g`` GEMMs ``(m×k) @ (k×n)`` (a depthwise 3×3 conv: ``n = 1``, ``k = 9``). ``serial`` runs them one
+after another with the array's dataflow (SCALE-Sim splits a ``DP`` layer per channel the same way), so a
+depthwise layer occupies ``k`` rows and one column. ``cols`` spreads the ``g·n`` output channels across the
+columns, the output pixels ``m`` across the rows, and runs the taps ``k`` in time — the fold model above with
+rows = m, cols = g·n, time = k and nothing preloaded (each PE accumulates one output in place) — and every
+column is fed its own channel's input (``m·k`` input words per output channel: ``m·k·g·n`` in all); ``rows`` is
+its transpose (channels on the rows, pixels on the columns). Utilization is then ``m·g·n·k`` MACs over
+``cycles · R · C``, and a depthwise layer with at least C channels and R pixels fills every PE of a fold.
+
 Everything is closed-form over int64 numpy arrays (one entry per GEMM); callers bound the shapes so that no
 product wraps.
 """
@@ -74,6 +84,30 @@ DATAFLOWS: dict[str, DataflowSpec] = {
     "is": DataflowSpec("is", "k", "m", "n", "SCALE-Sim v3 input stationary"),
 }
 OS, WS, IS = DATAFLOWS["os"], DATAFLOWS["ws"], DATAFLOWS["is"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupedMapping:
+    """How the ``g`` GEMMs of a grouped conv use the array: one after another (``flow`` None), or spread across
+    it as one GEMM ``m × (g·n)`` with the fold model of ``flow`` and a per-column (per-row) input stream."""
+    name: str
+    flow: DataflowSpec | None
+    source: str
+
+
+GROUPED_MAPPINGS: dict[str, GroupedMapping] = {
+    "serial": GroupedMapping("serial", None, "SCALE-Sim v3: a depthwise (DP) layer is split per channel"),
+    "cols": GroupedMapping("cols", DataflowSpec("dw_cols", "m", "n", "k", "channels on the columns"),
+                           "channels across the columns, pixels on the rows, taps in time (output stationary per "
+                           "channel; FuSeConv, Selvam et al. DATE 2021, maps depthwise rows onto array lines)"),
+    "rows": GroupedMapping("rows", DataflowSpec("dw_rows", "n", "m", "k", "channels on the rows"),
+                           "channels across the rows, pixels on the columns, taps in time (the transpose of cols)"),
+}
+
+
+def grouped_input_words(m, n, k, groups):
+    """Input words of a spread grouped GEMM: every output channel's PE line reads its own ``m·k`` inputs."""
+    return np.asarray(m, dtype=np.int64) * k * n * groups
 
 
 class Dataflow:

@@ -83,10 +83,13 @@ class GemmTensors:
     write_o: bool
 
 
-def capacity(mem: MemoryConfig, operand: str, pes: int) -> float:
-    """Usable bytes for ``operand`` in the outermost on-chip level that serves it (0 if only DRAM does)."""
+def capacity(mem: MemoryConfig, operand: str, pes: int, reserved=0.0) -> float:
+    """Usable bytes for ``operand`` in the outermost on-chip level that serves it (0 if only DRAM does);
+    ``reserved``: bytes of the level holding weights across inferences that are taken (by those weights)."""
     on_chip = mem.registers[operand] + mem.buffers[operand]
-    return mem.usable_bytes(on_chip[-1], pes) if on_chip else 0.0
+    if not on_chip:
+        return 0.0
+    return mem.usable_bytes(on_chip[-1], pes, reserved if on_chip[-1].resident else 0.0)
 
 
 def dram_traffic(m: int, n: int, k: int, count: int, t: GemmTensors, rows, cols, flow: DataflowSpec,

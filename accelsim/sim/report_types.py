@@ -27,6 +27,7 @@ class Timing:
     utilization: float = 0.0
     mapping_efficiency: float = 0.0
     stall_by_level: Mapping[str, int] = field(default_factory=dict)
+    overhead_cycles: int = 0                  # fixed per-layer and per-transfer costs (timing.*_overhead_cycles)
     emulated_cycles: int | None = None        # cycle-level array, SCALE-Sim convention (accelsim.sim.emulate)
     emulation_match: bool | None = None       # emulated cycles and SRAM words == the closed form
 
@@ -42,6 +43,8 @@ class Traffic:
     dram_ofmap_bytes: int = 0
     dram_psum_bytes: int = 0
     levels: tuple[LevelTraffic, ...] = ()
+    resident_weight_bytes: float = 0.0      # weights held on chip across inferences (no traffic from outside)
+    streamed_weight_bytes: int = 0          # weights brought from the outermost level during this run
 
     @property
     def dram_bytes(self) -> int:
@@ -137,9 +140,13 @@ class RunReport:
                 "layers": [c.to_dict() for c in self.layers], "totals": self.totals}
 
 
-def totals(layers, hw: HWConfig, model: Model, precs) -> dict:
+def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
+    """The run's totals. Cycles, traffic and energy of the layers are for the whole batch; ``latency_ms`` is the
+    batch's latency, ``inferences_per_s`` counts every inference of it, and the energies and ``dram_mb`` are
+    per inference (at batch 1 the same numbers)."""
     tim = [c.timing for c in layers]
-    cycles = sum(t.cycles for t in tim)
+    run_overhead = xp.ceil(hw.timing.run_overhead_cycles)
+    cycles = sum(t.cycles for t in tim) + run_overhead
     compute = sum(t.compute_cycles for t in tim)
     macs = sum(c.macs for c in layers)
     size = 0.0
@@ -150,18 +157,26 @@ def totals(layers, hw: HWConfig, model: Model, precs) -> dict:
     slots = sum(t.compute_cycles * t.macs_per_pe_cycle for t in tim) * hw.array.rows * hw.array.cols
     energies = [c.energy for c in layers]
     energy = {k: sum(getattr(e, f"{k}_pj") for e in energies) for k in ("mac", "register", "sram", "dram", "vector", "static")}
+    energy["static"] = energy["static"] + hw.energy.leakage_mw * 1e-3 * run_overhead / (hw.clock_mhz * 1e6) * 1e12
     energy_pj = sum(energy.values())
+    dram = sum(c.traffic.dram_bytes for c in layers)
     return {
-        "layers": len(layers), "macs": macs, "params": sum(c.params for c in layers), "model_size_mb": size / 1e6,
+        "layers": len(layers), "macs": macs // batch, "params": sum(c.params for c in layers),
+        "model_size_mb": size / 1e6,
         "cycles": cycles, "compute_cycles": compute, "vector_cycles": sum(t.vector_cycles for t in tim),
         "stall_cycles": sum(t.stall_cycles for t in tim), "scalesim_cycles": sum(t.scalesim_cycles for t in tim),
         "memory_bound_layers": sum(t.bound == "memory" for t in tim),
-        "latency_ms": seconds * 1e3, "inferences_per_s": xp.ratio(1, seconds),
+        "overhead_cycles": sum(t.overhead_cycles for t in tim) + run_overhead,
+        "latency_ms": seconds * 1e3, "inferences_per_s": xp.ratio(batch, seconds),
         "array_utilization": xp.ratio(macs, slots),
-        "dram_mb": sum(c.traffic.dram_bytes for c in layers) / 1e6,
-        "energy_mj": energy_pj * 1e-9, "energy_breakdown_mj": {k: v * 1e-9 for k, v in energy.items()},
+        "dram_mb": dram / batch / 1e6,
+        "energy_mj": energy_pj / batch * 1e-9,
+        "energy_breakdown_mj": {k: v / batch * 1e-9 for k, v in energy.items()},
         "avg_power_w": xp.ratio(energy_pj * 1e-12, seconds),
-        "inferences_per_j": xp.ratio(1, energy_pj * 1e-12),
+        "inferences_per_j": xp.ratio(batch, energy_pj * 1e-12),
+        "batch": batch, "batch_energy_mj": energy_pj * 1e-9,
+        "resident_weight_mb": sum(c.traffic.resident_weight_bytes for c in layers) / 1e6,
+        "streamed_weight_mb": sum(c.traffic.streamed_weight_bytes for c in layers) / batch / 1e6,
         "memory_levels": level_totals(layers, [lv.name for lv in hw.memory.levels]),
     }
 

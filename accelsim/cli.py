@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     cmp_.add_argument("--batch", type=int, default=1, metavar="N", help="inferences run together (default 1)")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
+    val = sub.add_parser("validate", help="predicted vs measured latency of the zoo's models on a real device",
+                         epilog="example:\n  accelsim validate edgetpu_devboard --json devboard.json",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    val.add_argument("device", help="edgetpu_devboard or edgetpu_usb (devices with published latencies)")
+    val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hw field")
+    val.add_argument("--json", metavar="FILE", help="write one row per model and the error statistics as JSON")
     sweep_cli.add_parser(sub)
     report_cli.add_parser(sub)
     quantize_cli.add_parser(sub)
@@ -360,18 +366,28 @@ def _compare(args) -> int:
     return 0
 
 
+def _validate(args) -> int:
+    from .reporting.silicon import format_validation, validate
+    _check_output_dirs(args.json)
+    result = validate(args.device, args.set)
+    if args.json:
+        _write_outputs([(args.json, json_text(result))])
+    print(format_validation(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print("accelsim: error: no command given: expected run, eval, compare, infer, sweep or report (see accelsim --help)",
+        print("accelsim: error: no command given: expected run, eval, compare, infer, sweep, report, validate or quantize (see accelsim --help)",
               file=sys.stderr)
         return 2
     try:
         if args.command == "quantize":
             return _subcommand(args, quantize_cli.run)
         return {"compare": _compare, "eval": _eval, "run": _run, "sweep": _sweep, "infer": _infer,
-                "report": _report}[args.command](args)
+                "report": _report, "validate": _validate}[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -294,8 +294,8 @@ def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool,
 
 def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfig, n: int) -> LayerCost:
     """Vector work reads its inputs (and embedding rows) from the innermost buffer serving inputs and writes
-    its output to the innermost buffer serving outputs (DRAM directly where there is none); a per-layer
-    roofline against DRAM."""
+    its output to the innermost buffer serving outputs (DRAM directly where there is none); its busy time is
+    raised to what bandwidth-limited on-chip levels can move, then a per-layer roofline against DRAM."""
     layer, mem = w.layer, hw.memory
     if w.vector_op is None:  # layout change or folded batchnorm: no work, no traffic
         return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params)
@@ -305,7 +305,6 @@ def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfi
     dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
     dram_out = xp.where(write_o, math.ceil(sizes[layer.name]), 0)
     total = dram_in + dram_w + dram_out
-    memory, cycles = roofline(busy, total, mem.dram.bandwidth(hw.clock_mhz), mem.double_buffer)
     moved = {"input": (sum(sizes[t] for t in layer.inputs), dram_in, 0.0), "weight": (0.0, dram_w, 0.0),
              "output": (dram_out, sizes[layer.name], dram_out)}
     levels = []
@@ -317,12 +316,13 @@ def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfi
             levels.append(LevelTraffic(buffers[0].name, op, reads, writes))
         dram = writes if op != "output" else 0.0
         levels.append(LevelTraffic(mem.dram.name, op, dram, dram_writes))
+    floor, stalls = _busy_with_levels(busy, levels, hw)
+    memory, cycles = roofline(floor, total, mem.dram.bandwidth(hw.clock_mhz), mem.double_buffer)
     by_level = E.level_energy_pj(hw, levels)
     reg, sram, dram_pj = E.by_kind(hw, by_level)
-    stalls: dict = {}
-    _stall(stalls, mem.dram.name, cycles - busy)
+    _stall(stalls, mem.dram.name, cycles - floor)
     timing = Timing(vector_cycles=busy, memory_cycles=memory, cycles=cycles, stall_cycles=cycles - busy,
-                    bound=xp.where(memory > busy, "memory", "vector"), stall_by_level=stalls)
+                    bound=xp.where(xp.maximum(memory, floor) > busy, "memory", "vector"), stall_by_level=stalls)
     traffic = Traffic(dram_ifmap_bytes=dram_in, dram_filter_bytes=dram_w, dram_ofmap_bytes=dram_out, levels=tuple(levels),
                       streamed_weight_bytes=dram_w)
     energy = Energy(0.0, reg, sram, dram_pj, ops * hw.energy.vector_op_pj * hw.energy.tech_scale,

@@ -24,10 +24,10 @@ def vgg(depth: int):
         g.add(f"fc{i}", "linear", out_features=4096)
         g.add(f"fc{i}.relu", "relu")
     g.add("predictions", "linear", out_features=1000)
-    params = {16: "138,357,544", 19: "143,667,240"}[depth]
+    params, gmac = {16: ("138,357,544", 15.47), 19: ("143,667,240", 19.63)}[depth]
     return write(f"vgg{depth}", f"VGG{depth} as Keras applications' VGG{depth} (keras/src/applications/"
                  f"vgg{depth}.py): 1000 classes, 224×224.\nKeras documents {params} params (no BN: accelsim counts "
-                 f"the same), ≈{ {16: 15.47, 19: 19.63}[depth]} GMAC.", image(224), g)
+                 f"the same), ≈{gmac} GMAC.", image(224), g)
 
 
 def densenet121():

@@ -23,7 +23,7 @@ from conftest import REPO
 
 CORAL = ["mobilenet_v1", "mobilenet_v2", "inception_v1", "inception_v4", "inception_resnet_v2", "resnet50_v1_299",
          "resnet50_v2_299", "resnet152_v2_299", "squeezenet", "vgg16", "vgg19", "densenet121",
-         "efficientnet_edgetpu_s", "efficientnet_edgetpu_m"]
+         "efficientnet_edgetpu_s", "efficientnet_edgetpu_m", "ssd_mobilenet_v1", "ssd_mobilenet_v2"]
 
 
 def onnx_light(name: str) -> Path:
@@ -81,6 +81,8 @@ PARAMS = [
     ("squeezenet", "same_1000", 1_248_424, 0, "Iandola et al. 2016, Table 1 / torchvision squeezenet1_0: 1,248,424"),
     ("efficientnet_edgetpu_s", "same_1000", 5_400_000, 50_000, "timm tf_efficientnet_es (1000 classes): 5.4 M"),
     ("efficientnet_edgetpu_m", "same_1000", 6_900_000, 50_000, "timm tf_efficientnet_em (1000 classes): 6.9 M"),
+    ("ssd_mobilenet_v1", "bn_folded", 6_807_000, 500,
+     "OpenVINO Open Model Zoo ssd_mobilenet_v1_coco (the float-trained twin, TF frozen graph): 6.807 MParams"),
 ]
 
 
@@ -157,6 +159,28 @@ def test_mobilenet_v2_is_the_tf_network_up_to_its_classifier():
     model = load_model("mobilenet_v2")
     assert model.layers[-1].out_shape == (1000,)
     assert [l.out_shape for l in model.layers if l.op == "conv2d"][-1] == (1280, 7, 7)
+
+
+@pytest.mark.parametrize("name", ["ssd_mobilenet_v1", "ssd_mobilenet_v2"])
+def test_ssd_heads_follow_the_anchor_generator(name):
+    """``ssd_anchor_generator`` (6 layers, 5 aspect ratios, the lowest layer reduced to 3 boxes) on "SAME"-strided
+    maps of a 300×300 input: 19, 10, then 5, 3, 2, 1 — 1917 anchors, 4 box codes and 91 scores each."""
+    sizes = [math.ceil(300 / 16), math.ceil(300 / 32)]
+    while len(sizes) < 6:
+        sizes.append(math.ceil(sizes[-1] / 2))
+    anchors = sum(h * h * a for h, a in zip(sizes, [3, 6, 6, 6, 6, 6]))
+    model = load_model(name)
+    assert anchors == 1917
+    assert model.layer("box_encodings").out_shape == (anchors, 4)
+    assert model.layer("class_predictions").out_shape == (anchors, 91)
+
+
+def test_ssd_mobilenet_v2_backbone_is_the_zoos_mobilenet_v2():
+    """The feature extractor of ssd_mobilenet_v2 (TF "SAME" padding, 300×300) has the parameters of the
+    Keras-checked mobilenet_v2 without its classifier (1280 × 1000 + 1000)."""
+    ssd = load_model("ssd_mobilenet_v2")
+    backbone = sum(l.params for l in ssd.layers if not l.name.startswith(("extra", "box", "class")))
+    assert backbone == load_model("mobilenet_v2").params - (1280 * 1000 + 1000)
 
 
 @pytest.mark.parametrize("name", CORAL)

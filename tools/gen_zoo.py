@@ -14,10 +14,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from zoo import bert, classic, inception, mobile, resnet
+from zoo import bert, classic, inception, mobile, resnet, ssd
 
 OUT = Path(__file__).resolve().parents[1] / "models"
-FAMILIES = (classic, resnet, mobile, inception, bert)
+FAMILIES = (classic, resnet, mobile, inception, ssd, bert)
 
 
 def generate() -> dict[str, str]:

@@ -52,17 +52,42 @@ def _mobile(name: str, header: str, stem: int, settings, head: int, effnet: bool
     return write(name, header, "  - {name: image, shape: [3, 224, 224]}", g, extra=extra)
 
 
-def mobilenet_v1():
-    """TF-slim ``mobilenet_v1.py`` 1.0/224: 3×3/2 conv, 13 depthwise-separable pairs, ReLU6, BN after every conv,
-    logits a 1×1 conv with bias on the 7×7-pooled map (1001 classes)."""
-    g, size, cin = G(), 224, 32
+V2_SETTINGS = [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 32, 3, 2, 3), (6, 64, 4, 2, 3), (6, 96, 3, 1, 3),
+               (6, 160, 3, 2, 3), (6, 320, 1, 1, 3)]   # (expand t, out c, repeats n, stride s, kernel k)
+
+
+def mobilenet_v1_body(g: G, size: int) -> list[tuple[str, int]]:
+    """TF-slim ``mobilenet_v1_base``: 3×3/2 conv, 13 depthwise-separable pairs (BN + ReLU6 after each conv,
+    TF "SAME" padding for an H = W = ``size`` input); (name, H) of ``Conv2d_1_pointwise`` … ``Conv2d_13_pointwise``."""
+    cin, points = 32, []
     g.conv("conv0", cin, 3, 2, pad=tf_same(size, 3, 2), act="relu6")
-    size //= 2
+    size = -(-size // 2)
     for i, (s, out) in enumerate([(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512)] + [(1, 512)] * 5
                                  + [(2, 1024), (1, 1024)], 1):
         g.conv(f"conv{i}.dw", cin, 3, s, pad=tf_same(size, 3, s), groups=cin, act="relu6")
-        g.conv(f"conv{i}.pw", out, 1, pad=0, act="relu6")
         size, cin = -(-size // s), out
+        points.append((g.conv(f"conv{i}.pw", out, 1, pad=0, act="relu6"), size))
+    return points
+
+
+def mobilenet_v2_body(g: G, size: int) -> int:
+    """TF-slim ``mobilenet_v2`` base up to ``layer_19`` (the 1×1 conv to 1280) with TF "SAME" padding; returns
+    the output H. ``layer_15/expansion_output`` is ``block5.0.expand.relu6``."""
+    x, cin = g.conv_bn("stem", 32, 3, 2, act="relu6", size=size), 32
+    size = -(-size // 2)
+    for i, (t, c, n, s, k) in enumerate(V2_SETTINGS):
+        for j in range(n):
+            stride = s if j == 0 else 1
+            x = _mbconv(g, f"block{i}.{j}", x, cin, c, t, k, stride, None, size)
+            cin, size = c, -(-size // stride)
+    g.conv_bn("head", 1280, 1, 1, act="relu6", size=size)
+    return size
+
+
+def mobilenet_v1():
+    """TF-slim ``mobilenet_v1.py`` 1.0/224, logits a 1×1 conv with bias on the 7×7-pooled map (1001 classes)."""
+    g = G()
+    mobilenet_v1_body(g, 224)
     g.classifier(1001, conv=True)
     return write("mobilenet_v1", "MobileNet v1 1.0 224 as TF-slim's mobilenet_v1 (the Coral model "
                  "mobilenet_v1_1.0_224_quant): 1001 classes,\nTF \"SAME\" padding, ReLU6. TF-slim's table: 569 M "
@@ -104,8 +129,7 @@ def efficientnet_edgetpu(variant: str, depth: float, res: int, note: str, stats:
 def build():
     return [
         _mobile("mobilenet_v2", "MobileNetV2 1.0 (torchvision): 3.50 M params, ≈0.30 GMAC at 224×224", 32,
-                [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 32, 3, 2, 3), (6, 64, 4, 2, 3), (6, 96, 3, 1, 3),
-                 (6, 160, 3, 2, 3), (6, 320, 1, 1, 3)], 1280),
+                V2_SETTINGS, 1280),
         _mobile("efficientnet_lite0", "EfficientNet-Lite0: ReLU6, no squeeze-excite; ≈4.65 M params, ≈0.39 GMAC",
                 32, [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 40, 2, 2, 5), (6, 80, 3, 2, 3), (6, 112, 3, 1, 5),
                      (6, 192, 4, 2, 5), (6, 320, 1, 1, 3)], 1280, effnet=True),

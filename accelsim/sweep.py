@@ -2,7 +2,7 @@
 the Pareto front over chosen objectives.
 
 ``sweep(model, hw, grid={"array.rows": [16, 32], "memory.sram_2MB.size_kib": [512, 2048],
-"precision": ["w8a8", "w4a8"]})`` expands the grid (a Cartesian product, first key outermost) and returns a
+"precision": ["w8a8", "w4a8"], "batch": [1, 8]})`` expands the grid (a Cartesian product, first key outermost) and returns a
 :class:`SweepResult`: one record per point, holding its grid values under their paths and its results under
 the names ``RunReport.totals`` uses (``latency_ms``, ``energy_mj`` ...), plus ``area_mm2`` (:mod:`accelsim.hw.area`)
 and ``accuracy`` when ``eval`` names a task.
@@ -36,7 +36,7 @@ from .config.loader import load_model, read_yaml, resolve, set_path
 from .errors import ConfigError
 from .graph import Model
 from .hw.area import area_mm2
-from .sim.engine import simulate
+from .sim.engine import check_batch, simulate
 
 # Models and configs hold read-only mappings; let them cross process boundaries with plain pickle
 # (ProcessPoolExecutor). Dask uses cloudpickle, which needs nothing.
@@ -46,7 +46,7 @@ def _readonly(d: dict) -> MappingProxyType:
 
 copyreg.pickle(MappingProxyType, lambda m: (_readonly, (dict(m),)))
 
-SPECIAL = ("precision", "plan")
+SPECIAL = ("precision", "plan", "batch")
 #: objectives where higher is better (every other one is minimized)
 MAXIMIZE = frozenset({"accuracy", "inferences_per_s", "inferences_per_j", "array_utilization"})
 RESULTS = ("latency_ms", "energy_mj", "avg_power_w", "inferences_per_s", "inferences_per_j", "dram_mb",
@@ -145,7 +145,9 @@ def evaluate_points(model: Model, base: dict, paths: list[str], points: list[tup
     for members in groups.values():
         first = dict(zip(paths, points[members[0]]))
         prec, plan = str(first.get("precision", precision)), _plan(model, first.get("plan"))
-        for rows, totals, area in _costs(model, base, paths, [points[i] for i in members], numeric, prec, plan):
+        batch = check_batch(first.get("batch", 1))
+        for rows, totals, area in _costs(model, base, paths, [points[i] for i in members], numeric, prec, plan,
+                                         batch):
             for row, j in enumerate(rows):
                 rec = records[members[j]]
                 rec.update({k: _item(totals[k], row) for k in RESULTS})
@@ -153,18 +155,18 @@ def evaluate_points(model: Model, base: dict, paths: list[str], points: list[tup
     return records
 
 
-def _costs(model, base, paths, points, numeric, prec, plan):
+def _costs(model, base, paths, points, numeric, prec, plan, batch: int = 1):
     """Yield (point indices, totals, area) for a group: one pass with every numeric grid field an array over
     the group's points (validated by the same ``HWConfig.from_dict`` as a file), or — when a field shapes the
     config or the cost model and cannot be an array (e.g. ``pe.base_bits``) — one pass per point."""
     values = {p: (np.array([pt[j] for pt in points]) if j in numeric else points[0][j]) for j, p in enumerate(paths)}
     try:
         hw = _config(base, values)
-        totals = simulate(model, hw, prec, plan).totals
+        totals = simulate(model, hw, prec, plan, batch=batch).totals
     except (TypeError, ValueError):    # an array where the schema or the cost model needs one number
         for j, pt in enumerate(points):
             hw = _config(base, dict(zip(paths, pt)))
-            yield [j], simulate(model, hw, prec, plan).totals, area_mm2(hw)
+            yield [j], simulate(model, hw, prec, plan, batch=batch).totals, area_mm2(hw)
         return
     yield list(range(len(points))), totals, area_mm2(hw)
 

@@ -78,7 +78,7 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 
 
 def test_unknown_names_list_bundled():
-    with pytest.raises(ConfigError, match="bundled: edge, host_cpu, scalesim_32x32, server, zigzag_tpu_like"):
+    with pytest.raises(ConfigError, match="bundled: edge, edgetpu_devboard, edgetpu_usb, host_cpu, scalesim_32x32, server, zigzag_tpu_like"):
         load_hw("nonesuch")
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from accelsim.graph import Model
 from accelsim.nn import autograd
-from accelsim.nn import functional as F
-from accelsim.nn import functional_grad as G
+from accelsim.ops import functional as F
+from accelsim.ops import functional as G
 from accelsim.ops import OPS
 
 

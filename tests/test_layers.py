@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from accelsim.errors import AccelsimError
-from accelsim.nn import functional as F
+from accelsim.ops import functional as F
 from accelsim.nn import layers as L
 
 RNG = np.random.default_rng(1234)

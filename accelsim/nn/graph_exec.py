@@ -15,7 +15,7 @@ from ..errors import AccelsimError
 from ..graph import Layer, Model
 from ..lowering import lower
 from ..ops import OPS
-from . import functional as F
+from ..ops.normalization import fold_bn
 from .qexec import FloatOps
 
 
@@ -46,12 +46,12 @@ class _Context:
         return acts[-1] if acts else None
 
     def weight_and_bias(self):
-        """This layer's weight and bias with every fused batchnorm folded in (:func:`F.fold_bn`)."""
+        """This layer's weight and bias with every fused batchnorm folded in (:func:`~accelsim.ops.normalization.fold_bn`)."""
         w, b = self.param("weight"), self.param("bias")
         for bn in self.chain:
             if bn.op == "batchnorm":
                 g = lambda s: self.param(s, bn)  # noqa: E731
-                w, b = F.fold_bn(w, b, g("weight"), g("bias"), g("running_mean"), g("running_var"), bn.attrs["eps"])
+                w, b = fold_bn(w, b, g("weight"), g("bias"), g("running_mean"), g("running_var"), bn.attrs["eps"])
         return w, b
 
 

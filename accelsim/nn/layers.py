@@ -7,7 +7,7 @@ Protocol (no autograd; each layer is its own small tape):
 * ``params`` are trainable arrays, ``buffers`` non-trainable state (BatchNorm running statistics); the
   optimizer updates ``params`` in place.
 
-The arithmetic lives in :mod:`accelsim.nn.functional` (formulas in its docstrings). :class:`Sequential` and
+The arithmetic lives with the ops (:mod:`accelsim.ops.functional`) (formulas in its docstrings). :class:`Sequential` and
 :class:`Residual` compose layers; ``state_dict()`` / ``load_state_dict()`` use dotted names like
 ``"3.body.0.weight"`` and check every shape.
 """
@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from accelsim.nn import functional as F
+from accelsim.ops import functional as F
 
 __all__ = ["Layer", "Conv2d", "Linear", "ReLU", "ReLU6", "MaxPool2d", "AvgPool2d", "GlobalAvgPool", "Flatten",
-           "BatchNorm2d", "Add", "Residual", "Sequential", "SoftmaxCrossEntropy", "fold_bn", "he_normal"]
+           "BatchNorm2d", "Add", "Residual", "Sequential", "SoftmaxCrossEntropy", "softmax_cross_entropy", "fold_bn", "he_normal"]
 
 fold_bn = F.fold_bn
 
@@ -333,6 +333,20 @@ class Residual(Layer):
             child.load_state_dict(state, f"{prefix}{name}.")
 
 
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy ``L = −(1/N) Σ_n log softmax(z_n)[y_n]`` and ``dL/dz = (softmax(z) − onehot(y)) / N``."""
+    n, k = logits.shape
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or labels.min(initial=0) < 0 or labels.max(initial=0) >= k:
+        raise AccelsimError(f"softmax_cross_entropy: labels must be [N={n}] ints in 0..{k - 1}, got {labels.shape}")
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    loss = -logp[np.arange(n), labels].mean()
+    grad = np.exp(logp)
+    grad[np.arange(n), labels] -= 1
+    return float(loss), grad / n
+
+
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of logits [N, K] against int labels [N]; ``backward()`` = ``(softmax − onehot)/N``."""
 
@@ -340,7 +354,7 @@ class SoftmaxCrossEntropy:
         self._grad = None
 
     def forward(self, logits, labels) -> float:
-        loss, self._grad = F.softmax_cross_entropy(logits, labels)
+        loss, self._grad = softmax_cross_entropy(logits, labels)
         return loss
 
     __call__ = forward

@@ -139,7 +139,7 @@ EXPORTERS = {
     "relu": _simple("Relu"), "sigmoid": _simple("Sigmoid"), "tanh": _simple("Tanh"), "hardswish": _simple("HardSwish"),
     "relu6": lambda w, layer, xs: _act(w, "relu6", xs[0], layer.name),
     # QDQ export: Sum, which ONNX Runtime leaves in float as accelsim computes it (a DQ → Add → Q would become its
-    # QLinearAdd, a different rounding: accelsim.onnx.ort_ops); FP32 export: Add, which its quantizers quantize
+    # QLinearAdd, a different rounding: accelsim.quant.ort_fused); FP32 export: Add, which its quantizers quantize
     "add": lambda w, layer, xs: w.node("Add" if len(xs) == 2 and w.plan is None else "Sum", xs, layer.name), "mul": _simple("Mul"), "flatten": _simple("Flatten", axis=1),
     "global_avgpool": _simple("GlobalAveragePool"), "batchnorm": _batchnorm,
     "maxpool": _pool("MaxPool"), "avgpool": _pool("AveragePool", count_include_pad=1),

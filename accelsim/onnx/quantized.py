@@ -11,7 +11,7 @@
   (ONNX Runtime-exact, free in the cost model).
 * **ONNX Runtime's integer kernels**: DQ → Add → Q and DQ → GlobalAveragePool → Q (what ONNX Runtime fuses into
   QLinearAdd / QLinearGlobalAveragePool) become ``qlinear_add`` / ``qlinear_global_avgpool`` layers on the codes
-  (:mod:`.ort_ops`, rounding as ONNX Runtime's kernels; ``ops_map.add``, ``ops_map.global_avgpool``).
+  (:mod:`accelsim.quant.ort_fused`, rounding as ONNX Runtime's kernels; ``ops_map.add``, ``ops_map.global_avgpool``).
 * **Plan** (:func:`build_plan`): a conv/linear/matmul layer whose input is a ``dequantize_linear`` and whose output
   (after its fused relu/relu6) goes to exactly one ``quantize_linear`` is quantized: input grid = that DQ's, output
   grid = that Q's, weight grid = its weight DequantizeLinear's (int8, zero point 0, per-tensor or one scale per

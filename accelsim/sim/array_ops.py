@@ -2,7 +2,7 @@
 accumulators come from :func:`accelsim.sim.emulate.systolic_gemm` instead of the integer GEMM kernel.
 
 :class:`ArrayQuantOps` is ``QuantOps(plan, "int")`` with the GEMM table of :func:`array_kinds` (like
-:data:`accelsim.nn.qexec.KINDS`) for the layers matching a glob: everything around the GEMM is
+:data:`accelsim.ops.gemm.KINDS`) for the layers matching a glob: everything around the GEMM is
 :mod:`accelsim.quant.qlinear`'s own code (validation, the int32 bias, the output grid and its requantization
 stage), only the accumulation moves onto an R × C array with the hw
 config's dataflow and Bit-Fusion packing (``macs_per_pe_cycle`` at the layer's bits). The array's accumulator
@@ -23,7 +23,8 @@ import numpy as np
 from ..hw.dataflow import DataflowSpec
 from ..hw.mac import Precision, macs_per_pe_cycle
 from ..kernels import im2col as _im
-from ..nn.qexec import KINDS, QuantOps
+from ..nn.qexec import QuantOps
+from ..ops.gemm import KINDS
 from ..quant import qlinear as _ql
 from .emulate import systolic_gemm
 

@@ -123,7 +123,7 @@ def test_transformer_rules_layernorm_attention_softmax_gelu_mean_pool():
     assert _check(model, weights, feeds, rng, ["x"], atol=2e-6) > 150
 
 
-@pytest.mark.parametrize("op", ["sigmoid", "tanh", "hardswish", "hardsigmoid", "relu", "relu6", "gelu"])
+@pytest.mark.parametrize("op", ["sigmoid", "tanh", "hardswish", "hardsigmoid", "relu", "relu6", "gelu", "softplus"])
 def test_activation_rules(op):
     rng = np.random.default_rng(2)
     model = _model([{"name": "x", "shape": [7]}], [{"name": "a", "op": op}, {"name": "m", "op": "mul",
@@ -133,6 +133,26 @@ def test_activation_rules(op):
     # the gelu rule is the exact derivative; the forward's erf approximation (error ≤ 1e-7) differs by ≤ 5e-7
     atol = 5e-6 if op == "gelu" else 1e-7   # ×|x| ≤ 4 through the mul
     assert _check(model, {}, {"x": x}, rng, ["x"], n_coords=21, atol=atol) == 21
+
+
+def test_softplus_forward_is_onnx_softplus_stable_and_costed():
+    """softplus = log(1 + e^x) as ONNX's reference (np.logaddexp(0, x)) computes it, finite for any float32 input
+    (no overflow warning), its rule dy·σ(x) likewise; one registry entry validates, runs and costs a model."""
+    from accelsim.lowering import lower
+    from accelsim.nn.graph_exec import run_graph
+    x = np.concatenate([np.linspace(-30, 30, 6001), [-1e30, -100.0, 0.0, 100.0, 1e30, 3.4e38]]).astype(np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):   # underflow to 0 is the right answer
+        y = OPS["softplus"].run({}, [x[None]], None)[0]
+        dx = OPS["softplus"].backward({}, [x[None]], None, np.ones((1, x.size), np.float32), None)[0][0]
+    assert y.dtype == np.float32 and np.isfinite(y).all() and (y >= 0).all()
+    np.testing.assert_allclose(y, np.logaddexp(0, x.astype(np.float64)), rtol=2e-7, atol=1e-37)
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(dx, 1 / (1 + np.exp(-x.astype(np.float64))), rtol=2e-6, atol=1e-37)
+    model = _model([{"name": "x", "shape": [3, 4, 4]}], [{"name": "s", "op": "softplus"}])
+    feeds = {"x": np.random.default_rng(5).standard_normal((2, 3, 4, 4)).astype(np.float32)}
+    np.testing.assert_allclose(run_graph(model, {}, feeds)["s"], np.logaddexp(0, feeds["x"]), rtol=1e-6)
+    assert [(w.vector_op, w.vector_elements) for w in lower(model)] == [("softplus", 48)]
+    assert OPS["softplus"].vector_ops == 5.0
 
 
 def test_embedding_first_token_and_standalone_batchnorm():

@@ -75,6 +75,16 @@ def hardsigmoid_backward(dy, x):
     return dy * ((x > -3) & (x < 3)) / dy.dtype.type(6)
 
 
+def softplus(x):
+    """``log(1 + e^x)`` (ONNX Softplus), computed stably as ``max(x, 0) + log1p(e^(−|x|))`` (no overflow)."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def softplus_backward(dy, x):
+    """``dy · σ(x)``, with ``σ(x) = e^(x − softplus(x))`` (no overflow for any x)."""
+    return dy * np.exp(x - softplus(x))
+
+
 # erf(z) ≈ z·P(z²)/Q(z²) on |z| ≤ 4 and ±1 beyond (Eigen's float erf, degrees 6/4 in z²); evaluated in
 # float64 the max abs error vs the exact erf is 6.5e-8 (tests check ≤ 1e-7 against scipy.special.erf).
 _ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
@@ -221,6 +231,7 @@ OPS = {
     "tanh": activation(np.tanh, tanh_backward, 4.0, uses_output=True),
     "hardswish": activation(hardswish, hardswish_backward, 3.0),
     "hardsigmoid": activation(hardsigmoid, hardsigmoid_backward, 2.0),
+    "softplus": activation(softplus, softplus_backward, 5.0),   # |x|, exp, log1p, max, add: sigmoid's 4 + 1
 }
 
 IMPORTED = {

@@ -33,15 +33,15 @@ def _random_weights(model, rng):
     return w
 
 
-def _check(model, weights, feeds, rng, diff_inputs, n_coords=12, atol=1e-7):
+def _check(model, weights, feeds, rng, diff_inputs, n_coords=12, atol=1e-7, make_ops=autograd.GradOps):
     out_name = model.layers[-1].name
-    ops = autograd.GradOps()
+    ops = make_ops()
     out, tape = autograd.forward(model, weights, feeds, ops)
     r = rng.standard_normal(out[out_name].shape)
     grads, in_grads = autograd.backward(model, weights, tape, {out_name: r}, ops)
 
     def loss():
-        return float((autograd.forward(model, weights, feeds)[0][out_name] * r).sum())
+        return float((autograd.forward(model, weights, feeds, make_ops())[0][out_name] * r).sum())
 
     targets = [(weights, k, grads.get(k)) for k in weights] + [(feeds, k, in_grads.get(k)) for k in diff_inputs]
     checked = 0
@@ -167,6 +167,25 @@ def test_embedding_first_token_and_standalone_batchnorm():
     bn = _model([{"name": "x", "shape": [3, 2, 2]}], [{"name": "b", "op": "batchnorm", "weight": "b"},
                                                       {"name": "s", "op": "sigmoid"}])
     assert _check(bn, _random_weights(bn, rng), {"x": rng.standard_normal((2, 3, 2, 2))}, rng, ["x"]) > 8
+
+
+def test_training_mode_batchnorm_on_batch_statistics():
+    """Training mode (GradOps(train=TrainMode)): nothing folded, BatchNorm normalizes with the batch's statistics
+    and its gradient flows through them; the running statistics move by the momentum (0 here while probing)."""
+    from accelsim.nn.graph_exec import TrainMode
+    rng = np.random.default_rng(6)
+    model = _model([{"name": "img", "shape": [2, 5, 5]}], [
+        {"name": "c", "op": "conv2d", "out_channels": 3, "kernel": 3, "padding": 1, "bias": False, "weight": "c"},
+        {"name": "bn", "op": "batchnorm", "weight": "bn"}, {"name": "r", "op": "relu"},
+        {"name": "gap", "op": "global_avgpool"}, {"name": "f", "op": "flatten"},
+        {"name": "fc", "op": "linear", "out_features": 4, "weight": "fc"}])
+    weights = _random_weights(model, rng)
+    feeds = {"img": rng.standard_normal((3, 2, 5, 5))}
+    assert _check(model, weights, feeds, rng, ["img"], make_ops=lambda: autograd.GradOps(TrainMode(0.0))) > 40
+    before = weights["bn.running_mean"].copy()
+    autograd.forward(model, weights, feeds, autograd.GradOps(TrainMode(0.5)))
+    conv = F.conv2d(feeds["img"], weights["c.weight"], None, padding=1)
+    np.testing.assert_allclose(weights["bn.running_mean"], 0.5 * before + 0.5 * conv.mean(axis=(0, 2, 3)))
 
 
 def test_every_registered_op_has_a_backward_rule():

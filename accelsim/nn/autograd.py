@@ -23,10 +23,13 @@ from .qexec import FloatOps
 
 
 class GradOps(FloatOps):
-    """FP32 forward that keeps each GEMM's operands for :meth:`backward` (one call per layer per forward)."""
+    """FP32 forward that keeps each GEMM's operands for :meth:`backward` (one call per layer per forward); with
+    ``train`` (a :class:`~accelsim.nn.graph_exec.TrainMode`) the graph runs in training mode (nothing folded,
+    BatchNorm on batch statistics), as for training from scratch."""
     mode = "fp32-grad"
 
-    def __init__(self):
+    def __init__(self, train=None):
+        self.train = train
         self.saved: dict[str, tuple] = {}
         self.weight_grads: dict[str, tuple] = {}   # name → (dW, db) of the folded weights, last backward
 

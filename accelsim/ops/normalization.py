@@ -2,7 +2,9 @@
 
 A ``batchnorm`` after a conv/linear is ``fusable``: the executors fold it into the weights (:func:`fold_bn`,
 running statistics frozen) as inference compilers do, and the gradient flows back through the fold
-(:func:`fold_bn_backward`). Parameters: ``weight``/``bias`` (γ, β) plus ``running_mean``/``running_var``;
+(:func:`fold_bn_backward`). In training mode (``ctx.train`` set, torch's ``model.train()``; nothing is folded) it
+normalizes with the batch's statistics (:func:`batch_norm_train`) and updates the running ones
+(:func:`running_stats`) through ``ctx.set_param``. Parameters: ``weight``/``bias`` (γ, β) plus ``running_mean``/``running_var``;
 torch's count convention (BN has 2·C parameters, both kept 32-bit in a quantized model's size).
 """
 from __future__ import annotations
@@ -64,6 +66,39 @@ def batch_norm_backward(dy, x, gamma, mean, var, eps: float):
     return dy * k.reshape(shape), (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
 
 
+def _batch_stats(x, eps: float):
+    """``(axes, shape, μ, σ², inv, x̂)`` of a batch: per channel (axis 1) over every other axis, biased σ²."""
+    axes, shape = (0,) + tuple(range(2, x.ndim)), (1, -1) + (1,) * (x.ndim - 2)
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    inv = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    return axes, shape, mean, var, inv, (x - mean.astype(x.dtype).reshape(shape)) * inv.reshape(shape)
+
+
+def batch_norm_train(x, gamma, beta, eps: float):
+    """Training-mode BatchNorm: the batch's mean μ and biased variance σ² per channel (axis 1, over every other
+    axis), ``y = x̂·γ + β`` with ``x̂ = (x − μ)·inv``, ``inv = 1/√(σ² + eps)``. Returns ``(y, μ, σ²)``."""
+    _, shape, mean, var, _, xhat = _batch_stats(x, eps)
+    return xhat * np.asarray(gamma).reshape(shape) + np.asarray(beta).reshape(shape), mean, var
+
+
+def batch_norm_train_backward(dy, x, gamma, eps: float):
+    """Gradients of :func:`batch_norm_train` (the statistics depend on x): with M elements per channel,
+    ``dx = (γ·inv / M) · (M·dy − Σdy − x̂·Σ(dy·x̂))``, ``dγ = Σ dy·x̂``, ``dβ = Σ dy``."""
+    axes, shape, _, _, inv, xhat = _batch_stats(x, eps)
+    sum_dy, sum_dy_xhat = dy.sum(axis=axes), (dy * xhat).sum(axis=axes)
+    m = dy.size // dy.shape[1]
+    centred = m * dy - sum_dy.reshape(shape) - xhat * sum_dy_xhat.reshape(shape)
+    return centred * (np.asarray(gamma) * inv / m).reshape(shape), sum_dy_xhat, sum_dy
+
+
+def running_stats(running_mean, running_var, mean, var, n: int, momentum: float):
+    """torch's update of the running statistics from a batch of ``n`` elements per channel:
+    ``r ← (1 − momentum)·r + momentum·batch``, with the unbiased variance ``σ²·n/(n − 1)`` for ``running_var``."""
+    new_mean = ((1 - momentum) * running_mean + momentum * mean).astype(running_mean.dtype)
+    unbiased = var * n / max(n - 1, 1)
+    return new_mean, ((1 - momentum) * running_var + momentum * unbiased).astype(running_var.dtype)
+
+
 def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """``y = (x − μ) / √(σ² + eps) · γ + β`` over the last axis (biased variance, as torch)."""
     mu = x.mean(axis=-1, keepdims=True)
@@ -102,14 +137,24 @@ def lrn(a: dict, x):
 # ---- the registry entries ----------------------------------------------------------------------------------
 
 def _run_bn(a: dict, xs: list, ctx):
-    p = ctx.param
-    return batch_norm(xs[0], p("weight"), p("bias"), p("running_mean"), p("running_var"), a["eps"])
+    p, x = ctx.param, xs[0]
+    if ctx.train is None:
+        return batch_norm(x, p("weight"), p("bias"), p("running_mean"), p("running_var"), a["eps"])
+    y, mean, var = batch_norm_train(x, p("weight"), p("bias"), a["eps"])
+    for key, value in zip(("running_mean", "running_var"), running_stats(
+            p("running_mean"), p("running_var"), mean, var, x.size // x.shape[1], ctx.train.bn_momentum)):
+        ctx.set_param(key, value)
+    return y
 
 
 def _bn_back(a, xs, y, dy, ctx):
-    """A BatchNorm that is not folded (no conv before it): running statistics frozen."""
+    """A BatchNorm that is not folded (no conv before it): running statistics frozen, or in training mode the
+    batch statistics' full gradient."""
     p = ctx.param
-    dx, dg, dbeta = batch_norm_backward(dy, xs[0], p("weight"), p("running_mean"), p("running_var"), a["eps"])
+    if ctx.train is not None:
+        dx, dg, dbeta = batch_norm_train_backward(dy, xs[0], p("weight"), a["eps"])
+    else:
+        dx, dg, dbeta = batch_norm_backward(dy, xs[0], p("weight"), p("running_mean"), p("running_var"), a["eps"])
     ctx.add_grad("weight", dg)
     ctx.add_grad("bias", dbeta)
     return [dx]

@@ -25,8 +25,7 @@ import numpy as np
 
 from ..errors import AccelsimError
 from ..nn import autograd
-from ..nn.layers import softmax_cross_entropy
-from ..nn.train import blas_threads
+from ..nn.train import blas_threads, softmax_cross_entropy
 from ..ops.sequence import softmax
 from .fakequant import QATOps
 from .overrides import Recovered

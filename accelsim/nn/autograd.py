@@ -18,7 +18,7 @@ from ..graph import Model
 from ..ops import OPS
 from ..ops.gemm import ACT_BACKWARD, ACTIVATIONS, KINDS, gemm_backward
 from ..ops.normalization import fold_bn, fold_bn_backward
-from .graph_exec import _Context, run_graph
+from .graph_exec import LayerContext, run_graph
 from .qexec import FloatOps
 
 
@@ -49,7 +49,7 @@ class GradOps(FloatOps):
         return grads
 
 
-class _GradContext(_Context):
+class _GradContext(LayerContext):
     """The forward context plus the parameter-gradient store of one backward pass."""
     __slots__ = ("grads",)
 

@@ -221,7 +221,7 @@ class QuantOps(FloatOps):
         self.weight_params = dict(weight_params or {})
         self.kinds = KINDS if kinds is None else kinds   # e.g. accelsim.sim.array_ops: the GEMMs on the array
 
-    def _weight(self, name, w, w_bits, b=None, x_scale=None):
+    def weight_codes(self, name, w, w_bits, b=None, x_scale=None):
         """``(codes, per-channel scales, dequantized weights, params)`` cached per layer
         (:func:`accelsim.quant.weight_qparams`, or the layer's ``weight_params`` grid — clipped or learned —
         with the same bias headroom; headroom only where an int32 bias is formed); a linear layer's codes are
@@ -245,7 +245,7 @@ class QuantOps(FloatOps):
         """The second GEMM operand as (codes, scales, zero points, dequantized, params): the layer's weights, or
         for a matmul the second activation on its grid."""
         if kind != "matmul":
-            wq, ws, w_dq, wp = self._weight(name, w, lq.w_bits, None if self.dynamic else b, xp.scale)
+            wq, ws, w_dq, wp = self.weight_codes(name, w, lq.w_bits, None if self.dynamic else b, xp.scale)
             return wq, ws, np.zeros(len(ws), np.int8), w_dq, wp
         bp = dynamic_qparams(w, lq.a_bits) if self.dynamic else lq.b
         bq = quantize(w, bp)

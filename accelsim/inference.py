@@ -112,7 +112,7 @@ def infer(model, inputs: dict, precision: str | None = None, calib: str = "minma
     anything else in FP32; ``"fp32"`` runs float GEMMs (a quantized ONNX model keeps its Q/DQ layers).
     ``export_onnx`` writes the calibrated plan as ONNX QDQ (:func:`accelsim.onnx.exporter.export_onnx`)."""
     from .config.loader import load_model
-    from .data.weights import load_model_weights
+    from .nn.weights import load_model_weights
     from .hw.mac import parse_precision
     from .nn.qexec import QuantOps
     model = model if isinstance(model, Model) else load_model(model, params)
@@ -160,7 +160,7 @@ class DataTask:
 
     def __init__(self, model: Model, data: dict, calib: dict | None = None, source: str = "--data",
                  calib_source: str | None = None):
-        from .data.weights import load_model_weights
+        from .nn.weights import load_model_weights
         labels = data.get("labels")
         feeds = {k: v for k, v in data.items() if k != "labels" or k in model.inputs}
         self.graph, self.model_name = model, model.name

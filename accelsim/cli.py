@@ -17,8 +17,7 @@ from .reporting import cli as report_cli
 from .cli_io import check_output_dirs, write_outputs
 from .config.loader import is_dir, load_hw, load_model
 from .errors import AccelsimError, ConfigError, one_line, short
-from .report import (compare_dict, format_breakdown, format_accuracy, format_compare, format_table, format_totals, json_text, to_csv,
-                     to_json)
+from .report import format_accuracy, format_breakdown, format_table, format_totals, json_text, to_csv, to_json
 from .eval.pipeline import float_layer_precisions, parse_layer_precisions
 from .sim.engine import simulate
 
@@ -328,13 +327,13 @@ def _eval(args) -> int:
 
 
 def _compare(args) -> int:
+    from .api import compare
     check_output_dirs(args.json)
-    model = load_model(args.model, _key_values(args.param, "--param"))
-    hw = load_hw(args.hw, args.set)
-    base, target = (simulate(model, hw, p, batch=args.batch) for p in (args.baseline, args.target))
+    result = compare(load_model(args.model, _key_values(args.param, "--param")), load_hw(args.hw, args.set),
+                     args.baseline, args.target, batch=args.batch)
     if args.json:
-        write_outputs([(args.json, json_text(compare_dict(base, target)))])
-    print(format_compare(base, target))
+        write_outputs([(args.json, json_text(result.to_dict()))])
+    print(result.table())
     return 0
 
 

@@ -8,6 +8,7 @@ RecursionError). File names that the OS refuses (too long, invalid) are reported
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -238,16 +239,51 @@ def _named_level(node, key: str):
     return named[0] if named else None
 
 
-def load_hw(spec: str | Path, overrides: Iterable[str] = ()) -> HWConfig:
-    path = resolve(spec, "hw")
-    data = apply_overrides(read_yaml(path), overrides)
-    return HWConfig.from_dict(data, "hw", source=str(spec))
+def _spec(value, kind: str, loaded: str):
+    """A name or path (``str`` / ``os.PathLike``), else one line naming the forms a ``kind`` argument takes."""
+    if isinstance(value, (str, os.PathLike)):
+        return value
+    shown = repr(value) if len(repr(value)) <= 40 else ""
+    raise ConfigError([f"{kind}: expected a bundled {kind} name, a path or a loaded {loaded}, got "
+                       f"{type(value).__name__} {shown}".rstrip()])
 
 
-def load_model(spec: str | Path, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
-    """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one, ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the
-    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model."""
-    path = Path(spec)
+def hw_fields(spec) -> dict:
+    """The hw YAML fields (a fresh dict) of a hw name, path, mapping or loaded :class:`HWConfig` — what a sweep or
+    ``--set`` varies. A loaded HWConfig gives the fields it was validated from (``HWConfig.data``)."""
+    if isinstance(spec, HWConfig):
+        data = None if spec.data is None else copy.deepcopy(dict(spec.data))
+        if data is None or HWConfig.from_dict(data, "hw", spec.source) != spec:
+            raise ConfigError([f"hw: this HWConfig ({short(spec.name)}) was not loaded from fields, or was changed "
+                               "since (dataclasses.replace), so its fields are unknown: pass its name, path or "
+                               "a mapping of its fields"])
+        return data
+    if isinstance(spec, Mapping):
+        return copy.deepcopy(dict(spec))
+    return read_yaml(resolve(_spec(spec, "hw", "HWConfig (or a mapping of hw fields)"), "hw"))
+
+
+def load_hw(spec, overrides: Iterable[str] = ()) -> HWConfig:
+    """A hw YAML path or bundled name, a mapping of hw fields, or a loaded :class:`HWConfig` (returned as is
+    without ``overrides``) → HWConfig, with each ``a.b.c=value`` override applied."""
+    overrides = list(overrides)
+    if isinstance(spec, HWConfig) and not overrides:
+        return spec
+    source = spec.source if isinstance(spec, HWConfig) else "" if isinstance(spec, Mapping) else str(spec)
+    return HWConfig.from_dict(apply_overrides(hw_fields(spec), overrides), "hw", source=source)
+
+
+def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
+    """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
+    ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the
+    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model; a loaded
+    :class:`~accelsim.graph.Model` is returned as is (its parameters were set when it was loaded)."""
+    if isinstance(spec, Model):
+        if params:
+            raise ConfigError([f"model {short(spec.name)}: params set a model's parameters when it is loaded; "
+                               "load it again with them"])
+        return spec
+    path = Path(_spec(spec, "model", "Model"))
     if path.suffix.lower() == ".onnx":
         if not is_file(path):
             raise ConfigError([f"{short(spec)}: no such file"])

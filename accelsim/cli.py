@@ -151,7 +151,30 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
     inf.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     inf.add_argument("--onnx", metavar="OUT.onnx", help="also write accelsim's quantized model as ONNX QDQ (w8a8)")
+    gen = sub.add_parser("generate", help="greedy text generation with a KV cache (a GGUF decoder LLM)",
+                         epilog="example:\n  accelsim generate smollm2_135m --prompt \"The capital of France is\" "
+                                "--max-new-tokens 8", formatter_class=argparse.RawDescriptionHelpFormatter)
+    gen.add_argument("model", help="GGUF file, or a model YAML / bundled name with GGUF weights (smollm2_135m)")
+    gen.add_argument("--prompt", required=True, help="the text to continue")
+    gen.add_argument("--max-new-tokens", type=int, default=32, metavar="N", help="tokens to generate (default 32)")
+    gen.add_argument("--precision", default="fp32", help="fp32 (default), fp16, w8a16, w4a16, w8a8, ... (docs/llm.md)")
+    gen.add_argument("--json", metavar="FILE", help="write text, new_token_ids and timings as JSON")
     return parser
+
+
+def _generate(args) -> int:
+    from .llm.run import generate
+    check_output_dirs(args.json)
+    if args.max_new_tokens < 1:
+        raise ConfigError([f"--max-new-tokens: expected a positive integer, got {args.max_new_tokens}"])
+    result = generate(args.model, args.prompt, args.max_new_tokens, args.precision)
+    if args.json:
+        write_outputs([(args.json, json_text(result, nonneg=False))])
+    sec = result["seconds"]
+    print(result["prompt"] + result["text"])
+    print(f"[{len(result['new_token_ids'])} new tokens, {result['precision']}: prefill {sec['prefill']:.2f} s, "
+          f"decode {sec['decode_per_token'] * 1e3:.0f} ms/token]")
+    return 0
 
 
 def _accuracy(args, model, array_hw=None) -> dict | None:
@@ -351,14 +374,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print("accelsim: error: no command given: expected run, eval, compare, infer, sweep, report, validate or quantize (see accelsim --help)",
+        print("accelsim: error: no command given: expected run, eval, compare, infer, generate, sweep, report, validate or quantize (see accelsim --help)",
               file=sys.stderr)
         return 2
     try:
         if args.command == "quantize":
             return _subcommand(args, quantize_cli.run)
         return {"compare": _compare, "eval": _eval, "run": _run, "sweep": _sweep, "infer": _infer,
-                "report": _report, "validate": _validate}[args.command](args)
+                "report": _report, "validate": _validate, "generate": _generate}[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {one_line(exc)}", file=sys.stderr)
         return 2

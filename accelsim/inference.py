@@ -1,4 +1,4 @@
-"""Run any model (model YAML, bundled name or ONNX file) on given inputs: FP32, or quantized (fake / int).
+"""Run any model (model YAML, bundled name, ONNX or GGUF file) on given inputs: FP32, or quantized (fake / int).
 
 ``infer(model, inputs, precision="fp32", ...)`` feeds ``inputs`` (graph input name → batched array) to the one
 executor (:func:`accelsim.nn.graph_exec.run_graph`) and returns the outputs by graph output name (an ONNX model's
@@ -6,6 +6,9 @@ own output names; for a YAML model its last layer). An integer ``precision`` (``
 on ``calib_data`` (same keys; default: the inputs themselves) with ``calib`` and runs the plan in ``mode``
 (``int``: bit-exact integer kernels; ``fake``: quantize-dequantize in float32). ``plan`` runs a given
 :class:`~accelsim.nn.qexec.QuantPlan` instead (e.g. one imported from a quantized ONNX model).
+
+A GGUF decoder LLM (or a model YAML with GGUF weights) takes ``input_ids`` (int ``[N, S]``) and returns ``logits``
+``[N, S, vocab]`` (:func:`accelsim.llm.run.infer`).
 
 A dynamically quantized plan (``quantize_dynamic`` models) runs all inputs in one call, since its activation
 grids come from each call's range (as ONNX Runtime computes them over the whole input tensor).
@@ -117,6 +120,11 @@ def infer(model, inputs: dict, precision: str | None = None, calib: str = "minma
     from .hw.mac import parse_precision
     from .nn.qexec import QuantOps
     model = load_model(model, params)
+    if model.weights and model.weights.get("format") == "gguf":    # a decoder LLM: input_ids → logits
+        if export_onnx is not None or plan is not None:
+            raise AccelsimError("a GGUF decoder runs FP32 or a --precision; it has no plan to export")
+        from .llm.run import infer as infer_decoder
+        return infer_decoder(model, inputs, precision, calib)
     feeds = check_feeds(model, inputs)
     weights = load_model_weights(model)
     if plan is None and precision is None and model.weights and model.weights.get("format") == "onnx":

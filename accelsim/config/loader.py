@@ -275,7 +275,8 @@ def load_hw(spec, overrides: Iterable[str] = ()) -> HWConfig:
 
 def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
     """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
-    ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the
+    ``scalesim/gpt2.csv``), a GGUF decoder LLM (``.gguf``, needs the ``accelsim[llm]`` extra; its graph with
+    last-token logits, :mod:`accelsim.llm`) or an ONNX file (``.onnx``, needs the
     ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model; a loaded
     :class:`~accelsim.graph.Model` is returned as is (its parameters were set when it was loaded)."""
     if isinstance(spec, Model):
@@ -284,6 +285,11 @@ def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str =
                                "load it again with them"])
         return spec
     path = Path(_spec(spec, "model", "Model"))
+    if path.suffix.lower() == ".gguf":
+        if not is_file(path):
+            raise ConfigError([f"{short(spec)}: no such file"])
+        from ..llm.importer import load_gguf
+        return load_gguf(path, dict(params or {}))
     if path.suffix.lower() == ".onnx":
         if not is_file(path):
             raise ConfigError([f"{short(spec)}: no such file"])

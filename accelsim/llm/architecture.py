@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import AccelsimError, short
 
 
@@ -115,11 +117,14 @@ def config_from_metadata(meta: dict, n_tokens: int | None, tied: bool, where: st
 
 
 def _number(v):
-    """A GGUF scalar as a Python int/float (numpy scalars and 1-element arrays included)."""
+    """A GGUF scalar as a Python int/float (numpy scalars and 1-element arrays included); a float is the shortest
+    decimal of its float32 value (GGUF stores float32: ε ``9.99999975e-06`` reads as ``1e-05``, the same float32)."""
     if hasattr(v, "tolist"):
         v = v.tolist()
     if isinstance(v, list) and len(v) == 1:
         v = v[0]
+    if isinstance(v, float):
+        v = float(str(np.float32(v)))
     return v
 
 

@@ -79,8 +79,22 @@ def folded_weights(layer: Layer, weights: dict, chain: list[Layer]):
     return w, b
 
 
+_CHAINS: dict = {}   # id(model) → (model, its chains) for the last few models (a decoder runs one graph per token)
+
+
 def fused_chains(model: Model) -> dict[str, list[Layer]]:
-    """conv/linear layer name → the fused layers that follow it (as :func:`accelsim.lowering.lower` fuses)."""
+    """conv/linear layer name → the fused layers that follow it (as :func:`accelsim.lowering.lower` fuses);
+    remembered for the last few models."""
+    hit = _CHAINS.get(id(model))
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    while len(_CHAINS) >= 4:
+        _CHAINS.pop(next(iter(_CHAINS)))
+    _CHAINS[id(model)] = (model, _fused_chains(model))
+    return _CHAINS[id(model)][1]
+
+
+def _fused_chains(model: Model) -> dict[str, list[Layer]]:
     chains: dict[str, list[Layer]] = {}
     root: dict[str, str] = {}
     for work in lower(model):

@@ -1,5 +1,6 @@
 """A model's weights for execution, whatever its YAML names: a weights file (:mod:`accelsim.data.weights`), an
-ONNX model's initializers (:func:`accelsim.onnx.importer.weights_for`), or weights accelsim trains itself
+ONNX model's initializers (:func:`accelsim.onnx.importer.weights_for`), a GGUF file's tensors decoded to float32
+(:func:`accelsim.llm.importer.weights_for`), or weights accelsim trains itself
 (``{format: npz, trained: <kind>}``: :mod:`accelsim.nn.mnist_cnn`, trained on first use and cached) — checked
 against the graph (:func:`accelsim.data.weights.check_weights`: a ConfigError names every missing or misshapen
 tensor)."""
@@ -29,6 +30,9 @@ def load_model_weights(model: Model) -> dict[str, np.ndarray]:
     if fmt == "onnx":
         from ..onnx.importer import weights_for
         tensors = weights_for(model)
+    elif fmt == "gguf":
+        from ..llm.importer import weights_for as gguf_weights
+        tensors = gguf_weights(model)
     else:
         tensors = files.read_weights(weights_path(model), fmt)
     files.check_weights(model, tensors)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.kernels._jit import njit_parallel, prange
+from accelsim.kernels._jit import njit, njit_parallel, prange
 
 RULE_SIGNED_MAX, RULE_MINMAX, RULE_ABSMAX = 0, 1, 2
 
@@ -78,18 +78,32 @@ def quantize_blocks(x, block, rule, bits, codes, d_out, m_out):
 
 @njit_parallel
 def dequantize_blocks(codes, d, m, block, offset, has_min, out):
-    """``out[r, i] = d[r, j]·float32(codes[r, i] − offset)`` (``+ m[r, j]`` when ``has_min``), ``j = i // block``,
-    float32 (ggml's order: the product, then the min)."""
-    rows, k = codes.shape
-    nb = k // block
-    for rb in prange(rows * nb):
-        r = rb // nb
-        j = rb % nb
-        s = d[r, j]
-        mn = m[r, j]
-        for i in range(j * block, (j + 1) * block):
-            v = s * np.float32(np.int64(codes[r, i]) - offset)
-            out[r, i] = v + mn if has_min else v
+    """``out[r, i] = d[r, j]·(float32(codes[r, i]) − offset)`` (``+ m[r, j]`` when ``has_min``), ``j = i // block``,
+    float32 (ggml's order: the product, then the min; ``offset`` is a power of two, so ``float32(q) − offset`` is
+    exact and equals ``float32(q − offset)``)."""
+    for r in prange(codes.shape[0]):
+        _dequantize_row(codes[r], d[r], m[r], block, np.float32(offset), has_min, out[r])
+
+
+@njit
+def dequantize_rows(codes, d, m, r0, r1, block, offset, has_min, out):
+    """Rows ``r0 ≤ r < r1`` of :func:`dequantize_blocks` into ``out[r − r0]`` (one tile of a blockwise GEMM)."""
+    for r in range(r0, r1):
+        _dequantize_row(codes[r], d[r], m[r], block, np.float32(offset), has_min, out[r - r0])
+
+
+@njit
+def _dequantize_row(cr, dr, mr, block, off, has_min, orow):
+    for j in range(dr.shape[0]):
+        s = dr[j]
+        mn = mr[j] if has_min else np.float32(0)
+        base = j * block
+        if has_min:
+            for c in range(block):
+                orow[base + c] = s * (np.float32(cr[base + c]) - off) + mn
+        else:
+            for c in range(block):
+                orow[base + c] = s * (np.float32(cr[base + c]) - off)
 
 
 @njit_parallel
@@ -101,3 +115,4 @@ def unpack_nibbles(qs, out):
         for i in range(h):
             out[b, i] = qs[b, i] & 0xF
             out[b, i + h] = qs[b, i] >> 4
+

@@ -39,6 +39,7 @@ class GgufModel:
         self.name = Path(f.path).stem
         self._graphs: dict = {}
         self._weights: dict | None = None
+        self._blocks: dict | None = None
         self._tokenizer = None
         _check_tensors(self.graph(logits="all"), f)
 
@@ -56,6 +57,19 @@ class GgufModel:
             from ..quant.blocks import decode_gguf
             self._weights = {n: decode_gguf(t.data, t.fmt, t.shape) for n, t in self.file.tensors.items()}
         return self._weights
+
+    def blocks(self) -> dict:
+        """The block-quantized tensors of the GEMM layers, by the executor's layer name (the weight binding):
+        ``{"blk.0.attn_q": BlockTensor, ...}`` — what the FP32 mode computes from (:class:`accelsim.nn.qweight.BlockOps`)."""
+        if self._blocks is None:
+            from ..quant.blocks import GGUF_FORMATS, gguf_blocks
+            out = {}
+            for layer in self.graph(logits="all").layers:
+                t = self.file.tensors.get(f"{layer.weight}.weight") if layer.op in ("linear", "tied_linear") else None
+                if t is not None and t.fmt in GGUF_FORMATS:
+                    out[layer.weight] = gguf_blocks(t.data, t.fmt, t.shape)
+            self._blocks = out
+        return self._blocks
 
     def tokenizer(self):
         if self._tokenizer is None:

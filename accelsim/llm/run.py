@@ -58,9 +58,12 @@ def infer(spec, inputs: dict, precision: str | None = None, calib: str = "minmax
 
 
 def qops_for(gm: GgufModel, precision: str | None, calib: str = "minmax"):
-    """The executor mode of a precision name (None / ``fp32``: FP32; others: :func:`.requant.precision_ops`)."""
+    """The executor mode of a precision name: None / ``fp32`` is the FP32 model of the decoded weights, computed
+    from the file's blocks (:class:`accelsim.nn.qweight.BlockOps` with ``dense_is_weight``); others:
+    :func:`.requant.precision_ops`."""
     if precision is None or precision.strip().lower() == "fp32":
-        return None
+        from ..nn.qweight import BlockOps
+        return BlockOps(gm.blocks(), act="fp32", dense_is_weight=True)
     from .requant import precision_ops
     return precision_ops(gm, precision, calib=calib)
 

@@ -10,7 +10,10 @@ with argmax decoding.
 
 The executor takes every shape from the arrays it is fed, so one graph serves every prompt length and cache
 length (its ``seq_len``/``past_len`` parameters size the costing only); ``qops`` selects the quantization mode
-(``None``: FP32), exactly as for any model.
+(``None``: FP32), exactly as for any model. A call on at most :data:`GEMV_ROWS` tokens (a decode step) runs its
+GEMMs on one BLAS thread: they are matrix-vector products bound by memory bandwidth, and a multi-threaded
+OpenBLAS sharing the cores with other work was several times slower on them (measured here: 430 ms vs 60 ms per
+SmolLM2 step on 2 busy cores).
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import numpy as np
 from ..errors import AccelsimError, short
 from ..graph import Model
 from .graph_exec import run_graph
+from .qweight import GEMV_ROWS
+from .train import blas_threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +70,8 @@ def forward(graph: Model, weights: dict, ids, cache: KVCache | None = None, qops
         feeds[f"past_k.{i}"], feeds[f"past_v.{i}"] = cache.k[i], cache.v[i]
     logits = graph.layers[-1].name
     names = [logits] + [f"present_{t}.{i}" for i in range(n) for t in "kv"]
-    out = run_graph(graph, weights, feeds, qops, outputs=names)
+    with blas_threads(1 if ids.size <= GEMV_ROWS else None):
+        out = run_graph(graph, weights, feeds, qops, outputs=names)
     return out[logits], KVCache(tuple(out[f"present_k.{i}"] for i in range(n)),
                                 tuple(out[f"present_v.{i}"] for i in range(n)))
 

@@ -56,6 +56,11 @@ class BlockFormat:
         """What dequantization subtracts from a code (the unsigned rules' zero)."""
         return 1 << (self.bits - 1) if self.rule == "signed_max" else 0
 
+    @property
+    def code_dtype(self) -> type:
+        """How codes are held: int8 for the signed ``absmax`` rule, uint8 otherwise."""
+        return np.int8 if self.rule == "absmax" else np.uint8
+
     def block_size(self, k: int) -> int:
         return self.block or k
 
@@ -77,8 +82,8 @@ GGUF_FORMATS = {
 
 @dataclass(frozen=True, slots=True)
 class BlockTensor:
-    """A block-quantized ``[N, K]`` weight: ``codes`` (int32, [N, K]), ``d`` and ``m`` (float16, [N, K/block];
-    ``m`` zeros for the rules without a min)."""
+    """A block-quantized ``[N, K]`` weight: ``codes`` ([N, K], :attr:`BlockFormat.code_dtype`), ``d`` and ``m``
+    (float16, [N, K/block]; ``m`` zeros for the rules without a min)."""
     codes: np.ndarray
     d: np.ndarray
     m: np.ndarray
@@ -115,7 +120,7 @@ def block_quantize(w, fmt: BlockFormat) -> BlockTensor:
     d = np.empty((n, k // block), np.float32)
     m = np.empty_like(d)
     _k.quantize_blocks(x, block, RULES[fmt.rule], fmt.bits, codes, d, m)
-    return BlockTensor(codes, d.astype(np.float16), m.astype(np.float16), fmt)
+    return BlockTensor(codes.astype(fmt.code_dtype), d.astype(np.float16), m.astype(np.float16), fmt)
 
 
 def block_dequantize(t: BlockTensor) -> np.ndarray:
@@ -124,6 +129,42 @@ def block_dequantize(t: BlockTensor) -> np.ndarray:
     out = np.empty((n, k), np.float32)
     _k.dequantize_blocks(np.ascontiguousarray(t.codes), t.d.astype(np.float32), t.m.astype(np.float32),
                          t.fmt.block_size(k), t.fmt.offset, t.fmt.has_min, out)
+    return out
+
+
+def _grids(t: BlockTensor) -> tuple[np.ndarray, np.ndarray]:
+    """``d``, ``m`` as float32 (cached per tensor object: a decoder multiplies by the same weights every token)."""
+    key = id(t)
+    hit = _GRIDS.get(key)
+    if hit is None or hit[0] is not t:
+        while len(_GRIDS) >= 1024:
+            _GRIDS.pop(next(iter(_GRIDS)))
+        hit = _GRIDS[key] = (t, t.d.astype(np.float32), t.m.astype(np.float32))
+    return hit[1], hit[2]
+
+
+_GRIDS: dict = {}
+TILE_BYTES = 1 << 19
+"""Bytes of float32 weights :func:`block_matmul` dequantizes at a time (a tile that stays in the L2 cache)."""
+
+
+def block_matmul(x: np.ndarray, t: BlockTensor) -> np.ndarray:
+    """``x [M, K] @ wᵀ`` with ``w`` the dequantized ``t`` ``[N, K]``, float32: ``t`` is dequantized a tile of rows
+    at a time (each value bit for bit as :func:`block_dequantize`) and each tile multiplied by BLAS, so the
+    weights stream from memory as their codes (a byte per weight, plus the grids) instead of 4-byte floats."""
+    n, k = t.shape
+    x = np.ascontiguousarray(x, np.float32)
+    if x.ndim != 2 or x.shape[1] != k:
+        raise QuantError(f"block_matmul: x {list(x.shape)} does not fit a [{n}, {k}] weight (expected [M, {k}])")
+    d, m = _grids(t)
+    step = max(1, min(n, TILE_BYTES // (4 * k)))
+    tile = np.empty((step, k), np.float32)
+    out = np.empty((x.shape[0], n), np.float32)
+    block = t.fmt.block_size(k)
+    for r0 in range(0, n, step):
+        r1 = min(n, r0 + step)
+        _k.dequantize_rows(t.codes, d, m, r0, r1, block, t.fmt.offset, t.fmt.has_min, tile)
+        np.matmul(x, tile[:r1 - r0].T, out=out[:, r0:r1])
     return out
 
 
@@ -142,16 +183,12 @@ def grid_codes(w: np.ndarray, d: np.ndarray, m: np.ndarray, fmt: BlockFormat) ->
 _GGUF_BYTES = {"q4_0": 18, "q4_1": 20, "q8_0": 34}   # per block of 32: float16 d (+ m), then the codes
 
 
-def decode_gguf(raw: np.ndarray, fmt_name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """A GGUF tensor's data → float32 of ``shape`` (numpy order, K last): ``f32`` as is, ``f16`` widened, and
-    ``q4_0``/``q4_1``/``q8_0`` blocks unpacked and dequantized exactly as ``gguf.quants.dequantize``."""
-    if fmt_name == "f32":
-        return np.ascontiguousarray(raw).view(np.float32).reshape(shape)
-    if fmt_name == "f16":
-        return np.ascontiguousarray(raw).view(np.float16).astype(np.float32).reshape(shape)
+def gguf_blocks(raw: np.ndarray, fmt_name: str, shape: tuple[int, ...]) -> BlockTensor:
+    """A ``q4_0``/``q4_1``/``q8_0`` GGUF tensor's raw blocks as a :class:`BlockTensor` of ``[rows, K]`` (``shape``
+    in numpy order, K last): the float16 ``d`` (and ``m``) of each block and its codes (4-bit codes unpacked)."""
     fmt, size = GGUF_FORMATS[fmt_name], _GGUF_BYTES[fmt_name]
     blocks = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, size)
-    if blocks.shape[0] * fmt.block != math.prod(shape):
+    if blocks.shape[0] * fmt.block != math.prod(shape) or shape[-1] % fmt.block:
         raise QuantError(f"{fmt_name}: {blocks.shape[0]} blocks do not hold a tensor of shape {list(shape)}")
     d = blocks[:, :2].copy().view(np.float16)
     head = 4 if fmt.has_min else 2
@@ -161,5 +198,15 @@ def decode_gguf(raw: np.ndarray, fmt_name: str, shape: tuple[int, ...]) -> np.nd
         _k.unpack_nibbles(np.ascontiguousarray(blocks[:, head:]), codes)
     else:
         codes = blocks[:, head:].copy().view(np.int8)
-    t = BlockTensor(codes, d, m, fmt)
-    return block_dequantize(t).reshape(shape)
+    rows, nb = math.prod(shape[:-1]), shape[-1] // fmt.block
+    return BlockTensor(codes.reshape(rows, shape[-1]), d.reshape(rows, nb), m.reshape(rows, nb), fmt)
+
+
+def decode_gguf(raw: np.ndarray, fmt_name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A GGUF tensor's data → float32 of ``shape`` (numpy order, K last): ``f32`` as is, ``f16`` widened, and
+    ``q4_0``/``q4_1``/``q8_0`` blocks (:func:`gguf_blocks`) dequantized exactly as ``gguf.quants.dequantize``."""
+    if fmt_name == "f32":
+        return np.ascontiguousarray(raw).view(np.float32).reshape(shape)
+    if fmt_name == "f16":
+        return np.ascontiguousarray(raw).view(np.float16).astype(np.float32).reshape(shape)
+    return block_dequantize(gguf_blocks(raw, fmt_name, shape)).reshape(shape)

@@ -1,0 +1,74 @@
+"""Accuracy of a decoder LLM on real text, per precision: perplexity on the Lee background corpus and top-1
+next-token agreement with the FP32 model of the decoded weights.
+
+For each evaluation window of ``length`` tokens (:func:`accelsim.llm.corpus.lee_windows`, documents the
+calibration never saw) the model predicts tokens 1 … length−1 from their prefixes (one causal forward over the
+window, no cache). Perplexity is ``exp(mean NLL)`` over all predicted tokens, the NLL ``−log softmax(logits)[next]``
+computed in float64; agreement is the share of positions whose argmax equals the FP32 model's. The reference is
+the GGUF file as decoded (its Q4_1 weights in FP32): the original floating-point weights are not shipped.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..nn import decode
+from .corpus import lee_windows
+from .requant import CALIB_LENGTH, CALIB_WINDOWS, bits_per_weight, calibration_ids, precision_ops
+from .run import qops_for
+
+TABLE = ("fp32", "w8a8", "w8a16", "w4a16", "w4a16-gptq", "mixed", "q4_1")
+WINDOWS, LENGTH = 64, 256
+
+
+def score(gm, qops, ids: np.ndarray, batch: int = 4) -> tuple[float, int, np.ndarray]:
+    """``(Σ NLL, predicted tokens, argmax [windows, length−1])`` of the windows ``ids``."""
+    graph, w = gm.graph(logits="all"), gm.weights()
+    nll, tops = 0.0, []
+    for i in range(0, len(ids), batch):
+        part = ids[i:i + batch]
+        logits = decode.forward(graph, w, part, None, qops)[0][:, :-1].astype(np.float64)
+        top = logits.max(axis=-1, keepdims=True)
+        lse = np.log(np.exp(logits - top).sum(axis=-1)) + top[..., 0]
+        nll += float((lse - np.take_along_axis(logits, part[:, 1:, None], axis=-1)[..., 0]).sum())
+        tops.append(logits.argmax(axis=-1))
+    return nll, ids.shape[0] * (ids.shape[1] - 1), np.concatenate(tops)
+
+
+def accuracy_table(gm, windows: int = WINDOWS, length: int = LENGTH, precisions=TABLE, calib_windows: int = CALIB_WINDOWS,
+                   calib_length: int = CALIB_LENGTH, progress=None) -> dict:
+    """One row per precision: perplexity, top-1 agreement with FP32, stored bits per weight, seconds (module
+    docstring); ``config`` records the data used."""
+    say = progress or (lambda m: None)
+    ids = lee_windows(gm.tokenizer(), length, windows)
+    calib = calibration_ids(gm, calib_windows, calib_length)
+    rows, ref = [], None
+    for p in ("fp32",) + tuple(q for q in precisions if q != "fp32"):
+        say(f"{p}: quantizing")
+        t0 = time.perf_counter()
+        qops = qops_for(gm, "fp32") if p == "fp32" else precision_ops(gm, p, calib_ids=calib, progress=say)
+        t1 = time.perf_counter()
+        say(f"{p}: scoring {len(ids)} windows")
+        nll, n, top = score(gm, qops, ids)
+        ref = top if ref is None else ref
+        if p in precisions:
+            rows.append({"precision": p, "perplexity": float(np.exp(nll / n)), "nll": nll / n,
+                         "top1_agreement": float(np.mean(top == ref)), "bits_per_weight": bits_per_weight(gm, p),
+                         "seconds": {"quantize": t1 - t0, "score": time.perf_counter() - t1}})
+    return {"model": gm.name, "rows": rows,
+            "config": {"corpus": "Lee background (gensim lee_background.cor)", "eval_windows": len(ids),
+                       "window_tokens": length, "predicted_tokens": int(len(ids) * (length - 1)),
+                       "calibration_windows": int(len(calib)), "calibration_tokens": int(calib.size)}}
+
+
+def format_table(result: dict) -> str:
+    c = result["config"]
+    lines = [f"{result['model']}: {c['predicted_tokens']:,} predicted tokens ({c['eval_windows']} windows of "
+             f"{c['window_tokens']}), calibration {c['calibration_tokens']:,} tokens; {c['corpus']}",
+             f"{'precision':<12} {'perplexity':>10} {'top-1 vs FP32':>14} {'bits/weight':>12} {'seconds':>8}"]
+    for r in result["rows"]:
+        sec = r["seconds"]["quantize"] + r["seconds"]["score"]
+        lines.append(f"{r['precision']:<12} {r['perplexity']:>10.3f} {r['top1_agreement']:>14.2%} "
+                     f"{r['bits_per_weight']:>12.2f} {sec:>8.0f}")
+    return "\n".join(lines)

@@ -191,6 +191,11 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
     for flag in ("eval_size", "calib_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError([f"--{flag.replace('_', '-')}: expected a positive integer, got {getattr(args, flag)}"])
+    if model.weights and model.weights.get("format") == "gguf":      # a decoder LLM: perplexity on real text
+        if args.data or args.eval != "lee":
+            raise ConfigError(["a decoder LLM is evaluated with --eval lee (perplexity on the Lee background corpus)"])
+        from .llm.accuracy import evaluate_decoder
+        return evaluate_decoder(model, args.precision, args.eval_size, args.calib_size, args.calib)
     if args.data:
         from .inference import DataTask, read_npz
         task = DataTask(model, read_npz(args.data, "--data"), read_npz(args.calib_data, "--calib-data")
@@ -209,6 +214,13 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
     if verbose:
         print("\r\033[K", end="", file=sys.stderr)
     return result
+
+
+def _format_accuracy(result: dict) -> str:
+    if result.get("task") == "lee_perplexity":
+        from .llm.accuracy import format_decoder_accuracy
+        return format_decoder_accuracy(result)
+    return format_accuracy(result)
 
 
 def _sweep(args) -> int:
@@ -261,7 +273,7 @@ def _run(args) -> int:
     if emu:
         print("\n" + emu.summary())
     if accuracy:
-        print("\n" + format_accuracy(accuracy))
+        print("\n" + _format_accuracy(accuracy))
         if "array" in accuracy:
             print(_array_line(accuracy["array"]))
     return 0
@@ -345,7 +357,7 @@ def _eval(args) -> int:
     accuracy = _accuracy(args, model)
     if args.json:
         write_outputs([(args.json, json_text(accuracy, nonneg=False))])
-    print(format_accuracy(accuracy))
+    print(_format_accuracy(accuracy))
     return 0
 
 

@@ -130,3 +130,42 @@ def test_bad_token_ids_are_one_line_errors(tiny, tmp_path, capsys):
     np.savez(ids, tokens=np.array([[1, 2]]))
     assert main(["infer", tiny, "--inputs", str(ids), "--out", str(tmp_path / "o.npz")]) == 2
     assert "a decoder takes exactly 'input_ids'" in capsys.readouterr().err
+
+
+def test_cli_eval_scores_perplexity_on_the_lee_corpus(tiny, tmp_path, capsys):
+    js = tmp_path / "e.json"
+    assert main(["eval", tiny, "--eval", "lee", "--precision", "q4_0", "--eval-size", "1", "--calib-size", "1",
+                 "--json", str(js)]) == 0
+    data = json.loads(js.read_text())
+    assert data["task"] == "lee_perplexity" and data["eval_size"] == 1 and data["config"]["predicted_tokens"] == 255
+    assert data["fp32"]["top1_agreement"] == 1.0 and 0 < data["quantized"]["top1_agreement"] <= 1
+    assert data["config"]["bits_per_weight"] == 4.5
+    assert "perplexity" in capsys.readouterr().out
+    assert main(["eval", tiny, "--eval", "mnist"]) == 2
+    assert "a decoder LLM is evaluated with --eval lee" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision", ["w8a16", "q4_0", "q8_0", "w8a8"])
+def test_generate_and_infer_run_every_kind_of_precision(tiny, precision):
+    """Weight-only precisions stay close to FP32 on the tiny model; W8A8 runs the integer kernels."""
+    from accelsim.llm.run import generate, infer
+    ids = np.array([[5, 70, 200, 3, 9, 11]])
+    ref = infer(tiny, {"input_ids": ids})["logits"]
+    out = infer(tiny, {"input_ids": ids}, precision)["logits"]
+    assert out.shape == ref.shape and np.isfinite(out).all()
+    assert np.abs(out - ref).max() < 0.35 * np.abs(ref).max()
+    assert len(generate(tiny, "the theory", 2, precision)["new_token_ids"]) <= 2
+
+
+def test_missing_extra_and_unknown_precision_are_one_line_errors(tiny, tmp_path, capsys, monkeypatch):
+    ids = tmp_path / "ids.npz"
+    np.savez(ids, input_ids=np.array([[1, 2]]))
+    assert main(["generate", tiny, "--prompt", "hi", "--precision", "w2a2"]) == 2
+    assert "precision 'w2a2' is not one a decoder runs" in capsys.readouterr().err
+    import accelsim.llm.importer as imp
+    monkeypatch.setattr(imp, "_CACHE", {})
+    monkeypatch.setitem(__import__("sys").modules, "gguf", None)        # as if accelsim[llm] were not installed
+    assert main(["infer", tiny, "--inputs", str(ids), "--out", str(tmp_path / "o.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs the 'gguf' library" in err and 'pip install "accelsim[llm]"' in err
+    assert not (tmp_path / "o.npz").exists()

@@ -72,3 +72,43 @@ def format_table(result: dict) -> str:
         lines.append(f"{r['precision']:<12} {r['perplexity']:>10.3f} {r['top1_agreement']:>14.2%} "
                      f"{r['bits_per_weight']:>12.2f} {sec:>8.0f}")
     return "\n".join(lines)
+
+
+EVAL_WINDOWS = 8
+
+
+def evaluate_decoder(spec, precision: str, windows: int | None = None, calib_windows: int | None = None,
+                     calib: str = "minmax") -> dict:
+    """``accelsim eval|run MODEL --eval lee`` for a decoder: FP32 and ``precision`` on ``windows`` evaluation
+    windows of :data:`LENGTH` tokens (default :data:`EVAL_WINDOWS`), calibrated on ``calib_windows``."""
+    from .run import decoder
+    gm = decoder(spec)
+    ids = lee_windows(gm.tokenizer(), LENGTH, windows or EVAL_WINDOWS)
+    nll, n, ref = score(gm, qops_for(gm, "fp32"), ids)
+    key = str(precision).strip().lower()
+    result = {"task": "lee_perplexity", "model": gm.name, "eval_size": len(ids), "primary_metric": "perplexity",
+              "precision": key, "fp32": {"perplexity": float(np.exp(nll / n)), "top1_agreement": 1.0},
+              "config": {"window_tokens": LENGTH, "predicted_tokens": n}}
+    if key != "fp32":
+        calib_ids = calibration_ids(gm, calib_windows or CALIB_WINDOWS)
+        t0 = time.perf_counter()
+        qops = precision_ops(gm, key, calib=calib, calib_ids=calib_ids)
+        nll_q, _, top = score(gm, qops, ids)
+        result["quantized"] = {"perplexity": float(np.exp(nll_q / n)), "top1_agreement": float(np.mean(top == ref))}
+        result["config"].update(calibration_tokens=int(calib_ids.size), bits_per_weight=bits_per_weight(gm, key),
+                                seconds=time.perf_counter() - t0)
+    return result
+
+
+def format_decoder_accuracy(result: dict) -> str:
+    c, fp = result["config"], result["fp32"]
+    lines = [f"accuracy: {result['model']} on the Lee background corpus ({result['eval_size']} windows of "
+             f"{c['window_tokens']} tokens, {c['predicted_tokens']:,} predicted)",
+             f"  {'':<16} {'fp32':>10}" + (f" {result['precision']:>12}" if "quantized" in result else "")]
+    for key in ("perplexity", "top1_agreement"):
+        q = f" {result['quantized'][key]:>12.4f}" if "quantized" in result else ""
+        lines.append(f"  {key:<16} {fp[key]:>10.4f}{q}")
+    if "quantized" in result:
+        lines.append(f"  {c['bits_per_weight']:.2f} bits per weight in the quantized layers; calibration "
+                     f"{c['calibration_tokens']:,} tokens of the Lee calibration documents")
+    return "\n".join(lines)

@@ -17,7 +17,7 @@ from .reporting import cli as report_cli
 from .cli_io import check_output_dirs, write_outputs
 from .config.loader import is_dir, load_hw, load_model
 from .errors import AccelsimError, ConfigError, one_line, short
-from .report import format_accuracy, format_breakdown, format_table, format_totals, json_text, to_csv, to_json
+from .report import format_accuracy, format_breakdown, format_weights, format_table, format_totals, json_text, to_csv, to_json
 from .eval.pipeline import float_layer_precisions, parse_layer_precisions
 from .sim.engine import simulate
 
@@ -233,6 +233,8 @@ def _run(args) -> int:
         print(format_table(report, args.max_rows or None))
     if args.breakdown:
         print("\n" + format_breakdown(report))
+        if hw.memory.resident_level is not None:
+            print("\n" + format_weights(report))
     for note in _notes(model):
         print(f"note: {note}")
     if emu:

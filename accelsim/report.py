@@ -259,5 +259,23 @@ def format_breakdown(report: RunReport) -> str:
     return "\n".join(lines)
 
 
+def format_weights(report: RunReport) -> str:
+    """Per layer with weights: bytes held on chip across inferences and bytes streamed in during the run."""
+    d = checked(report.to_dict())
+    rows = [c for c in d["layers"] if c["resident_weight_bytes"] or c["streamed_weight_bytes"]]
+    t = d["totals"]
+    head = f"{'layer (weights)':32} {'held on chip KB':>16} {'streamed KB':>12}"
+    lines = [head, "-" * len(head)]
+    lines += [f"{c['name'][-32:]:32} {_num(_kb(c['resident_weight_bytes']), '16,.1f')} "
+              f"{_num(_kb(c['streamed_weight_bytes']), '12,.1f')}" for c in rows]
+    lines.append(f"{'total (MB; streamed per inference)':32} {_num(t['resident_weight_mb'], '16.3f')} "
+                 f"{_num(t['streamed_weight_mb'], '12.3f')}")
+    return "\n".join(lines)
+
+
+def _kb(value):
+    return None if value is None else value / 1e3
+
+
 def _mb(value):
     return None if value is None else value / 1e6

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default="w8a8", help="fp32 | fp16 | bf16 | w8a8 | w4a8 | w4a4 (default w8a8)")
     run.add_argument("--batch", type=int, default=1, metavar="N",
                      help="inferences run together: weights fetched once per batch (default 1)")
+    run.add_argument("--decode", type=int, metavar="N",
+                     help="a decoder LLM: cost the prefill of seq_len tokens and N decode steps apart "
+                          "(time to first token, ms per token, tokens/s, energy per token, KV cache)")
     run.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     run.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
     run.add_argument("--max-rows", type=int, default=60, help="layers shown in the table (default 60; 0 = all)")
@@ -215,6 +218,8 @@ def _run(args) -> int:
     check_output_dirs(args.json, args.csv)
     if args.max_rows < 0:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
+    if args.decode is not None:
+        return _run_phases(args)
     model = load_model(args.model, _key_values(args.param, "--param"), args.unsupported)
     hw = load_hw(args.hw, args.set)
     emu = _emulation(args, model)
@@ -243,6 +248,32 @@ def _run(args) -> int:
         print("\n" + format_accuracy(accuracy))
         if "array" in accuracy:
             print(_array_line(accuracy["array"]))
+    return 0
+
+
+def _run_phases(args) -> int:
+    """``run --decode N``: prefill and decode of a decoder LLM costed apart (accelsim.sim.phases)."""
+    from .report import format_phases
+    from .sim.phases import phases
+    for flag in ("eval", "data", "emulate", "trace"):
+        if getattr(args, flag):
+            raise ConfigError([f"--decode costs the prefill and decode phases; it does not combine with "
+                               f"--{flag} (accelsim generate runs a decoder)"])
+    params = _key_values(args.param, "--param")
+    seq_len = params.pop("seq_len", None)
+    result = phases(args.model, load_hw(args.hw, args.set), args.precision, seq_len, args.decode, args.batch,
+                    params)
+    outputs = [(args.json, json_text(result.to_dict()))] if args.json else []
+    if args.csv:
+        outputs.append((args.csv, to_csv(result.prefill)))
+    write_outputs(outputs)
+    if not args.quiet:
+        print("prefill\n" + format_table(result.prefill, args.max_rows or None))
+        if result.decode is not None:
+            context = result.steps[len(result.steps) // 2]["past_len"]
+            print(f"\none decode step (context {context} tokens)\n" + format_table(result.decode, args.max_rows or None))
+        print()
+    print(format_phases(result.totals))
     return 0
 
 

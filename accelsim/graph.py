@@ -49,6 +49,7 @@ class Model:
     source: str = field(default="", compare=False)
     weights: Mapping[str, str] | None = None   # where real weights come from (see accelsim.data.weights)
     dataset: str | None = None                 # the evaluation task these weights are measured on
+    dims: Mapping[str, int] = field(default_factory=dict)   # the named dimensions (YAML ``params``) as set
 
     @property
     def params(self) -> int:
@@ -80,7 +81,7 @@ class Model:
         layers = _layers(raw_layers, join(path, "layers"), dict(inputs), problems)
         if problems:
             raise ConfigError(problems, source)
-        return cls(name, MappingProxyType(inputs), tuple(layers), source, weights, dataset)
+        return cls(name, MappingProxyType(inputs), tuple(layers), source, weights, dataset, MappingProxyType(params))
 
 
 def _weights_spec(r: Reader) -> Mapping[str, str]:
@@ -99,15 +100,16 @@ def _weights_spec(r: Reader) -> Mapping[str, str]:
 
 
 def _params(r: Reader, overrides: Mapping[str, int]) -> dict[str, int]:
-    values = {key: r.pos_int(key) for key in r.data}
+    """Named dimensions (non-negative integers: ``past_len`` may be 0; a shape using a 0 is still refused)."""
+    values = {key: r.nonneg_int(key) for key in r.data}
     for key, value in overrides.items():
         if key not in values:
             r.problems.append(f"{join(r.path, short(key))}: unknown model parameter "
                               f"(known: {', '.join(values) or 'none'})")
-        elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            r.problems.append(f"{join(r.path, key)}: expected a positive integer, got {short(repr(value))}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            r.problems.append(f"{join(r.path, key)}: expected a non-negative integer, got {short(repr(value))}")
         elif value > MAX_DIM:
-            r.problems.append(f"{join(r.path, key)}: expected a positive integer ≤ {bound_text(MAX_DIM)}, "
+            r.problems.append(f"{join(r.path, key)}: expected a non-negative integer ≤ {bound_text(MAX_DIM)}, "
                               f"got {short(value)}")
         else:
             values[key] = value

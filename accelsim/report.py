@@ -259,6 +259,21 @@ def format_breakdown(report: RunReport) -> str:
     return "\n".join(lines)
 
 
+def format_phases(totals: dict) -> str:
+    """The phase totals of a decoder LLM (:mod:`accelsim.sim.phases`)."""
+    t = checked(totals)
+    lines = [f"prefill: {_num(t['prefill_ms'], '.3f')} ms to the first token (batch {t['batch']}), "
+             f"{_num(t['prefill_energy_mj'], '.3f')} mJ"]
+    if t["decode_tokens"]:
+        lines += [f"decode: {t['decode_tokens']} tokens, {_num(t['decode_ms_per_token'], '.3f')} ms per token, "
+                  f"{_num(t['tokens_per_s'], ',.1f')} tokens/s (bandwidth bound "
+                  f"{_num(t['decode_bound_tokens_per_s'], ',.1f')}), {_num(t['energy_per_token_mj'], '.4f')} mJ per token",
+                  f"per token: weights {_num(t['weight_mb_per_token'], '.3f')} MB, KV cache "
+                  f"{_num(t['kv_mb_per_token'], '.3f')} MB, DRAM {_num(t['dram_mb_per_token'], '.3f')} MB; KV cache "
+                  f"{_num(t['kv_cache_mb'], '.3f')} MB after the last token; total {_num(t['total_ms'], '.3f')} ms"]
+    return "\n".join(lines)
+
+
 def format_weights(report: RunReport) -> str:
     """Per layer with weights: bytes held on chip across inferences and bytes streamed in during the run."""
     d = checked(report.to_dict())

@@ -61,7 +61,8 @@ def test_weight_only_and_block_precisions():
     assert bits == {"w8a16": 8, "w4a16": 4, "w4a16g128": 4.25, "q4_0": 4.5, "q4_1": 5.0, "q8_0": 8.5}
     p = parse_precision("w4a16")
     assert p.weight_only and not p.is_float and p.act_bytes == 2 and p.float_mode == "fp16"
-    for bad in ("w3a16", "w4a16g0", "q5_0"):
+    assert not parse_precision("w16a16").weight_only                  # a 16-bit integer mode, as before
+    for bad in ("w4a16g0", "q5_0", "w4a16g"):
         with pytest.raises(MappingError, match="precision"):
             parse_precision(bad)
 

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from ..errors import MappingError
 
 _INT = re.compile(r"^w(\d+)a(\d+)$")
-_WEIGHT_ONLY = re.compile(r"^w(\d+)a16(?:g(\d+))?$")
+_WEIGHT_ONLY = re.compile(r"^w([48])a16(?:g(\d+))?$")   # wXa16 with X in 4, 8 (w16a16 stays an integer mode)
 FLOAT_MODES = ("fp32", "fp16", "bf16")
 FLOAT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 #: GGUF block formats (llama.cpp ggml-common.h): weight bits, block size along K, bytes of scale (+ min) per block
 BLOCK_FORMATS = {"q4_0": (4, 32, 2.0), "q4_1": (4, 32, 4.0), "q8_0": (8, 32, 2.0)}
-WEIGHT_ONLY_BITS = (4, 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +76,7 @@ def parse_precision(name: str) -> Precision:
     only = _WEIGHT_ONLY.match(key)
     if only:
         bits, group = int(only.group(1)), int(only.group(2) or 0)
-        if bits not in WEIGHT_ONLY_BITS or (only.group(2) is not None and not 1 <= group <= 1 << 20):
+        if only.group(2) is not None and not 1 <= group <= 1 << 20:
             raise MappingError(f"unknown precision {name!r}: weight-only precisions are w8a16, w4a16 or w4a16gN "
                                f"(N ≥ 1: the group size along K), or q4_0, q4_1, q8_0")
         return Precision(key, bits, 16, "fp16", True, group, 4.0 if group else 0.0)

@@ -6,6 +6,7 @@ code 2; no output file is left behind when a run fails.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hw field")
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     cmp_.add_argument("--batch", type=int, default=1, metavar="N", help="inferences run together (default 1)")
+    cmp_.add_argument("--decode", type=int, metavar="N",
+                      help="a decoder LLM: compare the prefill and N decode steps (tokens/s, energy per token)")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
     val = sub.add_parser("validate", help="predicted vs measured latency of the zoo's models on a real device",
                          epilog="example:\n  accelsim validate edgetpu_devboard --json devboard.json",
@@ -362,11 +365,30 @@ def _eval(args) -> int:
 def _compare(args) -> int:
     from .api import compare
     check_output_dirs(args.json)
+    if args.decode is not None:
+        return _compare_phases(args)
     result = compare(load_model(args.model, _key_values(args.param, "--param")), load_hw(args.hw, args.set),
                      args.baseline, args.target, batch=args.batch)
     if args.json:
         write_outputs([(args.json, json_text(result.to_dict()))])
     print(result.table())
+    return 0
+
+
+def _compare_phases(args) -> int:
+    """``compare --decode N``: both precisions' prefill and decode phases side by side."""
+    from .report import PHASE_ROWS, ratio_table, ratios
+    from .sim.phases import phases
+    params = _key_values(args.param, "--param")
+    seq_len, hw = params.pop("seq_len", None), load_hw(args.hw, args.set)
+    runs = [phases(args.model, hw, p, seq_len, args.decode, args.batch, params) for p in (args.baseline, args.target)]
+    bt, tt = (json.loads(json_text(r.totals)) for r in runs)
+    if args.json:
+        write_outputs([(args.json, json_text({"model": runs[0].prefill.model, "hw": hw.name, "baseline": args.baseline,
+                                               "target": args.target, "baseline_totals": bt, "target_totals": tt,
+                                               "ratios": ratios(bt, tt, PHASE_ROWS)}))])
+    print(f"{runs[0].prefill.model} on {hw.name}: prefill and {args.decode} decode steps, {args.baseline} vs "
+          f"{args.target} (batch {args.batch})\n" + ratio_table((args.baseline, args.target), bt, tt, PHASE_ROWS))
     return 0
 
 

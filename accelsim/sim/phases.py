@@ -106,7 +106,8 @@ def _kv_row_bytes(model: Model, act_bytes: float) -> float:
 
 def _totals(prefill: RunReport, steps: list[dict], kv_final: float, bw: float, batch: int) -> dict:
     t = prefill.totals
-    out = {"batch": batch, "prefill_ms": t["latency_ms"], "prefill_energy_mj": t["batch_energy_mj"],
+    out = {"batch": batch, "model_size_mb": t["model_size_mb"], "prefill_ms": t["latency_ms"],
+           "prefill_energy_mj": t["batch_energy_mj"],
            "kv_cache_mb": kv_final / 1e6, "decode_tokens": len(steps)}
     if not steps:
         return out

@@ -53,8 +53,8 @@ class _GradContext(LayerContext):
     """The forward context plus the parameter-gradient store of one backward pass."""
     __slots__ = ("grads",)
 
-    def __init__(self, layer, weights, qops, chain, grads: dict):
-        super().__init__(layer, weights, qops, chain)
+    def __init__(self, layer, weights, qops, chain, grads: dict, saved=None):
+        super().__init__(layer, weights, qops, chain, saved)
         self.grads = grads
 
     def add_grad(self, suffix: str, g, layer=None) -> None:
@@ -95,13 +95,13 @@ def backward(model: Model, weights: dict, tape: list, grads_out: dict, qops) -> 
     weight name, gradients of the model inputs that are differentiable)."""
     dys = dict(grads_out)
     grads: dict = {}
-    for layer, xs, y, chain in reversed(tape):
+    for layer, xs, y, chain, saved in reversed(tape):
         parts = [dys.pop(n) for n in [layer.name] + [f.name for f in chain] if n in dys]
         if not parts:
             continue
         dy = parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
         rule = OPS[layer.op].backward
-        dxs = rule(layer.attrs, xs, y, dy, _GradContext(layer, weights, qops, chain, grads))
+        dxs = rule(layer.attrs, xs, y, dy, _GradContext(layer, weights, qops, chain, grads, saved))
         for t, g in zip(layer.inputs, dxs):
             if g is not None:
                 dys[t] = dys[t] + g if t in dys else g

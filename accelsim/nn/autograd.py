@@ -2,10 +2,11 @@
 
 ``forward(model, weights, feeds, qops)`` is :func:`accelsim.nn.graph_exec.run_graph` with a tape (every layer's
 inputs and output kept); ``backward(model, weights, tape, {tensor: dL/dtensor}, qops)`` visits the tape in reverse
-and calls each op's ``OPS[op].backward`` rule (in the op's family module, :mod:`accelsim.ops`), summing the gradient of a tensor
-over all its readers (residual adds, Q/K/V sharing their input) and over the aliases of a fused chain (a
-conv's output and its fused BN/ReLU share one tensor). It returns the parameter gradients under the weight
-file's names (BN folds differentiated with frozen running statistics) and the gradients of the model inputs.
+and calls each op's ``OPS[op].backward`` rule (in the op's family module, :mod:`accelsim.ops`), summing the
+gradient of a tensor over all its readers (residual adds, Q/K/V sharing their input) and over the aliases of a
+fused chain (a conv's output and its fused BN/ReLU share one tensor). It returns the parameter gradients under
+the weight file's names (BN folds differentiated with frozen running statistics) and the gradients of the model
+inputs.
 
 :class:`GradOps` is the FP32 quantization mode that remembers what each GEMM saw, so that its ``backward`` can
 return ``(dx, dw, db)`` (conv/linear, gradients of the folded weights) or ``(da, db)`` (matmul); fake-quant
@@ -62,7 +63,8 @@ class _GradContext(LayerContext):
         self.grads[key] = self.grads[key] + g if key in self.grads else g
 
     def weight_grads(self, dw, db) -> None:
-        """``dw, db`` of the folded weights → raw weight, bias and each folded BN's γ/β (:func:`~accelsim.ops.normalization.fold_bn_backward`)."""
+        """``dw, db`` of the folded weights → raw weight, bias and each folded BN's γ/β
+        (:func:`~accelsim.ops.normalization.fold_bn_backward`)."""
         if dw is None:
             return
         w, b = self.param("weight"), self.param("bias")

@@ -24,7 +24,7 @@ from .sim.engine import simulate
 EXAMPLES = """examples:
   accelsim run models/resnet50.yaml --hw hw_configs/edge.yaml
   accelsim run resnet50 --hw edge --precision w4a8 --json out.json --csv out.csv
-  accelsim run Resnet50.csv --hw scalesim_32x32 --set array.dataflow=os --set array.rows=64
+  accelsim run scalesim/Resnet50.csv --hw scalesim_32x32 --set array.dataflow=os --set array.rows=64
   accelsim run bert_large --hw server --param seq_len=384
   accelsim run models/minilm_l6.yaml --hw hw_configs/server.yaml --precision w8a8 --calib kl --eval lee
   accelsim eval mnist_cnn --precision w4a8 --calib percentile --eval mnist

@@ -124,7 +124,8 @@ def resolve(spec: str | Path, kind: str) -> Path:
     """A path that exists, or a bundled name, → the file's Path.
 
     A bundled name is ``edge`` / ``edge.yaml``, or ``hw_configs/edge.yaml`` (``models/resnet50.yaml``) when no
-    such file exists from here, so the README's commands also work outside the checkout.
+    such file exists from here, so the README's commands also work outside the checkout. The bundled SCALE-Sim
+    topologies resolve the same way: ``models/scalesim/Resnet50.csv`` or ``scalesim/Resnet50.csv``.
     """
     path = Path(spec)
     if is_file(path):
@@ -133,6 +134,13 @@ def resolve(spec: str | Path, kind: str) -> Path:
         folder = bundle_dir(kind)
     except ConfigError as exc:
         raise ConfigError([f"{short(spec)}: no such file, and {exc.problems[0]}"]) from None
+    if path.suffix.lower() == ".csv":   # a bundled SCALE-Sim topology: models/scalesim/X.csv or scalesim/X.csv
+        inside = Path(*path.parts[1:]) if path.parts[:1] == (BUNDLES[kind],) else path
+        if inside.parts and not inside.is_absolute() and ".." not in inside.parts and is_file(folder / inside):
+            return folder / inside
+        csvs = sorted(p.relative_to(folder).as_posix() for p in folder.glob("*/*.csv"))
+        raise ConfigError([f"{short(spec)}: no such file, and not a bundled topology "
+                           f"(bundled: {', '.join(csvs) or 'none'})"])
     name = path.name[:-5] if path.name.endswith(".yaml") else path.name
     if path.parent in (Path("."), Path(BUNDLES[kind])) and is_file(folder / f"{name}.yaml"):
         return folder / f"{name}.yaml"
@@ -266,9 +274,10 @@ def load_hw(spec, overrides: Iterable[str] = ()) -> HWConfig:
 
 
 def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
-    """A model YAML, a bundled model name, a SCALE-Sim topology CSV or an ONNX file (``.onnx``, needs the
-    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model; a loaded
-    :class:`~accelsim.graph.Model` is returned as is (its parameters were set when it was loaded)."""
+    """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
+    ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the ``accelsim[onnx]`` extra; ``unsupported="vector"``
+    costs unknown ONNX ops as vector work) → Model; a loaded :class:`~accelsim.graph.Model` is returned as is (its
+    parameters were set when it was loaded)."""
     if isinstance(spec, Model):
         if params:
             raise ConfigError([f"model {short(spec.name)}: params set a model's parameters when it is loaded; "
@@ -281,8 +290,7 @@ def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str =
         from ..onnx.importer import cached_import
         return cached_import(path, dict(params or {}), unsupported).model
     if path.suffix.lower() == ".csv":
-        if not is_file(path):
-            raise ConfigError([f"{short(spec)}: no such file"])
+        path = resolve(spec, "model")
         if params:
             raise ConfigError([f"{short(spec)}: SCALE-Sim topologies take no model parameters"])
         return load_scalesim_csv(path)

@@ -77,7 +77,7 @@ class MiniLM:
     ``weights``: ``{tensor name: array}``, checked against the graph
     (:func:`accelsim.data.weights.check_weights`; ConfigError on a missing or misshapen tensor);
     ``tokenizer``: anything with ``encode(text, max_length) -> list[int]`` and ``pad_id`` (needed by
-    ``encode``), e.g. :class:`accelsim.data.tokenizer.WordPieceTokenizer`; ``max_seq_length``: truncation
+    ``encode``), e.g. :class:`accelsim.data.tokenizer.Tokenizer`; ``max_seq_length``: truncation
     length of ``encode`` (default ``min(256, position-table rows)``).
     """
 

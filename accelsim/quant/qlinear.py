@@ -1,7 +1,7 @@
 """Bit-exact quantized MatMul and Conv with ONNX operator semantics (``QLinearMatMul``, ``QLinearConv``,
 and ``MatMulInteger``/``ConvInteger`` followed by a float rescale, as ONNX Runtime's ``quantize_dynamic`` emits).
 
-Per output element (DESIGN section 5.3):
+Per output element (docs/quantization.md):
 
 1. ``acc = sum_k (x[k] - x_zp) * (w[k] - w_zp[c]) (+ bias[c])`` exactly, in a W-bit accumulator
    (``acc_bits``, default 32; on overflow ``overflow="wrap"`` or ``"saturate"``; products in k order, bias last);

@@ -275,9 +275,9 @@ def load_hw(spec, overrides: Iterable[str] = ()) -> HWConfig:
 
 def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
     """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
-    ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the
-    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model; a loaded
-    :class:`~accelsim.graph.Model` is returned as is (its parameters were set when it was loaded)."""
+    ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the ``accelsim[onnx]`` extra; ``unsupported="vector"``
+    costs unknown ONNX ops as vector work) → Model; a loaded :class:`~accelsim.graph.Model` is returned as is (its
+    parameters were set when it was loaded)."""
     if isinstance(spec, Model):
         if params:
             raise ConfigError([f"model {short(spec.name)}: params set a model's parameters when it is loaded; "

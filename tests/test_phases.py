@@ -120,3 +120,15 @@ def test_phases_refuses_a_model_without_decoder_parameters():
         phases("resnet50", "edge", decode=2)
     with pytest.raises(ConfigError, match="--decode: expected an integer"):
         phases(decoder, "edge", decode=-1)
+
+
+def test_the_bundled_llm_decodes_within_its_bandwidth_bound_on_edge():
+    from accelsim.reporting.llm import runs
+    rows = runs(chips=("edge",), precisions=("fp16", "w4a16", "w4a8"), prompt=32, new=2)
+    by = {r["precision"]: r for r in rows}
+    for r in rows:
+        assert r["tokens_per_s"] <= r["decode_bound_tokens_per_s"] * (1 + 1e-9)
+    # on edge's weight-stationary array (no second weight buffer) decode is limited by loading weight tiles into
+    # the array: FP16 weights (w4a16 dequantizes to FP16) take it in at the same rate whatever their DRAM bytes
+    assert by["w4a16"]["tokens_per_s"] == pytest.approx(by["fp16"]["tokens_per_s"], rel=0.01)
+    assert by["w4a8"]["tokens_per_s"] > 3 * by["fp16"]["tokens_per_s"]       # INT4 weights fuse on the INT8 PE

@@ -53,6 +53,8 @@ def build(out: Path, sets=(), with_accuracy: bool = True, eval_size: int | None 
         md += _example(key, spec, sets, out, images, with_accuracy, eval_size, say)
     say("report: measured on silicon (Coral Edge TPU)")
     md += _silicon(out, images)
+    say("report: LLM on a phone and a server")
+    md += _llm(out, images, sets)
     if with_accuracy:
         say("report: bits vs accuracy vs energy (MNIST CNN)")
         md += _tradeoff(out, images, eval_size)
@@ -161,6 +163,17 @@ def _silicon(out: Path, images: dict) -> list[str]:
         images["silicon"] = P.save(P.predicted_vs_measured(results, "Coral Edge TPU: accelsim against the device"),
                                    out / "silicon")
         md += ["", "![silicon](silicon.png)", ""]
+    return md
+
+
+def _llm(out: Path, images: dict, sets) -> list[str]:
+    from . import llm
+    rows = llm.runs(sets=sets)
+    md = llm.markdown(rows)
+    if P.available():
+        images["llm_decode"] = P.save(P.decode_roofline(rows, f"{llm.MODEL} decode: tokens/s against bytes per token"),
+                                      out / "llm_decode")
+        md += ["", "![llm_decode](llm_decode.png)", ""]
     return md
 
 

@@ -206,3 +206,29 @@ def predicted_vs_measured(results: list[dict], title: str):
     ax.grid(which="both", alpha=0.2)
     ax.legend(fontsize=7, loc="upper left")
     return fig
+
+
+def decode_roofline(rows: list[dict], title: str):
+    """Decode tokens/s against bytes moved per token, one point per (chip, precision), under each chip's
+    bandwidth bound tokens/s = bandwidth / bytes per token."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    xs = [r["dram_mb_per_token"] for r in rows]
+    lo, hi = min(xs) / 2, max(xs) * 2
+    for chip, colour in zip(dict.fromkeys(r["chip"] for r in rows), ("tab:blue", "tab:orange", "tab:green")):
+        sel = [r for r in rows if r["chip"] == chip]
+        gbps = sel[0]["dram_gbps"]
+        ax.plot([lo, hi], [gbps * 1e3 / lo, gbps * 1e3 / hi], "-", color=colour, lw=1,
+                label=f"{chip}: bandwidth bound ({gbps:g} GB/s)")
+        ax.scatter([r["dram_mb_per_token"] for r in sel], [r["tokens_per_s"] for r in sel], color=colour, s=30)
+        for r in sel:
+            ax.annotate(r["precision"], (r["dram_mb_per_token"], r["tokens_per_s"]), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bytes moved per generated token (MB)")
+    ax.set_ylabel("decode tokens per second")
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.2)
+    ax.legend(fontsize=8)
+    return fig

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config.loader import load_hw, load_model
+from ..config.loader import load_hw, model_builder
 from ..errors import ConfigError
 from ..graph import Model
 from .engine import check_batch, simulate
@@ -66,7 +66,7 @@ def phases(spec, hw, precision: str = "w8a8", seq_len: int | None = None, decode
     ``spec``: a model name or path taking the parameters ``seq_len``/``past_len``, or a function from a dict
     of those parameters to a :class:`~accelsim.graph.Model`."""
     hw, params = load_hw(hw), dict(params or {})
-    build = spec if callable(spec) else (lambda dims: load_model(spec, dims))
+    build = spec if callable(spec) else model_builder(spec)
     base = build(params)
     seq_len = base.dims.get("seq_len") if seq_len is None else seq_len
     _check(base, seq_len, decode)

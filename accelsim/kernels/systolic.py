@@ -165,7 +165,11 @@ def _macs(fr, fc, out_role, ins, outs, ovfs, rows, f, geo, mode, sh, lo, hi):
                     oo = o0 + g * lo_[bd] + t * lo_[od]
                     xo = x0 + g * lx[bd] + t * lx[od]
                     yo = y0 + g * ly[bd] + t * ly[od]
-                    if mode == MODE_EXACT:
+                    if mode == MODE_EXACT and f == 1 and nb == BAND:     # constant counts: unrolled
+                        vmac(o, oo, x, xo, lx[bd], 0, y, yo, ly[bd], 0, BAND, 1)
+                    elif mode == MODE_EXACT and f == 1:
+                        vmac(o, oo, x, xo, lx[bd], 0, y, yo, ly[bd], 0, nb, 1)
+                    elif mode == MODE_EXACT:
                         vmac(o, oo, x, xo, lx[bd], lx[3], y, yo, ly[bd], ly[3], nb, f)
                     else:
                         vmac_checked(o, ov, oo, x, xo, lx[bd], lx[3], y, yo, ly[bd], ly[3], nb, f, wrap, sh, lo,
@@ -173,42 +177,50 @@ def _macs(fr, fc, out_role, ins, outs, ovfs, rows, f, geo, mode, sh, lo, hi):
 
 
 @njit
-def _band(x, r, c):
-    """PEs (i, j) of an r × c grid with ``i + j <= x``."""
-    if x < 0 or r <= 0 or c <= 0:
-        return 0
-    a = min(r - 1, x)
-    full = max(0, min(a, x - c + 1) + 1)       # rows i <= x − c + 1 have all c PEs in the band
-    n = a - full + 1                           # rows full..a have x − i + 1 each
-    return full * c + (n * (x + 1) - (full + a) * n // 2 if n > 0 else 0)
+def _diag(x, r, c):
+    """PEs (i, j) of an r × c grid on the anti-diagonal ``i + j = x``."""
+    return max(0, min(x, r - 1) - max(0, x - c + 1) + 1) if x >= 0 else 0
 
 
 @njit
-def _edges(c, p, r0, c0, vr, vc, first, out_role, rows, cols, d_cols, t_len, cnt, tr, t0, inject):
+def _edges(c, p, vr, vc, first, out_role, rows, cols, t_len, inject):
     """Cycle ``c``'s edge traffic: a moving output's finished partial sums leave (they sat in the last PE in
     cycle c−1), then each edge row (H) / column (V) takes its next value — edge ``e`` the one with time index
-    ``c − P − e`` — or a zero bubble outside its time window and on padded rows/columns."""
+    ``c − P − e`` — or a zero bubble outside its time window and on padded rows/columns. Returns the live edge
+    ranges ``[lo, hi)``: H and V injections, then the leaving partial sums, and their words ``(H reads, V reads,
+    writes, partial sums read back)``."""
     T = t_len
-    for role in range(2):
-        length = cols if role == ROLE_H else rows       # PEs a value passes through
-        base = r0 if role == ROLE_H else c0
-        valid = vr if role == ROLE_H else vc
-        e_lo = max(0, c - p - T + 1)                     # edges whose time index c − P − e lies in [0, T)
-        e_hi = min(valid, c - p + 1)
-        if out_role == role:
-            x_lo = max(0, c - p - length - T + 1)       # leaving: te = c − 1 − P − e − (length − 1) in [0, T)
-            x_hi = min(valid, c - p - length + 1)
-            cnt[WRITES] += max(0, x_hi - x_lo)
-            if tr.shape[0] > t0 + c - 1 >= 0:
-                for e in range(x_lo, x_hi):
-                    tr[t0 + c - 1, TR_WRITE, e] = (base + e) * T + c - p - length - e
-            if inject and not first:
-                cnt[PSUM_READS] += max(0, e_hi - e_lo)
-        elif inject:
-            cnt[READ_H + role] += max(0, e_hi - e_lo)
-            if t0 + c < tr.shape[0]:
-                for e in range(e_lo, e_hi):
-                    tr[t0 + c, role, e] = (base + e) * T + c - p - e
+    h_lo = v_lo = max(0, c - p - T + 1)                  # edges whose time index c − P − e lies in [0, T)
+    h_hi, v_hi = min(vr, c - p + 1), min(vc, c - p + 1)
+    length = cols if out_role == ROLE_H else rows        # PEs a partial sum passes through
+    x_lo = max(0, c - p - length - T + 1)               # leaving: te = c − 1 − P − e − (length − 1) in [0, T)
+    x_hi = min(vr if out_role == ROLE_H else vc, c - p - length + 1)
+    nh, nv = max(0, h_hi - h_lo) if inject else 0, max(0, v_hi - v_lo) if inject else 0
+    writes = max(0, x_hi - x_lo) if out_role != ROLE_S else 0
+    psums = (nh if out_role == ROLE_H else nv if out_role == ROLE_V else 0) if not first else 0
+    if out_role == ROLE_H:
+        nh = 0
+    elif out_role == ROLE_V:
+        nv = 0
+    return (h_lo, h_hi, v_lo, v_hi, x_lo, x_hi), (nh, nv, writes, psums)
+
+
+@njit
+def _trace_edges(c, p, r0, c0, out_role, rows, cols, t_len, live, tr, t0):
+    """Record cycle ``c``'s edge addresses (flat role-layout indices) from :func:`_edges`' live ranges."""
+    h_lo, h_hi, v_lo, v_hi, x_lo, x_hi = live
+    T = t_len
+    if out_role != ROLE_S and tr.shape[0] > t0 + c - 1 >= 0:
+        length, base = (cols, r0) if out_role == ROLE_H else (rows, c0)
+        for e in range(x_lo, x_hi):
+            tr[t0 + c - 1, TR_WRITE, e] = (base + e) * T + c - p - length - e
+    if t0 + c < tr.shape[0]:
+        if out_role != ROLE_H:
+            for e in range(h_lo, h_hi):
+                tr[t0 + c, ROLE_H, e] = (r0 + e) * T + c - p - e
+        if out_role != ROLE_V:
+            for e in range(v_lo, v_hi):
+                tr[t0 + c, ROLE_V, e] = (c0 + e) * T + c - p - e
 
 
 @njit
@@ -228,24 +240,40 @@ def _clock(fr, fc, first, out_role, rows, cols, d_rows, d_cols, t_len, cnt, tr, 
                 for j in range(vc):
                     tr[t0 + pc, ROLE_S, j] = (r0 + row) * d_cols + c0 + j
     total, done, c = R * C * T, 0, p
+    active = busy = busy_sum = 0                # PEs doing a MAC this cycle (on real operands)
+    rh = rv = wr = ps = 0
+    tracing = tr.shape[0] > 0
     while True:
-        _edges(c, p, r0, c0, vr, vc, first, out_role, R, C, d_cols, T, cnt, tr, t0, True)
-        d = c - p                               # PE(i, j) works on τ = d − i − j
-        done += _band(d, R, C) - _band(d - T, R, C)
-        cnt[BUSY] += _band(d, vr, vc) - _band(d - T, vr, vc)
+        live, (h, v, w, q) = _edges(c, p, vr, vc, first, out_role, R, C, T, True)
+        rh, rv, wr, ps = rh + h, rv + v, wr + w, ps + q
+        if tracing:
+            _trace_edges(c, p, r0, c0, out_role, R, C, T, live, tr, t0)
+        d = c - p                               # PE(i, j) works on τ = d − i − j: diagonal d starts, d − T ends
+        active += _diag(d, R, C) - _diag(d - T, R, C)
+        busy += _diag(d, vr, vc) - _diag(d - T, vr, vc)
+        done += active
+        busy_sum += busy
         if done >= total:
             break
         c += 1
-    cnt[CYCLES] += c + 1
     # the last partial sums leave the array in the next cycle (overlapping the next fold)
-    _edges(c + 1, p, r0, c0, vr, vc, first, out_role, R, C, d_cols, T, cnt, tr, t0, False)
+    live, words = _edges(c + 1, p, vr, vc, first, out_role, R, C, T, False)
+    wr += words[2]
+    if tracing:
+        _trace_edges(c + 1, p, r0, c0, out_role, R, C, T, live, tr, t0)
     if out_role == ROLE_S:                      # drain the stationary accumulators
         for i in range(vr):
             for j in range(vc):
                 cyc = t0 + p + T - 1 + (R - 1 - i) + j
                 if cyc < tr.shape[0]:
                     tr[cyc, TR_WRITE, j] = (r0 + i) * d_cols + c0 + j
-        cnt[WRITES] += vr * vc
+        wr += vr * vc
+    cnt[CYCLES] += c + 1
+    cnt[BUSY] += busy_sum
+    cnt[READ_H] += rh
+    cnt[READ_V] += rv
+    cnt[WRITES] += wr
+    cnt[PSUM_READS] += ps
     return c + 1
 
 
@@ -319,12 +347,18 @@ def pack_operand(x, k_axis, f, role, rows, cols, t_len, out):
         for a in range(ta, min(d0, ta + TILE)):
             for u in range(f):
                 ka = a * f + u if k_axis == 0 else a
+                if ka >= x.shape[0]:
+                    continue
+                be = min(te, (x.shape[1] - u + f - 1) // f) if k_axis == 1 else te    # k beyond the axis: 0
                 at, j = _element(role, u, a, tb, cols, geo), tb % cols
-                for b in range(tb, te):
-                    kb = b * f + u if k_axis == 1 else b
-                    if ka < x.shape[0] and kb < x.shape[1]:
-                        out[at] = x[ka, kb]
-                    at, j = _next(role, at, j, cols, geo)
+                if role == ROLE_S:
+                    for b in range(tb, be):
+                        out[at] = x[ka, b * f + u if k_axis == 1 else b]
+                        at, j = _next(role, at, j, cols, geo)
+                else:                                           # H, V: a fixed step along time
+                    step = -1 if role == ROLE_H else geo[3]
+                    for b in range(tb, be):
+                        out[at + (b - tb) * step] = x[ka, b * f + u if k_axis == 1 else b]
 
 
 @njit_parallel

@@ -316,3 +316,94 @@ def test_requant_float32_equals_requant_float():
             lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
             for acc in accs:
                 assert requant_float32(acc, m, lo, hi, np.int32(zp)) == requant_float(acc, m, lo, hi, zp)
+
+
+# ------------------------------------------------------------------------- the fused QLinearMatMul (plain case)
+def _exact_fused(a, za, b, mult, zb, zy):
+    """A correct fused runner in plain numpy: exact accumulation, DESIGN 5.3 requantization."""
+    acc = np.matmul(a.astype(np.int64) - int(za), b.astype(np.int64) - zb.astype(np.int64))
+    info = np.iinfo(zy.dtype)
+    return ort_gemm.requant_reference(acc, mult, int(zy), info.min, info.max).astype(zy.dtype)
+
+
+def _half_away_fused(a, za, b, mult, zb, zy):
+    """Wrong on ties: rounds half away from zero."""
+    acc = np.matmul(a.astype(np.int64) - int(za), b.astype(np.int64) - zb.astype(np.int64))
+    info = np.iinfo(zy.dtype)
+    f = np.clip(acc.astype(np.float32) * mult, np.float32(info.min - int(zy)), np.float32(info.max - int(zy)))
+    return (np.sign(f) * np.floor(np.abs(f) + 0.5) + int(zy)).astype(zy.dtype)
+
+
+def _float64_fused(a, za, b, mult, zb, zy):
+    """Wrong above 2**24: multiplies the accumulator in float64."""
+    acc = np.matmul(a.astype(np.int64) - int(za), b.astype(np.int64) - zb.astype(np.int64))
+    info = np.iinfo(zy.dtype)
+    f = np.clip(acc * np.float64(mult), info.min - int(zy), info.max - int(zy))
+    return (np.rint(f) + int(zy)).astype(zy.dtype)
+
+
+@pytest.mark.parametrize("ta,tb", list(ort_gemm.FUSED_PAIRS))
+def test_fused_self_test_accepts_exact_and_rejects_near_misses(ta, tb):
+    assert ort_gemm.fused_self_test(_exact_fused, ta, tb)
+    assert not ort_gemm.fused_self_test(_half_away_fused, ta, tb)
+    assert not ort_gemm.fused_self_test(_float64_fused, ta, tb)
+    assert not ort_gemm.fused_self_test(lambda *args: 1 / 0, ta, tb)
+
+
+@pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime unavailable")
+@pytest.mark.parametrize("ta,tb", list(ort_gemm.FUSED_PAIRS))
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fused_path_bit_exact(monkeypatch, ta, tb, per_channel):
+    """The plain case runs on ONNX Runtime's QLinearMatMul (when its self-test passed) and equals the reference:
+    2-D and batched ``a``, per-tensor and per-column grids, K up to 700."""
+    monkeypatch.setenv(ort_gemm.ENV, "auto")
+    if ort_gemm.fused(ta, tb) is None:
+        pytest.skip("the fused kernel failed its self-test here: the general path runs")
+    rng = np.random.default_rng(11)
+    ty = ort_gemm.FUSED_PAIRS[(np.dtype(ta), np.dtype(tb))]
+    for shape in [(1, 1, 1), (3, 17, 5), (40, 700, 19), (2, 3, 7, 9, 5)]:
+        a, b = _rand(rng, ta, shape[:-1]), _rand(rng, tb, shape[-2:])
+        sa, za, sb, zb = _grid(rng, ta, tb, shape[-1], per_channel)
+        sy, zy = np.float32(rng.uniform(0.5, 40)), _rand(rng, ty, ())
+        assert ort_gemm.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy) is not None
+        info = np.iinfo(ty)
+        want = ref._requant(_acc(a, za, b, zb), "float", sa, sb, sy, info.min, info.max, int(zy)).astype(ty)
+        y, ovf = qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, return_overflow=True)
+        assert y.dtype == ty and ovf.events == 0
+        assert_array_equal(y, want)
+
+
+def test_fused_path_declines_what_it_does_not_cover(monkeypatch):
+    """None (the general path) for everything outside the plain case; the general path's errors still raise."""
+    monkeypatch.setenv(ort_gemm.ENV, "auto")
+    rng = np.random.default_rng(12)
+    a, b = _rand(rng, np.uint8, (4, 6)), _rand(rng, np.int8, (6, 3))
+    ok = (a, 0.1, np.uint8(3), b, 0.2, np.int8(0), 0.5, np.uint8(7))
+    q = ort_gemm.qlinear_matmul
+    for i, bad in [(0, a.astype(np.int16)), (0, a.tolist()), (3, b[:, None]), (3, b.astype(np.uint8)),
+                   (2, 3), (2, np.int8(3)), (5, np.uint8(0)), (7, np.int8(7)), (1, -0.1), (1, np.inf), (1, 1e39),
+                   (4, np.zeros(3, np.float32)), (4, np.ones(2, np.float32)), (6, 0), (5, np.zeros(2, np.int8))]:
+        args = list(ok)
+        args[i] = bad
+        assert q(*args) is None, (i, bad)
+    assert q(*ok[:3], np.zeros((0, 3), np.int8), *ok[4:]) is None                        # K = 0
+    assert q(np.zeros((2, ort_gemm.K_MAX + 1), np.uint8), *ok[1:3], np.zeros((ort_gemm.K_MAX + 1, 1), np.int8),
+             *ok[4:]) is None                                                           # partial sums could overflow
+    assert q(a, 3e38, np.uint8(3), b, 3e38, np.int8(0), 1e-30, np.uint8(7)) is None     # multiplier overflows
+    with pytest.raises(QuantError):
+        qlinear_matmul(a, 3e38, np.uint8(3), b, 3e38, np.int8(0), 1e-30, np.uint8(7))
+    with pytest.raises(QuantError):
+        qlinear_matmul(a, -0.1, np.uint8(3), b, 0.2, np.int8(0), 0.5, np.uint8(7))
+    monkeypatch.setenv(ort_gemm.ENV, "numba")
+    assert q(*ok) is None
+
+
+def test_qlinear_model_bytes_parse_as_the_intended_onnx_model():
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load_from_string(ort_gemm.qlinear_model_bytes(np.uint8, np.int8, np.uint8))
+    node = model.graph.node[0]
+    assert (node.op_type, list(node.input)) == ("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"])
+    T = onnx.TensorProto
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == \
+        [T.UINT8, T.FLOAT, T.UINT8, T.INT8, T.FLOAT, T.INT8, T.FLOAT, T.UINT8]
+    assert model.graph.output[0].type.tensor_type.elem_type == T.UINT8

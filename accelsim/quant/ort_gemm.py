@@ -15,6 +15,14 @@ The session has symbolic (unranked) inputs, so one session serves every shape, b
 included; intra-op threads are ONNX Runtime's default, with spinning off so that its pool does not compete with
 numba's threads for the cores between calls. The ONNX model is encoded here (a few protobuf fields), so only
 ``onnxruntime`` is needed (``pip install accelsim[fast]``).
+
+**The fused plain case** (:func:`qlinear_matmul`): ``accelsim.quant.qlinear_matmul`` without bias, with float
+requantization to an 8-bit output, runs as ONE ``QLinearMatMul`` session call (accumulation and requantization in
+MLAS, no int32 matrix in between, a few microseconds of Python) for the type pairs ONNX Runtime implements
+(:data:`FUSED_PAIRS`). Its output stage is DESIGN 5.3's bit for bit — checked, per pair, by
+:func:`fused_self_test` (edge cases against :func:`requant_reference`) before first use; a pair that fails keeps
+the MatMulInteger + Numba epilogue path. The multiplier is accelsim's own (``float32(x_scale · w_scale) /
+y_scale``), fed as ``b_scale`` with ``a_scale = y_scale = 1``, so ONNX Runtime's arithmetic on it is exact.
 """
 from __future__ import annotations
 
@@ -25,11 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim.errors import QuantError
+from accelsim.kernels.requant import float_multiplier
 
 ENV = "ACCELSIM_GEMM_BACKEND"
 VARIANTS = ("u8s8", "u8u8")  # fastest first
 _TYPES = {"u8s8": (np.dtype(np.uint8), np.dtype(np.int8)), "u8u8": (np.dtype(np.uint8), np.dtype(np.uint8))}
-_ONNX_ELEM = {np.dtype(np.uint8): 2, np.dtype(np.int8): 3, np.dtype(np.int32): 6}
+_ONNX_ELEM = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3, np.dtype(np.int32): 6}
 
 
 # --------------------------------------------------------------------------------- the model, protobuf-encoded
@@ -55,15 +64,26 @@ def _value_info(name: str, dtype: np.dtype) -> bytes:
     return _field(1, name) + _field(2, _field(1, _field(1, _ONNX_ELEM[dtype])))
 
 
-def model_bytes(a_dtype, b_dtype) -> bytes:
-    """A ModelProto (IR 7, opset 13) holding ``y = MatMulInteger(a, b, a_zp, b_zp)`` with int32 ``y``."""
-    a_dt, b_dt = np.dtype(a_dtype), np.dtype(b_dtype)
-    node = b"".join(_field(1, n) for n in ("a", "b", "za", "zb")) + _field(2, "y") + _field(4, "MatMulInteger")
-    graph = (_field(1, node) + _field(2, "accelsim_matmul_integer")
-             + b"".join(_field(11, _value_info(n, t)) for n, t in (("a", a_dt), ("b", b_dt), ("za", a_dt),
-                                                                  ("zb", b_dt)))
-             + _field(12, _value_info("y", np.dtype(np.int32))))
+def _model(op: str, inputs, out_dtype) -> bytes:
+    """A ModelProto (IR 7, opset 13) holding ``y = op(*inputs)``; ``inputs`` (name, dtype) pairs, no shapes."""
+    node = b"".join(_field(1, n) for n, _ in inputs) + _field(2, "y") + _field(4, op)
+    graph = (_field(1, node) + _field(2, "accelsim_" + op.lower())
+             + b"".join(_field(11, _value_info(n, np.dtype(t))) for n, t in inputs)
+             + _field(12, _value_info("y", np.dtype(out_dtype))))
     return _field(1, 7) + _field(7, graph) + _field(8, _field(1, "") + _field(2, 13))
+
+
+def model_bytes(a_dtype, b_dtype) -> bytes:
+    """``y = MatMulInteger(a, b, a_zp, b_zp)`` with int32 ``y`` (:func:`_model`)."""
+    a_dt, b_dt = np.dtype(a_dtype), np.dtype(b_dtype)
+    return _model("MatMulInteger", [("a", a_dt), ("b", b_dt), ("za", a_dt), ("zb", b_dt)], np.int32)
+
+
+def qlinear_model_bytes(a_dtype, b_dtype, y_dtype) -> bytes:
+    """``y = QLinearMatMul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)`` (:func:`_model`)."""
+    a_dt, b_dt, f32 = np.dtype(a_dtype), np.dtype(b_dtype), np.dtype(np.float32)
+    return _model("QLinearMatMul", [("a", a_dt), ("sa", f32), ("za", a_dt), ("b", b_dt), ("sb", f32), ("zb", b_dt),
+                                    ("sy", f32), ("zy", np.dtype(y_dtype))], y_dtype)
 
 
 # ---------------------------------------------------------------------------------------------- the backend
@@ -89,13 +109,18 @@ class Backend:
         return self.run(np.ascontiguousarray(a), np.asarray(a_zp, dtype=ta), np.ascontiguousarray(b), zb)
 
 
-def _ort_runner(variant: str):
+def _session(model: bytes):
+    """A CPU session of ``model``: ONNX Runtime's default intra-op threads, spinning off (module docstring)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(model_bytes(*_TYPES[variant]), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def _ort_runner(variant: str):
+    sess = _session(model_bytes(*_TYPES[variant]))
     names = ["y"]
 
     def run(a, za, b, zb):
@@ -188,3 +213,161 @@ def matmul_integer(a, a_zp, b, b_zp) -> np.ndarray:
     if be is None:
         raise QuantError(f"matmul_integer: no ONNX Runtime backend ({describe()} is active)")
     return be.matmul_integer(a, int(a_zp), b, b_zp)
+
+
+# ------------------------------------------------------------------------- the fused QLinearMatMul (plain case)
+#: type pairs ONNX Runtime's CPU QLinearMatMul implements: (a, b) -> y
+FUSED_PAIRS = {(np.dtype(np.uint8), np.dtype(np.int8)): np.dtype(np.uint8),
+               (np.dtype(np.uint8), np.dtype(np.uint8)): np.dtype(np.uint8),
+               (np.dtype(np.int8), np.dtype(np.int8)): np.dtype(np.int8)}
+K_MAX = ((1 << 31) - 1) // (255 * 255)  # 8-bit codes: below this K no partial sum can leave int32
+_ONE = np.array(1.0, np.float32)
+
+
+def _fused_runner(a_dtype, b_dtype):
+    """``run(a, a_zp, b, mult, b_zp, y_zp)``: QLinearMatMul with ``a_scale = y_scale = 1`` and ``b_scale = mult``,
+    so that ONNX Runtime's multiplier ``a_scale · b_scale / y_scale`` is ``mult`` exactly, whatever its order."""
+    sess = _session(qlinear_model_bytes(a_dtype, b_dtype, FUSED_PAIRS[(np.dtype(a_dtype), np.dtype(b_dtype))]))
+    names = ["y"]
+
+    def run(a, za, b, mult, zb, zy):
+        return sess.run(names, {"a": a, "sa": _ONE, "za": za, "b": b, "sb": mult, "zb": zb, "sy": _ONE, "zy": zy})[0]
+
+    return run
+
+
+def requant_reference(acc, mult, y_zp: int, qmin: int, qmax: int) -> np.ndarray:
+    """DESIGN 5.3 in plain numpy: ``rint(clamp(float32(acc) · mult, qmin − zp, qmax − zp)) + zp`` (int64)."""
+    f = np.clip(np.asarray(acc).astype(np.float32) * np.asarray(mult, np.float32), np.float32(qmin - y_zp),
+                np.float32(qmax - y_zp))
+    return np.rint(f).astype(np.int64) + y_zp
+
+
+def fused_self_test(run, a_dtype, b_dtype) -> bool:
+    """True iff ``run`` (:func:`_fused_runner`) equals exact int64 accumulation + :func:`requant_reference` on:
+    every pairing of the types' extremes over K = 300 (int16-saturating pair sums would show), with both clamps;
+    a sum of 2**25 + 2**18 + 1 (float32(acc) rounds it: a float64 product lands on the other side of a tie);
+    small sums times 0.5 (ties to even); random data with per-tensor and per-column multipliers and zero
+    points; a batched ``a``."""
+    ta, tb = np.dtype(a_dtype), np.dtype(b_dtype)
+    ty = FUSED_PAIRS[(ta, tb)]
+    ia, ib, iy = np.iinfo(ta), np.iinfo(tb), np.iinfo(ty)
+    rng = np.random.default_rng(54321)
+    mid_a, mid_b, low_y = (ia.min + ia.max + 1) // 2, (ib.min + ib.max + 1) // 2, iy.min + 10
+    ext_a = np.array([[ia.min] * 300, [ia.max] * 300, [ia.max, ia.min] * 150], dtype=ta)
+    ext_b = np.array([[ib.min] * 300, [ib.max] * 300, [ib.max, ib.min] * 150, [ib.min, ib.max] * 150]).T.astype(tb)
+    big = (1 << 25) + (1 << 18) + 1                    # times 2**-19: 64.5 + 2**-19, float32(acc) gives 64.5
+    n1, r = divmod(big, ia.max * ib.max)
+    big_a = np.array([[ia.max] * (n1 + 1) + [r % ia.max]], dtype=ta)
+    big_b = np.array([[ib.max] * n1 + [r // ia.max, 1]], dtype=tb).T
+    cases = [(ext_a, 0, ext_b, np.zeros((), tb), np.float32(2.0**-17), mid_b),
+             (ext_a, ia.max, ext_b, np.full(4, ib.min, tb), np.float32(3.0), mid_b),
+             (big_a, 0, big_b, np.zeros((), tb), np.float32(2.0**-19), low_y),
+             ((mid_a + rng.integers(-3, 4, (9, 5))).astype(ta), mid_a, (mid_b + rng.integers(-3, 4, (5, 11))).astype(tb),
+              np.asarray(mid_b, tb), np.float32(0.5), mid_b)]
+    for shape, per_column in (((7, 37, 13), False), ((33, 300, 17), False), ((5, 9, 4), True), ((3, 5, 9, 4), False)):
+        spread = np.float32(40.0 / (90.0 * 90.0 * np.sqrt(shape[-2])))      # outputs of some ±40 steps
+        mult = (spread * rng.uniform(0.5, 2, shape[-1])).astype(np.float32) if per_column else spread
+        zb = rng.integers(ib.min, ib.max + 1, shape[-1]).astype(tb) if per_column else np.asarray(mid_b, tb)
+        cases.append((rng.integers(ia.min, ia.max + 1, shape[:-1]).astype(ta), mid_a,
+                      rng.integers(ib.min, ib.max + 1, shape[-2:]).astype(tb), zb, mult, (iy.min + iy.max) // 2))
+    try:
+        for a, za, b, zb, mult, zy in cases:
+            acc = np.matmul(a.astype(np.int64) - za, b.astype(np.int64) - zb.astype(np.int64))
+            want = requant_reference(acc, mult, zy, iy.min, iy.max)
+            got = run(a, np.asarray(za, ta), b, np.asarray(mult, np.float32), zb, np.asarray(zy, ty))
+            if got.dtype != ty or got.shape != want.shape or not np.array_equal(got, want):
+                return False
+    except Exception:  # noqa: BLE001 - any failure of the candidate means "not usable"
+        return False
+    return True
+
+
+_fused: dict = {}  # (a dtype, b dtype) -> checked runner or None
+
+
+def fused(a_dtype, b_dtype, make_runner=None):
+    """The fused QLinearMatMul runner for the type pair once it passed :func:`fused_self_test`, else None (also
+    when no exact backend is active: ``ACCELSIM_GEMM_BACKEND=numba``)."""
+    key = (np.dtype(a_dtype), np.dtype(b_dtype))
+    if key not in FUSED_PAIRS or backend() is None:
+        return None
+    if key not in _fused:
+        with _lock:
+            if key not in _fused:
+                try:
+                    run = (make_runner or _fused_runner)(*key)
+                except Exception:  # noqa: BLE001 - onnxruntime unable to build the session
+                    run = None
+                _fused[key] = run if run is not None and fused_self_test(run, *key) else None
+    return _fused[key]
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _positive_scale(s):
+    """``s`` as float32 when it is a float scalar whose float32 is finite and positive (what the general path
+    accepts; a few values just below float32's overflow threshold are left to it), else None. No
+    ``np.errstate`` (microseconds per call): a double below float32's maximum converts without overflow."""
+    if type(s) is np.ndarray and s.ndim == 0:
+        s = s[()]
+    if isinstance(s, (float, np.floating)) and 0 < s < _F32_MAX:
+        f = np.float32(s)
+        return f if f > 0 else None
+    return None
+
+
+def _scalar_of(z, dtype) -> bool:
+    """``z`` is a numpy scalar or 0-d array of ``dtype``."""
+    return (isinstance(z, np.generic) or (type(z) is np.ndarray and z.ndim == 0)) and z.dtype == dtype
+
+
+def _multiplier(sa, sb, sy):
+    """:func:`accelsim.kernels.requant.float_multiplier` of float32 scales, or None when it is not finite. The
+    float32 operations cannot overflow once their double counterparts (exact product, quotient) stay below
+    float32's maximum, so no ``np.errstate`` is needed; underflow warnings are off by numpy's default."""
+    if type(sb) is np.ndarray:
+        with np.errstate(over="ignore", under="ignore"):
+            m = float_multiplier(sa, sb, sy)
+        return m if np.all(np.isfinite(m)) else None
+    if float(sa) * float(sb) >= _F32_MAX or float(sa) * float(sb) / float(sy) >= _F32_MAX / 2:
+        return None
+    return np.asarray((sa * sb) / sy)
+
+
+def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp):
+    """:func:`accelsim.quant.qlinear_matmul` on ONNX Runtime's fused QLinearMatMul in the plain case, or None.
+
+    The plain case: ``a`` (..., M, K) and ``b`` (K, N) arrays of a type pair of :data:`FUSED_PAIRS` whose kernel
+    passed :func:`fused_self_test`, ``0 < K <= K_MAX`` (no partial sum can leave int32), ``M, N > 0``, zero
+    points of the operands' dtypes (scalars; ``b_zp`` also (N,)), ``y_zp`` of the pair's output dtype, float
+    scalar scales (``b_scale`` also a float (N,) array), all finite and positive, with a finite multiplier
+    ``float32(a_scale · b_scale) / y_scale``; zero points and scalar scales as numpy scalars or 0-d arrays (scales
+    also Python floats). The caller adds the rest of its conditions (no bias, float requantization, 8-bit ranges).
+    Anything else gives None: the general path handles it or raises."""
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or b.ndim != 2 or a.ndim < 2:
+        return None
+    k, n = b.shape
+    y_dtype = FUSED_PAIRS.get((a.dtype, b.dtype))
+    if y_dtype is None or a.shape[-1] != k or not 0 < k <= K_MAX or n == 0 or a.size == 0:
+        return None
+    if not (_scalar_of(a_zp, a.dtype) and _scalar_of(y_zp, y_dtype)
+            and (_scalar_of(b_zp, b.dtype) or (type(b_zp) is np.ndarray and b_zp.shape == (n,)
+                                               and b_zp.dtype == b.dtype))):
+        return None
+    sa, sy = _positive_scale(a_scale), _positive_scale(y_scale)
+    if type(b_scale) is np.ndarray and b_scale.shape == (n,) and b_scale.dtype.kind == "f":
+        sb = b_scale.astype(np.float32)
+        if not np.all((sb > 0) & (sb < np.inf)):
+            return None
+    else:
+        sb = _positive_scale(b_scale)
+    mult = None if sa is None or sb is None or sy is None else _multiplier(sa, sb, sy)
+    if mult is None:
+        return None
+    run = fused(a.dtype, b.dtype)
+    if run is None:
+        return None
+    return run(np.ascontiguousarray(a), np.asarray(a_zp), np.ascontiguousarray(b), mult, np.asarray(b_zp),
+               np.asarray(y_zp))

@@ -123,6 +123,24 @@ def _mode(amax: int, bmax: int, bias, k: int, acc_bits: int, overflow: str):
     return (_k.MODE_SAT if overflow == "saturate" else _k.MODE_WRAP), np.int64
 
 
+#: the most memory one systolic_gemm may hold (operand streams, partial-sum slots, overflow counters, result)
+MAX_WORKING_SET_BYTES = 2**32
+
+
+def working_set_bytes(m: int, n: int, k: int, rows: int, cols: int, flow: DataflowSpec, macs_per_cycle: int = 1,
+                      checked: bool = True) -> int:
+    """Bytes :func:`systolic_gemm` allocates for ``m×k @ k×n``: the int16 operand streams, the output's slots
+    (int64 and its overflow counters when ``checked``, else at most int64) and the (m, n) int64 result. The streams
+    carry ``C + Cp`` bubbles per row, so a short time dimension costs more than its operand's size."""
+    f = int(macs_per_cycle)
+    dims = {"m": m, "n": n, "k": -(-k // f)}
+    geo = _k.geometry(rows, cols, dims[flow.rows], dims[flow.cols], dims[flow.time])
+    role = roles(flow)
+    ins = sum(math.prod(_k.storage_shape(role[op], f, geo)) for op in ("input", "weight"))
+    out = math.prod(_k.storage_shape(role["output"], 1, geo))
+    return 2 * ins + out * (16 if checked else 8) + 8 * m * n
+
+
 def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, macs_per_cycle: int = 1,
                   acc_bits: int = 32, overflow: str = "wrap", trace_cycles: int = 0):
     """Run ``A (m×k) @ B (k×n) (+ bias (n,))`` through an R × C array (module docstring) → :class:`ArrayRun`;
@@ -151,6 +169,10 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     role = roles(flow)
     mode, acc_dtype = _mode(amax, bmax, bias, k, acc_bits, overflow)
     d_rows, d_cols, t_len = dims[flow.rows], dims[flow.cols], dims[flow.time]
+    memory = working_set_bytes(m, n, k, rows, cols, flow, f, mode != _k.MODE_EXACT)
+    if memory > MAX_WORKING_SET_BYTES:
+        raise MappingError(f"{m}x{k} @ {k}x{n} on a {rows}x{cols} array ({flow.name}): the emulator would hold "
+                           f"{memory / 2**30:.3g} GiB, at most {MAX_WORKING_SET_BYTES / 2**30:.0f} GiB")
     geo = _k.geometry(rows, cols, d_rows, d_cols, t_len)
     ins = [np.zeros(1, np.int16)] * 3
     for op, x in (("input", a), ("weight", b)):
@@ -203,7 +225,7 @@ class LayerEmulation:
     overflow_events: int
 
 
-#: the largest layer --emulate runs (about half an hour at 1e9 PE-cycles/s; operands of at most 0.5 GB)
+#: the largest layer --emulate runs (a few minutes at 1e10 PE-cycles/s; operands of at most 0.5 GB)
 MAX_PE_CYCLES = 2 * 10**12
 MAX_OPERAND_ELEMENTS = 2**28
 
@@ -248,10 +270,13 @@ class EmulatedTiming:
                 continue
             mj, nj, kj = int(m[j]), int(n[j]), int(k[j])
             pe_cycles = int(plain.scalesim_cycles[j] + 1) * int(a.rows) * int(a.cols)
-            if pe_cycles > MAX_PE_CYCLES or max(mj * kj, kj * nj, mj * nj) > MAX_OPERAND_ELEMENTS:
-                raise MappingError(f"--emulate: layer {name} ({mj}x{kj} @ {kj}x{nj}) needs {pe_cycles:.3g} PE-cycles; "
-                                   f"at most {MAX_PE_CYCLES:.0e} per layer (and {MAX_OPERAND_ELEMENTS:.0e} operand "
-                                   "elements) are emulated: select smaller layers with --emulate GLOB")
+            memory = working_set_bytes(mj, nj, kj, int(a.rows), int(a.cols), a.dataflow)
+            if pe_cycles > MAX_PE_CYCLES or max(mj * kj, kj * nj, mj * nj) > MAX_OPERAND_ELEMENTS or \
+                    memory > MAX_WORKING_SET_BYTES:
+                raise MappingError(f"--emulate: layer {name} ({mj}x{kj} @ {kj}x{nj}) needs {pe_cycles:.3g} PE-cycles "
+                                   f"and {memory / 2**30:.2g} GiB; at most {MAX_PE_CYCLES:.0e} per layer (and "
+                                   f"{MAX_OPERAND_ELEMENTS:.0e} operand elements, {MAX_WORKING_SET_BYTES / 2**30:.0f} "
+                                   "GiB) are emulated: select smaller layers with --emulate GLOB")
             x = rng.integers(-128, 128, (mj, kj), dtype=np.int16)
             w = rng.integers(-127, 128, (kj, nj), dtype=np.int16)
             t0 = time.perf_counter()

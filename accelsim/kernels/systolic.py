@@ -44,11 +44,15 @@ The output is stored the same way by its role (one lane), so a moving partial su
 enters the next K-fold where the previous one left it, and a stationary accumulator is its tile cell. The
 storage is flat (1-D) in the kernels; :func:`_linear` gives a PE row's offset and its stride per step.
 
-**Vector steps.** A fold's MACs run as PE-row steps — ``o[j] += x[j] · y[j]`` over the ``Cp`` PEs of one row at
-one cycle, one contiguous vector op — in blocks of :data:`BLOCK` steps: all rows of a block, row by row, then
-the next block. Every output's steps keep their order (a moving partial sum meets the rows in order; an
-accumulator its cycles in order; a PE's lanes in order), so the result is the per-cycle array's, only the work
-is grouped for the vector units. Chains of folds that share no output run in parallel (:func:`run_array`).
+**Vector steps** (:func:`_macs`). PE row ``i`` is busy in steps ``s = 0 … Q`` (cycles ``P + i … P + i + Q``); at
+each it does ``o[j] += x[j] · y[j]`` over its PEs — contiguous vectors of :data:`WIDTH` PEs
+(:mod:`accelsim.kernels.simd`). A *band* of up to :data:`BAND` such row-steps that add into the same outputs —
+consecutive rows at one step for a moving partial sum, consecutive steps of one row for a stationary
+accumulator — runs as one vector step with the outputs held in registers; steps go in blocks of :data:`BLOCK`
+(a block's partial sums stay in L1 while the rows pass over them). Every output still takes its products in
+the array's order (the rows in order, the cycles in order, a PE's lanes in order), so values and overflow counts
+are the per-cycle array's; only the grouping of the work is the vector units'. Folds that share no output
+(chains along K) run in parallel (:func:`run_array`).
 
 **Accumulation order = the integer GEMM's** (:func:`accelsim.kernels.igemm.gemm_checked`): every output starts at
 0 and adds its products in k order (a PE's ``f`` lanes in order; down a column when K is spatial, in time when K

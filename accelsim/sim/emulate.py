@@ -195,7 +195,7 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     shape = (rows, cols, d_rows, d_cols, t_len, f, mode, acc_bits, lo, hi, cnt)
     trace = None
     if trace_cycles > 0:
-        order = np.array([(fr, fc) for fc in range(fc_n) for fr in range(fr_n)], dtype=np.int64).reshape(-1, 2)
+        order = np.stack([np.tile(np.arange(fr_n), fc_n), np.repeat(np.arange(fc_n), fr_n)], axis=1)  # fc-major
         small = max(m * k, k * n, m * n) < (1 << 31)      # flat element indices fit int32: half the buffer
         tr = np.full((int(trace_cycles), 4, max(rows, cols)), -1, dtype=np.int32 if small else np.int64)
         starts = _k.run_array_traced(*args, *shape, order, tr)

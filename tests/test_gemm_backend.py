@@ -319,50 +319,53 @@ def test_requant_float32_equals_requant_float():
 
 
 # ------------------------------------------------------------------------- the fused QLinearMatMul (plain case)
-def _exact_fused(a, za, b, mult, zb, zy):
-    """A correct fused runner in plain numpy: exact accumulation, DESIGN 5.3 requantization."""
-    acc = np.matmul(a.astype(np.int64) - int(za), b.astype(np.int64) - zb.astype(np.int64))
-    info = np.iinfo(zy.dtype)
-    return ort_gemm.requant_reference(acc, mult, int(zy), info.min, info.max).astype(zy.dtype)
+def _fused_with(requant):
+    """A fused runner in plain numpy: exact accumulation, then ``requant(acc, mult, zy)`` → float."""
+    def run(a, za, b, mult, zb, zy):
+        acc = np.matmul(a.astype(np.int64) - int(za), b.astype(np.int64) - zb.astype(np.int64))
+        f = np.clip(requant(acc, mult), np.float32(-int(zy)), np.float32(255 - int(zy)))
+        return (np.rint(f) if requant is not _half_away else f).astype(np.int64).__add__(int(zy)).astype(np.uint8)
+    return run
 
 
-def _half_away_fused(a, za, b, mult, zb, zy):
-    """Wrong on ties: rounds half away from zero."""
-    acc = np.matmul(a.astype(np.int64) - int(za), b.astype(np.int64) - zb.astype(np.int64))
-    info = np.iinfo(zy.dtype)
-    f = np.clip(acc.astype(np.float32) * mult, np.float32(info.min - int(zy)), np.float32(info.max - int(zy)))
-    return (np.sign(f) * np.floor(np.abs(f) + 0.5) + int(zy)).astype(zy.dtype)
+def _half_away(acc, mult):      # wrong on ties: rounds half away from zero (applied before the clamp here)
+    f = acc.astype(np.float32) * mult
+    return np.sign(f) * np.floor(np.abs(f) + np.float32(0.5))
 
 
-def _float64_fused(a, za, b, mult, zb, zy):
-    """Wrong above 2**24: multiplies the accumulator in float64."""
-    acc = np.matmul(a.astype(np.int64) - int(za), b.astype(np.int64) - zb.astype(np.int64))
-    info = np.iinfo(zy.dtype)
-    f = np.clip(acc * np.float64(mult), info.min - int(zy), info.max - int(zy))
-    return (np.rint(f) + int(zy)).astype(zy.dtype)
+def test_fused_self_test_accepts_exact_and_rejects_near_misses():
+    assert ort_gemm.fused_self_test(_fused_with(lambda acc, m: acc.astype(np.float32) * m))
+    assert not ort_gemm.fused_self_test(_fused_with(_half_away))
+    assert not ort_gemm.fused_self_test(_fused_with(lambda acc, m: acc * np.float64(m)))   # float64 above 2**24
+    assert not ort_gemm.fused_self_test(_saturating_fused)
+    assert not ort_gemm.fused_self_test(lambda *args: 1 / 0)
 
 
-@pytest.mark.parametrize("ta,tb", list(ort_gemm.FUSED_PAIRS))
-def test_fused_self_test_accepts_exact_and_rejects_near_misses(ta, tb):
-    assert ort_gemm.fused_self_test(_exact_fused, ta, tb)
-    assert not ort_gemm.fused_self_test(_half_away_fused, ta, tb)
-    assert not ort_gemm.fused_self_test(_float64_fused, ta, tb)
-    assert not ort_gemm.fused_self_test(lambda *args: 1 / 0, ta, tb)
+def _saturating_fused(a, za, b, mult, zb, zy):
+    """MLAS's plain-AVX2 uint8 × int8 kernel: int16 pair sums saturate."""
+    acc = _saturating_u8s8(a, int(za), b, zb.astype(np.int64))
+    return np.clip(np.rint(np.clip(acc.astype(np.float32) * mult, -int(zy), 255 - int(zy))) + int(zy), 0,
+                   255).astype(np.uint8)
+
+
+FUSED_TYPES = [(np.uint8, np.int8, np.uint8), (np.int8, np.int8, np.int8), (np.uint8, np.uint8, np.uint8),
+               (np.int8, np.uint8, np.int8), (np.uint8, np.int8, np.int8), (np.int8, np.int8, np.uint8)]
 
 
 @pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime unavailable")
-@pytest.mark.parametrize("ta,tb", list(ort_gemm.FUSED_PAIRS))
+@pytest.mark.parametrize("ta,tb,ty", FUSED_TYPES)
 @pytest.mark.parametrize("per_channel", [False, True])
-def test_fused_path_bit_exact(monkeypatch, ta, tb, per_channel):
+def test_fused_path_bit_exact(monkeypatch, ta, tb, ty, per_channel):
     """The plain case runs on ONNX Runtime's QLinearMatMul (when its self-test passed) and equals the reference:
-    2-D and batched ``a``, per-tensor and per-column grids, K up to 700."""
+    every type pair and output type, 2-D and batched ``a``, per-tensor and per-column grids, K up to 700; the
+    caller's operands are left as they were."""
     monkeypatch.setenv(ort_gemm.ENV, "auto")
-    if ort_gemm.fused(ta, tb) is None:
+    if ort_gemm.fused() is None:
         pytest.skip("the fused kernel failed its self-test here: the general path runs")
     rng = np.random.default_rng(11)
-    ty = ort_gemm.FUSED_PAIRS[(np.dtype(ta), np.dtype(tb))]
     for shape in [(1, 1, 1), (3, 17, 5), (40, 700, 19), (2, 3, 7, 9, 5)]:
         a, b = _rand(rng, ta, shape[:-1]), _rand(rng, tb, shape[-2:])
+        a0, b0 = a.copy(), b.copy()
         sa, za, sb, zb = _grid(rng, ta, tb, shape[-1], per_channel)
         sy, zy = np.float32(rng.uniform(0.5, 40)), _rand(rng, ty, ())
         assert ort_gemm.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy) is not None
@@ -371,6 +374,7 @@ def test_fused_path_bit_exact(monkeypatch, ta, tb, per_channel):
         y, ovf = qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, return_overflow=True)
         assert y.dtype == ty and ovf.events == 0
         assert_array_equal(y, want)
+        assert_array_equal(a, a0) and assert_array_equal(b, b0)
 
 
 def test_fused_path_declines_what_it_does_not_cover(monkeypatch):
@@ -380,8 +384,8 @@ def test_fused_path_declines_what_it_does_not_cover(monkeypatch):
     a, b = _rand(rng, np.uint8, (4, 6)), _rand(rng, np.int8, (6, 3))
     ok = (a, 0.1, np.uint8(3), b, 0.2, np.int8(0), 0.5, np.uint8(7))
     q = ort_gemm.qlinear_matmul
-    for i, bad in [(0, a.astype(np.int16)), (0, a.tolist()), (3, b[:, None]), (3, b.astype(np.uint8)),
-                   (2, 3), (2, np.int8(3)), (5, np.uint8(0)), (7, np.int8(7)), (1, -0.1), (1, np.inf), (1, 1e39),
+    for i, bad in [(0, a.astype(np.int16)), (0, a.tolist()), (3, b[:, None]), (3, b.astype(np.int32)),
+                   (2, 3), (2, np.int8(3)), (5, np.uint8(0)), (7, np.int16(7)), (1, -0.1), (1, np.inf), (1, 1e39),
                    (4, np.zeros(3, np.float32)), (4, np.ones(2, np.float32)), (6, 0), (5, np.zeros(2, np.int8))]:
         args = list(ok)
         args[i] = bad

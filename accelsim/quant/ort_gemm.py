@@ -19,9 +19,9 @@ numba's threads for the cores between calls. The ONNX model is encoded here (a f
 **The fused plain case** (:func:`qlinear_matmul`): ``accelsim.quant.qlinear_matmul`` without bias, with float
 requantization to an 8-bit output, runs as ONE ``QLinearMatMul`` session call (accumulation and requantization in
 MLAS, no int32 matrix in between, a few microseconds of Python) for the type pairs ONNX Runtime implements
-(:data:`FUSED_PAIRS`). Its output stage is DESIGN 5.3's bit for bit — checked, per pair, by
-:func:`fused_self_test` (edge cases against :func:`requant_reference`) before first use; a pair that fails keeps
-the MatMulInteger + Numba epilogue path. The multiplier is accelsim's own (``float32(x_scale · w_scale) /
+(every uint8/int8 pair and output, flipped onto the uint8 × int8 kernel as above). Its output stage is DESIGN
+5.3's bit for bit — checked by :func:`fused_self_test` (edge cases against :func:`requant_reference`) before first
+use; if it fails, the MatMulInteger + Numba epilogue path runs. The multiplier is accelsim's own (``float32(x_scale · w_scale) /
 y_scale``), fed as ``b_scale`` with ``a_scale = y_scale = 1``, so ONNX Runtime's arithmetic on it is exact.
 """
 from __future__ import annotations
@@ -216,18 +216,16 @@ def matmul_integer(a, a_zp, b, b_zp) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- the fused QLinearMatMul (plain case)
-#: type pairs ONNX Runtime's CPU QLinearMatMul implements: (a, b) -> y
-FUSED_PAIRS = {(np.dtype(np.uint8), np.dtype(np.int8)): np.dtype(np.uint8),
-               (np.dtype(np.uint8), np.dtype(np.uint8)): np.dtype(np.uint8),
-               (np.dtype(np.int8), np.dtype(np.int8)): np.dtype(np.int8)}
+U8, S8 = np.dtype(np.uint8), np.dtype(np.int8)
 K_MAX = ((1 << 31) - 1) // (255 * 255)  # 8-bit codes: below this K no partial sum can leave int32
 _ONE = np.array(1.0, np.float32)
 
 
-def _fused_runner(a_dtype, b_dtype):
-    """``run(a, a_zp, b, mult, b_zp, y_zp)``: QLinearMatMul with ``a_scale = y_scale = 1`` and ``b_scale = mult``,
-    so that ONNX Runtime's multiplier ``a_scale · b_scale / y_scale`` is ``mult`` exactly, whatever its order."""
-    sess = _session(qlinear_model_bytes(a_dtype, b_dtype, FUSED_PAIRS[(np.dtype(a_dtype), np.dtype(b_dtype))]))
+def _fused_runner():
+    """``run(a, a_zp, b, mult, b_zp, y_zp)``: QLinearMatMul on uint8 ``a``, int8 ``b``, uint8 ``y`` with
+    ``a_scale = y_scale = 1`` and ``b_scale = mult``, so that ONNX Runtime's multiplier ``a_scale · b_scale /
+    y_scale`` is ``mult`` exactly, whatever its order of operations."""
+    sess = _session(qlinear_model_bytes(U8, S8, U8))
     names = ["y"]
 
     def run(a, za, b, mult, zb, zy):
@@ -243,64 +241,60 @@ def requant_reference(acc, mult, y_zp: int, qmin: int, qmax: int) -> np.ndarray:
     return np.rint(f).astype(np.int64) + y_zp
 
 
-def fused_self_test(run, a_dtype, b_dtype) -> bool:
+def fused_self_test(run) -> bool:
     """True iff ``run`` (:func:`_fused_runner`) equals exact int64 accumulation + :func:`requant_reference` on:
     every pairing of the types' extremes over K = 300 (int16-saturating pair sums would show), with both clamps;
     a sum of 2**25 + 2**18 + 1 (float32(acc) rounds it: a float64 product lands on the other side of a tie);
     small sums times 0.5 (ties to even); random data with per-tensor and per-column multipliers and zero
     points; a batched ``a``."""
-    ta, tb = np.dtype(a_dtype), np.dtype(b_dtype)
-    ty = FUSED_PAIRS[(ta, tb)]
-    ia, ib, iy = np.iinfo(ta), np.iinfo(tb), np.iinfo(ty)
     rng = np.random.default_rng(54321)
-    mid_a, mid_b, low_y = (ia.min + ia.max + 1) // 2, (ib.min + ib.max + 1) // 2, iy.min + 10
-    ext_a = np.array([[ia.min] * 300, [ia.max] * 300, [ia.max, ia.min] * 150], dtype=ta)
-    ext_b = np.array([[ib.min] * 300, [ib.max] * 300, [ib.max, ib.min] * 150, [ib.min, ib.max] * 150]).T.astype(tb)
+    ext_a = np.array([[0] * 300, [255] * 300, [255, 0] * 150], dtype=U8)
+    ext_b = np.array([[-128] * 300, [127] * 300, [127, -128] * 150, [-128, 127] * 150]).T.astype(S8)
     big = (1 << 25) + (1 << 18) + 1                    # times 2**-19: 64.5 + 2**-19, float32(acc) gives 64.5
-    n1, r = divmod(big, ia.max * ib.max)
-    big_a = np.array([[ia.max] * (n1 + 1) + [r % ia.max]], dtype=ta)
-    big_b = np.array([[ib.max] * n1 + [r // ia.max, 1]], dtype=tb).T
-    cases = [(ext_a, 0, ext_b, np.zeros((), tb), np.float32(2.0**-17), mid_b),
-             (ext_a, ia.max, ext_b, np.full(4, ib.min, tb), np.float32(3.0), mid_b),
-             (big_a, 0, big_b, np.zeros((), tb), np.float32(2.0**-19), low_y),
-             ((mid_a + rng.integers(-3, 4, (9, 5))).astype(ta), mid_a, (mid_b + rng.integers(-3, 4, (5, 11))).astype(tb),
-              np.asarray(mid_b, tb), np.float32(0.5), mid_b)]
+    n1, r = divmod(big, 255 * 127)
+    big_a = np.array([[255] * (n1 + 1) + [r % 255]], dtype=U8)
+    big_b = np.array([[127] * n1 + [r // 255, 1]], dtype=S8).T
+    zero = np.zeros((), S8)
+    cases = [(ext_a, 0, ext_b, zero, np.float32(2.0**-17), 128), (ext_a, 255, ext_b, np.full(4, -128, S8),
+                                                                   np.float32(3.0), 128),
+             (big_a, 0, big_b, zero, np.float32(2.0**-19), 10),
+             ((128 + rng.integers(-3, 4, (9, 5))).astype(U8), 128, rng.integers(-3, 4, (5, 11)).astype(S8), zero,
+              np.float32(0.5), 128)]
     for shape, per_column in (((7, 37, 13), False), ((33, 300, 17), False), ((5, 9, 4), True), ((3, 5, 9, 4), False)):
         spread = np.float32(40.0 / (90.0 * 90.0 * np.sqrt(shape[-2])))      # outputs of some ±40 steps
         mult = (spread * rng.uniform(0.5, 2, shape[-1])).astype(np.float32) if per_column else spread
-        zb = rng.integers(ib.min, ib.max + 1, shape[-1]).astype(tb) if per_column else np.asarray(mid_b, tb)
-        cases.append((rng.integers(ia.min, ia.max + 1, shape[:-1]).astype(ta), mid_a,
-                      rng.integers(ib.min, ib.max + 1, shape[-2:]).astype(tb), zb, mult, (iy.min + iy.max) // 2))
+        zb = rng.integers(-128, 128, shape[-1]).astype(S8) if per_column else zero
+        cases.append((rng.integers(0, 256, shape[:-1]).astype(U8), 128, rng.integers(-128, 128, shape[-2:]).astype(S8),
+                      zb, mult, int(rng.integers(64, 192))))
     try:
         for a, za, b, zb, mult, zy in cases:
             acc = np.matmul(a.astype(np.int64) - za, b.astype(np.int64) - zb.astype(np.int64))
-            want = requant_reference(acc, mult, zy, iy.min, iy.max)
-            got = run(a, np.asarray(za, ta), b, np.asarray(mult, np.float32), zb, np.asarray(zy, ty))
-            if got.dtype != ty or got.shape != want.shape or not np.array_equal(got, want):
+            want = requant_reference(acc, mult, zy, 0, 255)
+            got = run(a, np.asarray(za, U8), b, np.asarray(mult, np.float32), zb, np.asarray(zy, U8))
+            if got.dtype != U8 or got.shape != want.shape or not np.array_equal(got, want):
                 return False
     except Exception:  # noqa: BLE001 - any failure of the candidate means "not usable"
         return False
     return True
 
 
-_fused: dict = {}  # (a dtype, b dtype) -> checked runner or None
+_fused: list = []  # [] = not built yet, [checked runner | None] afterwards
 
 
-def fused(a_dtype, b_dtype, make_runner=None):
-    """The fused QLinearMatMul runner for the type pair once it passed :func:`fused_self_test`, else None (also
-    when no exact backend is active: ``ACCELSIM_GEMM_BACKEND=numba``)."""
-    key = (np.dtype(a_dtype), np.dtype(b_dtype))
-    if key not in FUSED_PAIRS or backend() is None:
+def fused(make_runner=None):
+    """The fused QLinearMatMul runner once it passed :func:`fused_self_test`, else None (also when no exact
+    backend is active, e.g. ``ACCELSIM_GEMM_BACKEND=numba``)."""
+    if backend() is None:
         return None
-    if key not in _fused:
+    if not _fused:
         with _lock:
-            if key not in _fused:
+            if not _fused:
                 try:
-                    run = (make_runner or _fused_runner)(*key)
+                    run = (make_runner or _fused_runner)()
                 except Exception:  # noqa: BLE001 - onnxruntime unable to build the session
                     run = None
-                _fused[key] = run if run is not None and fused_self_test(run, *key) else None
-    return _fused[key]
+                _fused.append(run if run is not None and fused_self_test(run) else None)
+    return _fused[0]
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -318,9 +312,9 @@ def _positive_scale(s):
     return None
 
 
-def _scalar_of(z, dtype) -> bool:
-    """``z`` is a numpy scalar or 0-d array of ``dtype``."""
-    return (isinstance(z, np.generic) or (type(z) is np.ndarray and z.ndim == 0)) and z.dtype == dtype
+def _scalar_of(z, dtypes) -> bool:
+    """``z`` is a numpy scalar or 0-d array of one of ``dtypes``."""
+    return (isinstance(z, np.generic) or (type(z) is np.ndarray and z.ndim == 0)) and z.dtype in dtypes
 
 
 def _multiplier(sa, sb, sy):
@@ -336,25 +330,32 @@ def _multiplier(sa, sb, sy):
     return np.asarray((sa * sb) / sy)
 
 
+def _flip(x, dtype):
+    """``x ^ 0x80`` seen as ``dtype``: uint8 ↔ int8 with every difference to a zero point shifted by 128 kept."""
+    return np.bitwise_xor(x.view(np.uint8), np.uint8(0x80)).view(dtype)
+
+
 def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp):
     """:func:`accelsim.quant.qlinear_matmul` on ONNX Runtime's fused QLinearMatMul in the plain case, or None.
 
-    The plain case: ``a`` (..., M, K) and ``b`` (K, N) arrays of a type pair of :data:`FUSED_PAIRS` whose kernel
-    passed :func:`fused_self_test`, ``0 < K <= K_MAX`` (no partial sum can leave int32), ``M, N > 0``, zero
-    points of the operands' dtypes (scalars; ``b_zp`` also (N,)), ``y_zp`` of the pair's output dtype, float
-    scalar scales (``b_scale`` also a float (N,) array), all finite and positive, with a finite multiplier
-    ``float32(a_scale · b_scale) / y_scale``; zero points and scalar scales as numpy scalars or 0-d arrays (scales
-    also Python floats). The caller adds the rest of its conditions (no bias, float requantization, 8-bit ranges).
-    Anything else gives None: the general path handles it or raises."""
+    The plain case: ``a`` (..., M, K) and ``b`` (K, N) uint8/int8 arrays, ``0 < K <= K_MAX`` (no partial sum can
+    leave int32), ``M, N > 0``, zero points of the operands' dtypes (``b_zp`` also (N,)), a uint8/int8 ``y_zp``,
+    float scales (``b_scale`` also a float (N,) array), all finite and positive, with a finite multiplier
+    ``float32(a_scale · b_scale) / y_scale``; zero points and scalar scales as numpy scalars or 0-d arrays
+    (scales also Python floats). The caller adds the rest of its conditions (no bias, float requantization,
+    8-bit ranges). Every type pair runs on the uint8 × int8 → uint8 kernel (the fastest, and the one
+    :func:`fused_self_test` checked): int8 ``a`` and ``y`` and uint8 ``b`` are flipped (``^ 0x80``) with their zero
+    points shifted by 128, which leaves every difference and every output the same. Anything else gives None:
+    the general path handles it or raises."""
     if type(a) is not np.ndarray or type(b) is not np.ndarray or b.ndim != 2 or a.ndim < 2:
         return None
     k, n = b.shape
-    y_dtype = FUSED_PAIRS.get((a.dtype, b.dtype))
-    if y_dtype is None or a.shape[-1] != k or not 0 < k <= K_MAX or n == 0 or a.size == 0:
+    if a.dtype not in (U8, S8) or b.dtype not in (U8, S8) or a.shape[-1] != k or not 0 < k <= K_MAX or n == 0 \
+            or a.size == 0:
         return None
-    if not (_scalar_of(a_zp, a.dtype) and _scalar_of(y_zp, y_dtype)
-            and (_scalar_of(b_zp, b.dtype) or (type(b_zp) is np.ndarray and b_zp.shape == (n,)
-                                               and b_zp.dtype == b.dtype))):
+    if not (_scalar_of(a_zp, (a.dtype,)) and _scalar_of(y_zp, (U8, S8))
+            and (_scalar_of(b_zp, (b.dtype,)) or (type(b_zp) is np.ndarray and b_zp.shape == (n,)
+                                                  and b_zp.dtype == b.dtype))):
         return None
     sa, sy = _positive_scale(a_scale), _positive_scale(y_scale)
     if type(b_scale) is np.ndarray and b_scale.shape == (n,) and b_scale.dtype.kind == "f":
@@ -364,10 +365,15 @@ def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp):
     else:
         sb = _positive_scale(b_scale)
     mult = None if sa is None or sb is None or sy is None else _multiplier(sa, sb, sy)
-    if mult is None:
-        return None
-    run = fused(a.dtype, b.dtype)
+    run = None if mult is None else fused()
     if run is None:
         return None
-    return run(np.ascontiguousarray(a), np.asarray(a_zp), np.ascontiguousarray(b), mult, np.asarray(b_zp),
-               np.asarray(y_zp))
+    za, zy = np.asarray(a_zp, np.int64), np.asarray(y_zp, np.int64)
+    if a.dtype == S8:
+        a, za = _flip(a, U8), za + 128
+    zb = np.asarray(b_zp)
+    if b.dtype == U8:
+        b, zb = _flip(b, S8), np.asarray(zb.astype(np.int16) - 128, S8)
+    y = run(np.ascontiguousarray(a), np.asarray(za, U8), np.ascontiguousarray(b), mult, zb,
+            np.asarray(zy + (128 if y_zp.dtype == S8 else 0), U8))
+    return np.bitwise_xor(y, np.uint8(0x80), out=y).view(S8) if y_zp.dtype == S8 else y

@@ -125,18 +125,6 @@ def _element(role, u, a, b, cols, geo):
 
 
 @njit
-def _next(role, at, j, cols, geo):
-    """:func:`_element`'s index and column-in-fold ``j`` of the element after (a, b) along b."""
-    if role == ROLE_H:
-        return at - 1, j
-    if role == ROLE_V:
-        return at + geo[3], j
-    if j + 1 == cols:                          # into the next fold column's tile
-        return at + 1 - cols + geo[0] * geo[3], 0
-    return at + 1, j + 1
-
-
-@njit
 def _macs(fr, fc, out_role, ins, outs, ovfs, rows, f, geo, mode, sh, lo, hi):
     """All MACs of fold (fr, fc) as vector steps (:mod:`accelsim.kernels.simd`): :data:`WIDTH` PEs of a *band*
     of up to :data:`BAND` PE-row steps that add into the same outputs — the band's rows at one step for a moving
@@ -335,34 +323,48 @@ def run_array_traced(ins, outs, ovfs, out_role, rows, cols, d_rows, d_cols, t_le
     return seen
 
 
+@njit
+def _run_end(role, b, te, cols):
+    """End of the run of elements ``b, b+1, …`` (< ``te``) of one role-layout row that lie at one fixed storage
+    step apart (:func:`_step`): a fold column's tile for S, the whole range for H and V."""
+    return min(te, (b // cols + 1) * cols) if role == ROLE_S else te
+
+
+@njit
+def _step(role, geo):
+    """Storage distance of consecutive elements of a role-layout row within a run (:func:`_run_end`)."""
+    return -1 if role == ROLE_H else geo[3] if role == ROLE_V else 1
+
+
 @njit_parallel
 def pack_operand(x, k_axis, f, role, rows, cols, t_len, out):
     """Operand ``x`` into its role storage ``out`` (flat, zero on entry; module docstring). ``x`` is 2-D with the
     role's dims (rows/cols dim, time dim or rows dim, cols dim) before the k split: axis ``k_axis`` holds k,
-    element k = k'·f + u going to lane u of k' (k beyond the axis: 0)."""
+    element k = k'·f + u going to lane u of k' (k beyond the axis: 0). Tiles of TILE × TILE elements, in runs."""
     d0 = -(-x.shape[0] // f) if k_axis == 0 else x.shape[0]
     d1 = -(-x.shape[1] // f) if k_axis == 1 else x.shape[1]
     d_rows, d_cols = (d0, d1) if role == ROLE_S else ((d0, 1) if role == ROLE_H else (1, d0))
     geo = (-(-d_rows // rows) * rows, -(-d_cols // cols), cols + t_len - 2, -(-cols // WIDTH) * WIDTH)
+    fa, fb = (f, 1) if k_axis == 0 else (1, f)
+    step = _step(role, geo)
     nb = -(-d1 // TILE)
     for tile in prange(-(-d0 // TILE) * nb):
         ta, tb = np.int64(tile) // nb * TILE, np.int64(tile) % nb * TILE
         te = min(d1, tb + TILE)
         for a in range(ta, min(d0, ta + TILE)):
             for u in range(f):
-                ka = a * f + u if k_axis == 0 else a
+                ua, ub = (u, 0) if k_axis == 0 else (0, u)
+                ka = a * fa + ua
+                be = min(te, (x.shape[1] - ub + fb - 1) // fb)          # k beyond the axis: left 0
                 if ka >= x.shape[0]:
                     continue
-                be = min(te, (x.shape[1] - u + f - 1) // f) if k_axis == 1 else te    # k beyond the axis: 0
-                at, j = _element(role, u, a, tb, cols, geo), tb % cols
-                if role == ROLE_S:
-                    for b in range(tb, be):
-                        out[at] = x[ka, b * f + u if k_axis == 1 else b]
-                        at, j = _next(role, at, j, cols, geo)
-                else:                                           # H, V: a fixed step along time
-                    step = -1 if role == ROLE_H else geo[3]
-                    for b in range(tb, be):
-                        out[at + (b - tb) * step] = x[ka, b * f + u if k_axis == 1 else b]
+                b = tb
+                while b < be:
+                    e = _run_end(role, b, be, cols)
+                    at = _element(role, u, a, b, cols, geo)
+                    for i in range(e - b):
+                        out[at + i * step] = x[ka, (b + i) * fb + ub]
+                    b = e
 
 
 @njit_parallel
@@ -375,26 +377,33 @@ def finish(role, acc, ovf, checked, rows, cols, d_rows, d_cols, t_len, transpose
     geo = (-(-d_rows // rows) * rows, -(-d_cols // cols), cols + t_len - 2, -(-cols // WIDTH) * WIDTH)
     sh = 64 - acc_bits
     d0, d1 = (d_rows, d_cols) if role == ROLE_S else ((d_rows, t_len) if role == ROLE_H else (d_cols, t_len))
+    flat = out.reshape(-1)
+    n_out = out.shape[1]
+    sa, sb = (1, n_out) if transpose else (n_out, 1)            # flat index of role element (a, b) in out
+    ba, bb = (1, 0) if transpose else (0, 1)                    # which of a, b is the output column (bias)
+    step = _step(role, geo)
     nb = -(-d1 // TILE)
-    events = 0
-    outputs = 0
-    for tile in prange(-(-d0 // TILE) * nb):
+    hits = np.zeros((-(-d0 // TILE) * nb, 2), dtype=np.int64)   # per tile: overflow events, outputs hit
+    for tile in prange(hits.shape[0]):
         ta, tb = np.int64(tile) // nb * TILE, np.int64(tile) % nb * TILE
+        te = min(d1, tb + TILE)
+        events = outputs = 0
         for a in range(ta, min(d0, ta + TILE)):
-            at, j = _element(role, 0, a, tb, cols, geo), tb % cols
-            for b in range(tb, min(d1, tb + TILE)):
-                m, n = (b, a) if transpose else (a, b)
-                s = np.int64(acc[at]) + np.int64(bias[n])
-                o = ovf[at] if checked else 0
-                if mode == MODE_EXACT:
-                    w = s
-                elif mode == MODE_WRAP:
-                    w = (s << sh) >> sh
+            b = tb
+            while b < te:
+                e = _run_end(role, b, te, cols)
+                at = _element(role, 0, a, b, cols, geo)
+                if mode == MODE_EXACT:                          # nothing can overflow, the bias step included
+                    for i in range(e - b):
+                        flat[a * sa + (b + i) * sb] = np.int64(acc[at + i * step]) + bias[a * ba + (b + i) * bb]
                 else:
-                    w = min(max(s, lo), hi)
-                out[m, n] = w
-                o += 1 if w != s else 0
-                events += o
-                outputs += 1 if o > 0 else 0
-                at, j = _next(role, at, j, cols, geo)
-    return events, outputs
+                    for i in range(e - b):
+                        s = np.int64(acc[at + i * step]) + bias[a * ba + (b + i) * bb]
+                        w = (s << sh) >> sh if mode == MODE_WRAP else min(max(s, lo), hi)
+                        flat[a * sa + (b + i) * sb] = w
+                        o = (ovf[at + i * step] if checked else 0) + (1 if w != s else 0)
+                        events += o
+                        outputs += 1 if o > 0 else 0
+                b = e
+        hits[tile, 0], hits[tile, 1] = events, outputs
+    return hits[:, 0].sum(), hits[:, 1].sum()

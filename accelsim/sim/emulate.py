@@ -277,8 +277,8 @@ class EmulatedTiming:
                                    f"and {memory / 2**30:.2g} GiB; at most {MAX_PE_CYCLES:.0e} per layer (and "
                                    f"{MAX_OPERAND_ELEMENTS:.0e} operand elements, {MAX_WORKING_SET_BYTES / 2**30:.0f} "
                                    "GiB) are emulated: select smaller layers with --emulate GLOB")
-            x = rng.integers(-128, 128, (mj, kj), dtype=np.int16)
-            w = rng.integers(-127, 128, (kj, nj), dtype=np.int16)
+            x = np.frombuffer(rng.bytes(mj * kj), np.int8).reshape(mj, kj)     # uniform int8 codes
+            w = np.frombuffer(rng.bytes(kj * nj), np.int8).reshape(kj, nj)
             t0 = time.perf_counter()
             run = systolic_gemm(x, w, int(a.rows), int(a.cols), a.dataflow, acc_bits=acc_bits, overflow=hw.pe.overflow)
             dt = time.perf_counter() - t0

@@ -14,17 +14,17 @@ from pathlib import Path
 from . import __version__, sweep_cli
 from .recover import cli as quantize_cli
 from .reporting import cli as report_cli
+from .cli_io import check_output_dirs, write_outputs
 from .config.loader import is_dir, load_hw, load_model
 from .errors import AccelsimError, ConfigError, one_line, short
-from .report import (compare_dict, format_breakdown, format_accuracy, format_compare, format_table, format_totals, json_text, to_csv,
-                     to_json, write_atomic)
+from .report import format_accuracy, format_breakdown, format_table, format_totals, json_text, to_csv, to_json
 from .eval.pipeline import float_layer_precisions, parse_layer_precisions
 from .sim.engine import simulate
 
 EXAMPLES = """examples:
   accelsim run models/resnet50.yaml --hw hw_configs/edge.yaml
   accelsim run resnet50 --hw edge --precision w4a8 --json out.json --csv out.csv
-  accelsim run Resnet50.csv --hw scalesim_32x32 --set array.dataflow=os --set array.rows=64
+  accelsim run scalesim/Resnet50.csv --hw scalesim_32x32 --set array.dataflow=os --set array.rows=64
   accelsim run bert_large --hw server --param seq_len=384
   accelsim run models/minilm_l6.yaml --hw hw_configs/server.yaml --precision w8a8 --calib kl --eval lee
   accelsim eval mnist_cnn --precision w4a8 --calib percentile --eval mnist
@@ -145,35 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_output_dirs(*paths: str | None) -> None:
-    for p in paths:
-        if p is None:
-            continue
-        if not p.strip():
-            raise ConfigError(["an output file name is empty (--json/--csv need a file name)"])
-        if is_dir(Path(p)):
-            raise ConfigError([f"{short(p)}: is a folder; give a file name for the output"])
-        try:
-            parent = Path(p).resolve().parent
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ConfigError([f"{short(p)}: not a usable file name ({short(exc)})"]) from None
-        if not is_dir(parent):
-            raise ConfigError([f"{short(p)}: output folder {short(parent)} does not exist"])
-
-
-def _write_outputs(outputs: list[tuple[str, str]]) -> None:
-    written: list[Path] = []
-    try:
-        for path, text in outputs:
-            write_atomic(path, text)
-            written.append(Path(path))
-    except (OSError, ValueError) as exc:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise ConfigError([f"cannot write {short(getattr(exc, 'filename', None) or path)}: "
-                           f"{getattr(exc, 'strerror', None) or short(exc)}"]) from None
-
-
 def _accuracy(args, model, array_hw=None) -> dict | None:
     """Run the PTQ evaluation the flags ask for (None without --eval / --data)."""
     if not args.eval and not args.data:
@@ -232,7 +203,7 @@ def _progress(message: str) -> None:
 
 
 def _run(args) -> int:
-    _check_output_dirs(args.json, args.csv)
+    check_output_dirs(args.json, args.csv)
     if args.max_rows < 0:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
     model = load_model(args.model, _key_values(args.param, "--param"), args.unsupported)
@@ -246,7 +217,7 @@ def _run(args) -> int:
     extra = {k: v for k, v in (("accuracy", accuracy), ("notes", _notes(model))) if v}
     as_json = (lambda r: to_json(r, extra)) if extra else to_json
     outputs = [(p, render(report)) for p, render in ((args.json, as_json), (args.csv, to_csv)) if p]
-    _write_outputs(outputs)
+    write_outputs(outputs)
     if args.quiet:
         print(format_totals(report))
     else:
@@ -313,7 +284,7 @@ def _notes(model) -> list:
 
 def _infer(args) -> int:
     from .inference import infer, read_npz, write_npz
-    _check_output_dirs(args.out, args.onnx)
+    check_output_dirs(args.out, args.onnx)
     model = load_model(args.model, _key_values(args.param, "--param"))
     inputs = read_npz(args.inputs)
     calib = read_npz(args.calib_data, "--calib-data") if args.calib_data else None
@@ -335,25 +306,25 @@ def _infer(args) -> int:
 
 
 def _eval(args) -> int:
-    _check_output_dirs(args.json)
+    check_output_dirs(args.json)
     if not args.eval and not args.data:
         raise ConfigError(["eval needs --eval DATASET or --data FILE.npz"])
     model = load_model(args.model)
     accuracy = _accuracy(args, model)
     if args.json:
-        _write_outputs([(args.json, json_text(accuracy, nonneg=False))])
+        write_outputs([(args.json, json_text(accuracy, nonneg=False))])
     print(format_accuracy(accuracy))
     return 0
 
 
 def _compare(args) -> int:
-    _check_output_dirs(args.json)
-    model = load_model(args.model, _key_values(args.param, "--param"))
-    hw = load_hw(args.hw, args.set)
-    base, target = simulate(model, hw, args.baseline), simulate(model, hw, args.target)
+    from .api import compare
+    check_output_dirs(args.json)
+    result = compare(load_model(args.model, _key_values(args.param, "--param")), load_hw(args.hw, args.set),
+                     args.baseline, args.target)
     if args.json:
-        _write_outputs([(args.json, json_text(compare_dict(base, target)))])
-    print(format_compare(base, target))
+        write_outputs([(args.json, json_text(result.to_dict()))])
+    print(result.table())
     return 0
 
 

@@ -106,16 +106,17 @@ def calibrate(model: Model, weights: dict, calib: dict, scheme, batch: int = BAT
 def infer(model, inputs: dict, precision: str | None = None, calib: str = "minmax", calib_data: dict | None = None,
           mode: str = "int", per_channel: bool = True, act_symmetric: bool = False, plan=None,
           params: dict | None = None, weight_params: dict | None = None, export_onnx: str | Path | None = None) -> dict:
-    """Outputs of ``model`` on ``inputs`` by graph output name (module docstring).
+    """Outputs of ``model`` (a bundled name, a path — YAML, SCALE-Sim CSV, ``.onnx`` — or a loaded Model; ``params``
+    set a model's parameters as it is loaded) on ``inputs`` by graph output name (module docstring).
 
     ``precision=None`` runs a quantized ONNX model (ONNX Runtime QDQ / QOperator) on its own plan in ``mode`` and
     anything else in FP32; ``"fp32"`` runs float GEMMs (a quantized ONNX model keeps its Q/DQ layers).
     ``export_onnx`` writes the calibrated plan as ONNX QDQ (:func:`accelsim.onnx.exporter.export_onnx`)."""
     from .config.loader import load_model
-    from .data.weights import load_model_weights
+    from .nn.weights import load_model_weights
     from .hw.mac import parse_precision
     from .nn.qexec import QuantOps
-    model = model if isinstance(model, Model) else load_model(model, params)
+    model = load_model(model, params)
     feeds = check_feeds(model, inputs)
     weights = load_model_weights(model)
     if plan is None and precision is None and model.weights and model.weights.get("format") == "onnx":
@@ -160,7 +161,7 @@ class DataTask:
 
     def __init__(self, model: Model, data: dict, calib: dict | None = None, source: str = "--data",
                  calib_source: str | None = None):
-        from .data.weights import load_model_weights
+        from .nn.weights import load_model_weights
         labels = data.get("labels")
         feeds = {k: v for k, v in data.items() if k != "labels" or k in model.inputs}
         self.graph, self.model_name = model, model.name

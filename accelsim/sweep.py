@@ -24,6 +24,8 @@ import copy
 import copyreg
 import itertools
 import math
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -32,7 +34,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .config.hw import HWConfig
-from .config.loader import load_model, read_yaml, resolve, set_path
+from .config.loader import hw_fields, load_model, set_path
 from .errors import ConfigError
 from .graph import Model
 from .hw.area import area_mm2
@@ -72,18 +74,18 @@ class SweepResult:
         return pd.DataFrame.from_records(self.records)
 
 
-def sweep(model: Model | str | Path, hw: str | Path | Mapping, grid: Mapping[str, list],
+def sweep(model: Model | str | Path, hw: HWConfig | str | Path | Mapping, grid: Mapping[str, list],
           objectives=("latency_ms", "energy_mj", "area_mm2"), precision: str = "w8a8", eval: str | None = None,
           executor=None, chunk_size: int = 4096, progress: Callable[[int, int], None] | None = None,
           force: bool = False, done: Mapping[int, list] | None = None,
           on_chunk: Callable[[int, list], None] | None = None) -> SweepResult:
-    """Cost every point of ``grid`` (module docstring); ``hw`` is a hw YAML/bundled name or its mapping.
+    """Cost every point of ``grid`` (module docstring). ``model``: a bundled name, a path or a loaded Model;
+    ``hw``: a bundled name, a path, a loaded HWConfig or a mapping of hw fields (the grid varies its fields).
 
     ``executor``: any ``concurrent.futures.Executor`` (chunks of ``chunk_size`` points are submitted and
     collected in grid order). ``done``: chunk index → records already computed (a resumed sweep);
     ``on_chunk(index, records)`` is called as each new chunk finishes."""
-    model = model if isinstance(model, Model) else load_model(model)
-    base = dict(hw) if isinstance(hw, Mapping) else read_yaml(resolve(hw, "hw"))
+    model, base = load_model(model), hw_fields(hw)
     paths, points = expand(grid, force)
     objectives = tuple(objectives)
     check_objectives(objectives, eval)
@@ -235,3 +237,13 @@ def pareto_front(records: list[dict], objectives) -> tuple[int, ...]:
                 continue
         kept.append(idx)
     return tuple(sorted(usable[i] for i in kept))
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``accelsim.sweep(...)`` is :func:`sweep` (and ``accelsim.sweep.sweep`` still is)."""
+
+    def __call__(self, *args, **kwargs) -> SweepResult:
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

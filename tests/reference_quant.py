@@ -222,7 +222,7 @@ def kl_threshold_variant(x, nbins=2048, nq=128, *, signed_hist, int_q, q_all_bin
                          ort_smoothing, one_sided=False):
     """KL calibration with each departure of ONNX Runtime's port from TensorRT as a switch (all True = ORT's
     ``HistogramCollector.get_entropy_threshold`` on ``collect_value``'s histogram; all False = TensorRT as in
-    DESIGN 5.5 = :func:`accelsim.quant.thresholds.kl_threshold`). Returns the upper threshold (before ORT's
+    docs/quantization.md = :func:`accelsim.quant.thresholds.kl_threshold`). Returns the upper threshold (before ORT's
     clamp to max).
 
     * ``signed_hist``: signed histogram over [-a, a] (bins twice as wide), windows ``[z-i, z+i]`` around the zero

@@ -10,8 +10,8 @@ import pytest
 
 from accelsim.graph import Model
 from accelsim.nn import autograd
-from accelsim.nn import functional as F
-from accelsim.nn import functional_grad as G
+from accelsim.ops import functional as F
+from accelsim.ops import functional as G
 from accelsim.ops import OPS
 
 
@@ -33,15 +33,15 @@ def _random_weights(model, rng):
     return w
 
 
-def _check(model, weights, feeds, rng, diff_inputs, n_coords=12, atol=1e-7):
+def _check(model, weights, feeds, rng, diff_inputs, n_coords=12, atol=1e-7, make_ops=autograd.GradOps):
     out_name = model.layers[-1].name
-    ops = autograd.GradOps()
+    ops = make_ops()
     out, tape = autograd.forward(model, weights, feeds, ops)
     r = rng.standard_normal(out[out_name].shape)
     grads, in_grads = autograd.backward(model, weights, tape, {out_name: r}, ops)
 
     def loss():
-        return float((autograd.forward(model, weights, feeds)[0][out_name] * r).sum())
+        return float((autograd.forward(model, weights, feeds, make_ops())[0][out_name] * r).sum())
 
     targets = [(weights, k, grads.get(k)) for k in weights] + [(feeds, k, in_grads.get(k)) for k in diff_inputs]
     checked = 0
@@ -123,7 +123,7 @@ def test_transformer_rules_layernorm_attention_softmax_gelu_mean_pool():
     assert _check(model, weights, feeds, rng, ["x"], atol=2e-6) > 150
 
 
-@pytest.mark.parametrize("op", ["sigmoid", "tanh", "hardswish", "hardsigmoid", "relu", "relu6", "gelu"])
+@pytest.mark.parametrize("op", ["sigmoid", "tanh", "hardswish", "hardsigmoid", "relu", "relu6", "gelu", "softplus"])
 def test_activation_rules(op):
     rng = np.random.default_rng(2)
     model = _model([{"name": "x", "shape": [7]}], [{"name": "a", "op": op}, {"name": "m", "op": "mul",
@@ -133,6 +133,26 @@ def test_activation_rules(op):
     # the gelu rule is the exact derivative; the forward's erf approximation (error ≤ 1e-7) differs by ≤ 5e-7
     atol = 5e-6 if op == "gelu" else 1e-7   # ×|x| ≤ 4 through the mul
     assert _check(model, {}, {"x": x}, rng, ["x"], n_coords=21, atol=atol) == 21
+
+
+def test_softplus_forward_is_onnx_softplus_stable_and_costed():
+    """softplus = log(1 + e^x) as ONNX's reference (np.logaddexp(0, x)) computes it, finite for any float32 input
+    (no overflow warning), its rule dy·σ(x) likewise; one registry entry validates, runs and costs a model."""
+    from accelsim.lowering import lower
+    from accelsim.nn.graph_exec import run_graph
+    x = np.concatenate([np.linspace(-30, 30, 6001), [-1e30, -100.0, 0.0, 100.0, 1e30, 3.4e38]]).astype(np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):   # underflow to 0 is the right answer
+        y = OPS["softplus"].run({}, [x[None]], None)[0]
+        dx = OPS["softplus"].backward({}, [x[None]], None, np.ones((1, x.size), np.float32), None)[0][0]
+    assert y.dtype == np.float32 and np.isfinite(y).all() and (y >= 0).all()
+    np.testing.assert_allclose(y, np.logaddexp(0, x.astype(np.float64)), rtol=2e-7, atol=1e-37)
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(dx, 1 / (1 + np.exp(-x.astype(np.float64))), rtol=2e-6, atol=1e-37)
+    model = _model([{"name": "x", "shape": [3, 4, 4]}], [{"name": "s", "op": "softplus"}])
+    feeds = {"x": np.random.default_rng(5).standard_normal((2, 3, 4, 4)).astype(np.float32)}
+    np.testing.assert_allclose(run_graph(model, {}, feeds)["s"], np.logaddexp(0, feeds["x"]), rtol=1e-6)
+    assert [(w.vector_op, w.vector_elements) for w in lower(model)] == [("softplus", 48)]
+    assert OPS["softplus"].vector_ops == 5.0
 
 
 def test_embedding_first_token_and_standalone_batchnorm():
@@ -147,6 +167,25 @@ def test_embedding_first_token_and_standalone_batchnorm():
     bn = _model([{"name": "x", "shape": [3, 2, 2]}], [{"name": "b", "op": "batchnorm", "weight": "b"},
                                                       {"name": "s", "op": "sigmoid"}])
     assert _check(bn, _random_weights(bn, rng), {"x": rng.standard_normal((2, 3, 2, 2))}, rng, ["x"]) > 8
+
+
+def test_training_mode_batchnorm_on_batch_statistics():
+    """Training mode (GradOps(train=TrainMode)): nothing folded, BatchNorm normalizes with the batch's statistics
+    and its gradient flows through them; the running statistics move by the momentum (0 here while probing)."""
+    from accelsim.nn.graph_exec import TrainMode
+    rng = np.random.default_rng(6)
+    model = _model([{"name": "img", "shape": [2, 5, 5]}], [
+        {"name": "c", "op": "conv2d", "out_channels": 3, "kernel": 3, "padding": 1, "bias": False, "weight": "c"},
+        {"name": "bn", "op": "batchnorm", "weight": "bn"}, {"name": "r", "op": "relu"},
+        {"name": "gap", "op": "global_avgpool"}, {"name": "f", "op": "flatten"},
+        {"name": "fc", "op": "linear", "out_features": 4, "weight": "fc"}])
+    weights = _random_weights(model, rng)
+    feeds = {"img": rng.standard_normal((3, 2, 5, 5))}
+    assert _check(model, weights, feeds, rng, ["img"], make_ops=lambda: autograd.GradOps(TrainMode(0.0))) > 40
+    before = weights["bn.running_mean"].copy()
+    autograd.forward(model, weights, feeds, autograd.GradOps(TrainMode(0.5)))
+    conv = F.conv2d(feeds["img"], weights["c.weight"], None, padding=1)
+    np.testing.assert_allclose(weights["bn.running_mean"], 0.5 * before + 0.5 * conv.mean(axis=(0, 2, 3)))
 
 
 def test_every_registered_op_has_a_backward_rule():

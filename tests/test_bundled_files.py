@@ -205,12 +205,16 @@ def test_wheel_carries_the_yamls_and_resolves_them(tmp_path):
         expected = {f"accelsim/{folder}/{n}" for n in yaml_names(REPO / folder)}
         assert expected and expected <= names, sorted(expected - names)
     assert not any(n.startswith(("models/", "hw_configs/")) for n in names)  # nothing top-level in site-packages
+    topologies = {f"accelsim/models/scalesim/{p.name}" for p in (REPO / "models" / "scalesim").iterdir()}
+    assert "accelsim/models/scalesim/LICENSE.scalesim" in topologies and topologies <= names
 
     site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    for args in (["resnet50", "--hw", "edge"], ["models/resnet50.yaml", "--hw", "hw_configs/edge.yaml"]):
+    for args in (["resnet50", "--hw", "edge"], ["models/resnet50.yaml", "--hw", "hw_configs/edge.yaml"],
+                 ["scalesim/Resnet50.csv", "--hw", "edge"]):
         out = run_fresh(site, elsewhere, "run", *args, "--quiet")
         assert out.returncode == 0, out.stderr
         assert f"package {site / 'accelsim' / '__init__.py'}" in out.stdout
         assert f"bundles {site / 'accelsim' / 'models'} {site / 'accelsim' / 'hw_configs'}" in out.stdout
-        assert "model resnet50 on edge" in out.stdout
+        name = "Resnet50" if args[0].endswith(".csv") else "resnet50"
+        assert f"model {name} on edge" in out.stdout

@@ -43,7 +43,7 @@ def test_resnet50_ws_32x32_matches_recorded_scalesim_per_layer():
 
 
 @pytest.mark.parametrize("flow, expected", [
-    # M=10, N=5, K=7 on a 4×3 array, worked by hand from DESIGN §5.1:
+    # M=10, N=5, K=7 on a 4×3 array, worked by hand from docs/cost-model.md:
     # OS: folds ceil(10/4)·ceil(5/3) = 3·2 = 6; per fold 4+3+7−2 = 12  → 72 − 1
     (OS, 6 * 12 - 1),
     # WS: Sr=K=7, Sc=N=5, T=M=10: folds 2·2 = 4; per fold 2·4+3+10−2 = 19 → 76 − 1

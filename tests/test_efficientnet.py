@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from accelsim.config.loader import load_model
-from accelsim.data.weights import load_model_weights
+from accelsim.nn.weights import load_model_weights
 from accelsim.lowering import lower
 from accelsim.nn.graph_exec import run_graph
 from conftest import require_package

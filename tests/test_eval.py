@@ -7,7 +7,7 @@ import pytest
 
 from accelsim.cli import main
 from accelsim.config.loader import load_model, read_yaml, resolve
-from accelsim.data.weights import load_model_weights
+from accelsim.nn.weights import load_model_weights
 from accelsim.errors import AccelsimError, ConfigError
 from accelsim.eval.pipeline import evaluate, scheme_for
 from accelsim.eval.tasks import make_task

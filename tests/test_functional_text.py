@@ -1,4 +1,4 @@
-"""Transformer numerics of accelsim.nn.functional and the masked-attention graph ops, against float64
+"""Transformer numerics of accelsim.ops.functional and the masked-attention graph ops, against float64
 references (scipy only in tests)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import scipy.special
 
 from accelsim.errors import AccelsimError
 from accelsim.graph import Model
-from accelsim.nn import functional as ops
+from accelsim.ops import functional as ops
 from accelsim.nn.graph_exec import run_graph
 
 RNG = np.random.default_rng(0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelsim.data.weights import load_model_weights
+from accelsim.nn.weights import load_model_weights
 from accelsim.errors import AccelsimError
 from accelsim.graph import Model
-from accelsim.nn import functional as F
+from accelsim.ops import functional as F
 from accelsim.nn.graph_exec import run_graph
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from accelsim.errors import AccelsimError
+from accelsim.graph import Model
 from conftest import require_package
 
 
@@ -53,43 +54,53 @@ def test_training_is_reproducible():
     assert runs[0].test_accuracy == runs[1].test_accuracy
 
 
-def test_resnet_bn_folds_for_inference():
-    """Folding each BatchNorm into its conv leaves inference logits unchanged."""
+def test_resnet_trains_on_batch_statistics_and_folds_for_inference():
+    """Training mode moves BatchNorm's running statistics (torch's momentum update); inference folds each BN into
+    its conv (run_graph) and gives the logits of the unfolded network on running statistics."""
     from accelsim.data.mnist import mnist_split
-    from accelsim.nn import layers as L
-    from accelsim.nn.mnist_cnn import train_mnist_model
+    from accelsim.nn.graph_exec import run_graph
+    from accelsim.nn.mnist_cnn import mnist_graph, train_mnist_model
     from accelsim.nn.train import TrainConfig
-    model, _ = train_mnist_model("resnet", TrainConfig(epochs=1), n_train=256)
-    ls = model.layers
-    body = ls[4].body.layers
-    folded = L.Sequential(ls[1].fold_into(ls[0]), *ls[2:4],
-                          L.Residual(L.Sequential(body[1].fold_into(body[0]), body[2], body[4].fold_into(body[3]))),
-                          *ls[5:])
+    from accelsim.ops import functional as F
+    w, _ = train_mnist_model("resnet", TrainConfig(epochs=1), n_train=256)
+    assert not np.allclose(w["stem.bn.running_mean"], 0) and not np.allclose(w["body.4.running_var"], 1)
     x = mnist_split().x_test[:64]
-    np.testing.assert_allclose(folded.forward(x), model.forward(x), rtol=1e-4, atol=1e-4)
+
+    def conv_bn(h, name):
+        y = F.conv2d(h, w[f"{name}.weight"], None, padding=1)
+        bn = {"stem": "stem.bn", "body.0": "body.1", "body.3": "body.4"}[name]
+        return F.batch_norm(y, *(w[f"{bn}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")), 1e-5)
+
+    p1 = F.max_pool2d(F.relu(conv_bn(x, "stem")), 2)[0]
+    h = F.relu(conv_bn(F.relu(conv_bn(p1, "body.0")), "body.3") + p1)
+    want = F.linear(F.max_pool2d(h, 2)[0].reshape(64, -1), w["fc.weight"], w["fc.bias"])
+    np.testing.assert_allclose(run_graph(mnist_graph("resnet"), w, {"digit": x})["fc"], want, rtol=1e-4, atol=1e-4)
 
 
 def test_save_load_and_cache(tmp_path, monkeypatch):
     from accelsim.nn import mnist_cnn as M
-    from accelsim.nn.train import TrainConfig, cache_dir, load_weights, save_weights
+    from accelsim.nn.train import TrainConfig, cache_dir, load_weights, predict, save_weights
     monkeypatch.setenv("ACCELSIM_CACHE", str(tmp_path / "cache"))
     assert cache_dir() == tmp_path / "cache"
     cfg = TrainConfig(epochs=1, batch_size=128)
-    model, meta = M.trained_mnist_model("cnn", cfg)
+    weights, meta = M.trained_mnist_model("cnn", cfg)
     files = list((tmp_path / "cache").glob("mnist_cnn_*.npz"))
     assert len(files) == 1 and files[0].stat().st_size < 200_000
     again, meta2 = M.trained_mnist_model("cnn", cfg)     # second call loads from the cache
     assert meta2 == meta and meta["kind"] == "cnn" and 0.5 < meta["test_accuracy"] <= 1.0
+    graph = M.mnist_graph("cnn")
     x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
-    np.testing.assert_array_equal(again.forward(x), model.forward(x))
-    path = save_weights(model, tmp_path / "w.npz", {"note": "x"})
-    fresh = M.build_mnist_model("cnn", seed=5)
-    assert load_weights(fresh, path) == {"note": "x"}
-    np.testing.assert_array_equal(fresh.forward(x), model.forward(x))
-    with pytest.raises(AccelsimError, match="tensor '0.weight': expected shape"):
-        load_weights(M.small_cnn(0, c1=4), path)
+    np.testing.assert_array_equal(predict(graph, again, x), predict(graph, weights, x))
+    path = save_weights(weights, tmp_path / "w.npz", {"note": "x"})
+    fresh, note = load_weights(path, graph)
+    assert note == {"note": "x"}
+    np.testing.assert_array_equal(predict(graph, fresh, x), predict(graph, weights, x))
+    small = Model.from_dict({**M.RESNET, "layers": M.RESNET["layers"][:1] + [
+        {"name": "f", "op": "flatten"}, {"name": "fc", "op": "linear", "out_features": 10, "weight": "fc"}]})
+    with pytest.raises(AccelsimError, match="tensor 'stem.weight' not in the weights file"):
+        load_weights(path, small)
     with pytest.raises(AccelsimError, match="unknown MNIST model kind"):
-        M.build_mnist_model("vgg")
+        M.mnist_graph("vgg")
 
 
 def test_random_shift():

@@ -165,8 +165,8 @@ def _avx2() -> bool:
 
 @pytest.mark.skipif(not _avx2(), reason="emulates ONNX Runtime's AVX2 QLinearAdd kernel")
 def test_qlinear_add_and_global_pool_emulation_equal_onnxruntime():
-    """Every (a, b) code pair for random grids (ties included), and random pools; see accelsim/onnx/ort_ops.py."""
-    from accelsim.onnx.ort_ops import qlinear_add, qlinear_global_avgpool
+    """Every (a, b) code pair for random grids (ties included), and random pools; see accelsim/quant/ort_fused.py."""
+    from accelsim.quant.ort_fused import qlinear_add, qlinear_global_avgpool
     rng = np.random.default_rng(0)
     a, b = np.repeat(np.arange(256, dtype=np.uint8), 256), np.tile(np.arange(256, dtype=np.uint8), 256)
     for _ in range(12):

@@ -38,7 +38,7 @@ def test_dynamic_linear_equals_onnxruntime_integer_graph():
     cal.linear("fc", x, w, b)
     ops = DynamicQuantOps(cal.plan(), "int")
     ours = ops.linear("fc", x, w, b)
-    wq, ws, _, _ = ops._weight("fc", w, 8)
+    wq, ws, _, _ = ops.weight_codes("fc", w, 8)
     nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
              helper.make_node("MatMulInteger", ["xq", "wq", "xz", "wz"], ["acc"]),
              helper.make_node("Cast", ["acc"], ["accf"], to=TP.FLOAT),

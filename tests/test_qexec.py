@@ -57,7 +57,7 @@ def test_int_mode_conv_equals_onnxruntime_bit_for_bit():
     lq = plan.layers["c"]
     ops = QuantOps(plan, "int")
     ours = ops.conv("c", x, w, b, 2, (1, 1, 1, 1), 1, 2)
-    wq, ws, _, _ = ops._weight("c", w, 8, b, lq.x.scale)
+    wq, ws, _, _ = ops.weight_codes("c", w, 8, b, lq.x.scale)
     xq = quantize(x, lq.x).q
     zy = np.asarray(lq.y.zero_point, lq.y.spec.dtype)
     ort_y = _ort_conv(xq, lq.x.scale, np.asarray(lq.x.zero_point, np.uint8), wq, ws, np.zeros(8, np.int8),
@@ -100,7 +100,7 @@ def test_ptq_uses_the_pipeline_weight_quantization():
     plan = cal.plan()
     ops = QuantOps(plan, "int", acc_bits=16)
     ops.conv("c", x, w, b, 2, (1, 1, 1, 1), 1, 1)
-    _, ws, _, _ = ops._weight("c", w, 8)
+    _, ws, _, _ = ops.weight_codes("c", w, 8)
     res = ptq_conv([x], w, b, strides=(2, 2), pads=(1, 1, 1, 1), acc_bits=16)
     assert float(res.x_params.scale) == float(plan.layers["c"].x.scale)
     assert_array_equal(res.w_params.scale, ws)
@@ -109,7 +109,7 @@ def test_ptq_uses_the_pipeline_weight_quantization():
     cal.linear("fc", xl, wl, b)
     ops = QuantOps(cal.plan(), "int")
     ops.linear("fc", xl, wl, b)
-    assert_array_equal(ptq_linear([xl], wl.T, b).w_params.scale, ops._weight("fc", wl, 8)[1])
+    assert_array_equal(ptq_linear([xl], wl.T, b).w_params.scale, ops.weight_codes("fc", wl, 8)[1])
 
 
 def test_shared_input_is_observed_once_with_identical_grids():

@@ -1,5 +1,5 @@
 """Calibration against ``onnxruntime.quantization``: MinMax and Percentile ranges and (scale, zero point) equal
-ONNX Runtime's; KL differs from ORT's Entropy calibrator for reasons each reproduced here (see NOTES.md).
+ONNX Runtime's; KL differs from ORT's Entropy calibrator for reasons each reproduced here (docs/quantization.md).
 """
 import contextlib
 import io
@@ -154,11 +154,11 @@ def test_kl_differences_from_ort_are_exactly_its_listed_quirks(name):
     _ort_lo, ort_hi = _ort_entropy(x)
     # 1. ORT's threshold is reproduced exactly by the twin with ORT's departures switched on ...
     assert min(ref.kl_threshold_variant(x, **ORT_QUIRKS), float(x.max())) == ort_hi
-    # 2. ... and ours (TensorRT as in DESIGN 5.5) by the same twin with all of them off.
+    # 2. ... and ours (TensorRT, as docs/quantization.md states it) by the same twin with all of them off.
     t = min(ref.kl_threshold_variant(x, **TRT), float(np.abs(x).max()))
     assert calibrate([x], "kl", symmetric=True) == (-t, t)
     # asymmetric: one-sided (non-negative) data uses NVIDIA's zero-spike treatment with 2·nq levels
     t1 = min(ref.kl_threshold_variant(x, **TRT, one_sided=bool(x.min() >= 0)), float(np.abs(x).max()))
     assert calibrate([x], "kl") == (max(-t1, float(x.min())), min(t1, float(x.max())))
-    # The gap, in ORT bins (2*max|x|/2048), is recorded in accelsim/quant/NOTES.md (benchmarks/bench_quant.py).
+    # The gap, in ORT bins (2*max|x|/2048), is recorded in docs/quantization.md (benchmarks/bench_quant.py).
     assert abs(t - ort_hi) / (2 * float(np.abs(x).max()) / 2048) < 400

@@ -1,5 +1,6 @@
-"""Hypothesis property tests for the quantization invariants of DESIGN section 9.9, and for the calibration
-histograms (one-pass kernels equal numpy; split batches calibrate like one big batch)."""
+"""Hypothesis property tests for the quantization invariants (zero exactly representable, codes within
+[qmin, qmax], round-trip error ≤ scale/2, per-channel = per-tensor slice by slice, requantization monotone), and
+for the calibration histograms (one-pass kernels equal numpy; split batches calibrate like one big batch)."""
 import itertools
 
 import numpy as np

@@ -5,6 +5,7 @@ import pytest
 
 from accelsim.cli import main
 from accelsim.reporting import examples as X
+from accelsim.reporting import sensitivity as S
 
 
 def test_reference_examples_are_complete():
@@ -26,10 +27,47 @@ def test_changing_a_hw_parameter_changes_the_numbers():
     assert any("supports the documented 50%" in m for m in base["power_meanings"])
 
 
+def _rows(key, sets=()):
+    return {r.assumption.path: r for r in X.sensitivity(X.reference()[key], sets)}
+
+
 def test_sensitivity_moves_the_speedup_with_the_fp32_rate():
-    rows = X.sensitivity(X.reference()["resnet50_phone"])["pe.float_macs_per_cycle.fp32"]
-    speedups = [r[1] for r in rows]
+    speedups = [p[1] for p in _rows("resnet50_phone")["pe.float_macs_per_cycle.fp32"].points]
     assert speedups == sorted(speedups, reverse=True)      # a slower FP32 PE makes INT8 look faster
+
+
+@pytest.mark.parametrize("key", ["resnet50_phone", "bert_server"])
+def test_sensitivity_ranges_bracket_each_configs_own_values(key):
+    """¼× to 4× of the config's own DRAM bandwidth, static power, FP32 rate and array; the configured point is
+    the example's own result (the same speed-up and power reduction as the comparison table above it)."""
+    spec = X.reference()[key]
+    hw, ratios = X.compare(spec)["hw"], X.compare(spec)["ratios"]
+    rows = _rows(key)
+    configured = {"memory.dram_gbps": hw.memory.dram_gbps, "energy.leakage_mw": hw.energy.leakage_mw,
+                  "pe.float_macs_per_cycle.fp32": hw.pe.float_macs_per_cycle["fp32"], "array.rows": hw.array.rows}
+    assert set(rows) == set(configured)
+    for path, value in configured.items():
+        row = rows[path]
+        xs = [p[0] for p in row.points]
+        assert xs[row.configured_index] == value and xs[0] == pytest.approx(value / 4) and xs[-1] == pytest.approx(4 * value)
+        _, speedup, power = row.points[row.configured_index]
+        assert speedup == pytest.approx(ratios["speedup"], rel=1e-12)
+        assert power == pytest.approx(ratios["power_reduction_flat_out"], rel=1e-12)
+    table = "\n".join(S.markdown(list(rows.values())))
+    assert f"**{hw.memory.dram_gbps:g}**" in table and f"**{hw.array.rows}×{hw.array.cols}**" in table
+
+
+def test_sensitivity_follows_overrides_and_skips_zero_assumptions():
+    rows = _rows("bert_server", ["memory.dram_gbps=100", "energy.leakage_mw=0"])
+    assert [p[0] for p in rows["memory.dram_gbps"].points] == [25, 50, 100, 200, 400]
+    assert "energy.leakage_mw" not in rows               # no static power: nothing to scale
+
+
+def test_sensitivity_of_a_level_list_config_sweeps_its_dram_level():
+    from accelsim.config.loader import load_hw, read_yaml, resolve
+    hw = load_hw("zigzag_tpu_like")
+    (dram,) = [a for a in S.assumptions(read_yaml(resolve("zigzag_tpu_like", "hw")), hw) if "DRAM" in a.label]
+    assert dram.path == f"memory.{hw.memory.dram.name}.bytes_per_cycle" and dram.configured == hw.memory.dram.bytes_per_cycle
 
 
 @pytest.mark.slow

@@ -1,14 +1,16 @@
-"""accelsim.data.safetensors: the tiny reader, round trips and corrupt files."""
+"""accelsim.data.safetensors: the safetensors library's numpy API behind one function: round trips against an
+independent writer, BF16 widening, corrupt files as one-line errors, the real MiniLM file."""
 from __future__ import annotations
 
 import json
 import struct
+import sys
 
 import numpy as np
 import pytest
 from conftest import require_package
 
-from accelsim.data.safetensors import load_safetensors, read_safetensors_header
+from accelsim.data.safetensors import load_safetensors
 from accelsim.errors import AccelsimError
 
 _NP_TO_ST = {"<f4": "F32", "<f2": "F16", "<f8": "F64", "<i8": "I64", "<i4": "I32", "|i1": "I8", "|u1": "U8",
@@ -58,8 +60,6 @@ def test_round_trip_all_dtypes(tmp_path):
         assert out[name].dtype == a.dtype and out[name].shape == a.shape, name
         np.testing.assert_array_equal(out[name], a)
         assert out[name].flags.writeable
-    header, start = read_safetensors_header(path)
-    assert header["__metadata__"] == {"format": "pt"} and start % 8 == 0
 
 
 def test_bf16_widens_exactly_to_float32(tmp_path):
@@ -73,31 +73,38 @@ def test_bf16_widens_exactly_to_float32(tmp_path):
 
 
 @pytest.mark.parametrize("corrupt, message", [
-    (lambda p, t: p.write_bytes(b"\x01\x02"), "shorter than the 8-byte header length"),
-    (lambda p, t: p.write_bytes(struct.pack("<Q", 10**12)), "exceeds"),
-    (lambda p, t: _write(p, t, cut=3), "truncated: tensor 'w'"),
-    (lambda p, t: p.write_bytes(struct.pack("<Q", 64) + b"{}"), "truncated: header says 64 bytes"),
-    (lambda p, t: _write(p, t, header_override=lambda h: b"{not json"), "not valid UTF-8 JSON"),
-    (lambda p, t: _write(p, t, header_override=lambda h: b"[1, 2]"), "expected an object"),
-    (lambda p, t: _write(p, t, header_override=lambda h: {"w": {**h["w"], "dtype": "F8_E4M3"}}),
-     "unsupported dtype 'F8_E4M3'"),
+    (lambda p, t: p.write_bytes(b"\x01\x02"), "not a valid safetensors file"),
+    (lambda p, t: p.write_bytes(struct.pack("<Q", 10**12)), "not a valid safetensors file"),
+    (lambda p, t: _write(p, t, cut=3), "not a valid safetensors file"),
+    (lambda p, t: p.write_bytes(struct.pack("<Q", 64) + b"{}"), "not a valid safetensors file"),
+    (lambda p, t: _write(p, t, header_override=lambda h: b"{not json"), "not a valid safetensors file"),
+    (lambda p, t: _write(p, t, header_override=lambda h: b"[1, 2]"), "not a valid safetensors file"),
+    (lambda p, t: _write(p, t, header_override=lambda h: {"w": {**h["w"], "dtype": "F8_E4M3", "shape": [24]}}),
+     "tensor 'w' has dtype F8_E4M3, which numpy cannot hold"),
     (lambda p, t: _write(p, t, header_override=lambda h: {"w": {**h["w"], "shape": [3, 5]}}),
-     "shape \\[3, 5\\] of F32 needs 60"),
+     "not a valid safetensors file"),
     (lambda p, t: _write(p, t, header_override=lambda h: {"w": {**h["w"], "data_offsets": [8, 4]}}),
-     "data_offsets must be"),
-    (lambda p, t: _write(p, t, header_override=lambda h: {"w": {"dtype": "F32"}}), "entry must have"),
+     "not a valid safetensors file"),
+    (lambda p, t: _write(p, t, header_override=lambda h: {"w": {"dtype": "F32"}}), "not a valid safetensors file"),
 ])
 def test_corrupt_files_raise_clear_errors(tmp_path, corrupt, message):
     path = tmp_path / "bad.safetensors"
     corrupt(path, {"w": _entry(np.ones((2, 3), dtype="<f4"))})
     with pytest.raises(AccelsimError, match=message) as info:
         load_safetensors(path)
-    assert "bad.safetensors" in str(info.value)
+    assert "bad.safetensors" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(AccelsimError, match="cannot read safetensors file"):
         load_safetensors(tmp_path / "nope.safetensors")
+
+
+def test_missing_library_names_the_pip_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors", None)                 # as if not installed
+    with pytest.raises(AccelsimError, match=r"needs the 'safetensors' library, which is not installed: "
+                                            r"pip install \"accelsim\[data\]\""):
+        load_safetensors(tmp_path / "m.safetensors")
 
 
 def test_real_minilm_file():
@@ -110,4 +117,4 @@ def test_real_minilm_file():
     assert w["encoder.layer.5.intermediate.dense.weight"].dtype == np.float32
     np.testing.assert_array_equal(w["embeddings.position_ids"], np.arange(512)[None, :])
     params = sum(a.size for k, a in w.items() if k != "embeddings.position_ids")
-    assert params == 22_713_216  # 22.7 M (incl. the unused pooler), DESIGN §6
+    assert params == 22_713_216  # 22.7 M (incl. the unused pooler)

@@ -1,4 +1,5 @@
-"""accelsim.data.tokenizer: BERT WordPiece vs ids produced by the Hugging Face `tokenizers` library.
+"""accelsim.data.tokenizer: MiniLM's own tokenizer.json through the `tokenizers` library, truncated at
+sentence-transformers' 256 (not the file's 128), against the recorded golden ids.
 
 The golden ids come from tests/fixtures/make_minilm_golden.py (tokenizers, MiniLM's tokenizer.json with
 truncation and padding disabled).
@@ -7,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import require_package
 
-from accelsim.data.tokenizer import WordPieceTokenizer, load_vocab, normalize, pre_tokenize
+from accelsim.data.tokenizer import Tokenizer
 from accelsim.errors import AccelsimError
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "tokenizer_golden.json").read_text())
@@ -63,57 +65,51 @@ def test_truncation_to_256_matches_tokenizers(minilm_tok, lee):
     assert ids[0] == 101 and ids[-1] == 102
 
 
-# --- behaviour on a toy vocabulary (no data package needed) ---------------------------------------------
+def test_minilm_tokenizer_truncates_at_256_not_at_the_files_128(minilm_tok, lee):
+    from accelsim.data.minilm_files import MINILM_MAX_SEQ_LENGTH, minilm_file
+    assert MINILM_MAX_SEQ_LENGTH == 256
+    assert json.loads(minilm_file("tokenizer.json").read_text())["truncation"]["max_length"] == 128
+    longest = max(lee[0], key=lambda d: len(minilm_tok.encode(d, UNLIMITED)))
+    assert len(minilm_tok.encode(longest, MINILM_MAX_SEQ_LENGTH)) > 128
+    assert minilm_tok.pad_id == 0
+
+
+# --- the wrapper on a toy vocabulary (no data package needed) ---------------------------------------------
 TOY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "un", "##aff", "##able", "aff", "hello", ",", "!", "##s",
        "x", "cafe"]
 
 
 @pytest.fixture
 def toy():
-    return WordPieceTokenizer({t: i for i, t in enumerate(TOY)})
+    """A BERT-style tokenizers pipeline that pads and truncates at 8, as MiniLM's file does at 128."""
+    tk = pytest.importorskip("tokenizers")
+    tok = tk.Tokenizer(tk.models.WordPiece({t: i for i, t in enumerate(TOY)}, unk_token="[UNK]"))
+    tok.normalizer = tk.normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = tk.processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                          special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok.enable_padding(length=8)
+    tok.enable_truncation(8)
+    return Tokenizer(tok)
 
 
-def test_greedy_longest_match_first(toy):
-    assert toy.tokenize("unaffable") == ["un", "##aff", "##able"]
-    assert toy.tokenize("Hello, HELLOs!") == ["hello", ",", "hello", "##s", "!"]
-    assert toy.tokenize("unaffablez") == ["[UNK]"]  # one uncoverable piece makes the whole word [UNK]
-    assert toy.tokenize("Café") == ["cafe"]
-
-
-def test_words_over_100_chars_are_unk():
-    tok = WordPieceTokenizer({t: i for i, t in enumerate(TOY + ["##x"])})
-    assert tok.tokenize("x" * 100) == ["x"] + ["##x"] * 99
-    assert tok.tokenize("x" * 101) == ["[UNK]"]
-
-
-def test_encode_adds_specials_and_truncates(toy):
-    assert toy.encode("hello hello hello", max_length=4) == [2, 9, 9, 3]
-    assert toy.encode("", max_length=8) == [2, 3]
-    with pytest.raises(AccelsimError, match="max_length must be >= 2"):
+def test_encode_drops_the_files_padding_and_truncates_to_max_length(toy):
+    assert toy.encode("Hello, unaffable!") == [2, 9, 10, 5, 6, 7, 11, 3]
+    assert toy.encode("hello " * 20, max_length=4) == [2, 9, 9, 3]      # the head of the text, [SEP] kept
+    assert len(toy.encode("hello " * 20, max_length=UNLIMITED)) == 22     # not the file's 8
+    assert toy.encode("") == [2, 3] and toy.pad_id == 0
+    with pytest.raises(AccelsimError, match="max_length must be an int >= 2"):
         toy.encode("x", max_length=1)
     with pytest.raises(AccelsimError, match="must be a str"):
         toy.encode(b"bytes")
 
 
-def test_batch_encode_pads_right_with_mask(toy):
-    ids, mask = toy.batch_encode(["hello", "hello , x !"])
-    np.testing.assert_array_equal(ids, [[2, 9, 3, 0, 0, 0], [2, 9, 10, 13, 11, 3]])
-    np.testing.assert_array_equal(mask, [[1, 1, 1, 0, 0, 0], [1] * 6])
-    assert ids.dtype == np.int64
-
-
-def test_normalize_and_pre_tokenize_rules():
-    assert normalize("A\u0301b\x07c\u00a0d\u4e00e") == "abc d 一 e"  # control dropped, nbsp → space
-    assert normalize("ΟΔΟΣ") == "οδοσ"  # per-character lowercase: no final sigma
-    assert normalize("Ab", lowercase=False) == "Ab"
-    assert pre_tokenize(" a-b  $c ") == ["a", "-", "b", "$", "c"]
-
-
-def test_vocab_errors(tmp_path):
-    with pytest.raises(AccelsimError, match="lacks special tokens"):
-        WordPieceTokenizer({"a": 0})
-    (tmp_path / "v.txt").write_text("[PAD]\na\na\n")
-    with pytest.raises(AccelsimError, match="duplicate"):
-        load_vocab(tmp_path / "v.txt")
-    with pytest.raises(AccelsimError, match="cannot read"):
-        load_vocab(tmp_path / "missing.txt")
+def test_unreadable_tokenizer_file_and_missing_library(tmp_path, monkeypatch):
+    pytest.importorskip("tokenizers")
+    (tmp_path / "tokenizer.json").write_text("{not json")
+    with pytest.raises(AccelsimError, match="tokenizer.json: cannot read the tokenizer"):
+        Tokenizer.from_file(tmp_path / "tokenizer.json")
+    monkeypatch.setitem(sys.modules, "tokenizers", None)                  # as if not installed
+    with pytest.raises(AccelsimError, match=r"tokenizing text needs the 'tokenizers' library, which is not "
+                                            r"installed: pip install \"accelsim\[data\]\""):
+        Tokenizer.from_file(tmp_path / "tokenizer.json")

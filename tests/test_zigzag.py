@@ -14,7 +14,7 @@ if not bench.REF.is_file():
     pytest.skip("shared/reference/zigzag is not next to this checkout", allow_module_level=True)
 
 # Above ZigZag's cycles by more than 25 %: its reported latency is below what its own 64-bit DRAM port needs
-# to move the layer's bytes (hw/NOTES.md); accelsim reports exactly that bandwidth bound.
+# to move the layer's bytes (docs/cost-model.md); accelsim reports exactly that bandwidth bound.
 PORT_BOUND = {"/layer3/layer3.0/downsample/downsample.0/Conv"}
 
 

@@ -122,6 +122,7 @@ class HWConfig:
     timing: TimingConfig = TimingConfig()
     area: AreaModel | None = None
     source: str = field(default="", compare=False)
+    data: Mapping | None = field(default=None, compare=False, repr=False)   # the fields from_dict validated
 
     @classmethod
     def from_dict(cls, data, path: str = "hw", source: str = "") -> "HWConfig":
@@ -141,7 +142,7 @@ class HWConfig:
         r.reject_unknown()
         if problems:
             raise ConfigError(problems, source)
-        return cls(name, clock, array, pe, memory, energy, vector, timing, area, source)
+        return cls(name, clock, array, pe, memory, energy, vector, timing, area, source, data)
 
 
 def _array(r: Reader) -> ArrayConfig:

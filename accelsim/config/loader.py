@@ -8,6 +8,7 @@ RecursionError). File names that the OS refuses (too long, invalid) are reported
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -17,7 +18,7 @@ import yaml
 from ..errors import ConfigError, short
 from ..graph import Model
 from .hw import HWConfig
-from .scalesim_csv import load_scalesim_csv
+from .scalesim_csv import model_dict_from_csv
 
 #: kind → folder name: top-level in a checkout, inside the package in a wheel (see ``bundle_dir``).
 BUNDLES = {"hw": "hw_configs", "model": "models"}
@@ -123,7 +124,8 @@ def resolve(spec: str | Path, kind: str) -> Path:
     """A path that exists, or a bundled name, → the file's Path.
 
     A bundled name is ``edge`` / ``edge.yaml``, or ``hw_configs/edge.yaml`` (``models/resnet50.yaml``) when no
-    such file exists from here, so the README's commands also work outside the checkout.
+    such file exists from here, so the README's commands also work outside the checkout. The bundled SCALE-Sim
+    topologies resolve the same way: ``models/scalesim/Resnet50.csv`` or ``scalesim/Resnet50.csv``.
     """
     path = Path(spec)
     if is_file(path):
@@ -132,6 +134,13 @@ def resolve(spec: str | Path, kind: str) -> Path:
         folder = bundle_dir(kind)
     except ConfigError as exc:
         raise ConfigError([f"{short(spec)}: no such file, and {exc.problems[0]}"]) from None
+    if path.suffix.lower() == ".csv":   # a bundled SCALE-Sim topology: models/scalesim/X.csv or scalesim/X.csv
+        inside = Path(*path.parts[1:]) if path.parts[:1] == (BUNDLES[kind],) else path
+        if inside.parts and not inside.is_absolute() and ".." not in inside.parts and is_file(folder / inside):
+            return folder / inside
+        csvs = sorted(p.relative_to(folder).as_posix() for p in folder.glob("*/*.csv"))
+        raise ConfigError([f"{short(spec)}: no such file, and not a bundled topology "
+                           f"(bundled: {', '.join(csvs) or 'none'})"])
     name = path.name[:-5] if path.name.endswith(".yaml") else path.name
     if path.parent in (Path("."), Path(BUNDLES[kind])) and is_file(folder / f"{name}.yaml"):
         return folder / f"{name}.yaml"
@@ -147,6 +156,11 @@ def read_text(path: Path) -> str:
         raise ConfigError([f"not UTF-8 text (byte {exc.start}): expected a YAML or CSV text file"], str(path)) from None
     except (OSError, ValueError) as exc:
         raise ConfigError([f"cannot read: {getattr(exc, 'strerror', None) or exc}"], str(path)) from None
+
+
+def load_scalesim_csv(path: Path) -> Model:
+    """A SCALE-Sim topology CSV as a model (:mod:`accelsim.config.scalesim_csv`), named after the file."""
+    return Model.from_dict(model_dict_from_csv(read_text(path), path.stem, str(path)), source=str(path))
 
 
 def read_yaml(path: Path) -> object:
@@ -225,24 +239,58 @@ def _named_level(node, key: str):
     return named[0] if named else None
 
 
-def load_hw(spec: str | Path, overrides: Iterable[str] = ()) -> HWConfig:
-    path = resolve(spec, "hw")
-    data = apply_overrides(read_yaml(path), overrides)
-    return HWConfig.from_dict(data, "hw", source=str(spec))
+def _spec(value, kind: str, loaded: str):
+    """A name or path (``str`` / ``os.PathLike``), else one line naming the forms a ``kind`` argument takes."""
+    if isinstance(value, (str, os.PathLike)):
+        return value
+    shown = repr(value) if len(repr(value)) <= 40 else ""
+    raise ConfigError([f"{kind}: expected a bundled {kind} name, a path or a loaded {loaded}, got "
+                       f"{type(value).__name__} {shown}".rstrip()])
 
 
-def load_model(spec: str | Path, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
-    """A model YAML, a bundled model name, a SCALE-Sim topology CSV or an ONNX file (``.onnx``, needs the
-    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model."""
-    path = Path(spec)
+def hw_fields(spec) -> dict:
+    """The hw YAML fields (a fresh dict) of a hw name, path, mapping or loaded :class:`HWConfig` — what a sweep or
+    ``--set`` varies. A loaded HWConfig gives the fields it was validated from (``HWConfig.data``)."""
+    if isinstance(spec, HWConfig):
+        data = None if spec.data is None else copy.deepcopy(dict(spec.data))
+        if data is None or HWConfig.from_dict(data, "hw", spec.source) != spec:
+            raise ConfigError([f"hw: this HWConfig ({short(spec.name)}) was not loaded from fields, or was changed "
+                               "since (dataclasses.replace), so its fields are unknown: pass its name, path or "
+                               "a mapping of its fields"])
+        return data
+    if isinstance(spec, Mapping):
+        return copy.deepcopy(dict(spec))
+    return read_yaml(resolve(_spec(spec, "hw", "HWConfig (or a mapping of hw fields)"), "hw"))
+
+
+def load_hw(spec, overrides: Iterable[str] = ()) -> HWConfig:
+    """A hw YAML path or bundled name, a mapping of hw fields, or a loaded :class:`HWConfig` (returned as is
+    without ``overrides``) → HWConfig, with each ``a.b.c=value`` override applied."""
+    overrides = list(overrides)
+    if isinstance(spec, HWConfig) and not overrides:
+        return spec
+    source = spec.source if isinstance(spec, HWConfig) else "" if isinstance(spec, Mapping) else str(spec)
+    return HWConfig.from_dict(apply_overrides(hw_fields(spec), overrides), "hw", source=source)
+
+
+def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
+    """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
+    ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the ``accelsim[onnx]`` extra; ``unsupported="vector"``
+    costs unknown ONNX ops as vector work) → Model; a loaded :class:`~accelsim.graph.Model` is returned as is (its
+    parameters were set when it was loaded)."""
+    if isinstance(spec, Model):
+        if params:
+            raise ConfigError([f"model {short(spec.name)}: params set a model's parameters when it is loaded; "
+                               "load it again with them"])
+        return spec
+    path = Path(_spec(spec, "model", "Model"))
     if path.suffix.lower() == ".onnx":
         if not is_file(path):
             raise ConfigError([f"{short(spec)}: no such file"])
         from ..onnx.importer import cached_import
         return cached_import(path, dict(params or {}), unsupported).model
     if path.suffix.lower() == ".csv":
-        if not is_file(path):
-            raise ConfigError([f"{short(spec)}: no such file"])
+        path = resolve(spec, "model")
         if params:
             raise ConfigError([f"{short(spec)}: SCALE-Sim topologies take no model parameters"])
         return load_scalesim_csv(path)

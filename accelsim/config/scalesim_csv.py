@@ -20,10 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from pathlib import Path
 
 from ..errors import ConfigError, short
-from ..graph import Model
 from .fields import MAX_DIM, bound_text
 
 CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
@@ -97,9 +95,3 @@ def model_dict_from_csv(text: str, name: str, source: str) -> dict:
     if not layers:
         raise ConfigError([f"{short(source)}: no layers found"])
     return {"name": name, "inputs": inputs, "layers": layers}
-
-
-def load_scalesim_csv(path: Path) -> Model:
-    from .loader import read_text
-    text = read_text(path)
-    return Model.from_dict(model_dict_from_csv(text, path.stem, str(path)), source=str(path))

@@ -1,7 +1,7 @@
 """Real test photos for the vision models: scikit-image's bundled sample photos, cropped, resized, normalised.
 
 The photos are read as PNG files from the installed ``scikit-image`` wheel (``skimage/data/*.png``; skimage
-itself is never imported) with our own decoder (:mod:`accelsim.data.png`). Gray photos are replicated to RGB,
+itself is never imported) with Pillow (``pip install "accelsim[data]"``). Gray photos are replicated to RGB,
 alpha is dropped.
 
 Pipeline (all deterministic, uint8 until the last step):
@@ -25,11 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.data.packages import find_package_file
-from accelsim.data.png import read_png
+from accelsim.data.packages import find_package_file, library
 from accelsim.errors import AccelsimError
 
-__all__ = ["SAMPLE_PHOTOS", "VIEWS", "View", "load_photo", "resize", "crop_view", "photo_views",
+__all__ = ["SAMPLE_PHOTOS", "VIEWS", "View", "load_photo", "read_image", "resize", "crop_view", "photo_views",
            "preprocess", "sample_inputs"]
 
 SKIMAGE_PIP = "scikit-image==0.26.0"
@@ -55,12 +54,25 @@ VIEWS = (
 )
 
 
+def read_image(path) -> np.ndarray:
+    """The pixels of an image file as Pillow decodes them, [H, W, C] (C = 1 for a gray image); a palette image
+    is expanded to RGB (RGBA with a palette alpha), a 1-bit one to 8-bit gray."""
+    image = library("PIL.Image", "reading photos", "Pillow")
+    expand = {"P": "RGB", "PA": "RGBA", "1": "L"}
+    try:
+        with image.open(path) as img:
+            pixels = np.asarray(img.convert(expand[img.mode]) if img.mode in expand else img)
+    except (OSError, SyntaxError, ValueError) as exc:   # Pillow's UnidentifiedImageError is an OSError
+        raise AccelsimError(f"{path}: cannot read the image ({exc})") from None
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
 def load_photo(name: str) -> np.ndarray:
     """The sample photo ``name`` (see :data:`SAMPLE_PHOTOS`, or any 8-bit PNG in ``skimage/data``) as
     uint8 [H, W, 3]."""
     if not isinstance(name, str) or not name.replace("_", "").isalnum():
         raise AccelsimError(f"photo name must be a plain name like 'chelsea', got {name!r}")
-    img = read_png(find_package_file("skimage", f"data/{name}.png", SKIMAGE_PIP))
+    img = read_image(find_package_file("skimage", f"data/{name}.png", SKIMAGE_PIP))
     if img.dtype != np.uint8:
         raise AccelsimError(f"photo {name!r} is {img.dtype}, expected 8-bit")
     if img.shape[2] in (1, 2):  # gray (+ alpha)

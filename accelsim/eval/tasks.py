@@ -1,7 +1,7 @@
 """Evaluation tasks: a real model, its calibration split, its evaluation data and its metrics.
 
 Each task builds its model once — from the model YAML's ``weights:`` section, checked against the graph
-(:mod:`accelsim.data.weights`) — and executes the YAML graph itself (:func:`accelsim.nn.graph_exec.run_graph`)
+(:mod:`accelsim.nn.weights`) — and executes the YAML graph itself (:func:`accelsim.nn.graph_exec.run_graph`)
 in every mode; ``lee`` feeds it through :class:`~accelsim.nn.minilm.MiniLM`, which only tokenizes, pads
 batches (the graph's ``attention_mask`` input makes padding inert) and L2-normalizes the pooled output.
 Each task exposes ``calibration()`` (batches run through the calibrator),
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.metrics import cosine_similarity, sqnr_db
-from ..data.weights import load_model_weights
+from ..nn.weights import load_model_weights
 from ..errors import AccelsimError
 from ..graph import Model
 

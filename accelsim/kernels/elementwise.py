@@ -1,6 +1,6 @@
 """Elementwise float kernels of the FP32 forward, each the exact operation sequence of its numpy definition.
 
-:func:`gelu` evaluates ``x · ½ · (1 + erf(x/√2))`` with the rational ``erf`` of :mod:`accelsim.nn.functional`
+:func:`gelu` evaluates ``x · ½ · (1 + erf(x/√2))`` with the rational ``erf`` of :mod:`accelsim.ops.elementwise`
 (``z·P(z²)/Q(z²)`` on ``z = clip(x/√2, −4, 4)``, Horner steps ``p = p·z² + c`` as separate multiply and add), in
 float64 per element, rounded once to the output dtype: the same IEEE operations in the same order as the numpy
 block code (compiled without fast-math flags, so no fused multiply-adds), hence bit-identical to it (tested), in one pass and

@@ -2,10 +2,11 @@
 
 ``forward(model, weights, feeds, qops)`` is :func:`accelsim.nn.graph_exec.run_graph` with a tape (every layer's
 inputs and output kept); ``backward(model, weights, tape, {tensor: dL/dtensor}, qops)`` visits the tape in reverse
-and calls each op's ``OPS[op].backward`` rule (:mod:`accelsim.nn.backward`), summing the gradient of a tensor
-over all its readers (residual adds, Q/K/V sharing their input) and over the aliases of a fused chain (a
-conv's output and its fused BN/ReLU share one tensor). It returns the parameter gradients under the weight
-file's names (BN folds differentiated with frozen running statistics) and the gradients of the model inputs.
+and calls each op's ``OPS[op].backward`` rule (in the op's family module, :mod:`accelsim.ops`), summing the
+gradient of a tensor over all its readers (residual adds, Q/K/V sharing their input) and over the aliases of a
+fused chain (a conv's output and its fused BN/ReLU share one tensor). It returns the parameter gradients under
+the weight file's names (BN folds differentiated with frozen running statistics) and the gradients of the model
+inputs.
 
 :class:`GradOps` is the FP32 quantization mode that remembers what each GEMM saw, so that its ``backward`` can
 return ``(dx, dw, db)`` (conv/linear, gradients of the folded weights) or ``(da, db)`` (matmul); fake-quant
@@ -13,34 +14,23 @@ training modes subclass it (:mod:`accelsim.recover.fakequant`).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import AccelsimError
 from ..graph import Model
 from ..ops import OPS
-from . import functional as F
-from . import functional_grad as G
-from .graph_exec import _Context, run_graph
-from .qexec import ACTIVATIONS, KINDS, FloatOps
-
-ACT_BACKWARD = {None: lambda dy, z: dy, "relu": F.relu_backward, "relu6": F.relu6_backward}
-
-
-def gemm_backward(kind: str, x, w, b, geo, dz):
-    """Gradients of one GEMM op's pre-activation output ``z``: conv → :func:`F.conv2d_backward`, linear →
-    :func:`G.linear_nd_backward`, matmul ``z = a @ B`` → ``(dz @ Bᵀ, aᵀ @ dz)`` per leading index."""
-    if kind == "conv":
-        return F.conv2d_backward(dz, x, w, geo["strides"], geo["pads"], geo["dilations"], geo["group"], b is not None)
-    if kind == "linear":
-        return G.linear_nd_backward(dz, x, w, b is not None)
-    return np.matmul(dz, np.swapaxes(w, -1, -2)), np.matmul(np.swapaxes(x, -1, -2), dz)
+from ..ops.gemm import ACT_BACKWARD, ACTIVATIONS, KINDS, gemm_backward
+from ..ops.normalization import fold_bn, fold_bn_backward
+from .graph_exec import LayerContext, run_graph
+from .qexec import FloatOps
 
 
 class GradOps(FloatOps):
-    """FP32 forward that keeps each GEMM's operands for :meth:`backward` (one call per layer per forward)."""
+    """FP32 forward that keeps each GEMM's operands for :meth:`backward` (one call per layer per forward); with
+    ``train`` (a :class:`~accelsim.nn.graph_exec.TrainMode`) the graph runs in training mode (nothing folded,
+    BatchNorm on batch statistics), as for training from scratch."""
     mode = "fp32-grad"
 
-    def __init__(self):
+    def __init__(self, train=None):
+        self.train = train
         self.saved: dict[str, tuple] = {}
         self.weight_grads: dict[str, tuple] = {}   # name → (dW, db) of the folded weights, last backward
 
@@ -60,12 +50,12 @@ class GradOps(FloatOps):
         return grads
 
 
-class _GradContext(_Context):
+class _GradContext(LayerContext):
     """The forward context plus the parameter-gradient store of one backward pass."""
     __slots__ = ("grads",)
 
-    def __init__(self, layer, weights, qops, chain, grads: dict):
-        super().__init__(layer, weights, qops, chain)
+    def __init__(self, layer, weights, qops, chain, grads: dict, saved=None):
+        super().__init__(layer, weights, qops, chain, saved)
         self.grads = grads
 
     def add_grad(self, suffix: str, g, layer=None) -> None:
@@ -73,7 +63,8 @@ class _GradContext(_Context):
         self.grads[key] = self.grads[key] + g if key in self.grads else g
 
     def weight_grads(self, dw, db) -> None:
-        """``dw, db`` of the folded weights → raw weight, bias and each folded BN's γ/β (:func:`G.fold_bn_backward`)."""
+        """``dw, db`` of the folded weights → raw weight, bias and each folded BN's γ/β
+        (:func:`~accelsim.ops.normalization.fold_bn_backward`)."""
         if dw is None:
             return
         w, b = self.param("weight"), self.param("bias")
@@ -82,11 +73,11 @@ class _GradContext(_Context):
             if bn.op == "batchnorm":
                 g = lambda s, bn=bn: self.param(s, bn)  # noqa: E731
                 folds.append((bn, w, b))
-                w, b = F.fold_bn(w, b, g("weight"), g("bias"), g("running_mean"), g("running_var"), bn.attrs["eps"])
+                w, b = fold_bn(w, b, g("weight"), g("bias"), g("running_mean"), g("running_var"), bn.attrs["eps"])
         for bn, w0, b0 in reversed(folds):
             g = lambda s, bn=bn: self.param(s, bn)  # noqa: E731
-            dw, db, dgamma, dbeta = G.fold_bn_backward(dw, db, w0, b0, g("weight"), g("running_mean"),
-                                                       g("running_var"), bn.attrs["eps"])
+            dw, db, dgamma, dbeta = fold_bn_backward(dw, db, w0, b0, g("weight"), g("running_mean"),
+                                                     g("running_var"), bn.attrs["eps"])
             self.add_grad("weight", dgamma, bn)
             self.add_grad("bias", dbeta, bn)
         self.add_grad("weight", dw)
@@ -106,13 +97,13 @@ def backward(model: Model, weights: dict, tape: list, grads_out: dict, qops) -> 
     weight name, gradients of the model inputs that are differentiable)."""
     dys = dict(grads_out)
     grads: dict = {}
-    for layer, xs, y, chain in reversed(tape):
+    for layer, xs, y, chain, saved in reversed(tape):
         parts = [dys.pop(n) for n in [layer.name] + [f.name for f in chain] if n in dys]
         if not parts:
             continue
         dy = parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
         rule = OPS[layer.op].backward
-        dxs = rule(layer.attrs, xs, y, dy, _GradContext(layer, weights, qops, chain, grads))
+        dxs = rule(layer.attrs, xs, y, dy, _GradContext(layer, weights, qops, chain, grads, saved))
         for t, g in zip(layer.inputs, dxs):
             if g is not None:
                 dys[t] = dys[t] + g if t in dys else g

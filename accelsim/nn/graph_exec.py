@@ -11,33 +11,40 @@ alias the result. Everything else runs in float32. Padded sequence batches carry
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..errors import AccelsimError
 from ..graph import Layer, Model
 from ..lowering import lower
 from ..ops import OPS
-from . import functional as F
+from ..ops.normalization import fold_bn
 from .qexec import FloatOps
 
 
-class _Context:
-    """What an op's ``run`` may ask of the executor: bound tensors, the qops, its fused chain."""
-    __slots__ = ("layer", "weights", "qops", "chain")
+class LayerContext:
+    """What an op's ``run`` may ask of the executor: bound tensors, the qops, its fused chain, and ``train`` — the
+    qops' training mode (``qops.train``, e.g. :class:`TrainMode`; ``None`` for inference). A ``run`` may leave what
+    its gradient rule needs in ``saved`` (a max pool's argmax); a tape records it for the backward pass."""
+    __slots__ = ("layer", "weights", "qops", "chain", "train", "saved")
 
-    def __init__(self, layer: Layer, weights: dict, qops, chain: list[Layer]):
+    def __init__(self, layer: Layer, weights: dict, qops, chain: list[Layer], saved=None):
         self.layer, self.weights, self.qops, self.chain = layer, weights, qops, chain
+        self.train = getattr(qops, "train", None)
+        self.saved = saved
 
     def unsupported(self, why: str):
         raise AccelsimError(f"layer {self.layer.name} ({self.layer.op}): {why}")
 
     def param(self, suffix: str, layer: Layer | None = None):
-        layer = layer or self.layer
-        if layer.weight is None:
-            raise AccelsimError(f"layer {layer.name} ({layer.op}) has no 'weight:' binding, so it cannot be executed")
-        return self.weights.get(f"{layer.weight}.{suffix}")
+        return bound(self.weights, layer or self.layer, suffix)
+
+    def set_param(self, suffix: str, value) -> None:
+        """Replace a bound tensor (training mode: BatchNorm's running statistics)."""
+        self.weights[f"{self.layer.weight}.{suffix}"] = value
 
     @property
     def qname(self) -> str:
-        return self.layer.weight or self.layer.name
+        return quant_name(self.layer)
 
     @property
     def act(self) -> str | None:
@@ -46,16 +53,35 @@ class _Context:
         return acts[-1] if acts else None
 
     def weight_and_bias(self):
-        """This layer's weight and bias with every fused batchnorm folded in (:func:`F.fold_bn`)."""
-        w, b = self.param("weight"), self.param("bias")
-        for bn in self.chain:
-            if bn.op == "batchnorm":
-                g = lambda s: self.param(s, bn)  # noqa: E731
-                w, b = F.fold_bn(w, b, g("weight"), g("bias"), g("running_mean"), g("running_var"), bn.attrs["eps"])
-        return w, b
+        """This layer's weight and bias with every fused batchnorm folded in (:func:`folded_weights`)."""
+        return folded_weights(self.layer, self.weights, self.chain)
 
 
-def _chains(model: Model) -> dict[str, list[Layer]]:
+def quant_name(layer: Layer) -> str:
+    """The name a GEMM layer goes by in the qops and a quantization plan: its weight binding, else its name."""
+    return layer.weight or layer.name
+
+
+def bound(weights: dict, layer: Layer, suffix: str):
+    """The tensor ``<binding>.<suffix>`` of ``layer`` (None if absent; AccelsimError without a binding)."""
+    if layer.weight is None:
+        raise AccelsimError(f"layer {layer.name} ({layer.op}) has no 'weight:' binding, so it cannot be executed")
+    return weights.get(f"{layer.weight}.{suffix}")
+
+
+def folded_weights(layer: Layer, weights: dict, chain: list[Layer]):
+    """``(w, b)`` of a conv/linear with every batchnorm of its fused ``chain`` folded in
+    (:func:`~accelsim.ops.normalization.fold_bn`, running statistics), as every mode executes it."""
+    p = lambda s, lay=layer: bound(weights, lay, s)  # noqa: E731
+    w, b = p("weight"), p("bias")
+    for bn in chain:
+        if bn.op == "batchnorm":
+            w, b = fold_bn(w, b, p("weight", bn), p("bias", bn), p("running_mean", bn), p("running_var", bn),
+                           bn.attrs["eps"])
+    return w, b
+
+
+def fused_chains(model: Model) -> dict[str, list[Layer]]:
     """conv/linear layer name → the fused layers that follow it (as :func:`accelsim.lowering.lower` fuses)."""
     chains: dict[str, list[Layer]] = {}
     root: dict[str, str] = {}
@@ -70,16 +96,26 @@ def _chains(model: Model) -> dict[str, list[Layer]]:
     return chains
 
 
+@dataclass(frozen=True, slots=True)
+class TrainMode:
+    """Training-mode execution (torch's ``model.train()``), set as a qops' ``train`` attribute
+    (:class:`accelsim.nn.autograd.GradOps`): nothing is fused or folded, BatchNorm normalizes with the batch's
+    statistics and moves its running statistics by ``bn_momentum`` (:mod:`accelsim.ops.normalization`)."""
+    bn_momentum: float = 0.1
+
+
 def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None, tape: list | None = None) -> dict:
     """Run ``model`` on ``feeds`` (model input name → batched array); return the requested (default: the
     last layer's) tensors by name. With a ``tape`` list, every executed layer appends ``(layer, inputs, output,
-    fused chain)`` and no tensor is freed (what :func:`accelsim.nn.autograd.backward` walks back)."""
+    fused chain, saved)`` and no tensor is freed (what :func:`accelsim.nn.autograd.backward` walks back). A ``qops`` in
+    training mode (``qops.train``, a :class:`TrainMode`) fuses nothing and may update ``weights`` (BatchNorm's
+    running statistics)."""
     qops = qops or FloatOps()
     missing = [n for n in model.inputs if n not in feeds]
     if missing:
         raise AccelsimError(f"run_graph: no value fed for model input(s) {missing}")
     env = dict(feeds)
-    chains = _chains(model)
+    chains = {} if getattr(qops, "train", None) else fused_chains(model)   # training: every layer is its own op
     fused = {f.name for c in chains.values() for f in c}
     names = outputs or [model.layers[-1].name]
     last_use = {t: i for i, layer in enumerate(model.layers) for t in layer.inputs}
@@ -88,12 +124,13 @@ def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None,
             continue
         chain = chains.get(layer.name, [])
         xs = [env[t] for t in layer.inputs]
-        y = OPS[layer.op].run(layer.attrs, xs, _Context(layer, weights, qops, chain))
+        ctx = LayerContext(layer, weights, qops, chain)
+        y = OPS[layer.op].run(layer.attrs, xs, ctx)
         env[layer.name] = y
         for f in chain:
             env[f.name] = y
         if tape is not None:
-            tape.append((layer, xs, y, chain))
+            tape.append((layer, xs, y, chain, ctx.saved))
             continue
         for t in set(layer.inputs):   # free tensors no later layer reads
             if last_use.get(t) == i and t not in names:

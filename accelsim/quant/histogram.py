@@ -2,7 +2,7 @@
 
 Three grid layouts (``mode``):
 
-* ``"abs0"`` - ``|x|`` over ``[0, max|x|]`` (KL, Entropy, MSE; DESIGN section 5.5);
+* ``"abs0"`` - ``|x|`` over ``[0, max|x|]`` (KL, Entropy, MSE; docs/quantization.md);
 * ``"abs"`` - ``|x|`` over ``[min|x|, max|x|]``: ``np.histogram(|x|, bins)`` as ONNX Runtime's symmetric
   Percentile calibrator builds it;
 * ``"signed"`` - ``x`` over ``[-max|x|, max|x|]``: ONNX Runtime's ``collect_value`` grid.

@@ -18,7 +18,6 @@ import numpy as np
 
 from accelsim.data.metrics import sqnr_db
 from accelsim.errors import QuantError
-from accelsim.nn import functional as F
 from accelsim.quant.calibration import calibrate
 from accelsim.quant.qdq import dequantize_linear, quantize
 from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
@@ -98,7 +97,8 @@ def ptq_linear(calib, w, bias=None, evaluate=None, *, method="minmax", act_bits=
 
 
 def _conv_float(x, w, b, strides, pads, dilations, group):
-    return F.conv2d(x, w, b, strides, pads, dilations, group)
+    from accelsim.ops.gemm import conv2d   # the op's FP32 numerics (the registry sits above quant/)
+    return conv2d(x, w, b, strides, pads, dilations, group)
 
 
 def ptq_conv(calib, w, bias=None, evaluate=None, *, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1,

@@ -1,4 +1,4 @@
-"""Quantize / dequantize with ONNX operator semantics, spec-level helpers and INT4 packing.
+"""Quantize / dequantize with ONNX operator semantics, the :class:`QTensor` they produce, and INT4 packing.
 
 Every function keeps the input's shape (0-d included) and raises :class:`~accelsim.errors.QuantError` for bad
 dtypes (byte-swapped integers included), shapes, NaN, scales that are not finite and > 0 in float32 and zero
@@ -11,12 +11,25 @@ int8/uint8 (use :func:`pack_int4` for the two-per-byte storage format).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from accelsim.errors import QuantError
 from accelsim.kernels import quantize as _k
 from accelsim.quant import _validate as v
-from accelsim.quant.spec import QParams, QTensor
+from accelsim.quant.spec import QParams
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class QTensor:
+    """Integer values ``q`` (container dtype of the spec) and their parameters; ``dequantize()`` gives float32."""
+
+    q: np.ndarray
+    params: QParams
+
+    def dequantize(self) -> np.ndarray:
+        return dequantize(self)
 
 
 def _per_axis(x_shape, scale, axis, name="scale"):

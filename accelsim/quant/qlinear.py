@@ -1,7 +1,7 @@
 """Bit-exact quantized MatMul and Conv with ONNX operator semantics (``QLinearMatMul``, ``QLinearConv``,
 and ``MatMulInteger``/``ConvInteger`` followed by a float rescale, as ONNX Runtime's ``quantize_dynamic`` emits).
 
-Per output element (DESIGN section 5.3):
+Per output element (docs/quantization.md):
 
 1. ``acc = sum_k (x[k] - x_zp) * (w[k] - w_zp[c]) (+ bias[c])`` exactly, in a W-bit accumulator
    (``acc_bits``, default 32; on overflow ``overflow="wrap"`` or ``"saturate"``; products in k order, bias last);
@@ -22,6 +22,14 @@ QLinearMatMul, self-tested against this module's semantics) followed by a fused 
 (:mod:`accelsim.kernels.epilogue`), or on the Numba kernels
 (:mod:`accelsim.kernels.igemm`); otherwise the W-bit accumulator is emulated step by step. All paths give
 identical results; every public function shares that one accumulation path and differs only in its output stage.
+
+**Accumulator hook.** ``qlinear_conv``/``qlinear_matmul(..., accumulate=fn)`` keep everything around the GEMM
+(validation, zero points, the int32 bias, the output grid and its requantization) and take the accumulators
+from ``fn(a, b, bias, acc_bits=, overflow=, a_bits=, b_bits=) -> (acc, AccOverflow)``: ``a`` (G, M, K) and ``b``
+(G, K, N) int operands with their zero points subtracted (a conv: im2col of all images, M = B·Ho·Wo, one GEMM per
+group), ``bias`` (G, N) int64, ``acc`` (G, M, N) int64 ``= a @ b + bias`` in the ``acc_bits`` accumulator
+(products in k order, bias last; ``overflow`` "wrap"/"saturate"), ``a_bits``/``b_bits`` the operand widths.
+The systolic-array emulation plugs in here (:mod:`accelsim.sim.array_ops`).
 """
 from __future__ import annotations
 
@@ -283,13 +291,15 @@ def _matmul_shapes(a, b, fn: str):
 
 
 def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=None, requant="float",
-                   acc_bits=32, overflow="wrap", return_overflow=False, a_bits=None, b_bits=None, y_bits=None):
+                   acc_bits=32, overflow="wrap", return_overflow=False, a_bits=None, b_bits=None, y_bits=None,
+                   accumulate=None):
     """ONNX ``QLinearMatMul``: ``a`` (..., M, K) @ ``b`` (K, N) or (..., K, N) -> (..., M, N) in ``y_zp``'s dtype.
 
     ``a_scale``/``a_zp``/``y_scale``/``y_zp`` are scalars; ``b_scale``/``b_zp`` scalars or per-column (N,).
     A batched ``b`` has ``a``'s leading dims (attention: one call for all heads).
     ``bias`` (extension, as in QLinearConv): int32 (N,) added to the accumulator before requantization.
-    With ``return_overflow=True`` returns ``(y, AccOverflow)``.
+    With ``return_overflow=True`` returns ``(y, AccOverflow)``; ``accumulate``: the accumulator hook (module
+    docstring).
     """
     if bias is None and requant == "float" and _int_in(acc_bits, 32, 64) and overflow in ("wrap", "saturate") and \
             all(x is None or _int_in(x, 8, 8) for x in (a_bits, b_bits, y_bits)):   # ONNX Runtime's fused kernel
@@ -303,9 +313,37 @@ def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=No
     bias64, bias_bound = _bias(bias, n)
     stage = _requant_stage(sa, sb, sy, g, n, requant, yb, y_dtype, zy, bias64)
     y = np.empty(a.shape[:-1] + (n,), dtype=y_dtype)
-    fits = _fits(a.shape[-1], a, za, ab, b, zb, bb, bias_bound, nbits)
-    ovf = _matmul_core(a, za, b, zb, stage, y, fits, nbits, saturate)
+    if accumulate is not None:
+        k, m = a.shape[-1], math.prod(a.shape[:-1]) // g
+        a32 = a.reshape(g, m, k).astype(np.int32) - int(za[0])
+        b32 = b.reshape(g, k, n).astype(np.int32) - np.broadcast_to(zb.reshape(-1), (n,)).reshape(1, 1, n)
+        ovf = _hooked(accumulate, a32, b32, stage, y.reshape(g, m, n), nbits, overflow, ab, bb)
+    else:
+        fits = _fits(a.shape[-1], a, za, ab, b, zb, bb, bias_bound, nbits)
+        ovf = _matmul_core(a, za, b, zb, stage, y, fits, nbits, saturate)
     return (y, ovf) if return_overflow else y
+
+
+def _hooked(accumulate, a, b, stage, out, acc_bits, overflow, a_bits, b_bits) -> AccOverflow:
+    """``out = stage(accumulate(a, b, bias))`` for the accumulator hook (module docstring)."""
+    acc, ovf = accumulate(a, b, stage.bias, acc_bits=acc_bits, overflow=overflow, a_bits=a_bits, b_bits=b_bits)
+    stage.after_checked(acc, out)
+    return ovf
+
+
+def _conv_hooked(accumulate, x, zx, w, zw, stage, geo, g, y, acc_bits, overflow, bits) -> AccOverflow:
+    """The conv as one GEMM per group over the im2col of all images (M = B·Ho·Wo) through the hook."""
+    nb, cout, kk = x.shape[0], w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
+    r, s, sh, sw, (pt, pl, _, _), dh, dw, ho, wo = geo
+    cg = cout // g
+    cols = np.empty((g, nb * ho * wo, kk), dtype=np.int16)
+    _im.im2col_sub_zp(np.ascontiguousarray(x), zx[0], g, r, s, sh, sw, pt, pl, dh, dw, ho, wo, cols)
+    wz = np.broadcast_to(zw.reshape(-1), (cout,)).reshape(g, cg, 1)
+    wmat = (w.reshape(g, cg, kk).astype(np.int32) - wz).transpose(0, 2, 1)      # (G, K, N)
+    out = np.empty((g, nb * ho * wo, cg), dtype=y.dtype)
+    ovf = _hooked(accumulate, cols, wmat, stage, out, acc_bits, overflow, *bits)
+    y[...] = out.reshape(g, nb, ho * wo, cg).transpose(1, 0, 3, 2).reshape(nb, cout, ho, wo)
+    return ovf
 
 
 def matmul_integer_rescale(a, a_scale, a_zp, b, b_scale, b_zp, *, bias=None, act=None):
@@ -387,12 +425,12 @@ def _conv_core(x, zx, w, zw, stage, geo, g, y, fits, acc_bits, saturate) -> AccO
 
 def qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
                  dilations=(1, 1), group=1, *, requant="float", acc_bits=32, overflow="wrap", return_overflow=False,
-                 x_bits=None, w_bits=None, y_bits=None):
+                 x_bits=None, w_bits=None, y_bits=None, accumulate=None):
     """ONNX ``QLinearConv`` (2-D, NCHW): ``x`` (B, C, H, W), ``w`` (Cout, C/group, R, S), int32 ``bias`` (Cout,).
 
     ``pads`` = (top, left, bottom, right), the input is padded with ``x_zp``; ``w_scale``/``w_zp`` are scalars
     or per output channel. Depthwise is ``group == C``. Returns (B, Cout, Ho, Wo) in ``y_zp``'s dtype
-    (``(y, AccOverflow)`` with ``return_overflow=True``).
+    (``(y, AccOverflow)`` with ``return_overflow=True``); ``accumulate``: the accumulator hook (module docstring).
     """
     x, w = _codes(x, "x"), _codes(w, "w")
     geo, g = _conv_geometry(x, w, group, strides, pads, dilations, "qlinear_conv")
@@ -403,8 +441,11 @@ def qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias=None, s
     nbits, saturate = _acc_args(acc_bits, overflow)
     stage = _requant_stage(sx, swt, sy, g, cout // g, requant, yb, y_dtype, zy, bias64)
     y = np.empty((x.shape[0], cout, geo[-2], geo[-1]), dtype=y_dtype)
-    fits = _fits(kk, x, zx, xb, w, zw, wb, bias_bound, nbits)
-    ovf = _conv_core(x, zx, w, zw, stage, geo, g, y, fits, nbits, saturate)
+    if accumulate is not None:
+        ovf = _conv_hooked(accumulate, x, zx, w, zw, stage, geo, g, y, nbits, overflow, (xb, wb))
+    else:
+        fits = _fits(kk, x, zx, xb, w, zw, wb, bias_bound, nbits)
+        ovf = _conv_core(x, zx, w, zw, stage, geo, g, y, fits, nbits, saturate)
     return (y, ovf) if return_overflow else y
 
 

@@ -5,7 +5,6 @@ Affine quantization maps a real value r to an integer q with ``r = scale * (q - 
 * :class:`QuantSpec` - the integer grid: bit width, signedness, symmetric/asymmetric, per-tensor or per-channel
   (with ``axis``) and narrow range. ``qmin``/``qmax`` follow from it.
 * :class:`QParams` - a concrete (scale, zero_point) for a spec (arrays of one entry per channel when per-channel).
-* :class:`QTensor` - integer values plus their :class:`QParams`.
 * :func:`qparams_from_range` - the single place where a real range becomes (scale, zero point), with the
   ONNX Runtime conventions (``onnxruntime.quantization.quant_utils.compute_scale_zp``, DESIGN section 5.4).
 """
@@ -115,19 +114,6 @@ class QParams:
             raise QuantError(f"QParams.zero_point: must lie in [{self.spec.qmin}, {self.spec.qmax}], got {zp}")
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "zero_point", zp.astype(np.int32))
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class QTensor:
-    """Integer values ``q`` (container dtype of the spec) and their parameters; ``dequantize()`` gives float32."""
-
-    q: np.ndarray
-    params: QParams
-
-    def dequantize(self) -> np.ndarray:
-        from accelsim.quant.qdq import dequantize
-
-        return dequantize(self)
 
 
 def qparams_from_range(rmin, rmax, spec: QuantSpec) -> QParams:

@@ -1,4 +1,4 @@
-"""Threshold searches over a :class:`~accelsim.quant.histogram.LinearHistogram` (DESIGN section 5.5).
+"""Threshold searches over a :class:`~accelsim.quant.histogram.LinearHistogram` (docs/quantization.md, "Calibration").
 
 With ``w`` the bin width and ``nq = num_quantized_bins`` (128: the magnitude levels of symmetric INT8):
 

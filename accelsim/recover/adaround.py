@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn import functional as F
+from ..ops import functional as F
+from ..ops.gemm import ACTIVATIONS, KINDS
 from ..nn.qexec import FloatOps, QuantScheme
 from ..quant import QParams
 from .overrides import Recovered
@@ -37,8 +38,8 @@ def _gram(kind: str, x, w, geo) -> np.ndarray:
     if geo["group"] > 1:   # depthwise: one T×T Gram per channel from the strided windows
         pads, st, dl = geo["pads"], geo["strides"], geo["dilations"]
         ho, wo = F.conv_output_size(x.shape[2], x.shape[3], kh, kw, st, pads, dl)
-        xp = F._pad(x, pads)
-        wins = [F._window(xp, r, s, ho, wo, st, dl) for r in range(kh) for s in range(kw)]
+        xp = F.pad(x, pads)
+        wins = [F.window(xp, r, s, ho, wo, st, dl) for r in range(kh) for s in range(kw)]
         t = len(wins)
         g = np.empty((x.shape[1], t, t))
         for i in range(t):
@@ -126,7 +127,6 @@ def _channel_mean(kind: str, z) -> np.ndarray:
 def _empirical_bias(kind, x, w_q, b, geo, target):
     """Empirical bias correction: ``b' = b + E_fp32[z] − E[z̃]`` per output channel, ``z̃`` the pre-activation
     output with the rounded weights on this (already rounded-upstream) input, ``E_fp32[z]`` the FP32 model's."""
-    from ..nn.qexec import KINDS
     z = KINDS[kind].float(x, w_q, b, geo)
     b0 = np.zeros(w_q.shape[0]) if b is None else b.astype(np.float64)
     return (b0 + target - _channel_mean(kind, z)).astype(np.float32)
@@ -139,7 +139,6 @@ class _OutputMeans(FloatOps):
         self.means = {}
 
     def _run(self, kind, name, x, w, b, act, geo):
-        from ..nn.qexec import ACTIVATIONS, KINDS
         z = KINDS[kind].float(x, w, b, geo)
         if kind != "matmul":
             self.means[name] = _channel_mean(kind, z)

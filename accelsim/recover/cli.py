@@ -27,11 +27,11 @@ def add_parser(sub) -> None:
 def run(args, progress=None) -> str:
     """``accelsim quantize``: run the escalation, write ``--json``/``--plan`` atomically; return the trace to
     print (``progress(message)``: status lines)."""
-    from ..cli import _check_output_dirs, _write_outputs
+    from ..cli_io import check_output_dirs, write_outputs
     from ..config.loader import load_model
-    _check_output_dirs(args.json, args.plan)
+    check_output_dirs(args.json, args.plan)
     text, outputs = _run(args, load_model(args.model), progress)
-    _write_outputs(outputs)
+    write_outputs(outputs)
     return text
 
 

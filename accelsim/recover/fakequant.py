@@ -20,8 +20,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..nn.autograd import ACT_BACKWARD, GradOps, gemm_backward
-from ..nn.qexec import ACTIVATIONS, KINDS, LayerQ, QuantPlan
+from ..nn.autograd import GradOps
+from ..nn.qexec import LayerQ, QuantPlan
+from ..ops.gemm import ACT_BACKWARD, ACTIVATIONS, KINDS, gemm_backward
 from ..quant import QParams, QuantSpec, weight_qparams
 
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from ..errors import AccelsimError
 from ..nn import autograd
-from ..nn import functional as F
-from ..nn.train import blas_threads
+from ..nn.train import blas_threads, softmax_cross_entropy
+from ..ops.sequence import softmax
 from .fakequant import QATOps
 from .overrides import Recovered
 
@@ -79,7 +79,7 @@ def distill_loss(z, t, kind: str, temperature: float):
         d = (z - t).reshape(n, -1)
         return float(0.5 * (d * d).sum() / n), (z - t) / n
     T = float(temperature)
-    p_t, p_s = F.softmax(t / T, -1), F.softmax(z / T, -1)
+    p_t, p_s = softmax(t / T, -1), softmax(z / T, -1)
     loss = T * T * float((p_t * (np.log(np.maximum(p_t, 1e-30)) - np.log(np.maximum(p_s, 1e-30)))).sum() / n)
     return loss, (T * (p_s - p_t) / n).astype(z.dtype)
 
@@ -126,7 +126,7 @@ def _step(graph, weights, ops, feed, out_name, xb, yb, config: QATConfig) -> flo
     z = out[out_name]
     loss, dz = 0.0, np.zeros_like(z)
     if yb is not None:
-        task_loss, g = F.softmax_cross_entropy(z, yb)
+        task_loss, g = softmax_cross_entropy(z, yb)
         a = config.alpha if config.distill else 1.0
         loss, dz = a * task_loss, a * g.astype(z.dtype)
     if config.distill:

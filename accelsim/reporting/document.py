@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import AccelsimError, one_line
 from . import examples as X
 from . import plots as P
+from . import sensitivity as S
 
 ROWS = [  # (label, key, format, documented key)
     ("model size (MB)", "size_mb", "{:.1f}", None), ("latency (ms)", "latency_ms", "{:.3f}", None),
@@ -93,11 +94,7 @@ def _example(key, spec, sets, out, images, with_accuracy, eval_size, say) -> lis
             md.append(f"| {a['task']} | {a['model']} | {a['samples']} | {a['metric']} | {a['fp32']:.4f} | {a['w8a8']:.4f} |")
     say(f"report: plots and sweeps for {spec['title']}")
     sens = X.sensitivity(spec, sets)
-    md += ["", "**Sensitivity (one assumption at a time; the rest as in the hw config):**", "",
-           "| assumption | values | speed-up FP32→INT8 | power reduction, flat out |", "|---|---|---|---|"]
-    for path, rows in sens.items():
-        md.append(f"| {P.LABELS.get(path, path)} | {', '.join(f'{r[0]:g}' for r in rows)} | "
-                  f"{', '.join(f'{r[1]:.2f}×' for r in rows)} | {', '.join(f'{r[2]:.0%}' for r in rows)} |")
+    md += [""] + S.markdown(sens)
     if not P.available():
         return md + ["", '_Plots skipped: `pip install "accelsim[plot]"` (matplotlib) to draw them._']
     figs = {f"{key}_layers": lambda: P.layer_breakdown(c["runs"]["fp32"], c["runs"]["w8a8"], spec["title"]),

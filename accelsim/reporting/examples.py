@@ -15,14 +15,6 @@ from ..config.loader import load_hw, load_model
 from ..sim.engine import simulate
 from ..sweep import sweep
 
-SENSITIVITY = {   # hw field → values: what the speed-up and the power reduction depend on most
-    "memory.dram_gbps": [4, 8.5, 17, 34, 68, 136],
-    "pe.float_macs_per_cycle.fp32": [1 / 32, 1 / 8, 1 / 4, 1 / 2],
-    "energy.leakage_mw": [0, 50, 100, 200, 400],
-    "array.rows": [16, 32, 64, 128, 256],
-}
-
-
 def reference() -> dict:
     return yaml.safe_load(resources.files("accelsim.reporting").joinpath("reference.yaml").read_text())["examples"]
 
@@ -70,25 +62,12 @@ def power_meanings(r: dict, documented, rate: float) -> list[str]:
     return out
 
 
-def sensitivity(spec: dict, sets=()) -> dict:
-    """Speed-up (FP32/INT8 latency) and power reduction (flat out) as each SENSITIVITY field moves alone."""
-    from ..config.loader import read_yaml, resolve, set_path
-    base = read_yaml(resolve(spec["hw"], "hw"))
-    for item in sets:
-        key, _, value = item.partition("=")
-        set_path(base, key.split("."), yaml.safe_load(value), f"--set {item!r}")
-    model = load_model(spec["model"])
-    out = {}
-    for path, values in SENSITIVITY.items():
-        grid = {path: values, "precision": ["fp32", "w8a8"]}
-        if path == "array.rows":
-            grid["array.cols"] = values
-        recs = [r for r in sweep(model, base, grid, objectives=("latency_ms", "energy_mj")).records
-                if path != "array.rows" or r["array.rows"] == r["array.cols"]]
-        by = {(r[path], r["precision"]): r for r in recs}
-        out[path] = [(v, by[v, "fp32"]["latency_ms"] / by[v, "w8a8"]["latency_ms"],
-                      1 - by[v, "w8a8"]["avg_power_w"] / by[v, "fp32"]["avg_power_w"]) for v in values]
-    return out
+def sensitivity(spec: dict, sets=()) -> list:
+    """The example's sensitivity rows (:mod:`.sensitivity`): each assumption from ¼× to 4× of its own config's value."""
+    from ..config.loader import apply_overrides, read_yaml, resolve
+    from .sensitivity import sensitivity as rows
+    data = apply_overrides(read_yaml(resolve(spec["hw"], "hw")), sets)
+    return rows(load_model(spec["model"]), data, load_hw(spec["hw"], sets))
 
 
 def pareto_sweep(spec: dict):

@@ -38,7 +38,7 @@ def _latency_ms(path: Path, feeds: dict, runs: int) -> float:
 def measure(name: str, runs: int = 30, seed: int = 0) -> dict:
     """Host ONNX Runtime latency (ms) of ``name`` in FP32 and accelsim-quantized W8A8, and accelsim's
     estimate of both on ``host_cpu``."""
-    from ..data.weights import load_model_weights
+    from ..nn.weights import load_model_weights
     from ..inference import infer
     from ..onnx.exporter import export_onnx
     model = load_model(name)

@@ -4,7 +4,7 @@ Figure; :func:`save` writes it as PNG and SVG and returns the PNG bytes (for emb
 * :func:`layer_breakdown` — the slowest layers' latency and energy, FP32 beside INT8;
 * :func:`roofline` — each GEMM layer at its operational intensity (2·MACs per DRAM byte) and achieved
   rate (2·MACs per second), under the chip's compute roof and DRAM slope;
-* :func:`sensitivity` — speed-up and power reduction as one hw assumption moves;
+* :func:`sensitivity` — speed-up and power reduction as one hw assumption moves around its configured value;
 * :func:`pareto` — every point of a sweep and its Pareto front.
 """
 from __future__ import annotations
@@ -86,24 +86,28 @@ def roofline(report, hw, title: str):
 
 AXES = {"latency_ms": "latency (ms)", "energy_mj": "energy per inference (mJ)", "area_mm2": "area (mm²)",
         "avg_power_w": "average power (W)"}
-LABELS = {"memory.dram_gbps": "DRAM bandwidth (GB/s)", "pe.float_macs_per_cycle.fp32": "FP32 MACs per PE-cycle",
-          "energy.leakage_mw": "static power (mW)", "array.rows": "array size (rows = cols)"}
 
 
-def sensitivity(results: dict, title: str):
+def sensitivity(rows: list, title: str):
+    """One panel per assumption (``reporting.sensitivity.Row``); a dotted line marks the configured value."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(results), figsize=(3.3 * len(results), 3.3))
-    for ax, (path, rows) in zip(axes, results.items()):
-        xs = [r[0] for r in rows]
-        ax.plot(xs, [r[1] for r in rows], "o-", label="speed-up FP32→INT8")
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.3 * len(rows), 3.3), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        xs = [p[0] for p in row.points]
+        ax.plot(xs, [p[1] for p in row.points], "o-", label="speed-up FP32→INT8")
+        ax.axvline(xs[row.configured_index], color="grey", ls=":", lw=1.2, label="configured")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel(LABELS.get(path, path), fontsize=9)
+        ax.set_xticks(xs, [f"{x:g}" for x in xs], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel(row.assumption.label.replace("rows × cols", "rows; cols scaled alike"), fontsize=9)
         ax.set_ylabel("speed-up (×)", fontsize=9)
         ax.grid(alpha=0.3)
         twin = ax.twinx()
-        twin.plot(xs, [100 * r[2] for r in rows], "s--", color="tab:orange", label="power reduction (flat out)")
+        twin.plot(xs, [100 * p[2] for p in row.points], "s--", color="tab:orange", label="power reduction (flat out)")
         twin.set_ylabel("power reduction (%)", fontsize=9, color="tab:orange")
-    fig.suptitle(f"{title}: how the INT8 gains move with one assumption at a time")
+        for axis in (ax, twin):
+            axis.ticklabel_format(axis="y", useOffset=False)
+    fig.suptitle(f"{title}: how the INT8 gains move with one assumption at a time (¼× to 4× of the configured value)")
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,111 @@
+"""Building blocks several op families share: shape rules, vector-work counts, run adapters and gradient helpers.
+
+Shapes exclude the batch axis (see :mod:`accelsim.ops`); arrays at run time carry it as axis 0.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .registry import Shape, ShapeError
+
+# ---- shape rules -------------------------------------------------------------------------------------------
+
+
+def one(shapes: list[Shape]) -> Shape:
+    """The single input's shape (ShapeError for any other count)."""
+    if len(shapes) != 1:
+        raise ShapeError(f"expects 1 input, got {len(shapes)}")
+    return shapes[0]
+
+
+def same(a: dict, shapes: list[Shape]) -> Shape:
+    """One input, output of the same shape (element-wise ops, normalizations)."""
+    return one(shapes)
+
+
+def broadcasts(x: Shape, y: Shape) -> bool:
+    """True when ``y`` broadcasts against ``x`` without growing it."""
+    return len(y) <= len(x) and all(b in (1, d) for d, b in zip(x[::-1], y[::-1]))
+
+
+def axes_ok(axes, rank: int) -> bool:
+    """Distinct axes, each in ``[0, rank)``."""
+    return all(0 <= a < rank for a in axes) and len(set(axes)) == len(axes)
+
+
+def broadcast_shape(a: dict, shapes: list[Shape]) -> Shape:
+    """≥ 2 inputs with numpy (ONNX multidirectional) broadcasting."""
+    try:
+        if len(shapes) < 2:
+            raise ValueError
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError(f"inputs {[list(s) for s in shapes]} do not broadcast") from None
+
+
+def conv_out(size: int, k: int, s: int, pad: int, d: int, what: str, ceil_mode: bool) -> int:
+    """``floor((size + pad − span) / s) + 1`` (``ceil`` with ceil_mode, as SCALE-Sim), span = d·(k−1)+1."""
+    span = d * (k - 1) + 1
+    if size + pad < span:
+        raise ShapeError(f"kernel {what} {k} (dilated span {span}) is larger than the padded input {size + pad}")
+    return (-(-(size + pad - span) // s) if ceil_mode else (size + pad - span) // s) + 1
+
+
+def spatial(a: dict, shapes: list[Shape], channels: int) -> Shape:
+    """``[channels, Ho, Wo]`` of a window op (kernel, stride, dilation, padding, ceil_mode) on ``[C, H, W]``."""
+    x = one(shapes)
+    if len(x) != 3:
+        raise ShapeError(f"expects a [C, H, W] input, got {list(x)}")
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
+    t, l, b, rr = a["padding"]
+    ceil = a["ceil_mode"]
+    return (channels, conv_out(x[1], kh, sh, t + b, dh, "height", ceil),
+            conv_out(x[2], kw, sw, l + rr, dw, "width", ceil))
+
+
+# ---- vector work (``OpDef.elements``) ----------------------------------------------------------------------
+
+def input_elements(a: dict, s: list[Shape], out: Shape) -> int:
+    """One unit of work per input element (reductions)."""
+    return math.prod(s[0])
+
+
+def window_elements(a: dict, s: list[Shape], out: Shape) -> int:
+    """One unit per output element and window tap (pools)."""
+    return math.prod(out) * a["kernel"][0] * a["kernel"][1]
+
+
+# ---- run adapters ------------------------------------------------------------------------------------------
+
+def float_dtype(x) -> np.dtype:
+    """The dtype a float op keeps: the input's float dtype (float64 in gradient checks), else float32."""
+    return x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+
+
+def layout(fn):
+    """``run`` of a layout op ``fn(attrs, x)``: a contiguous result."""
+    return lambda a, xs, ctx: np.ascontiguousarray(fn(a, xs[0]))
+
+
+# ---- gradient helpers --------------------------------------------------------------------------------------
+
+def unbroadcast(g, shape):
+    """Sum a broadcast gradient ``g`` back down to ``shape``."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for ax, n in enumerate(shape):
+        if n == 1 and g.shape[ax] != 1:
+            g = g.sum(axis=ax, keepdims=True)
+    return g
+
+
+def no_grad(a, xs, y, dy, ctx):
+    """Masks and other non-differentiable inputs."""
+    return [None] * len(xs)
+
+
+def unary_grad(fn):
+    """A rule ``[fn(attrs, x, y, dy)]`` for a one-input op."""
+    return lambda a, xs, y, dy, ctx: [fn(a, xs[0], y, dy)]

@@ -42,7 +42,8 @@ def kernel_section(quick: bool) -> None:
     from accelsim.sim.emulate import systolic_gemm
     rng = np.random.default_rng(0)
     print("1. kernel: one GEMM on a 32x32 array (wall time, values computed; closed form checked)")
-    print(f"   {'M':>6} {'N':>5} {'K':>5}  flow  {'mode':<22} {'cycles':>9} {'wall s':>7} {'PE-cycles/s':>12} {'MAC/s':>9}")
+    print(f"   {'M':>6} {'N':>5} {'K':>5}  flow  {'mode':<22} {'cycles':>9} {'wall s':>7} {'PE-cycles/s':>12} "
+          f"{'MAC/s':>9}")
     modes = [("int8, exact int32", 8, 1, 32, "wrap"), ("int8, acc16 saturate", 8, 1, 16, "saturate"),
              ("int4x4, 4 per PE", 4, 4, 32, "wrap")]
     for m, n, k in SHAPES[:2] if quick else SHAPES:
@@ -121,7 +122,8 @@ def resnet_section() -> None:
           f"{', '.join(f'{w:.2f}' for w in walls)} s) -> {e2e:.3g} PE-cycles/s (target 5e9)")
     print(f"   vs SCALE-Sim {ref['wall_s_scalesim']:.0f} s ({ss_rate:.3g} PE-cycles/s): "
           f"{ref['wall_s_scalesim'] / float(np.median(walls)):.0f}x faster end to end")
-    print(f"   peak RSS {r['peak_rss_mb']:.0f} MB (no traces; budget 500 MB) vs SCALE-Sim {ref['peak_rss_mb_scalesim']:.0f} MB")
+    print(f"   peak RSS {r['peak_rss_mb']:.0f} MB (no traces; budget 500 MB) vs SCALE-Sim "
+          f"{ref['peak_rss_mb_scalesim']:.0f} MB")
 
 
 def mnist_section() -> None:

@@ -18,10 +18,11 @@ numba's threads for the cores between calls. The ONNX model is encoded here (a f
 
 **The fused plain case** (:func:`qlinear_matmul`): ``accelsim.quant.qlinear_matmul`` without bias, with float
 requantization to an 8-bit output, runs as ONE ``QLinearMatMul`` session call (accumulation and requantization in
-MLAS, no int32 matrix in between, a few microseconds of Python) for the type pairs ONNX Runtime implements
-(every uint8/int8 pair and output, flipped onto the uint8 × int8 kernel as above). Its output stage is DESIGN
-5.3's bit for bit — checked by :func:`fused_self_test` (edge cases against :func:`requant_reference`) before first
-use; if it fails, the MatMulInteger + Numba epilogue path runs. The multiplier is accelsim's own (``float32(x_scale · w_scale) /
+MLAS, no int32 matrix in between, a few microseconds of Python). Every uint8/int8 pair and output type runs on
+the uint8 × int8 → uint8 kernel, flipped as above (ONNX Runtime's own s8 × s8 and u8 × u8 QLinearMatMul are
+several times slower). Its output stage is docs/quantization.md's (integer arithmetic) bit for bit — checked by
+:func:`fused_self_test` (edge cases against :func:`requant_reference`) before first use; if that fails, the
+MatMulInteger + Numba epilogue path runs. The multiplier is accelsim's own (``float32(x_scale · w_scale) /
 y_scale``), fed as ``b_scale`` with ``a_scale = y_scale = 1``, so ONNX Runtime's arithmetic on it is exact.
 """
 from __future__ import annotations
@@ -235,7 +236,8 @@ def _fused_runner():
 
 
 def requant_reference(acc, mult, y_zp: int, qmin: int, qmax: int) -> np.ndarray:
-    """DESIGN 5.3 in plain numpy: ``rint(clamp(float32(acc) · mult, qmin − zp, qmax − zp)) + zp`` (int64)."""
+    """docs/quantization.md's requantization in plain numpy (int64):
+    ``rint(clamp(float32(acc) · mult, qmin − zp, qmax − zp)) + zp``."""
     f = np.clip(np.asarray(acc).astype(np.float32) * np.asarray(mult, np.float32), np.float32(qmin - y_zp),
                 np.float32(qmax - y_zp))
     return np.rint(f).astype(np.int64) + y_zp

@@ -301,8 +301,9 @@ def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=No
     With ``return_overflow=True`` returns ``(y, AccOverflow)``; ``accumulate``: the accumulator hook (module
     docstring).
     """
-    if bias is None and requant == "float" and _int_in(acc_bits, 32, 64) and overflow in ("wrap", "saturate") and \
-            all(x is None or _int_in(x, 8, 8) for x in (a_bits, b_bits, y_bits)):   # ONNX Runtime's fused kernel
+    if bias is None and accumulate is None and requant == "float" and _int_in(acc_bits, 32, 64) and \
+            overflow in ("wrap", "saturate") and all(x is None or _int_in(x, 8, 8) for x in (a_bits, b_bits, y_bits)):
+        # the plain case on ONNX Runtime's fused kernel
         y = ort_gemm.qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)
         if y is not None:
             return (y, NO_OVERFLOW) if return_overflow else y

@@ -347,10 +347,11 @@ def pack_operand(x, k_axis, f, role, rows, cols, t_len, out):
     geo = (-(-d_rows // rows) * rows, -(-d_cols // cols), cols + t_len - 2, -(-cols // WIDTH) * WIDTH)
     fa, fb = (f, 1) if k_axis == 0 else (1, f)
     step = _step(role, geo)
-    nb = -(-d1 // TILE)
+    tw = TILE if step != 1 else 16 * TILE                       # no transpose: wide tiles, long runs
+    nb = -(-d1 // tw)
     for tile in prange(-(-d0 // TILE) * nb):
-        ta, tb = np.int64(tile) // nb * TILE, np.int64(tile) % nb * TILE
-        te = min(d1, tb + TILE)
+        ta, tb = np.int64(tile) // nb * TILE, np.int64(tile) % nb * tw
+        te = min(d1, tb + tw)
         for a in range(ta, min(d0, ta + TILE)):
             for u in range(f):
                 ua, ub = (u, 0) if k_axis == 0 else (0, u)
@@ -362,8 +363,11 @@ def pack_operand(x, k_axis, f, role, rows, cols, t_len, out):
                 while b < be:
                     e = _run_end(role, b, be, cols)
                     at = _element(role, u, a, b, cols, geo)
-                    for i in range(e - b):
-                        out[at + i * step] = x[ka, (b + i) * fb + ub]
+                    if step == 1 and fb == 1:                   # contiguous on both sides: a vector copy
+                        out[at:at + e - b] = x[ka, b:e]
+                    else:
+                        for i in range(e - b):
+                            out[at + i * step] = x[ka, (b + i) * fb + ub]
                     b = e
 
 

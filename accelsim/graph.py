@@ -50,6 +50,7 @@ class Model:
     source: str = field(default="", compare=False)
     weights: Mapping[str, str] | None = None   # where real weights come from (see accelsim.data.weights)
     dataset: str | None = None                 # the evaluation task these weights are measured on
+    dims: Mapping[str, int] = field(default_factory=dict)   # the named dimensions (YAML ``params``) as set
 
     @property
     def params(self) -> int:
@@ -81,7 +82,7 @@ class Model:
         layers = _layers(raw_layers, join(path, "layers"), dict(inputs), problems)
         if problems:
             raise ConfigError(problems, source)
-        return cls(name, MappingProxyType(inputs), tuple(layers), source, weights, dataset)
+        return cls(name, MappingProxyType(inputs), tuple(layers), source, weights, dataset, MappingProxyType(params))
 
 
 def _weights_spec(r: Reader) -> Mapping[str, str]:
@@ -113,7 +114,7 @@ def _params(r: Reader, overrides: Mapping[str, int]) -> dict[str, int]:
             kind = "non-negative" if low == 0 else "positive"
             r.problems.append(f"{join(r.path, key)}: expected a {kind} integer, got {short(repr(value))}")
         elif value > MAX_DIM:
-            r.problems.append(f"{join(r.path, key)}: expected a positive integer ≤ {bound_text(MAX_DIM)}, "
+            r.problems.append(f"{join(r.path, key)}: expected an integer ≤ {bound_text(MAX_DIM)}, "
                               f"got {short(value)}")
         else:
             values[key] = value

@@ -47,6 +47,8 @@ class GgufModel:
         """The decoder graph with these model parameters (docs/llm.md)."""
         key = (tuple(sorted((params or {}).items())), logits, name)
         if key not in self._graphs:
+            while len(self._graphs) >= 16:          # a decode costed step by step asks for many cache lengths
+                self._graphs.pop(next(iter(self._graphs)))
             d = graph_dict(self.config, name or self.name, logits, weights={"format": "gguf", "file": str(self.path.resolve())})
             self._graphs[key] = Model.from_dict(d, "model", source=str(self.path), overrides=params)
         return self._graphs[key]

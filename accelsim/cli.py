@@ -74,6 +74,8 @@ def _add_quant_args(p: argparse.ArgumentParser, required_eval: bool) -> None:
                    help="per-layer precision override (repeatable; first match wins), e.g. '*depthwise*=w8a8'")
     g.add_argument("--float-mode", default="fp16", choices=["fp16", "bf16", "fp32"],
                    help="how --keep-float layers are costed on the chip (default fp16)")
+    g.add_argument("--weight-method", default="rtn", choices=["rtn", "gptq"],
+                   help="decoder LLMs, weight-only precisions: round to nearest (default) or GPTQ")
     g.add_argument("--eval-size", type=int, help="evaluate on the first N samples only")
     g.add_argument("--calib-size", type=int, help="calibrate on the first N calibration samples only")
 
@@ -157,13 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
     inf.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     inf.add_argument("--onnx", metavar="OUT.onnx", help="also write accelsim's quantized model as ONNX QDQ (w8a8)")
+    inf.add_argument("--weight-method", default="rtn", choices=["rtn", "gptq"],
+                     help="decoder LLMs, weight-only precisions: round to nearest (default) or GPTQ")
     gen = sub.add_parser("generate", help="greedy text generation with a KV cache (a GGUF decoder LLM)",
                          epilog="example:\n  accelsim generate smollm2_135m --prompt \"The capital of France is\" "
                                 "--max-new-tokens 8", formatter_class=argparse.RawDescriptionHelpFormatter)
     gen.add_argument("model", help="GGUF file, or a model YAML / bundled name with GGUF weights (smollm2_135m)")
     gen.add_argument("--prompt", required=True, help="the text to continue")
     gen.add_argument("--max-new-tokens", type=int, default=32, metavar="N", help="tokens to generate (default 32)")
-    gen.add_argument("--precision", default="fp32", help="fp32 (default), fp16, w8a16, w4a16, w8a8, ... (docs/llm.md)")
+    gen.add_argument("--precision", default="fp32",
+                     help="fp32 (default), fp16, w8a16, w4a16, w4a16gN, q4_0, q4_1, q8_0, w8a8 (docs/llm.md)")
+    gen.add_argument("--weight-method", default="rtn", choices=["rtn", "gptq"],
+                     help="weight-only precisions: round to nearest (default) or GPTQ on calibration text")
     gen.add_argument("--json", metavar="FILE", help="write text, new_token_ids and timings as JSON")
     return parser
 
@@ -173,7 +180,7 @@ def _generate(args) -> int:
     check_output_dirs(args.json)
     if args.max_new_tokens < 1:
         raise ConfigError([f"--max-new-tokens: expected a positive integer, got {args.max_new_tokens}"])
-    result = generate(args.model, args.prompt, args.max_new_tokens, args.precision)
+    result = generate(args.model, args.prompt, args.max_new_tokens, args.precision, args.weight_method)
     if args.json:
         write_outputs([(args.json, json_text(result, nonneg=False))])
     sec = result["seconds"]
@@ -201,7 +208,10 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
         if args.data or args.eval != "lee":
             raise ConfigError(["a decoder LLM is evaluated with --eval lee (perplexity on the Lee background corpus)"])
         from .llm.accuracy import evaluate_decoder
-        return evaluate_decoder(model, args.precision, args.eval_size, args.calib_size, args.calib)
+        return evaluate_decoder(model, args.precision, args.eval_size, args.calib_size, args.calib, args.weight_method,
+                                parse_layer_precisions(args.layer_precision))
+    if args.weight_method != "rtn":
+        raise ConfigError(["--weight-method applies to decoder LLMs (GGUF weights)"])
     if args.data:
         from .inference import DataTask, read_npz
         task = DataTask(model, read_npz(args.data, "--data"), read_npz(args.calib_data, "--calib-data")
@@ -371,7 +381,7 @@ def _infer(args) -> int:
     tmp = None if args.onnx is None else Path(args.onnx).with_name(f".{Path(args.onnx).name}.tmp")
     try:
         outputs = infer(model, inputs, args.precision, args.calib, calib, args.mode, not args.per_tensor,
-                        export_onnx=tmp)
+                        export_onnx=tmp, weight_method=args.weight_method)
         write_npz(args.out, outputs)
         if tmp is not None:
             os.replace(tmp, args.onnx)

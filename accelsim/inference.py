@@ -108,13 +108,15 @@ def calibrate(model: Model, weights: dict, calib: dict, scheme, batch: int = BAT
 
 def infer(model, inputs: dict, precision: str | None = None, calib: str = "minmax", calib_data: dict | None = None,
           mode: str = "int", per_channel: bool = True, act_symmetric: bool = False, plan=None,
-          params: dict | None = None, weight_params: dict | None = None, export_onnx: str | Path | None = None) -> dict:
+          params: dict | None = None, weight_params: dict | None = None, export_onnx: str | Path | None = None,
+          weight_method: str = "rtn") -> dict:
     """Outputs of ``model`` (a bundled name, a path — YAML, SCALE-Sim CSV, ``.onnx`` — or a loaded Model; ``params``
     set a model's parameters as it is loaded) on ``inputs`` by graph output name (module docstring).
 
     ``precision=None`` runs a quantized ONNX model (ONNX Runtime QDQ / QOperator) on its own plan in ``mode`` and
     anything else in FP32; ``"fp32"`` runs float GEMMs (a quantized ONNX model keeps its Q/DQ layers).
-    ``export_onnx`` writes the calibrated plan as ONNX QDQ (:func:`accelsim.onnx.exporter.export_onnx`)."""
+    ``export_onnx`` writes the calibrated plan as ONNX QDQ (:func:`accelsim.onnx.exporter.export_onnx`);
+    ``weight_method`` (``rtn`` | ``gptq``) is how a decoder LLM's weight-only precision rounds its weights."""
     from .config.loader import load_model
     from .nn.weights import load_model_weights
     from .hw.mac import parse_precision
@@ -124,7 +126,9 @@ def infer(model, inputs: dict, precision: str | None = None, calib: str = "minma
         if export_onnx is not None or plan is not None:
             raise AccelsimError("a GGUF decoder runs FP32 or a --precision; it has no plan to export")
         from .llm.run import infer as infer_decoder
-        return infer_decoder(model, inputs, precision, calib)
+        return infer_decoder(model, inputs, precision, calib, weight_method)
+    if weight_method != "rtn":
+        raise AccelsimError("weight_method: GPTQ applies to decoder LLMs (GGUF weights)")
     feeds = check_feeds(model, inputs)
     weights = load_model_weights(model)
     if plan is None and precision is None and model.weights and model.weights.get("format") == "onnx":

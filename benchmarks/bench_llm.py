@@ -10,7 +10,7 @@ against an independent forward, and accuracy on real text per precision.
 2. **Logits** (``--logits``): ``accelsim infer``'s FP32 logits against the float64 reference forward of the tests
    (``tests/llm_fixtures.py``) on 3 prompts: max |Δ| / max |logit| (goal ≤ 1e-3) and argmax agreement.
 3. **Accuracy** (``--accuracy``): perplexity on the Lee background corpus and top-1 next-token agreement with the
-   FP32 model (:mod:`accelsim.llm.accuracy`) for every precision of :data:`accelsim.llm.requant.PRECISIONS`.
+   FP32 model (:mod:`accelsim.llm.accuracy`) for every row of :data:`accelsim.llm.accuracy.TABLE`.
 
     python benchmarks/bench_llm.py                     # speed (≈1 min on 2 cores)
     python benchmarks/bench_llm.py --logits --accuracy  # everything (≈30 min)
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--blas-threads", type=int, default=None, help="pin BLAS to N threads for everything")
-    ap.add_argument("--docs", type=int, default=None, help="--accuracy: evaluation windows (default: the module's)")
+    ap.add_argument("--windows", type=int, default=None, help="--accuracy: evaluation windows of 256 tokens (default 64)")
     args = ap.parse_args(argv)
     from accelsim.llm.run import decoder
     from accelsim.nn.train import blas_threads
@@ -148,7 +148,7 @@ def _run(gm, args) -> int:
                   f"{row['relative']:.1e} x max|logit| ({row['max_abs_logit']:.1f}), argmax equal: {row['argmax_equal']}")
     if args.accuracy:
         from accelsim.llm.accuracy import accuracy_table, format_table
-        print(format_table(accuracy_table(gm, **({"windows": args.docs} if args.docs else {}),
+        print(format_table(accuracy_table(gm, **({"windows": args.windows} if args.windows else {}),
                                           progress=lambda m: print(m, file=sys.stderr, flush=True))))
     return 0
 

@@ -145,23 +145,26 @@ def test_cli_eval_scores_perplexity_on_the_lee_corpus(tiny, tmp_path, capsys):
     assert "a decoder LLM is evaluated with --eval lee" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("precision", ["w8a16", "q4_0", "q8_0", "w8a8"])
-def test_generate_and_infer_run_every_kind_of_precision(tiny, precision):
-    """Weight-only precisions stay close to FP32 on the tiny model; W8A8 runs the integer kernels."""
+@pytest.mark.parametrize("precision, method", [("w8a16", "rtn"), ("w4a16g32", "gptq"), ("q4_0", "rtn"), ("q8_0", "rtn"),
+                                               ("fp16", "rtn"), ("w8a8", "rtn")])
+def test_generate_and_infer_run_every_kind_of_precision(tiny, precision, method):
+    """Weight-only and FP16 precisions stay close to FP32 on the tiny model; W8A8 runs the integer kernels."""
     from accelsim.llm.run import generate, infer
     ids = np.array([[5, 70, 200, 3, 9, 11]])
     ref = infer(tiny, {"input_ids": ids})["logits"]
-    out = infer(tiny, {"input_ids": ids}, precision)["logits"]
+    out = infer(tiny, {"input_ids": ids}, precision, method=method)["logits"]
     assert out.shape == ref.shape and np.isfinite(out).all()
-    assert np.abs(out - ref).max() < 0.35 * np.abs(ref).max()
-    assert len(generate(tiny, "the theory", 2, precision)["new_token_ids"]) <= 2
+    assert np.abs(out - ref).max() < (0.02 if precision == "fp16" else 0.35) * np.abs(ref).max()
+    assert len(generate(tiny, "the theory", 2, precision, method)["new_token_ids"]) <= 2
 
 
 def test_missing_extra_and_unknown_precision_are_one_line_errors(tiny, tmp_path, capsys, monkeypatch):
     ids = tmp_path / "ids.npz"
     np.savez(ids, input_ids=np.array([[1, 2]]))
-    assert main(["generate", tiny, "--prompt", "hi", "--precision", "w2a2"]) == 2
-    assert "precision 'w2a2' is not one a decoder runs" in capsys.readouterr().err
+    assert main(["generate", tiny, "--prompt", "hi", "--precision", "w4a16-gptq"]) == 2
+    assert "unknown precision 'w4a16-gptq'" in capsys.readouterr().err
+    assert main(["generate", tiny, "--prompt", "hi", "--precision", "bf16"]) == 2
+    assert "a decoder runs fp32, fp16, weight-only or integer precisions" in capsys.readouterr().err
     import accelsim.llm.importer as imp
     monkeypatch.setattr(imp, "_CACHE", {})
     monkeypatch.setitem(__import__("sys").modules, "gguf", None)        # as if accelsim[llm] were not installed

@@ -83,11 +83,12 @@ def test_accuracy_experiment_on_a_small_subset():
     from accelsim.llm.accuracy import accuracy_table
     from accelsim.llm.run import decoder
     r = accuracy_table(decoder("smollm2_135m"), windows=4, length=128, calib_windows=4, calib_length=128,
-                       precisions=("fp32", "w8a16", "w4a16", "w4a16-gptq", "q4_1"))
-    rows = {row["precision"]: row for row in r["rows"]}
+                       rows=("fp32", "w8a16", "w4a16g64 RTN", "w4a16g64 GPTQ", "q4_1 (file grid)"))
+    rows = {row["row"]: row for row in r["rows"]}
     fp32 = rows["fp32"]["perplexity"]
     assert 10 < fp32 < 100 and rows["fp32"]["top1_agreement"] == 1.0
-    assert abs(rows["q4_1"]["perplexity"] - fp32) < 0.01 * fp32 and rows["q4_1"]["top1_agreement"] > 0.98
+    q41 = rows["q4_1 (file grid)"]
+    assert abs(q41["perplexity"] - fp32) < 0.01 * fp32 and q41["top1_agreement"] > 0.98
     assert abs(rows["w8a16"]["perplexity"] - fp32) < 0.02 * fp32
-    assert rows["w4a16-gptq"]["perplexity"] < rows["w4a16"]["perplexity"]
-    assert rows["w4a16"]["bits_per_weight"] == 4.5 and r["config"]["predicted_tokens"] == 4 * 127
+    assert rows["w4a16g64 GPTQ"]["perplexity"] < rows["w4a16g64 RTN"]["perplexity"]
+    assert rows["w4a16g64 RTN"]["bits_per_weight"] == 4.5 and r["config"]["predicted_tokens"] == 4 * 127

@@ -47,28 +47,29 @@ def check_ids(inputs: dict, vocab: int) -> np.ndarray:
     return ids.astype(np.int64)
 
 
-def infer(spec, inputs: dict, precision: str | None = None, calib: str = "minmax") -> dict:
+def infer(spec, inputs: dict, precision: str | None = None, calib: str = "minmax", method: str = "rtn") -> dict:
     """``{"logits": [N, S, vocab] float32}`` of the token ids ``inputs["input_ids"]`` (module docstring)."""
     gm = decoder(spec)
     ids = check_ids(inputs, gm.config.vocab)
     graph = gm.graph(logits="all")
-    qops = qops_for(gm, precision, calib)
+    qops = qops_for(gm, precision, calib, method)
     parts = [decode.forward(graph, gm.weights(), ids[i:i + BATCH], None, qops)[0] for i in range(0, len(ids), BATCH)]
     return {"logits": np.concatenate(parts).astype(np.float32, copy=False)}
 
 
-def qops_for(gm: GgufModel, precision: str | None, calib: str = "minmax"):
+def qops_for(gm: GgufModel, precision: str | None, calib: str = "minmax", method: str = "rtn",
+             layers: dict | None = None):
     """The executor mode of a precision name: None / ``fp32`` is the FP32 model of the decoded weights, computed
     from the file's blocks (:class:`accelsim.nn.qweight.BlockOps` with ``dense_is_weight``); others:
-    :func:`.requant.precision_ops`."""
-    if precision is None or precision.strip().lower() == "fp32":
+    :func:`.requant.precision_ops` (``method``: rtn or gptq; ``layers``: per-layer weight-only precisions)."""
+    if (precision is None or precision.strip().lower() == "fp32") and method == "rtn" and not layers:
         from ..nn.qweight import BlockOps
         return BlockOps(gm.blocks(), act="fp32", dense_is_weight=True)
     from .requant import precision_ops
-    return precision_ops(gm, precision, calib=calib)
+    return precision_ops(gm, precision or "fp32", method, layers, calib=calib)
 
 
-def generate(spec, prompt: str, max_new_tokens: int = 32, precision: str | None = None,
+def generate(spec, prompt: str, max_new_tokens: int = 32, precision: str | None = None, method: str = "rtn",
              on_token=None) -> dict:
     """Greedy continuation of ``prompt``: ``text`` (the new tokens decoded), ``new_token_ids``, ``prompt_ids``,
     the precision and the wall-clock seconds of the prefill and of the decode steps."""
@@ -77,13 +78,13 @@ def generate(spec, prompt: str, max_new_tokens: int = 32, precision: str | None 
     prompt_ids = tok.encode(prompt)
     if not prompt_ids:
         raise AccelsimError("--prompt: the prompt has no tokens")
-    qops = qops_for(gm, precision)
+    qops = qops_for(gm, precision, method=method)
     graph, weights = gm.graph(logits="last"), gm.weights()
     marks = [time.perf_counter()]
     new = decode.greedy(graph, weights, prompt_ids, max_new_tokens, tok.eos_id, qops,
                         on_token=lambda i, t: (marks.append(time.perf_counter()), on_token and on_token(i, t)))
     prefill, steps = marks[1] - marks[0], marks[-1] - marks[1]
-    return {"model": gm.name, "precision": precision or "fp32", "prompt": prompt, "prompt_ids": list(prompt_ids),
+    return {"model": gm.name, "precision": precision or "fp32", "weight_method": method, "prompt": prompt, "prompt_ids": list(prompt_ids),
             "text": tok.decode(new), "new_token_ids": new,
             "seconds": {"prefill": prefill, "decode": steps,
                         "decode_per_token": steps / max(len(new) - 1, 1)}}

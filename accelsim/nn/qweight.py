@@ -9,7 +9,8 @@ block tensor on that tensor's dequantized values (``d·(q − offset) + m``, exa
   weights (the executor's FP32 mode for GGUF decoders), computed from the codes;
 * ``act="fp16"`` (W4A16, W8A16): every GEMM input — a linear's activations, both operands of attention's
   ``matmul`` — rounded to float16 first; products and sums in float32 (FP16 multipliers with FP32
-  accumulation). Everything else (norms, RoPE, softmax, residuals) stays float32.
+  accumulation). Everything else (norms, RoPE, softmax, residuals) stays float32. With ``fp16_weights`` the
+  float weights of the layers without blocks are rounded to float16 too (the FP16 model).
 
 A few rows at a time (a decode step: ``M ≤`` :data:`GEMV_ROWS` rows) go through
 :func:`~accelsim.quant.blocks.block_matmul`, which streams the codes (1 byte per weight instead of 4); more rows
@@ -42,10 +43,12 @@ class BlockOps(FloatOps):
     """Block-quantized weights, FP32 or FP16 activations (module docstring)."""
     mode = "weight-only"
 
-    def __init__(self, blocks: Mapping[str, BlockTensor], act: str = "fp16", dense_is_weight: bool = False):
+    def __init__(self, blocks: Mapping[str, BlockTensor], act: str = "fp16", dense_is_weight: bool = False,
+                 fp16_weights: bool = False):
         if act not in ACTS:
             raise QuantError(f"act: expected one of {', '.join(ACTS)}, got {act!r}")
         self.blocks, self.act, self.dense_is_weight = dict(blocks), act, dense_is_weight
+        self.fp16_weights = fp16_weights
         self._dense: dict[str, np.ndarray] = {}
 
     def _a(self, x):
@@ -63,6 +66,10 @@ class BlockOps(FloatOps):
         t = self.blocks.get(name)
         x = self._a(x)
         if t is None:
+            if self.fp16_weights:
+                if name not in self._dense:
+                    self._dense[name] = to_fp16(w)
+                w = self._dense[name]
             return super().linear(name, x, w, b, act)
         if t.shape != tuple(w.shape):
             raise QuantError(f"layer {name}: block weight {list(t.shape)} does not match the graph's {list(w.shape)}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.kernels._jit import njit, njit_parallel, prange
+from accelsim.kernels._jit import njit, njit_fastmath, njit_parallel, prange
 
 RULE_SIGNED_MAX, RULE_MINMAX, RULE_ABSMAX = 0, 1, 2
 
@@ -87,9 +87,32 @@ def dequantize_blocks(codes, d, m, block, offset, has_min, out):
 
 @njit
 def dequantize_rows(codes, d, m, r0, r1, block, offset, has_min, out):
-    """Rows ``r0 ≤ r < r1`` of :func:`dequantize_blocks` into ``out[r − r0]`` (one tile of a blockwise GEMM)."""
+    """Rows ``r0 ≤ r < r1`` of :func:`dequantize_blocks` into ``out[r − r0]``."""
     for r in range(r0, r1):
         _dequantize_row(codes[r], d[r], m[r], block, np.float32(offset), has_min, out[r - r0])
+
+
+@njit
+def block_gemm(x, codes, d, m, block, offset, has_min, out):
+    """``out[i, n] = Σ_k x[i, k]·w[n, k]`` with each weight row dequantized (bit for bit as
+    :func:`dequantize_blocks`) into a buffer that stays in L1 and dotted with each row of ``x`` in float32
+    (:func:`_dot`: the sum reassociated, as a BLAS library's): the weights stream as their codes."""
+    n, k = codes.shape
+    row = np.empty(k, np.float32)
+    off = np.float32(offset)
+    for r in range(n):
+        _dequantize_row(codes[r], d[r], m[r], block, off, has_min, row)
+        for i in range(x.shape[0]):
+            out[i, r] = _dot(x[i], row)
+
+
+@njit_fastmath
+def _dot(a, b):
+    """``Σ_c a[c]·b[c]`` in float32, summation order left to the compiler (vectorized)."""
+    s = np.float32(0)
+    for c in range(a.shape[0]):
+        s += a[c] * b[c]
+    return s
 
 
 @njit

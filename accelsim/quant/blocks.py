@@ -144,27 +144,20 @@ def _grids(t: BlockTensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 _GRIDS: dict = {}
-TILE_BYTES = 1 << 19
-"""Bytes of float32 weights :func:`block_matmul` dequantizes at a time (a tile that stays in the L2 cache)."""
 
 
 def block_matmul(x: np.ndarray, t: BlockTensor) -> np.ndarray:
-    """``x [M, K] @ wᵀ`` with ``w`` the dequantized ``t`` ``[N, K]``, float32: ``t`` is dequantized a tile of rows
-    at a time (each value bit for bit as :func:`block_dequantize`) and each tile multiplied by BLAS, so the
-    weights stream from memory as their codes (a byte per weight, plus the grids) instead of 4-byte floats."""
+    """``x [M, K] @ wᵀ`` with ``w`` the dequantized ``t`` ``[N, K]``, float32, for a few rows ``x`` (a decode step):
+    each weight row is dequantized on the fly (bit for bit as :func:`block_dequantize`) and dotted with x
+    (:func:`accelsim.kernels.blockq.block_gemm`), so the weights stream from memory as their codes (a byte per
+    weight, plus the grids) instead of 4-byte floats. The sums are float32 in the compiler's order (as any BLAS)."""
     n, k = t.shape
     x = np.ascontiguousarray(x, np.float32)
     if x.ndim != 2 or x.shape[1] != k:
         raise QuantError(f"block_matmul: x {list(x.shape)} does not fit a [{n}, {k}] weight (expected [M, {k}])")
     d, m = _grids(t)
-    step = max(1, min(n, TILE_BYTES // (4 * k)))
-    tile = np.empty((step, k), np.float32)
     out = np.empty((x.shape[0], n), np.float32)
-    block = t.fmt.block_size(k)
-    for r0 in range(0, n, step):
-        r1 = min(n, r0 + step)
-        _k.dequantize_rows(t.codes, d, m, r0, r1, block, t.fmt.offset, t.fmt.has_min, tile)
-        np.matmul(x, tile[:r1 - r0].T, out=out[:, r0:r1])
+    _k.block_gemm(x, np.ascontiguousarray(t.codes), d, m, t.fmt.block_size(k), t.fmt.offset, t.fmt.has_min, out)
     return out
 
 

@@ -184,15 +184,20 @@ def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
 def level_totals(layers, names) -> dict:
     """Per memory level (in ``names`` order, PEs outwards): bytes read/written by operand, energy (mJ) and
     stall cycles, summed over layers."""
-    out: dict = {name: {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0} for name in names}
+    out: dict = {name: _no_level() for name in names}
     for c in layers:
         for t in c.traffic.levels:
-            lv = out.setdefault(t.level, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})
-            op = lv["operands"].setdefault(t.operand, {"read_bytes": 0.0, "write_bytes": 0.0})
+            lv = out.get(t.level) or out.setdefault(t.level, _no_level())
+            op = lv["operands"].get(t.operand) or lv["operands"].setdefault(t.operand, {"read_bytes": 0.0,
+                                                                                        "write_bytes": 0.0})
             op["read_bytes"] += t.read_bytes
             op["write_bytes"] += t.write_bytes
         for name, pj in c.energy.by_level.items():
-            out.setdefault(name, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})["energy_mj"] += pj * 1e-9
+            (out.get(name) or out.setdefault(name, _no_level()))["energy_mj"] += pj * 1e-9
         for name, cyc in c.timing.stall_by_level.items():
-            out.setdefault(name, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})["stall_cycles"] += cyc
+            (out.get(name) or out.setdefault(name, _no_level()))["stall_cycles"] += cyc
     return out
+
+
+def _no_level() -> dict:
+    return {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0}

@@ -189,7 +189,12 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
 
 
 def _sweep(args) -> int:
-    return _subcommand(args, sweep_cli.run)
+    return _subcommand(args, lambda a, progress: sweep_cli.run(a, progress, _note))
+
+
+def _note(message: str) -> None:
+    """A one-line note on stderr (what a command does differently from what was asked, and why)."""
+    print(f"accelsim: note: {message}", file=sys.stderr)
 
 
 def _report(args) -> int:

@@ -61,9 +61,10 @@ def read_sweep(path: str) -> dict:
     return spec
 
 
-def run(args, progress=None) -> str:
+def run(args, progress=None, note=None) -> str:
     """Run the sweep the arguments describe; return the summary to print. ``progress(message)`` (optional)
-    receives a status line as chunks finish."""
+    receives a status line as chunks finish, ``note(message)`` a line for each grid field costed one pass per
+    value (said before the sweep starts)."""
     out = Path(args.out)
     if out.suffix not in (".csv", ".json", ".parquet"):
         raise ConfigError([f"--out {args.out!r}: expected a .csv, .json or .parquet file name"])
@@ -91,7 +92,8 @@ def run(args, progress=None) -> str:
             result = sweep(spec["model"], spec["hw"], spec["grid"], spec["objectives"], spec["precision"],
                            spec["eval"], executor=client.get_executor() if client else None, force=args.force,
                            progress=None if progress is None else (lambda d, t: progress(_bar(d, t))),
-                           done=done, on_chunk=keep)
+                           done=done, on_chunk=keep,
+                           on_fallback=None if note is None else (lambda path, why: note(f"sweep.grid.{path}: {why}")))
         except AccelsimError:       # a bad sweep stays bad: keep the partial file only for interruptions
             log.close()
             partial.unlink(missing_ok=True)

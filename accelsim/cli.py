@@ -12,14 +12,13 @@ import sys
 from pathlib import Path
 
 from . import __version__, sweep_cli
+from .errors import AccelsimError, ConfigError, one_line, short
 from .recover import cli as quantize_cli
 from .reporting import cli as report_cli
-from .cli_io import check_output_dirs, write_outputs
-from .config.loader import is_dir, load_hw, load_model
-from .errors import AccelsimError, ConfigError, one_line, short
-from .report import format_accuracy, format_breakdown, format_table, format_totals, json_text, to_csv, to_json
-from .eval.pipeline import float_layer_precisions, parse_layer_precisions
-from .sim.engine import simulate
+
+# Everything else is imported by the command that needs it: the parser (and --version) needs no numpy, and a
+# cost-only command (run without --eval/--emulate, compare, sweep without eval, validate) imports no Numba,
+# no ONNX and no plotting (tests/test_cli.py checks the module list of a cost-only run).
 
 EXAMPLES = """examples:
   accelsim run models/resnet50.yaml --hw hw_configs/edge.yaml
@@ -162,7 +161,7 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
         return None
     if args.eval and args.data:
         raise ConfigError(["give --eval DATASET or --data FILE.npz, not both"])
-    from .eval.pipeline import evaluate, scheme_for
+    from .eval.pipeline import evaluate, parse_layer_precisions, scheme_for
     from .eval.tasks import make_task
     from .hw.mac import parse_precision
     for flag in ("eval_size", "calib_size"):
@@ -217,6 +216,11 @@ def _progress(message: str) -> None:
 
 
 def _run(args) -> int:
+    from .cli_io import check_output_dirs, write_outputs
+    from .config.loader import load_hw, load_model
+    from .eval.pipeline import float_layer_precisions, parse_layer_precisions
+    from .report import format_accuracy, format_breakdown, format_table, format_totals, to_csv, to_json
+    from .sim.engine import simulate
     check_output_dirs(args.json, args.csv)
     if args.max_rows < 0:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
@@ -257,6 +261,7 @@ def _emulation(args, model):
         return None
     if args.trace_max_cycles < 1:
         raise ConfigError([f"--trace-max-cycles: expected a positive integer, got {args.trace_max_cycles}"])
+    from .config.loader import is_dir
     if args.trace and not is_dir(Path(args.trace)):
         raise ConfigError([f"--trace {short(args.trace)}: not an existing folder"])
     from .sim.emulate import EmulatedTiming
@@ -297,6 +302,8 @@ def _notes(model) -> list:
 
 
 def _infer(args) -> int:
+    from .cli_io import check_output_dirs
+    from .config.loader import load_model
     from .inference import infer, read_npz, write_npz
     check_output_dirs(args.out, args.onnx)
     model = load_model(args.model, _key_values(args.param, "--param"))
@@ -320,6 +327,9 @@ def _infer(args) -> int:
 
 
 def _eval(args) -> int:
+    from .cli_io import check_output_dirs, write_outputs
+    from .config.loader import load_model
+    from .report import format_accuracy, json_text
     check_output_dirs(args.json)
     if not args.eval and not args.data:
         raise ConfigError(["eval needs --eval DATASET or --data FILE.npz"])
@@ -333,6 +343,9 @@ def _eval(args) -> int:
 
 def _compare(args) -> int:
     from .api import compare
+    from .cli_io import check_output_dirs, write_outputs
+    from .config.loader import load_hw, load_model
+    from .report import json_text
     check_output_dirs(args.json)
     result = compare(load_model(args.model, _key_values(args.param, "--param")), load_hw(args.hw, args.set),
                      args.baseline, args.target, batch=args.batch)
@@ -343,6 +356,8 @@ def _compare(args) -> int:
 
 
 def _validate(args) -> int:
+    from .cli_io import check_output_dirs, write_outputs
+    from .report import json_text
     from .reporting.silicon import format_validation, validate
     check_output_dirs(args.json)
     result = validate(args.device, args.set)

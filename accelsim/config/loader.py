@@ -30,8 +30,8 @@ MAX_DEPTH = 64
 _FLOAT_12 = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
-class Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` + YAML 1.2 floats, duplicate keys refused, nesting ≤ MAX_DEPTH (module docstring)."""
+class _Rules:
+    """Duplicate keys refused, nesting ≤ MAX_DEPTH (module docstring), on any composer + constructor."""
 
     depth = 0
 
@@ -58,11 +58,40 @@ class Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+class Loader(_Rules, yaml.SafeLoader):
+    """``yaml.SafeLoader`` + YAML 1.2 floats, duplicate keys refused, nesting ≤ MAX_DEPTH (module docstring)."""
+
+
+try:
+    from yaml.cyaml import CParser as _CParser     # PyYAML built with libyaml
+except ImportError:                                # pragma: no cover (a PyYAML without it)
+    _CParser = None
+
+
+class _FastLoader(_Rules, yaml.composer.Composer, *(() if _CParser is None else (_CParser,)),
+                  yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """:class:`Loader`'s composer, constructor and resolver on libyaml's scanner and parser (several times faster
+    on a model YAML). :func:`parse_yaml` reads a document it refuses again with :class:`Loader`, so errors and
+    their messages are :class:`Loader`'s."""
+
+    def __init__(self, stream):
+        _CParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+for _cls in (Loader, _FastLoader):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
 
 
 def parse_yaml(text: str) -> object:
     """YAML text → data with :class:`Loader`; ``yaml.YAMLError`` (or ValueError for an unreadable number)."""
+    if _CParser is not None and "\t" not in text:     # libyaml accepts tab separators that Loader refuses
+        try:
+            return yaml.load(text, Loader=_FastLoader)
+        except (yaml.YAMLError, ValueError, RecursionError):
+            pass            # the pure-Python reader gives the error (and its message)
     return yaml.load(text, Loader=Loader)
 
 

@@ -69,9 +69,23 @@ def idle(ident: tuple, bound: str = "none") -> LayerCost:
 _WALK: dict[type, tuple[str, ...]] = {}
 
 
+_CONFIGS: dict[int, tuple] = {}
+
+
 def configs(hw) -> int | None:
     """How many configurations ``hw`` describes: C when any of its numeric fields is an array (a sweep's group
-    of configurations, each such field of shape (C,)), else None."""
+    of configurations, each such field of shape (C,)), else None. Remembered for the last few configs (frozen)."""
+    hit = _CONFIGS.get(id(hw))
+    if hit is not None and hit[0] is hw:
+        return hit[1]
+    if len(_CONFIGS) >= 8:
+        del _CONFIGS[next(iter(_CONFIGS))]
+    count = _count_configs(hw)
+    _CONFIGS[id(hw)] = (hw, count)
+    return count
+
+
+def _count_configs(hw) -> int | None:
     sizes: set = set()
     stack = [hw]
     while stack:
@@ -169,16 +183,18 @@ def split(cols: Columns, proto: LayerCost, probe: LayerCost | None, idents: list
 
 def _levels(cols: Columns, entries, probe_entries, count: int) -> list[tuple]:
     """Per layer, the tuple of LevelTraffic entries (the ``psum`` entry only where it moves bytes)."""
+    if not entries:
+        return [()] * count
     kinds = {(t.level, t.operand): (type(t.read_bytes), type(t.write_bytes)) for t in probe_entries}
     per_entry, optional = [], []
-    for t in entries:
+    for at, t in enumerate(entries):
         rk, wk = kinds.get((t.level, t.operand), (float, float))
         reads, writes = cols.rows(t.read_bytes, count, rk), cols.rows(t.write_bytes, count, wk)
         per_entry.append(list(map(MAKE_LEVEL, repeat(t.level, count), repeat(t.operand, count), reads, writes)))
-        optional.append(t.operand == "psum" and cols.configs is None)
-    if not per_entry:
-        return [()] * count
-    if not any(optional):
-        return list(zip(*per_entry))
-    return [tuple(e for e, opt in zip(row, optional) if not opt or e.read_bytes or e.write_bytes)
-            for row in zip(*per_entry)]
+        if t.operand == "psum" and cols.configs is None:
+            optional.append((at, [j for j, (r, w) in enumerate(zip(reads, writes)) if not (r or w)]))
+    rows = list(zip(*per_entry))
+    for at, empty in reversed(optional):
+        for j in empty:
+            rows[j] = rows[j][:at] + rows[j][at + 1:]
+    return rows

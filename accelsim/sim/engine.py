@@ -195,6 +195,22 @@ def _sinks(works: list[Work]) -> dict[str, str]:
     return {name: sink[r] for name, r in root.items()}
 
 
+_LOWERED: dict[tuple[int, int], tuple[Model, list[Work]]] = {}
+_LOWERED_KEPT = 8
+
+
+def _lowered(model: Model, batch: int) -> list[Work]:
+    """``batched(lower(model), batch)``, computed once per Model object (a frozen dataclass: its lowering cannot
+    change) for the last few models; a sweep or a comparison costs one model many times."""
+    key = (id(model), batch)
+    hit = _LOWERED.get(key)
+    if hit is None or hit[0] is not model:
+        if len(_LOWERED) >= _LOWERED_KEPT:
+            del _LOWERED[next(iter(_LOWERED))]
+        hit = _LOWERED[key] = (model, batched(lower(model), batch))
+    return hit[1]
+
+
 def check_batch(batch) -> int:
     """The batch size, or a ConfigError naming the expected value."""
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
@@ -210,7 +226,7 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
     per-layer figures are for the whole batch, totals give per-batch latency and per-inference energy."""
     n = check_batch(batch)
     default = parse_precision(precision)
-    works = batched(lower(model), n)
+    works = _lowered(model, n)
     chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
     precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
     cols = Columns(configs(hw))

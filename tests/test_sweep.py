@@ -267,6 +267,12 @@ def test_cli_says_each_fallback_once_on_stderr(tmp_path, capsys):
                    "rates): costed one pass per value"]
 
 
+def test_the_cli_help_names_the_point_limit():
+    from accelsim import sweep_cli
+    from accelsim.sweep import MAX_POINTS
+    assert sweep_cli.MAX_POINTS_TEXT == f"{MAX_POINTS:,}"
+
+
 def test_pareto_front_of_two_objectives_equals_the_general_rule():
     rng = np.random.default_rng(7)
     records = [{"latency_ms": float(rng.integers(0, 30)), "energy_mj": float(rng.integers(0, 30))} for _ in range(500)]

@@ -280,3 +280,16 @@ def test_pareto_front_of_two_objectives_equals_the_general_rule():
     assert pareto_front(records, ("latency_ms", "energy_mj")) == brute_front(
         [r if r["energy_mj"] is not None else {"latency_ms": 1e9, "energy_mj": 1e9} for r in records],
         ("latency_ms", "energy_mj"))
+
+
+def test_plans_form_groups_and_match_single_calls():
+    from accelsim.sweep import _plan
+    model = load_model("mobilenet_v2")
+    plans = [None, ["*conv*=w4a8"], {"*": "w4a4"}]
+    grid = {"plan": plans, "array.cols": [16, 64], "energy.leakage_mw": [10, 100]}
+    result = sweep(model, "edge", grid, objectives=("latency_ms", "energy_mj"))
+    assert result.fallbacks == {}
+    for rec in result.records:
+        hw = load_hw("edge", [f"array.cols={rec['array.cols']}", f"energy.leakage_mw={rec['energy.leakage_mw']}"])
+        want = simulate(model, hw, "w8a8", _plan(model, rec["plan"])).totals
+        assert all(rec[k] == want[k] for k in RESULTS), rec

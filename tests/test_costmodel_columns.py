@@ -13,7 +13,7 @@ import pytest
 
 from accelsim.config.loader import load_hw, load_model
 from accelsim.sim import engine
-from accelsim.sim.columns import Columns, configs, maker
+from accelsim.sim.columns import Columns, build, configs, maker
 from accelsim.sim.engine import simulate
 from accelsim.sim.report_types import Timing
 
@@ -86,3 +86,4 @@ def test_configs_counts_a_sweep_group():
 def test_maker_builds_the_same_record():
     values = (1, 2.0, 3, 4, 0, 5, 6, 1, "memory", 0.5, 0.25, {"dram": 1}, 0, None, None)
     assert maker(Timing)(*values) == Timing(*values)
+    assert build(Timing, [[v, v] for v in values], 2) == [Timing(*values)] * 2

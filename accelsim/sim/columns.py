@@ -18,12 +18,14 @@ gives an int): each leaf takes the type of the same leaf in ``probe``, the group
 own. Two leaves are optional in the per-layer code and are kept per layer the way it keeps them: a stall
 (``Timing.stall_by_level``) only when positive, and the ``psum`` traffic entry only when non-zero.
 
-Records are built through :func:`maker`, which fills a frozen slotted dataclass through its slot descriptors
-(the class and its fields are unchanged; the generated ``__init__`` of a frozen dataclass is about twice as slow).
+Records are built through :func:`build` (a group's records, field by field) and :func:`maker` (one record), which
+fill a frozen slotted dataclass through its slot descriptors: the class and its fields are unchanged, and the
+generated ``__init__`` of a frozen dataclass is about twice as slow.
 """
 from __future__ import annotations
 
 import numbers
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from itertools import repeat
@@ -45,8 +47,21 @@ def maker(cls):
     return env["make"]
 
 
-MAKE_TIMING, MAKE_TRAFFIC, MAKE_ENERGY = maker(Timing), maker(Traffic), maker(Energy)
-MAKE_LEVEL, MAKE_LAYER = maker(LevelTraffic), maker(LayerCost)
+def build(cls, columns: list, count: int) -> list:
+    """``count`` records of the frozen slotted dataclass ``cls`` from one column (a list) per field, in field
+    order: ``build(Timing, cols, n)[j] == Timing(*(c[j] for c in cols))``, filled field by field through the
+    slot descriptors (a C loop per field)."""
+    objs = list(map(_new, repeat(cls, count)))
+    for setter, column in zip(_SETTERS[cls], columns):
+        _consume(map(setter, objs, column))
+    return objs
+
+
+_new = object.__new__
+_consume = deque(maxlen=0).extend
+_SETTERS = {cls: [getattr(cls, f.name).__set__ for f in fields(cls)]
+            for cls in (Timing, Traffic, Energy, LevelTraffic, LayerCost)}
+MAKE_LAYER = maker(LayerCost)
 _TIMING = [f.name for f in fields(Timing)]
 _TRAFFIC = [f.name for f in fields(Traffic)]
 _ENERGY = [f.name for f in fields(Energy)]
@@ -174,11 +189,9 @@ def split(cols: Columns, proto: LayerCost, probe: LayerCost | None, idents: list
     by_cols = [cols.rows(proto.energy.by_level[k], count, float) for k in by_keys]
     energy[_ENERGY.index("by_level")] = [dict(zip(by_keys, vals)) for vals in zip(*by_cols)] if by_keys else \
         [{} for _ in range(count)]
-    timings = list(map(MAKE_TIMING, *timing))
-    traffics = list(map(MAKE_TRAFFIC, *traffic))
-    energies = list(map(MAKE_ENERGY, *energy))
-    assert len(timings) == len(traffics) == len(energies) == count
-    return [MAKE_LAYER(*ident, t, f, e) for ident, t, f, e in zip(idents, timings, traffics, energies)]
+    layer = [*zip(*idents), build(Timing, timing, count), build(Traffic, traffic, count),
+             build(Energy, energy, count)]
+    return build(LayerCost, layer, count)
 
 
 def _levels(cols: Columns, entries, probe_entries, count: int) -> list[tuple]:
@@ -190,7 +203,7 @@ def _levels(cols: Columns, entries, probe_entries, count: int) -> list[tuple]:
     for at, t in enumerate(entries):
         rk, wk = kinds.get((t.level, t.operand), (float, float))
         reads, writes = cols.rows(t.read_bytes, count, rk), cols.rows(t.write_bytes, count, wk)
-        per_entry.append(list(map(MAKE_LEVEL, repeat(t.level, count), repeat(t.operand, count), reads, writes)))
+        per_entry.append(build(LevelTraffic, [repeat(t.level, count), repeat(t.operand, count), reads, writes], count))
         if t.operand == "psum" and cols.configs is None:
             optional.append((at, [j for j, (r, w) in enumerate(zip(reads, writes)) if not (r or w)]))
     rows = list(zip(*per_entry))

@@ -87,3 +87,23 @@ def test_maker_builds_the_same_record():
     values = (1, 2.0, 3, 4, 0, 5, 6, 1, "memory", 0.5, 0.25, {"dram": 1}, 0, None, None)
     assert maker(Timing)(*values) == Timing(*values)
     assert build(Timing, [[v, v] for v in values], 2) == [Timing(*values)] * 2
+
+
+def test_remember_keys_by_identity_and_forgets_the_oldest():
+    from accelsim.sim.columns import remember
+    memo, calls = {}, []
+    a, b = load_hw("edge"), load_hw("edge")        # equal, but two objects
+    make = lambda tag: (lambda: calls.append(tag) or tag)
+    assert remember(memo, a, 1, make("a")) == "a" and remember(memo, a, 1, make("again")) == "a"
+    assert remember(memo, b, 1, make("b")) == "b" and calls == ["a", "b"]
+    for i in range(10):
+        remember(memo, a, i + 2, make(i), keep=4)
+    assert len(memo) == 4
+
+
+def test_a_new_model_object_is_lowered_again():
+    """The lowering is remembered per Model object; an equal but new one gives the same report."""
+    import dataclasses
+    model, hw = load_model("mobilenet_v2"), load_hw("edge")
+    first = simulate(model, hw).to_dict()
+    assert simulate(dataclasses.replace(model), hw).to_dict() == first == simulate(model, hw).to_dict()

@@ -84,20 +84,30 @@ def idle(ident: tuple, bound: str = "none") -> LayerCost:
 _WALK: dict[type, tuple[str, ...]] = {}
 
 
-_CONFIGS: dict[int, tuple] = {}
+def remember(memo: dict, obj, extra, make, keep: int = 8):
+    """``make()``, remembered in ``memo`` for the object ``obj`` (by identity: frozen configs and models) and
+    ``extra``; the object is kept alive while remembered, the oldest of more than ``keep`` entries dropped."""
+    key = (id(obj), extra)
+    hit = memo.get(key)
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    if len(memo) >= keep:
+        try:                                    # tolerating another thread doing the same
+            memo.pop(next(iter(memo)), None)
+        except (StopIteration, RuntimeError):
+            pass
+    value = make()
+    memo[key] = (obj, value)
+    return value
+
+
+_CONFIGS: dict = {}
 
 
 def configs(hw) -> int | None:
     """How many configurations ``hw`` describes: C when any of its numeric fields is an array (a sweep's group
-    of configurations, each such field of shape (C,)), else None. Remembered for the last few configs (frozen)."""
-    hit = _CONFIGS.get(id(hw))
-    if hit is not None and hit[0] is hw:
-        return hit[1]
-    if len(_CONFIGS) >= 8:
-        del _CONFIGS[next(iter(_CONFIGS))]
-    count = _count_configs(hw)
-    _CONFIGS[id(hw)] = (hw, count)
-    return count
+    of configurations, each such field of shape (C,)), else None."""
+    return remember(_CONFIGS, hw, None, lambda: _count_configs(hw))
 
 
 def _count_configs(hw) -> int | None:

@@ -45,7 +45,7 @@ from ..hw.placement import Placement, place
 from ..hw.schedule import FoldShape, fold_schedule, roofline
 from ..lowering import Work, batched, lower
 from ..ops import OPS, Gemm
-from .columns import Columns, configs, idle, split
+from .columns import Columns, configs, idle, remember, split
 from .overlap import overlap
 from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, totals
 
@@ -201,22 +201,17 @@ def _sinks(works: list[Work]) -> dict[str, str]:
     return {name: sink[r] for name, r in root.items()}
 
 
-_LOWERED: dict[tuple[int, int], tuple] = {}
-_LOWERED_KEPT = 8
+_LOWERED: dict = {}
 
 
 def _lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
     """``batched(lower(model), batch)`` and its :func:`_sinks`, computed once per Model object (a frozen
     dataclass: its lowering cannot change) for the last few models; a sweep or a comparison costs one model
     many times."""
-    key = (id(model), batch)
-    hit = _LOWERED.get(key)
-    if hit is None or hit[0] is not model:
-        if len(_LOWERED) >= _LOWERED_KEPT:
-            del _LOWERED[next(iter(_LOWERED))]
+    def make():
         works = batched(lower(model), batch)
-        hit = _LOWERED[key] = (model, works, _sinks(works))
-    return hit[1], hit[2]
+        return works, _sinks(works)
+    return remember(_LOWERED, model, batch, make)
 
 
 def check_batch(batch) -> int:

@@ -153,7 +153,8 @@ def check_objectives(objectives, eval) -> None:
 
 def _numeric(paths: list[str], points: list[tuple]) -> list[int]:
     """Indices of the grid fields whose values are all numbers (booleans are switches: categorical)."""
-    return [i for i, p in enumerate(paths) if p not in SPECIAL and {type(pt[i]) for pt in points} <= {int, float}]
+    return [i for i, p in enumerate(paths) if p not in SPECIAL and
+            all(issubclass(t, (int, float)) and not issubclass(t, bool) for t in {type(pt[i]) for pt in points})]
 
 
 def costed_by_value(model: Model, base: dict, paths: list[str], points: list[tuple], precision: str) -> dict:

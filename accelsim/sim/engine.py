@@ -164,7 +164,9 @@ class GemmTimes(Mapping):
         """(SCALE-Sim columns, own columns, MACs/PE-cycle column) of the GEMMs of ``members`` (one flow)."""
         p = self.where[members[0]][0]
         _, flow, compat, own, rate, reps = self.parts[p]
-        at = np.array([self.where[i][1] for i in members])
+        at = [self.where[i][1] for i in members]
+        if at == list(range(len(rate))):      # all of them, in order (the usual case): no copies
+            at = slice(None)
         sub = lambda d: {name: d[name][at] for name in _ROW} | {"reps": reps[at], "flow": flow}
         return sub(compat), sub(own), rate[at]
 

@@ -61,7 +61,8 @@ def spatial(a: dict, shapes: list[Shape], channels: int) -> Shape:
     (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
     t, l, b, rr = a["padding"]
     ceil = a["ceil_mode"]
-    return (channels, conv_out(x[1], kh, sh, t + b, dh, "height", ceil), conv_out(x[2], kw, sw, l + rr, dw, "width", ceil))
+    return (channels, conv_out(x[1], kh, sh, t + b, dh, "height", ceil),
+            conv_out(x[2], kw, sw, l + rr, dw, "width", ceil))
 
 
 # ---- vector work (``OpDef.elements``) ----------------------------------------------------------------------

@@ -108,13 +108,15 @@ def _run_pool(fn):
         if a["ceil_mode"]:
             ctx.unsupported("execution supports pools without ceil_mode")
         y = fn(xs[0], a["kernel"], a["stride"], a["padding"])
-        return y[0] if isinstance(y, tuple) else y
+        if isinstance(y, tuple):   # max pool: keep the argmax for the gradient rule
+            y, ctx.saved = y
+        return y
     return run
 
 
 def _max_back(a, xs, y, dy, ctx):
     k, s, p = a["kernel"], a["stride"], a["padding"]
-    _, arg = max_pool2d(xs[0], k, s, p)
+    arg = ctx.saved if ctx.saved is not None else max_pool2d(xs[0], k, s, p)[1]   # the forward's argmax
     return [max_pool2d_backward(dy, arg, xs[0].shape, k, s, p)]
 
 

@@ -409,7 +409,7 @@ def _vector_inputs(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWCon
     """A vector layer's per-layer inputs of :func:`_vector_layer`: (ops, bytes read, bytes written, DRAM bytes of
     inputs, embedding rows and output)."""
     layer = w.layer
-    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, 1.0)
+    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, OPS[w.vector_op].vector_ops)
     dram_in = xp.total(xp.where(reads[t], math.ceil(sizes[t]), 0) for t in layer.inputs)
     dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
     dram_out = xp.where(write_o, math.ceil(sizes[layer.name]), 0)

@@ -155,7 +155,7 @@ def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
     for layer, p in zip(model.layers, precs):   # norm parameters and biases stay 32-bit in a quantized model
         if layer.params:                        # (a layer without parameters adds nothing)
             wide = OPS[layer.op].wide_params(layer.attrs, list(layer.in_shapes))
-            size += (layer.params - wide) * p.weight_bytes + wide * (4 if not p.is_float else p.weight_bytes)
+            size += (layer.params - wide) * p.weight_bytes + wide * p.wide_bytes
     seconds = cycles / (hw.clock_mhz * 1e6)
     slots = sum(map(mul, map(_get.compute_cycles, tim), map(_get.macs_per_pe_cycle, tim))) * hw.array.rows * hw.array.cols
     energies = [c.energy for c in layers]

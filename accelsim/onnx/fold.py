@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AccelsimError, short
+from .opset import default_opset
 from .proto import require_onnx
 
-OPSETS = (7, 22)           # default-domain opsets accepted (the issue asks for 9–21; neighbours work too)
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                "Bernoulli"}
 _SMALL = 4096              # constants up to this many elements are shown to shape inference by value
@@ -41,14 +41,6 @@ class Folded:
     outputs: list
     opset: int
     missing: dict           # initializer name → shape (values absent)
-
-
-def _opset(model) -> int:
-    versions = {o.domain or "ai.onnx": o.version for o in model.opset_import}
-    v = versions.get("ai.onnx")
-    if v is None or not OPSETS[0] <= v <= OPSETS[1]:
-        raise AccelsimError(f"ONNX default-domain opset {v} is not supported (expected {OPSETS[0]}–{OPSETS[1]})")
-    return v
 
 
 def _input_dims(vi, params: dict, used: set) -> tuple[int, ...]:
@@ -147,7 +139,7 @@ def fold(model, missing_names, params: dict) -> Folded:
     """Fix the input dimensions, infer shapes and fold constants (module docstring)."""
     onnx = require_onnx()
     from onnx import numpy_helper
-    opset = _opset(model)
+    opset = default_opset(model)
     g = model.graph
     init_names = {t.name for t in g.initializer}
     consts, missing = {}, {}

@@ -22,13 +22,14 @@ from ..errors import AccelsimError, ConfigError, short
 from ..graph import Model
 from .fold import fold
 from .ops_map import CONVERTERS
+from .opset import upgrade
 from .proto import read_model
 
 
 @dataclass
 class OnnxImport:
     """An imported ONNX model: the graph, its weights (name → array), ONNX graph inputs/outputs → accelsim tensor
-    names, notes for the report (e.g. weights absent) and the input dtypes (ONNX element types)."""
+    names, notes for the report (opset converted, weights absent) and the input dtypes (ONNX element types)."""
     model: Model
     weights: dict
     inputs: dict
@@ -36,6 +37,7 @@ class OnnxImport:
     notes: list = field(default_factory=list)
     plan: object = None              # QuantPlan of a quantized (QDQ / QOperator) model, else None
     weight_params: dict | None = None  # its weight grids by layer (QuantOps(weight_params=...))
+    absent: str = ""                 # why it cannot be executed (weights absent), else empty
 
 
 class _Builder:
@@ -209,6 +211,7 @@ def import_onnx(path: str | Path, params: dict | None = None, unsupported: str =
         raise AccelsimError(f"unsupported: expected 'error' or 'vector', got {short(unsupported)!r}")
     from .quantized import build_plan, is_quantized, to_qdq
     proto, missing = read_model(path)
+    proto, upgraded = upgrade(proto)
     if shapes:
         _fix_inputs(proto, shapes)
     quantized, dynamic = is_quantized(proto), set()
@@ -237,11 +240,13 @@ def import_onnx(path: str | Path, params: dict | None = None, unsupported: str =
         if tuple(layer.out_shape) != tuple(want):
             raise AccelsimError(f"node output {short(layer.name)!r} ({layer.op}): accelsim infers "
                                 f"{list(layer.out_shape)}, ONNX {list(want)}")
-    notes = []
+    notes = [upgraded] if upgraded else []
+    absent = ""
     if missing:
-        notes.append(f"weights absent ({len(missing)} initializers' external data not found, e.g. "
-                     f"{short(missing[0])}): costed from shapes only, cannot be executed")
-    imp = OnnxImport(model, b.weights, {n: n for n in f.inputs}, outputs, notes)
+        absent = (f"weights absent ({len(missing)} initializers' external data not found, e.g. "
+                  f"{short(missing[0])}): costed from shapes only, cannot be executed")
+        notes.append(absent)
+    imp = OnnxImport(model, b.weights, {n: n for n in f.inputs}, outputs, notes, absent=absent)
     if quantized:
         imp.plan, imp.weight_params = build_plan(model, b, original, f.consts, dynamic)
     return imp
@@ -307,8 +312,8 @@ def weights_for(model: Model) -> dict:
     if imp is None:
         shapes = {n: (1, *s) for n, s in model.inputs.items()}
         imp = import_onnx(model.weights["file"], shapes=shapes)
-    if imp.notes:
-        raise AccelsimError(f"{short(model.source or model.name)}: cannot execute: {imp.notes[0]}")
+    if imp.absent:
+        raise AccelsimError(f"{short(model.source or model.name)}: cannot execute: {imp.absent}")
     return imp.weights
 
 

@@ -2,8 +2,10 @@
 
 :func:`accelsim.nn.graph_exec.run_graph` calls three GEMM ops with a layer name; the ops object decides the mode:
 
-* ``conv(name, x, w, b, stride, pads, dilation, groups, act)`` — NCHW, ``w`` [Cout, Cin/g, R, S], ``stride`` and
-  ``dilation`` ints or (h, w) pairs, ``pads`` = (top, left, bottom, right) as in ONNX;
+* ``conv(name, x, w, b, stride, pads, dilation, groups, act)`` — ``[N, C, *spatial]`` (1 to 3 spatial dims), ``w``
+  [Cout, Cin/g, *kernel], ``stride`` and ``dilation`` ints or one per spatial dim, ``pads`` = begins then ends as
+  in ONNX (2-D: top, left, bottom, right); ``conv_transpose(..., output_padding, act)`` likewise, ``w`` [Cout, Cin/g,
+  *kernel] (output channel first, :func:`accelsim.ops._conv.conv_transpose`);
 * ``linear(name, x, w, b, act)`` — ``x`` [..., K] @ ``w``ᵀ with ``w`` [N, K] (torch layout);
 * ``matmul(name, a, b)`` — two activations ``a`` [..., M, K] @ ``b`` [..., K, N] (attention).
 
@@ -107,7 +109,11 @@ class FloatOps:
         return ACTIVATIONS[act](KINDS[kind].float(x, w, b, geo))
 
     def conv(self, name, x, w, b, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1, act=None):
-        return self._run("conv", name, x, w, b, act, conv_geometry(stride, pads, dilation, groups))
+        return self._run("conv", name, x, w, b, act, conv_geometry(stride, pads, dilation, groups, w.ndim - 2))
+
+    def conv_transpose(self, name, x, w, b, stride=1, pads=0, dilation=1, groups=1, output_padding=0, act=None):
+        return self._run("conv_transpose", name, x, w, b, act,
+                         conv_geometry(stride, pads, dilation, groups, w.ndim - 2, output_padding))
 
     def linear(self, name, x, w, b=None, act=None):
         return self._run("linear", name, x, w, b, act, None)

@@ -53,15 +53,35 @@ def conv_out(size: int, k: int, s: int, pad: int, d: int, what: str, ceil_mode: 
     return (-(-(size + pad - span) // s) if ceil_mode else (size + pad - span) // s) + 1
 
 
-def spatial(a: dict, shapes: list[Shape], channels: int) -> Shape:
-    """``[channels, Ho, Wo]`` of a window op (kernel, stride, dilation, padding, ceil_mode) on ``[C, H, W]``."""
+_DIMS = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+_LETTERS = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+def window_dims(a: dict, x: Shape) -> tuple[Shape, int, Shape]:
+    """``(lead, C, spatial)`` of a window op's input ``[*lead, C, *spatial]``, ``len(spatial) = len(kernel)``
+    (``lead``: dims in front of the channels, e.g. ONNX's N in a graph without a batch axis)."""
+    d = len(a["kernel"])
+    if len(x) < d + 1:
+        raise ShapeError(f"expects a [C, {_LETTERS[d]}] input ({d} spatial dim(s) after the channels), got {list(x)}")
+    return x[:len(x) - d - 1], x[-d - 1], x[len(x) - d:]
+
+
+def spatial(a: dict, shapes: list[Shape], channels: int | None) -> Shape:
+    """``[*lead, channels, *out]`` of a window op (kernel, stride, dilation, padding, ceil_mode) on
+    ``[*lead, C, *spatial]`` (``channels`` None: C)."""
+    lead, c, sp = window_dims(a, one(shapes))
+    d, pads = len(sp), a["padding"]
+    out = tuple(conv_out(n, a["kernel"][i], a["stride"][i], pads[i] + pads[i + d], a["dilation"][i], _DIMS[d][i],
+                         a["ceil_mode"]) for i, n in enumerate(sp))
+    return lead + (c if channels is None else channels,) + out
+
+
+def channel_axis_ok(a: dict, shapes: list[Shape]) -> Shape:
+    """The single input of a per-channel op (``channel_axis`` within its rank)."""
     x = one(shapes)
-    if len(x) != 3:
-        raise ShapeError(f"expects a [C, H, W] input, got {list(x)}")
-    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
-    t, l, b, rr = a["padding"]
-    ceil = a["ceil_mode"]
-    return (channels, conv_out(x[1], kh, sh, t + b, dh, "height", ceil), conv_out(x[2], kw, sw, l + rr, dw, "width", ceil))
+    if not 0 <= a["channel_axis"] < len(x):
+        raise ShapeError(f"channel_axis {a['channel_axis']} is not an axis of {list(x)}")
+    return x
 
 
 # ---- vector work (``OpDef.elements``) ----------------------------------------------------------------------
@@ -73,7 +93,7 @@ def input_elements(a: dict, s: list[Shape], out: Shape) -> int:
 
 def window_elements(a: dict, s: list[Shape], out: Shape) -> int:
     """One unit per output element and window tap (pools)."""
-    return math.prod(out) * a["kernel"][0] * a["kernel"][1]
+    return math.prod(out) * math.prod(a["kernel"])
 
 
 # ---- run adapters ------------------------------------------------------------------------------------------
@@ -81,6 +101,12 @@ def window_elements(a: dict, s: list[Shape], out: Shape) -> int:
 def float_dtype(x) -> np.dtype:
     """The dtype a float op keeps: the input's float dtype (float64 in gradient checks), else float32."""
     return x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+
+
+def arith_dtype(xs) -> np.dtype:
+    """The dtype of arithmetic on ``xs``: the first float input's (a float32 graph stays float32, a float64 one
+    float64), or the integer inputs' common type (ONNX integer Add/Mul/... stay integer)."""
+    return next((x.dtype for x in xs if x.dtype.kind == "f"), None) or np.result_type(*xs)
 
 
 def layout(fn):

@@ -273,22 +273,27 @@ def load_hw(spec, overrides: Iterable[str] = ()) -> HWConfig:
     return HWConfig.from_dict(apply_overrides(hw_fields(spec), overrides), "hw", source=source)
 
 
-def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
+def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error",
+               batch_axis="auto") -> Model:
     """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
     ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the
-    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model; a loaded
+    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work; ``batch_axis``:
+    ``"auto"``, ``None`` or an axis, see :mod:`accelsim.onnx.batch`) → Model; a loaded
     :class:`~accelsim.graph.Model` is returned as is (its parameters were set when it was loaded)."""
     if isinstance(spec, Model):
         if params:
             raise ConfigError([f"model {short(spec.name)}: params set a model's parameters when it is loaded; "
                                "load it again with them"])
         return spec
+    if batch_axis != "auto" and Path(str(spec)).suffix.lower() != ".onnx":
+        raise ConfigError([f"{short(spec)}: --batch-axis applies to ONNX models (a model YAML's batch axis is "
+                           "in front of every tensor)"])
     path = Path(_spec(spec, "model", "Model"))
     if path.suffix.lower() == ".onnx":
         if not is_file(path):
             raise ConfigError([f"{short(spec)}: no such file"])
         from ..onnx.importer import cached_import
-        return cached_import(path, dict(params or {}), unsupported).model
+        return cached_import(path, dict(params or {}), unsupported, batch_axis).model
     if path.suffix.lower() == ".csv":
         path = resolve(spec, "model")
         if params:

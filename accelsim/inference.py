@@ -52,6 +52,17 @@ def write_npz(path: str | Path, arrays: dict) -> None:
         raise
 
 
+def fed_shape(model: Model, name: str, n: int = 1) -> tuple:
+    """The shape graph input ``name`` is fed with for ``n`` inferences (module docstring; without a batch axis
+    ``n`` must be 1)."""
+    shape, ax = tuple(model.inputs[name]), model.batch_axis
+    if ax is None:
+        if n != 1:
+            raise AccelsimError(f"input {short(name)!r}: the model has no batch axis, so it runs one inference")
+        return shape
+    return (n, *shape) if ax == 0 else (*shape[:ax], n, *shape[ax + 1:])
+
+
 def _fed_form(model: Model, name: str, x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
     """``x`` as the graph takes it (module docstring: the batch axis) → the executor's form: the inferences of
     the batch on a leading axis, then the input's shape."""

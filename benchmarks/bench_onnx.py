@@ -25,7 +25,7 @@ from test_onnx_quantized import FORMATS, differing_codes, quantize  # noqa: E402
 
 from accelsim.config.loader import load_hw, load_model  # noqa: E402
 from accelsim.eval.pipeline import scheme_for  # noqa: E402
-from accelsim.inference import calibrate, infer, run_batched  # noqa: E402
+from accelsim.inference import calibrate, fed_shape, infer, run_batched  # noqa: E402
 from accelsim.nn.qexec import QuantOps  # noqa: E402
 from accelsim.onnx import import_onnx  # noqa: E402
 from accelsim.onnx.exporter import export_onnx  # noqa: E402
@@ -41,7 +41,7 @@ def reference_models(tmp: Path) -> None:
         imp = import_onnx(path)
         t_imp = time.perf_counter() - t0
         inp = next(iter(imp.inputs))
-        x = np.random.default_rng(8).standard_normal((1, *imp.model.inputs[inp])).astype(np.float32)
+        x = np.random.default_rng(8).standard_normal(fed_shape(imp.model, inp)).astype(np.float32)
         ref, got = ort_run(path, {inp: x}), infer(imp.model, {inp: x})
         d = [float(np.abs(got[o.name] - r).max()) for o, r in zip(onnx.load(str(path)).graph.output, ref)]
         rep = simulate(load_model(LIGHT / f"light_{name}.onnx"), load_hw("edge"), "w8a8")

@@ -292,8 +292,9 @@ def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str =
     if path.suffix.lower() == ".onnx":
         if not is_file(path):
             raise ConfigError([f"{short(spec)}: no such file"])
+        from ..onnx.batch import parse_batch_axis
         from ..onnx.importer import cached_import
-        return cached_import(path, dict(params or {}), unsupported, batch_axis).model
+        return cached_import(path, dict(params or {}), unsupported, parse_batch_axis(batch_axis)).model
     if path.suffix.lower() == ".csv":
         path = resolve(spec, "model")
         if params:

@@ -94,7 +94,7 @@ def _typed(x: np.ndarray, declared: str | None, what: str, name: str) -> np.ndar
     if target.itemsize < x.dtype.itemsize and x.size:
         finite = x[np.isfinite(x)]
         big = float(np.abs(finite).max(initial=0))
-        if big > np.finfo(target).max:
+        if big > float(np.finfo(target).max):
             raise AccelsimError(f"{what}: input {short(name)!r} holds {big:.4g}, outside {target.name}'s range "
                                 f"(the graph input is {target.name})")
     return x.astype(target, copy=False)

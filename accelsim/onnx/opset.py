@@ -7,6 +7,8 @@ cannot convert is refused, with its reason in one line. A model without a defaul
 """
 from __future__ import annotations
 
+import re
+
 from ..errors import AccelsimError, short
 
 OPSETS = (7, 22)    # default-domain opsets the op table (ops_map) reads natively
@@ -31,7 +33,8 @@ def upgrade(proto):
     try:
         converted = version_converter.convert_version(proto, target)
     except Exception as exc:   # the converter raises RuntimeError/ConvertError/ValueError with its own message
-        reason = short(" ".join(str(exc).split()), 200) or type(exc).__name__
+        text = re.sub(r"^.*?Assertion `.*?` failed: ", "", " ".join(str(exc).split()))   # drop C++ file:line noise
+        reason = short(text, 200) or type(exc).__name__
         raise AccelsimError(f"ONNX default-domain opset {v} is outside {OPSETS[0]}–{OPSETS[1]} and "
                             f"onnx.version_converter cannot convert it to {target}: {reason}") from None
     return converted, f"opset {v} converted to {target} by onnx.version_converter"

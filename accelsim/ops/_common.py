@@ -116,10 +116,18 @@ def layout(fn):
 
 # ---- gradient helpers --------------------------------------------------------------------------------------
 
+def aligned(xs: list) -> list:
+    """Run-time arrays of broadcasting inputs with equal ranks: a lower-rank input gets its missing (leading)
+    dims after the batch axis, so that numpy broadcasts shape against shape and batch against batch."""
+    r = max(x.ndim for x in xs)
+    return [x if x.ndim == r else x.reshape(x.shape[:1] + (1,) * (r - x.ndim) + x.shape[1:]) for x in xs]
+
+
 def unbroadcast(g, shape):
-    """Sum a broadcast gradient ``g`` back down to ``shape``."""
-    while g.ndim > len(shape):
-        g = g.sum(axis=0)
+    """Sum a broadcast gradient ``g`` (run-time, batch axis in front) back down to the run-time ``shape``: the
+    dims a lower-rank input lacked (after the batch axis), then every dim it had as 1."""
+    if g.ndim > len(shape):
+        g = g.sum(axis=tuple(range(1, 1 + g.ndim - len(shape))))
     for ax, n in enumerate(shape):
         if n == 1 and g.shape[ax] != 1:
             g = g.sum(axis=ax, keepdims=True)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import attrs as A
-from ._common import arith_dtype, broadcast_shape, broadcasts, float_dtype, same, unary_grad, unbroadcast
+from ._common import aligned, arith_dtype, broadcast_shape, broadcasts, float_dtype, same, unary_grad, unbroadcast
 from .registry import OpDef, Shape, ShapeError
 
 # ---- numerics ----------------------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def prelu(x, slope):
 
 def _prelu_back(a, xs, y, dy, ctx):
     """``dx = dy·[x ≥ 0] + dy·slope·[x < 0]``; ``dslope = Σ dy·x·[x < 0]`` summed back to the slope's shape."""
-    x, s = xs
+    x, s = aligned(xs)
     neg = x < 0
     return [np.where(neg, dy * s, dy).astype(dy.dtype), unbroadcast(np.where(neg, dy * x, 0).astype(dy.dtype),
                                                                      s.shape)]
@@ -223,8 +223,9 @@ def _grad_dtype(g) -> np.dtype:
 def _binary(fn, vector_ops: float = 1.0, grad=None) -> OpDef:
     """``y = fn(x0, x1)`` with numpy broadcasting; the rule ``grad(xs, y, dy)`` is summed back to each shape."""
     rule = None if grad is None else lambda a, xs, y, dy, ctx: [
-        unbroadcast(np.asarray(g, dtype=_grad_dtype(g)), x.shape) for g, x in zip(grad(xs, y, dy), xs)]
-    return OpDef(A.none, broadcast_shape, lambda a, xs, ctx: np.asarray(fn(*xs)).astype(arith_dtype(xs), copy=False),
+        unbroadcast(np.asarray(g, dtype=_grad_dtype(g)), x.shape) for g, x in zip(grad(aligned(xs), y, dy), xs)]
+    return OpDef(A.none, broadcast_shape,
+                 lambda a, xs, ctx: np.asarray(fn(*aligned(xs))).astype(arith_dtype(xs), copy=False),
                  vector_ops=vector_ops, backward=rule, epilogue="element")
 
 
@@ -247,10 +248,10 @@ def _join_elements(a: dict, s: list[Shape], out: Shape) -> int:
 
 def _mul_back(a, xs, y, dy, ctx):
     """``y = Π x_i`` (broadcasting): ``dx_i = dy·Π_{j≠i} x_j`` summed back to ``x_i``'s shape."""
-    out = []
+    out, al = [], aligned(xs)
     for i, x in enumerate(xs):
         g = dy
-        for j, other in enumerate(xs):
+        for j, other in enumerate(al):
             if j != i:
                 g = g * other
         out.append(unbroadcast(g, x.shape))
@@ -266,7 +267,7 @@ OPS = {
                  vector_ops=1.0, elements=_join_elements, backward=lambda a, xs, y, dy, ctx: [dy] * len(xs),
                  epilogue="element"),
     "mul": OpDef(A.none, _broadcast_join,
-                 lambda a, xs, ctx: math.prod(xs[1:], start=xs[0]).astype(arith_dtype(xs), copy=False),
+                 lambda a, xs, ctx: math.prod(aligned(xs)[1:], start=xs[0]).astype(arith_dtype(xs), copy=False),
                  vector_ops=1.0, elements=_join_elements, backward=_mul_back, epilogue="element"),
     "relu": activation(relu, relu_backward, 1.0, fusable=True),
     "relu6": activation(relu6, relu6_backward, 1.0, fusable=True),
@@ -302,7 +303,7 @@ IMPORTED = {
     "softsign": _unary(lambda a, x: x / (1 + np.abs(x)), 3.0, grad=lambda a, x, y, dy: dy / np.square(1 + np.abs(x))),
     "shrink": _unary(shrink, 2.0, lambda r: dict(bias=A.number(r, "bias", 0.0), lambd=A.number(r, "lambd", 0.5)),
                      lambda a, x, y, dy: dy * (np.abs(x) > a["lambd"])),
-    "prelu": OpDef(A.none, _broadcast_join, lambda a, xs, ctx: prelu(*xs), vector_ops=1.0, backward=_prelu_back,
+    "prelu": OpDef(A.none, _broadcast_join, lambda a, xs, ctx: prelu(*aligned(xs)), vector_ops=1.0, backward=_prelu_back,
                    epilogue="element"),
     "bcast_add": _binary(np.add, grad=lambda xs, y, dy: [dy, dy]),
     "bcast_mul": _binary(np.multiply, grad=lambda xs, y, dy: [dy * xs[1], dy * xs[0]]),

@@ -60,13 +60,13 @@ def real_models(tmp: Path) -> None:
         f_diff = float(np.abs(ort_run(fp32, {inp: x})[0] - next(iter(run_batched(task.graph, st["weights"],
                                                                                    {inp: x}).values()))).max())
         print(f"\n{task.name}: {len(x)} inputs; FP32 export vs accelsim max|Δ| {f_diff:.2e}")
-        for fmt, pc in FORMATS:
-            q = quantize(fp32, tmp / f"{task.name}_{fmt.name}_{pc}.onnx", inp, st["calib"], fmt, pc)
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        for (fmt, pc), wt in [(f, w) for f in FORMATS for w in (QuantType.QInt8, QuantType.QUInt8)]:
+            q = quantize(fp32, tmp / f"{task.name}_{fmt.name}_{pc}_{wt.name}.onnx", inp, st["calib"], fmt, pc, wt)
             t0 = time.perf_counter()
             diff, total, n = differing_codes(q, inp, x)
-            print(f"  ORT quantize_static {fmt.name:9s} {'per-channel' if pc else 'per-tensor ':11s}: {n} int layers, "
-                  f"{diff} of {total} output codes differ ({time.perf_counter() - t0:.1f} s)")
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+            print(f"  ORT quantize_static {fmt.name:9s} {'per-channel' if pc else 'per-tensor ':11s} {wt.name:6s}: "
+                  f"{n} int layers, {diff} of {total} output codes differ ({time.perf_counter() - t0:.1f} s)")
         for pc in (True, False):
             d = tmp / f"{task.name}_dynamic.onnx"
             quantize_dynamic(str(fp32), str(d), per_channel=pc, weight_type=QuantType.QInt8)

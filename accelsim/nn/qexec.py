@@ -250,9 +250,9 @@ class QuantOps(FloatOps):
     def _operand_b(self, kind, name, lq, w, b, xp):
         """The second GEMM operand as (codes, scales, zero points, dequantized, params): the layer's weights, or
         for a matmul the second activation on its grid."""
-        if kind != "matmul":
+        if kind != "matmul":   # the weight grid's zero points (0 for accelsim's symmetric grids)
             wq, ws, w_dq, wp = self.weight_codes(name, w, lq.w_bits, None if self.dynamic else b, xp.scale)
-            return wq, ws, np.zeros(len(ws), np.int8), w_dq, wp
+            return wq, ws, np.broadcast_to(wp.zero_point.reshape(-1), ws.shape).astype(wq.dtype), w_dq, wp
         bp = dynamic_qparams(w, lq.a_bits) if self.dynamic else lq.b
         bq = quantize(w, bp)
         return bq.q, bp.scale, _zp(bp), dequantize(bq), bp

@@ -224,7 +224,7 @@ def _run(args) -> int:
     check_output_dirs(args.json, args.csv)
     if args.max_rows < 0:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
-    model = load_model(args.model, _key_values(args.param, "--param"), args.unsupported, args.batch_axis)
+    model = _warned(load_model(args.model, _key_values(args.param, "--param"), args.unsupported, args.batch_axis))
     hw = load_hw(args.hw, args.set)
     emu = _emulation(args, model)
     report = simulate(model, hw, args.precision, _onnx_precisions(model, args.float_mode) | float_layer_precisions(
@@ -293,6 +293,14 @@ def _onnx_precisions(model, float_mode: str) -> dict:
     return out
 
 
+def _warned(model):
+    """``model``, after printing on stderr how its file was read (``Model.warnings``, e.g. a SCALE-Sim header
+    read by position), once each."""
+    for w in model.warnings:
+        print(f"accelsim: warning: {w}", file=sys.stderr)
+    return model
+
+
 def _notes(model) -> list:
     if model.weights and model.weights.get("format") == "onnx":
         from .onnx.importer import notes_for
@@ -303,7 +311,7 @@ def _notes(model) -> list:
 def _infer(args) -> int:
     from .inference import infer, read_npz, write_npz
     check_output_dirs(args.out, args.onnx)
-    model = load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis)
+    model = _warned(load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis))
     inputs = read_npz(args.inputs)
     calib = read_npz(args.calib_data, "--calib-data") if args.calib_data else None
     tmp = None if args.onnx is None else Path(args.onnx).with_name(f".{Path(args.onnx).name}.tmp")
@@ -327,7 +335,7 @@ def _eval(args) -> int:
     check_output_dirs(args.json)
     if not args.eval and not args.data:
         raise ConfigError(["eval needs --eval DATASET or --data FILE.npz"])
-    model = load_model(args.model)
+    model = _warned(load_model(args.model))
     accuracy = _accuracy(args, model)
     if args.json:
         write_outputs([(args.json, json_text(accuracy, nonneg=False))])
@@ -338,7 +346,7 @@ def _eval(args) -> int:
 def _compare(args) -> int:
     from .api import compare
     check_output_dirs(args.json)
-    result = compare(load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis),
+    result = compare(_warned(load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis)),
                      load_hw(args.hw, args.set),
                      args.baseline, args.target, batch=args.batch)
     if args.json:

@@ -63,6 +63,7 @@ class Model:
     dataset: str | None = None                 # the evaluation task these weights are measured on
     batch_axis: int | None = 0                 # where graph inputs carry the batch (module docstring)
     dtypes: Mapping[str, str] | None = None    # graph input → numpy dtype name (imported graphs), else None
+    warnings: tuple[str, ...] = field(default=(), compare=False)   # how the loader read the file (for the user)
 
     @property
     def params(self) -> int:

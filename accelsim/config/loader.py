@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -159,8 +160,11 @@ def read_text(path: Path) -> str:
 
 
 def load_scalesim_csv(path: Path) -> Model:
-    """A SCALE-Sim topology CSV as a model (:mod:`accelsim.config.scalesim_csv`), named after the file."""
-    return Model.from_dict(model_dict_from_csv(read_text(path), path.stem, str(path)), source=str(path))
+    """A SCALE-Sim topology CSV as a model (:mod:`accelsim.config.scalesim_csv`), named after the file; how it was
+    read (columns by position, tabs, section rows skipped) is in ``Model.warnings``."""
+    warnings: list[str] = []
+    model = Model.from_dict(model_dict_from_csv(read_text(path), path.stem, str(path), warnings), source=str(path))
+    return replace(model, warnings=tuple(warnings)) if warnings else model
 
 
 def read_yaml(path: Path) -> object:

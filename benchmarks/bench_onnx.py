@@ -1,4 +1,5 @@
-"""ONNX in and out, measured in one run: the onnx package's reference models against ONNX Runtime (FP32), their
+"""ONNX in and out, measured in one run: ONNX's own backend test data (conformance, per folder), the onnx
+package's reference models against ONNX Runtime (FP32), their
 MACs/params against a count from ONNX shape inference alone, and output-code agreement with ONNX Runtime for
 (a) models quantized by ``onnxruntime.quantization.quantize_static`` and run by accelsim, (b) accelsim's own w8a8
 plan exported as QDQ and run by ONNX Runtime — MNIST CNN (1k test images) and EfficientNet-Lite0 (48 photo views).
@@ -30,6 +31,32 @@ from accelsim.nn.qexec import QuantOps  # noqa: E402
 from accelsim.onnx import import_onnx  # noqa: E402
 from accelsim.onnx.exporter import export_onnx  # noqa: E402
 from accelsim.sim.engine import simulate  # noqa: E402
+
+
+def conformance() -> None:
+    """ONNX's backend test data through accelsim.infer (tests/test_onnx_conformance.py), per folder."""
+    import collections
+    from test_onnx_conformance import ALL, REFUSED, run_case, out_of_scope
+    import onnx
+    rows = collections.defaultdict(collections.Counter)
+    t0 = time.perf_counter()
+    for folder, name, path, data in ALL:
+        scope = out_of_scope(onnx.load(str(path), load_external_data=False))
+        result = run_case(path, data)
+        kind = "out of scope" if scope else result.split(":")[0]
+        rows[folder][kind] += 1
+        if not scope and result != "match":
+            print(f"  {folder}/{name}: {result[:150]}")
+    print(f"ONNX backend test data ({time.perf_counter() - t0:.1f} s): folder, models, in scope, match, refused, "
+          "differs, out of scope (strings/sequences/training: refused)")
+    total = collections.Counter()
+    for folder, c in rows.items():
+        n = sum(c.values())
+        total.update(c | {"models": n})
+        print(f"  {folder:18s} {n:4d} {n - c['out of scope']:4d} {c['match']:4d} {c['refused']:4d} "
+              f"{c['differs']:4d} {c['out of scope']:4d}")
+    print(f"  {'all':18s} {total['models']:4d} {total['models'] - total['out of scope']:4d} {total['match']:4d} "
+          f"{total['refused']:4d} {total['differs']:4d} {total['out of scope']:4d}   (known refusals: {len(REFUSED)})")
 
 
 def reference_models(tmp: Path) -> None:
@@ -87,8 +114,9 @@ def real_models(tmp: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--skip-real", action="store_true", help="only the reference models")
+    ap.add_argument("--skip-real", action="store_true", help="only the conformance run and the reference models")
     args = ap.parse_args()
+    conformance()
     with tempfile.TemporaryDirectory() as d:
         reference_models(Path(d))
         if not args.skip_real:

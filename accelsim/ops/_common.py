@@ -1,6 +1,6 @@
 """Building blocks several op families share: shape rules, vector-work counts, run adapters and gradient helpers.
 
-Shapes exclude the batch axis (see :mod:`accelsim.ops`); arrays at run time carry it as axis 0.
+Shapes describe one inference (see :mod:`accelsim.ops`); arrays at run time carry the batch as axis 0.
 """
 from __future__ import annotations
 

@@ -1,13 +1,16 @@
-"""GEMM ops — ``conv2d``, ``linear``, ``matmul`` — end to end: shapes, weights, lowering to the array, the FP32
-numerics with their gradients, and :data:`KINDS`, how each runs in every quantization mode.
+"""GEMM ops — ``conv2d``, ``linear``, ``matmul`` and the imported ``conv`` (1 to 3 spatial dims) and
+``conv_transpose`` — end to end: shapes, weights, lowering to the array, the FP32 numerics with their gradients,
+and :data:`KINDS`, how each runs in every quantization mode.
 
-* **Layout.** Images NCHW; token activations ``[..., features]``; a ``linear`` flattens the leading dims into
-  one 2-D GEMM (a numpy ``@`` on 3-D stacks is much slower). Convolution is lowered the way the accelerator
-  sees it (DESIGN §5.1): ``im2col`` → one 2-D GEMM per group ``y[Cout, M] = W[Cout, K] @ cols``; depthwise
-  convs (``groups == Cin == Cout``) run as ``R·S`` shifted multiply-adds, as a vector unit does.
-* **Lowering.** conv: ``groups`` GEMMs with M = Ho·Wo, N = Cout/g, K = (Cin/g)·kh·kw (a depthwise conv is Cin
-  tiny GEMMs); linear: M = rows, N = out_features, K = in_features; matmul: one GEMM per leading index (per
-  attention head), both operands activations.
+* **Layout.** Images ``[C, *spatial]`` (NCHW at run time; dims in front of the channels run as more images);
+  token activations ``[..., features]``; a ``linear`` flattens the leading dims into one 2-D GEMM (a numpy ``@``
+  on 3-D stacks is much slower). Convolution is lowered the way the accelerator sees it (DESIGN §5.1):
+  ``im2col`` → one 2-D GEMM per group ``y[Cout, M] = W[Cout, K] @ cols`` (:mod:`accelsim.ops._conv`); depthwise
+  convs (``groups == Cin == Cout``) run as shifted multiply-adds, as a vector unit does.
+* **Lowering.** conv: ``groups`` GEMMs with M = prod(out), N = Cout/g, K = (Cin/g)·prod(kernel) (a depthwise conv
+  is Cin tiny GEMMs); conv_transpose: ``groups`` GEMMs with M = prod(in), N = (Cout/g)·prod(kernel), K = Cin/g;
+  linear: M = rows, N = out_features, K = in_features; matmul (numpy ``matmul``: broadcast leading dims, 1-D
+  operands): one GEMM per leading index (per attention head), both operands activations.
 * **Execution.** ``run`` hands the op to ``ctx.qops`` (the quantization mode: :mod:`accelsim.nn.qexec`), which
   computes it through :data:`KINDS` (float reference, requantizing and rescaling integer kernels, gradient).
   A fused activation (``relu``/``relu6`` after a conv/linear) is applied in the output stage (:data:`ACTIVATIONS`).

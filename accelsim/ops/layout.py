@@ -2,7 +2,7 @@
 ``pad``, ``gather``, ``tile``, ``expand`` — which move data without vector work (``vector_ops`` 0: they cost
 nothing).
 
-Axes count without the batch axis (axis 0 = the first non-batch dimension), as every shape here; at run time
+Axes count in the shapes (one inference; a model YAML's axis 0 is the first non-batch dimension); at run time
 each array has the batch axis in front.
 """
 from __future__ import annotations

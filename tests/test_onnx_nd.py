@@ -128,6 +128,13 @@ def _int_twin_conv(x, zx, w, zw, bias, geo, transposed=False):
     return np.rint(acc).astype(np.int64) + bias.reshape((1, -1) + (1,) * (x.ndim - 2))
 
 
+def _operands(rng, xs, ws, wzp=0):
+    """Random uint8 inputs, weights (int8, or uint8 around ``wzp``), per-channel scales and an int32 bias."""
+    x = rng.integers(0, 256, xs, dtype=np.uint8)
+    w = rng.integers(0, 256, ws, dtype=np.uint8) if wzp else rng.integers(-127, 128, ws, dtype=np.int8)
+    return x, w, (0.002 + rng.random(ws[0]) / 500).astype(np.float32), rng.integers(-2000, 2000, ws[0]).astype(np.int32)
+
+
 def _requant_twin(acc, sx, sw, sy, zy):
     """tests/reference_quant's requantization on a channels-first accumulator."""
     a = np.moveaxis(acc, 1, -1)
@@ -144,13 +151,9 @@ NDGEO = [
 @pytest.mark.parametrize("xs, ws, geo", NDGEO)
 @pytest.mark.parametrize("wzp", [0, 7])
 def test_qlinear_conv_nd_equals_the_integer_twin(xs, ws, geo, wzp):
-    rng = np.random.default_rng(3)
-    x = rng.integers(0, 256, xs, dtype=np.uint8)
-    w = rng.integers(0, 256, ws, dtype=np.uint8) if wzp else rng.integers(-127, 128, ws, dtype=np.int8)
+    x, w, sw, bias = _operands(np.random.default_rng(3), xs, ws, wzp)
     zw = np.full(ws[0], wzp, np.uint8 if wzp else np.int8)
     zw[0] = wzp + 3 if wzp else 0                                         # per-channel zero points
-    sw = (0.002 + rng.random(ws[0]) / 500).astype(np.float32)
-    bias = rng.integers(-2000, 2000, ws[0]).astype(np.int32)
     y = qlinear_conv(x, np.float32(0.02), np.uint8(5), w, sw, zw, np.float32(0.07), np.uint8(120), bias, **geo)
     want = _requant_twin(_int_twin_conv(x, 5, w, zw, bias, geo), np.float32(0.02), sw, np.float32(0.07), 120)
     np.testing.assert_array_equal(y, want)
@@ -164,11 +167,7 @@ def test_qlinear_conv_nd_equals_the_integer_twin(xs, ws, geo, wzp):
                                             group=1, output_padding=(0, 0, 0))),
 ])
 def test_qlinear_conv_transpose_equals_the_integer_twin_and_the_array(xs, ws, geo):
-    rng = np.random.default_rng(4)
-    x = rng.integers(0, 256, xs, dtype=np.uint8)
-    w = rng.integers(-127, 128, ws, dtype=np.int8)
-    sw = (0.002 + rng.random(ws[0]) / 500).astype(np.float32)
-    bias = rng.integers(-2000, 2000, ws[0]).astype(np.int32)
+    x, w, sw, bias = _operands(np.random.default_rng(4), xs, ws)
     args = (x, np.float32(0.02), np.uint8(5), w, sw, np.int8(0), np.float32(0.09), np.uint8(100), bias)
     y = qlinear_conv_transpose(*args, **geo)
     want = _requant_twin(_int_twin_conv(x, 5, w, 0, bias, geo, True), np.float32(0.02), sw, np.float32(0.09), 100)
@@ -210,11 +209,7 @@ def test_w8a8_runs_nd_graphs_and_tracks_fp32(tmp_path):
 @pytest.mark.parametrize("xs, ws, strides, pads", [((2, 4, 9), (6, 4, 3), [2], [1, 2]),
                                                   ((2, 4, 5, 6, 4), (6, 4, 2, 3, 2), [1, 2, 1], [1, 0, 1, 0, 1, 1])])
 def test_qlinear_conv_1d_3d_equal_onnxruntime(xs, ws, strides, pads):
-    rng = np.random.default_rng(7)
-    x = rng.integers(0, 256, xs, dtype=np.uint8)
-    w = rng.integers(-127, 128, ws, dtype=np.int8)
-    sw = (0.002 + rng.random(ws[0]) / 500).astype(np.float32)
-    bias = rng.integers(-2000, 2000, ws[0]).astype(np.int32)
+    x, w, sw, bias = _operands(np.random.default_rng(7), xs, ws)
     grids = dict(xs=np.float32(0.02), xz=np.uint8(5), w=w, ws=sw, wz=np.zeros(ws[0], np.int8), ys=np.float32(0.07),
                  yz=np.uint8(120), b=bias)
     node = helper.make_node("QLinearConv", ["x", *grids], ["y"], strides=strides, pads=pads)

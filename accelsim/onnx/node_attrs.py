@@ -1,6 +1,6 @@
-"""Reading ONNX node attributes for the converters (:mod:`.ops_map`, :mod:`.ops_window`): integer lists, axes
-(ONNX axis ``a`` is accelsim axis ``a − off``, ``off`` = 1 when the batch axis is in front) and the padding of a
-window op in 1 to 3 spatial dims."""
+"""What the converters (:mod:`.ops_map`, :mod:`.ops_window`, :mod:`.ops_qdq`) share: reading ONNX node
+attributes — integer lists, axes (ONNX axis ``a`` is accelsim axis ``a − off``, ``off`` = 1 when the batch axis is
+in front), the padding of a window op in 1 to 3 spatial dims — and the element-wise converter."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,3 +40,15 @@ def spatial_pads(n, k, s, d, out=None) -> list[int]:
             need = (out[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - (sp[i] + pads[i] + pads[i + nd])
             pads[i + nd] += max(0, need)
     return pads
+
+
+def elementwise(same_op: str, bcast_op: str):
+    """An n-ary element-wise node: ``same_op`` when every input is an activation of the output's shape (e.g.
+    ``add``, which fuses as a residual join), else ``bcast_op`` (numpy broadcasting); one input is an alias."""
+    def convert(n):
+        ins = [i for i in range(len(n.node.input)) if n.has(i)]
+        if len(ins) == 1:
+            return n.alias(n.x(0))
+        same = all(not n.is_const(i) and n.full(i) == n.full_out() for i in ins)
+        n.emit(same_op if same else bcast_op, [n.x(i) for i in ins], {})
+    return convert

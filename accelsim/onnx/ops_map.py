@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from .node_attrs import axis as _axis
+from .node_attrs import elementwise
 from .node_attrs import ints as _ints
 from .ops_qdq import QDQ
 from .ops_window import WINDOW
@@ -83,16 +84,6 @@ def matmul(n):
     if n.is_const(0) and n.is_const(1):
         n.fail("MatMul of two constants should have been folded")
     n.emit("matmul", [n.x(0), n.x(1)], dict(transpose_b=False))
-
-
-def elementwise(same_op: str, bcast_op: str):
-    def convert(n):
-        ins = [i for i in range(len(n.node.input)) if n.has(i)]
-        if len(ins) == 1:
-            return n.alias(n.x(0))
-        same = all(not n.is_const(i) and n.full(i) == n.full_out() for i in ins)
-        n.emit(same_op if same else bcast_op, [n.x(i) for i in ins], {})
-    return convert
 
 
 def binary(op: str):

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .node_attrs import elementwise
 
-def plain_add(n):
-    """Add without the quantized pattern: ``add`` of same-shape activations, else ``bcast_add``."""
-    ins = [i for i in range(len(n.node.input)) if n.has(i)]
-    if len(ins) == 1:
-        return n.alias(n.x(0))
-    same = all(not n.is_const(i) and n.full(i) == n.full_out() for i in ins)
-    n.emit("add" if same else "bcast_add", [n.x(i) for i in ins], {})
+
+plain_add = elementwise("add", "bcast_add")
+"""Add without the quantized pattern: ``add`` of same-shape activations, else ``bcast_add``."""
 
 
 _QTYPES = {2: (8, False), 3: (8, True), 4: (16, False), 5: (16, True)}   # ONNX elem type → (bits, signed)

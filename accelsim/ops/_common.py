@@ -76,6 +76,15 @@ def spatial(a: dict, shapes: list[Shape], channels: int | None) -> Shape:
     return lead + (c if channels is None else channels,) + out
 
 
+def on_images(a: dict, x, fn):
+    """``fn`` on a window op's run-time input ``[B, *lead, C, *spatial]`` seen as ``[B·lead, C, *spatial]``
+    (dims in front of the channels run as more images), the result shaped back."""
+    d = len(a["kernel"])
+    front = x.shape[:x.ndim - d - 1]
+    y = fn(x.reshape((-1,) + x.shape[x.ndim - d - 1:]))
+    return y.reshape(front + y.shape[1:])
+
+
 def channel_axis_ok(a: dict, shapes: list[Shape]) -> Shape:
     """The single input of a per-channel op (``channel_axis`` within its rank)."""
     x = one(shapes)

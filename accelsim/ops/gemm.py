@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import AccelsimError
 from . import attrs as A
-from ._common import one, spatial, window_dims
+from ._common import on_images, one, spatial, window_dims
 from ._conv import conv, conv_backward, conv_transpose, conv_transpose_backward, conv_transpose_size
 from ._geometry import ntuple, pads_nd
 from .elementwise import relu, relu6, relu6_backward, relu_backward
@@ -285,23 +285,15 @@ def _matmul_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
     return Gemm(xm[-2], ym[-1], xm[-1], math.prod(lead), False)
 
 
-def _batched_nchw(a: dict, x, fn):
-    """``fn`` on ``x [B, *lead, C, *spatial]`` seen as ``[B·lead, C, *spatial]``, the result shaped back."""
-    d = len(a["kernel"])
-    front = x.shape[:x.ndim - d - 1]
-    y = fn(x.reshape((-1,) + x.shape[x.ndim - d - 1:]))
-    return y.reshape(front + y.shape[1:])
-
-
 def _run_conv(a: dict, xs: list, ctx):
     w, b = ctx.weight_and_bias()
-    return _batched_nchw(a, xs[0], lambda x: ctx.qops.conv(ctx.qname, x, w, b, a["stride"], a["padding"],
+    return on_images(a, xs[0], lambda x: ctx.qops.conv(ctx.qname, x, w, b, a["stride"], a["padding"],
                                                            a["dilation"], a["groups"], ctx.act))
 
 
 def _run_conv_transpose(a: dict, xs: list, ctx):
     w, b = ctx.weight_and_bias()
-    return _batched_nchw(a, xs[0], lambda x: ctx.qops.conv_transpose(
+    return on_images(a, xs[0], lambda x: ctx.qops.conv_transpose(
         ctx.qname, x, w, b, a["stride"], a["padding"], a["dilation"], a["groups"], a["output_padding"], ctx.act))
 
 
@@ -342,7 +334,7 @@ def _gemm_back(a: dict, xs: list, y, dy, ctx) -> list:
 
 def _window_back(a: dict, xs: list, y, dy, ctx) -> list:
     """A conv whose input has dims in front of the channels: the rule on the ``[B·lead, C, *spatial]`` view."""
-    return [_batched_nchw(a, dy, lambda d: _gemm_back(a, xs, y, d, ctx)[0])]
+    return [on_images(a, dy, lambda d: _gemm_back(a, xs, y, d, ctx)[0])]
 
 
 def _matmul_back(a: dict, xs: list, y, dy, ctx) -> list:

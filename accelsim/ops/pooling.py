@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import attrs as A
-from ._common import axes_ok, channel_axis_ok, input_elements, one, spatial, window_elements
+from ._common import axes_ok, channel_axis_ok, input_elements, on_images, one, spatial, window_elements
 from ._geometry import ntuple, out_sizes, pad, pads_nd, unpad_nd, window_nd
 from .registry import OpDef, Shape, ShapeError
 
@@ -110,19 +110,11 @@ def _global_pool(a: dict, shapes: list[Shape]) -> Shape:
     return x[:ca + 1] + (1,) * (len(x) - ca - 1)
 
 
-def _on_images(a: dict, x, fn):
-    """``fn`` on ``x [B, *lead, C, *spatial]`` seen as ``[B·lead, C, *spatial]``, the result shaped back."""
-    d = len(a["kernel"])
-    front = x.shape[:x.ndim - d - 1]
-    y = fn(x.reshape((-1,) + x.shape[x.ndim - d - 1:]))
-    return y.reshape(front + y.shape[1:])
-
-
 def _run_pool(fn):
     def run(a: dict, xs: list, ctx):
         if a["ceil_mode"]:
             ctx.unsupported("execution supports pools without ceil_mode")
-        y = _on_images(a, xs[0], lambda x: fn(x, a["kernel"], a["stride"], a["padding"], a["dilation"]))
+        y = on_images(a, xs[0], lambda x: fn(x, a["kernel"], a["stride"], a["padding"], a["dilation"]))
         return y[0] if isinstance(y, tuple) else y
     return run
 
@@ -130,7 +122,7 @@ def _run_pool(fn):
 def _run_max(a: dict, xs: list, ctx):
     if a["ceil_mode"]:
         ctx.unsupported("execution supports pools without ceil_mode")
-    return _on_images(a, xs[0], lambda x: max_pool(x, a["kernel"], a["stride"], a["padding"], a["dilation"])[0])
+    return on_images(a, xs[0], lambda x: max_pool(x, a["kernel"], a["stride"], a["padding"], a["dilation"])[0])
 
 
 def _max_back(a, xs, y, dy, ctx):
@@ -139,13 +131,13 @@ def _max_back(a, xs, y, dy, ctx):
     def rule(d, x=xs[0]):
         x = x.reshape((-1,) + x.shape[x.ndim - len(k) - 1:])
         return max_pool_backward(d, max_pool(x, k, s, p, dl)[1], x.shape, k, s, p, dl)
-    return [_on_images(a, dy, rule)]
+    return [on_images(a, dy, rule)]
 
 
 def _avg_back(a, xs, y, dy, ctx):
     k = a["kernel"]
     shape = (-1,) + xs[0].shape[xs[0].ndim - len(k) - 1:]
-    return [_on_images(a, dy, lambda d: avg_pool_backward(d, (len(d),) + shape[1:], k, a["stride"], a["padding"],
+    return [on_images(a, dy, lambda d: avg_pool_backward(d, (len(d),) + shape[1:], k, a["stride"], a["padding"],
                                                           a["dilation"]))]
 
 

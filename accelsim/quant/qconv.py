@@ -240,6 +240,18 @@ def _final_range(acc, acc_bits: int, saturate: bool):
     return acc, AccOverflow(int(bad.sum()), int(bad.sum()))
 
 
+def _output_stage(stage, acc, acc_dtype, out_dtype, lift: bool) -> np.ndarray:
+    """``stage`` on the exact sums ``acc`` (B, Cout, *out) seen channels last, as the stages take them
+    (``acc_dtype``: int64 for requantization, int32 for a rescale), shaped back (a lifted 1-D conv's height
+    dropped)."""
+    cout = acc.shape[1]
+    rows = np.ascontiguousarray(np.moveaxis(acc, 1, -1)).reshape(1, -1, cout).astype(acc_dtype, copy=False)
+    out = np.empty(rows.shape, dtype=out_dtype)
+    stage.after_checked(rows, out)
+    y = np.moveaxis(out.reshape(acc.shape[:1] + acc.shape[2:] + (cout,)), -1, 1)
+    return np.ascontiguousarray(y[:, :, 0] if lift else y)
+
+
 def _transposed(fn, x, x_scale, x_zp, w, w_scale, w_zp, strides, pads, dilations, group, output_padding, bits):
     x, w = _codes(x, "x"), _codes(w, "w")
     lift = x.ndim == 3 and w.ndim == 3
@@ -270,11 +282,7 @@ def qlinear_conv_transpose(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bi
     acc = acc + bias64.reshape((1, -1) + (1,) * (acc.ndim - 2))
     if accumulate is None:
         acc, ovf = _final_range(acc, nbits, saturate)
-    rows = np.ascontiguousarray(np.moveaxis(acc, 1, -1)).reshape(1, -1, cout)
-    out = np.empty(rows.shape, dtype=y_dtype)
-    _g.requant_acc(rows, stage.mode, stage.mult, stage.qm, stage.shift, stage.qmin, stage.qmax, stage.zp, out)
-    y = np.moveaxis(out.reshape(acc.shape[:1] + acc.shape[2:] + (cout,)), -1, 1)
-    y = np.ascontiguousarray(y[:, :, 0] if lift else y)
+    y = _output_stage(stage, acc, np.int64, y_dtype, lift)
     return (y, ovf) if return_overflow else y
 
 
@@ -288,9 +296,4 @@ def conv_transpose_integer_rescale(x, x_scale, x_zp, w, w_scale, w_zp, bias=None
     cout = w.shape[0]
     stage = _rescale_stage(sx, swt, 1, cout, bias, act, cout)
     acc, _ = _transpose_acc(x, zx, w, zw, geo, g, None, {})
-    acc, _ = _final_range(acc, 32, False)
-    rows = np.ascontiguousarray(np.moveaxis(acc, 1, -1)).reshape(1, -1, cout).astype(np.int32)
-    out = np.empty(rows.shape, dtype=np.float32)
-    stage.after_checked(rows, out)
-    y = np.moveaxis(out.reshape(acc.shape[:1] + acc.shape[2:] + (cout,)), -1, 1)
-    return np.ascontiguousarray(y[:, :, 0] if lift else y)
+    return _output_stage(stage, _final_range(acc, 32, False)[0], np.int32, np.float32, lift)

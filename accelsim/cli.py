@@ -6,6 +6,7 @@ code 2; no output file is left behind when a run fails.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -17,7 +18,7 @@ from .reporting import cli as report_cli
 from .cli_io import check_output_dirs, write_outputs
 from .config.loader import is_dir, load_hw, load_model
 from .errors import AccelsimError, ConfigError, one_line, short
-from .report import format_accuracy, format_breakdown, format_table, format_totals, json_text, to_csv, to_json
+from .report import format_accuracy, format_breakdown, format_weights, format_table, format_totals, json_text, to_csv, to_json
 from .eval.pipeline import float_layer_precisions, parse_layer_precisions
 from .sim.engine import simulate
 
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default="w8a8", help="fp32 | fp16 | bf16 | w8a8 | w4a8 | w4a4 (default w8a8)")
     run.add_argument("--batch", type=int, default=1, metavar="N",
                      help="inferences run together: weights fetched once per batch (default 1)")
+    run.add_argument("--decode", type=int, metavar="N",
+                     help="a decoder LLM: cost the prefill of seq_len tokens and N decode steps apart "
+                          "(time to first token, ms per token, tokens/s, energy per token, KV cache)")
     run.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     run.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
     run.add_argument("--max-rows", type=int, default=60, help="layers shown in the table (default 60; 0 = all)")
@@ -128,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     cmp_.add_argument("--batch", type=int, default=1, metavar="N", help="inferences run together (default 1)")
     _add_batch_axis(cmp_)
+    cmp_.add_argument("--decode", type=int, metavar="N",
+                      help="a decoder LLM: compare the prefill and N decode steps (tokens/s, energy per token)")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
     val = sub.add_parser("validate", help="predicted vs measured latency of the zoo's models on a real device",
                          epilog="example:\n  accelsim validate edgetpu_devboard --json devboard.json",
@@ -224,6 +230,8 @@ def _run(args) -> int:
     check_output_dirs(args.json, args.csv)
     if args.max_rows < 0:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
+    if args.decode is not None:
+        return _run_phases(args)
     model = _warned(load_model(args.model, _key_values(args.param, "--param"), args.unsupported, args.batch_axis))
     hw = load_hw(args.hw, args.set)
     emu = _emulation(args, model)
@@ -242,6 +250,8 @@ def _run(args) -> int:
         print(format_table(report, args.max_rows or None))
     if args.breakdown:
         print("\n" + format_breakdown(report))
+        if hw.memory.resident_level is not None:
+            print("\n" + format_weights(report))
     for note in _notes(model):
         print(f"note: {note}")
     if emu:
@@ -250,6 +260,32 @@ def _run(args) -> int:
         print("\n" + format_accuracy(accuracy))
         if "array" in accuracy:
             print(_array_line(accuracy["array"]))
+    return 0
+
+
+def _run_phases(args) -> int:
+    """``run --decode N``: prefill and decode of a decoder LLM costed apart (accelsim.sim.phases)."""
+    from .report import format_phases
+    from .sim.phases import phases
+    for flag in ("eval", "data", "emulate", "trace"):
+        if getattr(args, flag):
+            raise ConfigError([f"--decode costs the prefill and decode phases; it does not combine with "
+                               f"--{flag} (accelsim generate runs a decoder)"])
+    params = _key_values(args.param, "--param")
+    seq_len = params.pop("seq_len", None)
+    result = phases(args.model, load_hw(args.hw, args.set), args.precision, seq_len, args.decode, args.batch,
+                    params)
+    outputs = [(args.json, json_text(result.to_dict()))] if args.json else []
+    if args.csv:
+        outputs.append((args.csv, to_csv(result.prefill)))
+    write_outputs(outputs)
+    if not args.quiet:
+        print("prefill\n" + format_table(result.prefill, args.max_rows or None))
+        if result.decode is not None:
+            context = result.steps[len(result.steps) // 2]["past_len"]
+            print(f"\none decode step (context {context} tokens)\n" + format_table(result.decode, args.max_rows or None))
+        print()
+    print(format_phases(result.totals))
     return 0
 
 
@@ -346,12 +382,31 @@ def _eval(args) -> int:
 def _compare(args) -> int:
     from .api import compare
     check_output_dirs(args.json)
+    if args.decode is not None:
+        return _compare_phases(args)
     result = compare(_warned(load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis)),
                      load_hw(args.hw, args.set),
                      args.baseline, args.target, batch=args.batch)
     if args.json:
         write_outputs([(args.json, json_text(result.to_dict()))])
     print(result.table())
+    return 0
+
+
+def _compare_phases(args) -> int:
+    """``compare --decode N``: both precisions' prefill and decode phases side by side."""
+    from .report import PHASE_ROWS, ratio_table, ratios
+    from .sim.phases import phases
+    params = _key_values(args.param, "--param")
+    seq_len, hw = params.pop("seq_len", None), load_hw(args.hw, args.set)
+    runs = [phases(args.model, hw, p, seq_len, args.decode, args.batch, params) for p in (args.baseline, args.target)]
+    bt, tt = (json.loads(json_text(r.totals)) for r in runs)
+    if args.json:
+        write_outputs([(args.json, json_text({"model": runs[0].prefill.model, "hw": hw.name, "baseline": args.baseline,
+                                               "target": args.target, "baseline_totals": bt, "target_totals": tt,
+                                               "ratios": ratios(bt, tt, PHASE_ROWS)}))])
+    print(f"{runs[0].prefill.model} on {hw.name}: prefill and {args.decode} decode steps, {args.baseline} vs "
+          f"{args.target} (batch {args.batch})\n" + ratio_table((args.baseline, args.target), bt, tt, PHASE_ROWS))
     return 0
 
 

@@ -21,6 +21,7 @@ At run time every tensor carries one leading axis more than its shape: the infer
 parameter ≤ ``MAX_DIM = 2**31``; every tensor and every layer's parameter count ≤ ``MAX_ELEMENTS = 2**48``;
 each layer's work ≤ ``MAX_MACS = 2**48`` MACs (GEMM layers, with each of M, N, K and the GEMM count ≤ 2**31) or
 vector elements (:func:`size_problem`, checked again by :func:`accelsim.lowering.lower_layer`).
+A model input sized by a parameter declared 0 (``past_len``: an empty KV cache) may be empty; no layer output may.
 
 **One report per root cause**: a layer with a problem defines no tensor, and a later layer that reads it (by
 name, or implicitly as the previous layer) is not checked against it; one line counts such layers.
@@ -36,7 +37,7 @@ from .config.fields import MAX_DIM, MAX_ELEMENTS, MAX_MACS, MISSING, Reader, bou
 from .errors import ConfigError, short
 from .ops import OPS, Shape, ShapeError
 
-WEIGHT_FORMATS = ("safetensors", "pth", "npz", "trained", "onnx")
+WEIGHT_FORMATS = ("safetensors", "pth", "npz", "trained", "onnx", "gguf")
 DATASETS = ("mnist", "photos", "lee")
 
 
@@ -61,6 +62,7 @@ class Model:
     source: str = field(default="", compare=False)
     weights: Mapping[str, str] | None = None   # where real weights come from (see accelsim.data.weights)
     dataset: str | None = None                 # the evaluation task these weights are measured on
+    dims: Mapping[str, int] = field(default_factory=dict)   # the named dimensions (YAML ``params``) as set
     batch_axis: int | None = 0                 # where graph inputs carry the batch (module docstring)
     dtypes: Mapping[str, str] | None = None    # graph input → numpy dtype name (imported graphs), else None
     warnings: tuple[str, ...] = field(default=(), compare=False)   # how the loader read the file (for the user)
@@ -95,7 +97,7 @@ class Model:
         layers = _layers(raw_layers, join(path, "layers"), dict(inputs), problems)
         if problems:
             raise ConfigError(problems, source)
-        return cls(name, MappingProxyType(inputs), tuple(layers), source, weights, dataset)
+        return cls(name, MappingProxyType(inputs), tuple(layers), source, weights, dataset, MappingProxyType(params))
 
 
 def _weights_spec(r: Reader) -> Mapping[str, str]:
@@ -114,15 +116,20 @@ def _weights_spec(r: Reader) -> Mapping[str, str]:
 
 
 def _params(r: Reader, overrides: Mapping[str, int]) -> dict[str, int]:
-    values = {key: r.pos_int(key) for key in r.data}
+    """Model parameters: positive integers, except that one declared 0 (a count such as ``past_len``, the tokens
+    already in a KV cache) takes any non-negative value; a zero then sizes an empty model input."""
+    values = {key: r.nonneg_int(key) if r.data.get(key) == 0 else r.pos_int(key) for key in r.data}
+    counts = {key for key in values if r.data.get(key) == 0}
     for key, value in overrides.items():
+        low = 0 if key in counts else 1
         if key not in values:
             r.problems.append(f"{join(r.path, short(key))}: unknown model parameter "
                               f"(known: {', '.join(values) or 'none'})")
-        elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            r.problems.append(f"{join(r.path, key)}: expected a positive integer, got {short(repr(value))}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = "non-negative" if low == 0 else "positive"
+            r.problems.append(f"{join(r.path, key)}: expected a {kind} integer, got {short(repr(value))}")
         elif value > MAX_DIM:
-            r.problems.append(f"{join(r.path, key)}: expected a positive integer ≤ {bound_text(MAX_DIM)}, "
+            r.problems.append(f"{join(r.path, key)}: expected an integer ≤ {bound_text(MAX_DIM)}, "
                               f"got {short(value)}")
         else:
             values[key] = value
@@ -144,8 +151,9 @@ def _inputs(r: Reader, params: dict[str, int]) -> dict[str, Shape]:
         ir.reject_unknown()
         dims = []
         for d in shape if isinstance(shape, list) else [None]:   # [] is a scalar
+            zero_ok = isinstance(d, str) and params.get(d) == 0    # an empty input (e.g. an empty KV cache)
             d = params.get(d, d) if isinstance(d, str) else d
-            if isinstance(d, bool) or not isinstance(d, int) or d <= 0:
+            if isinstance(d, bool) or not isinstance(d, int) or d < (0 if zero_ok else 1):
                 ir.bad("shape", "a list of positive integers or model parameter names", shape)
                 break
             dims.append(d)
@@ -167,7 +175,9 @@ def _shape_problem(shape: Shape) -> str | None:
 
 
 def size_problem(op: str, attrs: Mapping[str, Any], in_shapes: list[Shape], out: Shape) -> str | None:
-    """Why a layer is too big for the cost model (module docstring: size bounds), or None."""
+    """Why a layer is too big for the cost model (module docstring: size bounds) or empty, or None."""
+    if 0 in out:
+        return f"output {list(out)} is empty (only a model input may be empty)"
     problem = _shape_problem(out)
     if problem:
         return f"output {problem}"

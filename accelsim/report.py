@@ -144,34 +144,56 @@ def format_totals(report: RunReport) -> str:
     return "\n".join(lines)
 
 
+PHASE_ROWS = [  # the decoder phases (accelsim.sim.phases totals), as COMPARE_ROWS
+    ("model size (MB)", "model_size_mb", "{:.2f}", False), ("time to first token (ms)", "prefill_ms", "{:.3f}", False),
+    ("decode (ms per token)", "decode_ms_per_token", "{:.3f}", False), ("tokens per second", "tokens_per_s", "{:.1f}", True),
+    ("energy per token (mJ)", "energy_per_token_mj", "{:.4f}", False),
+    ("weights per token (MB)", "weight_mb_per_token", "{:.3f}", False),
+    ("KV cache per token (MB)", "kv_mb_per_token", "{:.3f}", False),
+    ("DRAM per token (MB)", "dram_mb_per_token", "{:.3f}", False),
+]
+
+
+def ratios(base_totals: dict, target_totals: dict, rows=COMPARE_ROWS) -> dict:
+    """Improvement of target over baseline per row key: baseline/target for costs, target/baseline where higher
+    is better (None where either is missing or zero)."""
+    out = {}
+    for _, key, _, higher_better in rows:
+        b, t = base_totals.get(key), target_totals.get(key)
+        num, den = (t, b) if higher_better else (b, t)
+        out[key] = num / den if num is not None and den else None
+    return out
+
+
 def compare_dict(base: RunReport, target: RunReport) -> dict:
     """Both runs' totals and the ratios baseline/target (or target/baseline where higher is better)."""
-    ratios = {}
     bt, tt = checked(base.totals), checked(target.totals)
-    for _, key, _, higher_better in COMPARE_ROWS:
-        b, t = bt[key], tt[key]
-        num, den = (t, b) if higher_better else (b, t)
-        ratios[key] = num / den if num is not None and den else None
     return {"model": base.model, "hw": base.hw, "baseline": base.precision, "target": target.precision,
-            "baseline_totals": bt, "target_totals": tt, "ratios": ratios,
+            "baseline_totals": bt, "target_totals": tt, "ratios": ratios(bt, tt),
             "ratio_meaning": "improvement factor of target over baseline (>1 = better): baseline/target for "
                              "costs, target/baseline for throughput, inferences/J and utilization"}
 
 
+def ratio_table(names: tuple[str, str], base_totals: dict, target_totals: dict, rows=COMPARE_ROWS) -> str:
+    """The side-by-side table of two runs' totals with the improvement factors."""
+    r = ratios(base_totals, target_totals, rows)
+    table = [["metric", *names, "improvement"]]
+    for label, key, fmt, _ in rows:
+        table.append([label, _cell(fmt, base_totals.get(key)), _cell(fmt, target_totals.get(key)),
+                      "-" if r[key] is None else f"{r[key]:.2f}x"])
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in table]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
 def format_compare(base: RunReport, target: RunReport) -> str:
     d = compare_dict(base, target)
-    rows = [["metric", base.precision, target.precision, "improvement"]]
-    for label, key, fmt, _ in COMPARE_ROWS:
-        r = d["ratios"][key]
-        rows.append([label, _cell(fmt, d["baseline_totals"][key]), _cell(fmt, d["target_totals"][key]),
-                     "-" if r is None else f"{r:.2f}x"])
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
     c = base.config
     head = (f"{base.model} on {base.hw} ({c['rows']}x{c['cols']} {c['dataflow'].upper()}, {c['clock_mhz']:g} MHz, "
             f"DRAM {c['dram_gbps']:g} GB/s): {base.precision} vs {target.precision}")
-    return head + "\n" + "\n".join(lines)
+    return head + "\n" + ratio_table((base.precision, target.precision), d["baseline_totals"], d["target_totals"])
 
 
 def to_json(report: RunReport, extra: dict | None = None) -> str:
@@ -257,6 +279,39 @@ def format_breakdown(report: RunReport) -> str:
             lines.append(f"{name if i == 0 else '':16} {op:8} {_num(_mb(t['read_bytes']), '11.3f')} "
                          f"{_num(_mb(t['write_bytes']), '11.3f')}{tail}")
     return "\n".join(lines)
+
+
+def format_phases(totals: dict) -> str:
+    """The phase totals of a decoder LLM (:mod:`accelsim.sim.phases`)."""
+    t = checked(totals)
+    lines = [f"prefill: {_num(t['prefill_ms'], '.3f')} ms to the first token (batch {t['batch']}), "
+             f"{_num(t['prefill_energy_mj'], '.3f')} mJ"]
+    if t["decode_tokens"]:
+        lines += [f"decode: {t['decode_tokens']} tokens, {_num(t['decode_ms_per_token'], '.3f')} ms per token, "
+                  f"{_num(t['tokens_per_s'], ',.1f')} tokens/s (bandwidth bound "
+                  f"{_num(t['decode_bound_tokens_per_s'], ',.1f')}), {_num(t['energy_per_token_mj'], '.4f')} mJ per token",
+                  f"per token: weights {_num(t['weight_mb_per_token'], '.3f')} MB, KV cache "
+                  f"{_num(t['kv_mb_per_token'], '.3f')} MB, DRAM {_num(t['dram_mb_per_token'], '.3f')} MB; KV cache "
+                  f"{_num(t['kv_cache_mb'], '.3f')} MB after the last token; total {_num(t['total_ms'], '.3f')} ms"]
+    return "\n".join(lines)
+
+
+def format_weights(report: RunReport) -> str:
+    """Per layer with weights: bytes held on chip across inferences and bytes streamed in during the run."""
+    d = checked(report.to_dict())
+    rows = [c for c in d["layers"] if c["resident_weight_bytes"] or c["streamed_weight_bytes"]]
+    t = d["totals"]
+    head = f"{'layer (weights)':32} {'held on chip KB':>16} {'streamed KB':>12}"
+    lines = [head, "-" * len(head)]
+    lines += [f"{c['name'][-32:]:32} {_num(_kb(c['resident_weight_bytes']), '16,.1f')} "
+              f"{_num(_kb(c['streamed_weight_bytes']), '12,.1f')}" for c in rows]
+    lines.append(f"{'total (MB; streamed per inference)':32} {_num(t['resident_weight_mb'], '16.3f')} "
+                 f"{_num(t['streamed_weight_mb'], '12.3f')}")
+    return "\n".join(lines)
+
+
+def _kb(value):
+    return None if value is None else value / 1e3
 
 
 def _mb(value):

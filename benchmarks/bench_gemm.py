@@ -4,7 +4,9 @@
 
 For each shape (M, K, N) and type pair (u8 x s8, s8 x s8, u8 x u8): ONNX Runtime's ``QLinearMatMul`` when it
 implements the pair (else ``MatMulInteger`` followed by the same requantization in numpy - the ``ORT op`` column
-says which), accelsim's ``qlinear_matmul`` (whatever backend is active: ``accelsim.quant.ort_gemm.describe()``)
+says which), accelsim's ``qlinear_matmul`` (whatever backend is active: ``accelsim.quant.ort_gemm.describe()``;
+the ``accelsim op`` column says whether the call ran as ONNX Runtime's fused QLinearMatMul, checked against
+accelsim's semantics at first use, or as MatMulInteger + accelsim's requantization)
 and numpy's float32 ``@`` of the same shape. Per-tensor scales and zero points, all in one process; ``b`` is a
 graph input for ONNX Runtime (packed on every call, as accelsim must: it is a stateless function), and the
 ``ORT const-B`` column times the same node with ``b`` a constant initializer, which ONNX Runtime prepacks once.
@@ -122,6 +124,8 @@ def gemm_rows(repeats: int = 60, shapes=SHAPES, pairs=PAIRS, seed: int = 0) -> l
             best, med = _time_rounds(fns, repeats)
             rows.append({
                 "m": m, "k": k, "n": n, "pair": f"{pa}x{pb}", "ort_op": label, "backend": ort_gemm.describe(),
+                "accelsim_op": "QLinearMatMul" if ort_gemm.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy) is not None
+                else "MMInt+requant" if ort_gemm.backend() is not None else "numba",
                 "ort_best_ms": best[0] * 1e3, "ort_median_ms": med[0] * 1e3,
                 "accelsim_best_ms": best[1] * 1e3, "accelsim_median_ms": med[1] * 1e3,
                 "numpy_f32_best_ms": best[2] * 1e3, "numpy_f32_median_ms": med[2] * 1e3,
@@ -135,13 +139,13 @@ def gemm_rows(repeats: int = 60, shapes=SHAPES, pairs=PAIRS, seed: int = 0) -> l
 
 
 def format_rows(rows) -> str:
-    head = (f"{'M x K x N':16s} {'pair':6s} {'ORT op':14s} {'ORT ms':>15s} {'accelsim ms':>15s} "
+    head = (f"{'M x K x N':16s} {'pair':6s} {'ORT op':14s} {'accelsim op':14s} {'ORT ms':>15s} {'accelsim ms':>15s} "
             f"{'ratio':>11s} {'f32 @ ms':>15s} {'ORT const-B':>15s} {'ratio':>5s} {'acc only':>8s} exact")
     lines = [head, "-" * len(head)]
     for r in rows:
         op = "QLinearMatMul" if r["ort_op"] == "QLinearMatMul" else "MMInt+requant"
         lines.append(
-            f"{r['m']}x{r['k']}x{r['n']:<7d}"[:16].ljust(16) + f" {r['pair']:6s} {op:14s} "
+            f"{r['m']}x{r['k']}x{r['n']:<7d}"[:16].ljust(16) + f" {r['pair']:6s} {op:14s} {r['accelsim_op']:14s} "
             f"{r['ort_best_ms']:7.3f}/{r['ort_median_ms']:7.3f} {r['accelsim_best_ms']:7.3f}/"
             f"{r['accelsim_median_ms']:7.3f} {r['ratio_best']:5.2f}/{r['ratio_median']:5.2f} "
             f"{r['numpy_f32_best_ms']:7.3f}/{r['numpy_f32_median_ms']:7.3f} "

@@ -53,7 +53,8 @@ def test_sweep_of_a_loaded_config_varies_its_own_fields():
     hw = accelsim.load_hw("edge", ["array.cols=16"])
     records = accelsim.sweep("mnist_cnn", hw, {"array.rows": [8, 32]}).records
     for r in records:
-        one = accelsim.simulate("mnist_cnn", accelsim.load_hw("edge", ["array.cols=16", f"array.rows={r['array.rows']}"]))
+        rows = f"array.rows={r['array.rows']}"
+        one = accelsim.simulate("mnist_cnn", accelsim.load_hw("edge", ["array.cols=16", rows]))
         assert r["latency_ms"] == pytest.approx(one.totals["latency_ms"])
     assert accelsim.load_hw(hw) is hw and accelsim.load_hw(hw, ["array.rows=4"]).array.rows == 4
     changed = dataclasses.replace(hw, clock_mhz=100.0)    # its fields no longer describe it

@@ -316,3 +316,98 @@ def test_requant_float32_equals_requant_float():
             lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
             for acc in accs:
                 assert requant_float32(acc, m, lo, hi, np.int32(zp)) == requant_float(acc, m, lo, hi, zp)
+
+
+# ------------------------------------------------------------------------- the fused QLinearMatMul (plain case)
+def _fused_with(requant):
+    """A fused runner in plain numpy: exact accumulation, then ``requant(acc, mult, zy)`` → float."""
+    def run(a, za, b, mult, zb, zy):
+        acc = np.matmul(a.astype(np.int64) - int(za), b.astype(np.int64) - zb.astype(np.int64))
+        f = np.clip(requant(acc, mult), np.float32(-int(zy)), np.float32(255 - int(zy)))
+        return (np.rint(f) if requant is not _half_away else f).astype(np.int64).__add__(int(zy)).astype(np.uint8)
+    return run
+
+
+def _half_away(acc, mult):      # wrong on ties: rounds half away from zero (applied before the clamp here)
+    f = acc.astype(np.float32) * mult
+    return np.sign(f) * np.floor(np.abs(f) + np.float32(0.5))
+
+
+def test_fused_self_test_accepts_exact_and_rejects_near_misses():
+    assert ort_gemm.fused_self_test(_fused_with(lambda acc, m: acc.astype(np.float32) * m))
+    assert not ort_gemm.fused_self_test(_fused_with(_half_away))
+    assert not ort_gemm.fused_self_test(_fused_with(lambda acc, m: acc * np.float64(m)))   # float64 above 2**24
+    assert not ort_gemm.fused_self_test(_saturating_fused)
+    assert not ort_gemm.fused_self_test(lambda *args: 1 / 0)
+
+
+def _saturating_fused(a, za, b, mult, zb, zy):
+    """MLAS's plain-AVX2 uint8 × int8 kernel: int16 pair sums saturate."""
+    acc = _saturating_u8s8(a, int(za), b, zb.astype(np.int64))
+    return np.clip(np.rint(np.clip(acc.astype(np.float32) * mult, -int(zy), 255 - int(zy))) + int(zy), 0,
+                   255).astype(np.uint8)
+
+
+FUSED_TYPES = [(np.uint8, np.int8, np.uint8), (np.int8, np.int8, np.int8), (np.uint8, np.uint8, np.uint8),
+               (np.int8, np.uint8, np.int8), (np.uint8, np.int8, np.int8), (np.int8, np.int8, np.uint8)]
+
+
+@pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime unavailable")
+@pytest.mark.parametrize("ta,tb,ty", FUSED_TYPES)
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fused_path_bit_exact(monkeypatch, ta, tb, ty, per_channel):
+    """The plain case runs on ONNX Runtime's QLinearMatMul (when its self-test passed) and equals the reference:
+    every type pair and output type, 2-D and batched ``a``, per-tensor and per-column grids, K up to 700; the
+    caller's operands are left as they were."""
+    monkeypatch.setenv(ort_gemm.ENV, "auto")
+    if ort_gemm.fused() is None:
+        pytest.skip("the fused kernel failed its self-test here: the general path runs")
+    rng = np.random.default_rng(11)
+    for shape in [(1, 1, 1), (3, 17, 5), (40, 700, 19), (2, 3, 7, 9, 5)]:
+        a, b = _rand(rng, ta, shape[:-1]), _rand(rng, tb, shape[-2:])
+        a0, b0 = a.copy(), b.copy()
+        sa, za, sb, zb = _grid(rng, ta, tb, shape[-1], per_channel)
+        sy, zy = np.float32(rng.uniform(0.5, 40)), _rand(rng, ty, ())
+        assert ort_gemm.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy) is not None
+        info = np.iinfo(ty)
+        want = ref._requant(_acc(a, za, b, zb), "float", sa, sb, sy, info.min, info.max, int(zy)).astype(ty)
+        y, ovf = qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, return_overflow=True)
+        assert y.dtype == ty and ovf.events == 0
+        assert_array_equal(y, want)
+        assert_array_equal(a, a0) and assert_array_equal(b, b0)
+
+
+def test_fused_path_declines_what_it_does_not_cover(monkeypatch):
+    """None (the general path) for everything outside the plain case; the general path's errors still raise."""
+    monkeypatch.setenv(ort_gemm.ENV, "auto")
+    rng = np.random.default_rng(12)
+    a, b = _rand(rng, np.uint8, (4, 6)), _rand(rng, np.int8, (6, 3))
+    ok = (a, 0.1, np.uint8(3), b, 0.2, np.int8(0), 0.5, np.uint8(7))
+    q = ort_gemm.qlinear_matmul
+    for i, bad in [(0, a.astype(np.int16)), (0, a.tolist()), (3, b[:, None]), (3, b.astype(np.int32)),
+                   (2, 3), (2, np.int8(3)), (5, np.uint8(0)), (7, np.int16(7)), (1, -0.1), (1, np.inf), (1, 1e39),
+                   (4, np.zeros(3, np.float32)), (4, np.ones(2, np.float32)), (6, 0), (5, np.zeros(2, np.int8))]:
+        args = list(ok)
+        args[i] = bad
+        assert q(*args) is None, (i, bad)
+    assert q(*ok[:3], np.zeros((0, 3), np.int8), *ok[4:]) is None                        # K = 0
+    assert q(np.zeros((2, ort_gemm.K_MAX + 1), np.uint8), *ok[1:3], np.zeros((ort_gemm.K_MAX + 1, 1), np.int8),
+             *ok[4:]) is None                                                           # partial sums could overflow
+    assert q(a, 3e38, np.uint8(3), b, 3e38, np.int8(0), 1e-30, np.uint8(7)) is None     # multiplier overflows
+    with pytest.raises(QuantError):
+        qlinear_matmul(a, 3e38, np.uint8(3), b, 3e38, np.int8(0), 1e-30, np.uint8(7))
+    with pytest.raises(QuantError):
+        qlinear_matmul(a, -0.1, np.uint8(3), b, 0.2, np.int8(0), 0.5, np.uint8(7))
+    monkeypatch.setenv(ort_gemm.ENV, "numba")
+    assert q(*ok) is None
+
+
+def test_qlinear_model_bytes_parse_as_the_intended_onnx_model():
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load_from_string(ort_gemm.qlinear_model_bytes(np.uint8, np.int8, np.uint8))
+    node = model.graph.node[0]
+    assert (node.op_type, list(node.input)) == ("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"])
+    T = onnx.TensorProto
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == \
+        [T.UINT8, T.FLOAT, T.UINT8, T.INT8, T.FLOAT, T.INT8, T.FLOAT, T.UINT8]
+    assert model.graph.output[0].type.tensor_type.elem_type == T.UINT8

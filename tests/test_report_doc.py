@@ -78,8 +78,12 @@ def test_cli_report_writes_markdown_html_and_plots(tmp_path, capsys):
     md = (out / "report.md").read_text()
     page = (out / "report.html").read_text()
     assert "## ResNet-50 on a phone" in md and "## BERT-large" in md
-    assert page.count("data:image/png;base64,") == 8 and "<table>" in page
-    for stem in ("resnet50_phone_layers", "resnet50_phone_roofline", "bert_server_sensitivity", "bert_server_pareto"):
+    assert page.count("data:image/png;base64,") == 11 and "<table>" in page
+    assert "## LLM on a phone and a server" in md and "| edge | w4a16 |" in md
+    assert "## Measured on silicon: the Coral Edge TPU" in md and "| vgg16 |" in md
+    assert "| 128 |" in md.split("**Batch**")[1] and "TensorRT on T4" in md
+    for stem in ("resnet50_phone_layers", "resnet50_phone_roofline", "bert_server_sensitivity", "bert_server_pareto",
+                 "bert_server_batch", "silicon", "llm_decode"):
         assert (out / f"{stem}.png").stat().st_size > 10_000 and (out / f"{stem}.svg").is_file()
     other = tmp_path / "slow"
     assert main(["report", "--out", str(other), "--no-accuracy", "--no-host", "--quiet", "--set", "memory.dram_gbps=2"]) == 0

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from accelsim.errors import MappingError
 from accelsim.hw.dataflow import DATAFLOWS, OPERAND_DIMS, DataflowSpec, fold_timing
 from accelsim.kernels import igemm
 from accelsim.sim.emulate import roles, systolic_gemm
@@ -253,3 +254,5 @@ def test_bad_input():
         systolic_gemm(a, np.ones((4, 2), np.int64), 0, 2, DATAFLOWS["ws"])
     with pytest.raises(ValueError):
         systolic_gemm(a, np.ones((4, 2), np.int64), 2, 2, DATAFLOWS["ws"], acc_bits=4)
+    with pytest.raises(MappingError, match="GiB"):    # a short time dimension: streams of mostly bubbles
+        systolic_gemm(np.ones((2**22, 1), np.int16), np.ones((1, 1), np.int16), 256, 256, DATAFLOWS["os"])

@@ -18,6 +18,7 @@ def macs(model) -> int:
     ("bert_base", 109_482_240, None, 0),           # HF bert-base-uncased: 109,482,240
     ("bert_large", 335_141_888, None, 0),          # HF bert-large-uncased: 335,141,888
     ("minilm_l6", 22_565_376, None, 0),            # all-MiniLM-L6-v2 without its unused pooler (147,840)
+    ("smollm2_135m", 134_515_008, None, 0),        # HF SmolLM2-135M: 134,515,008 (tied embeddings)
 ])
 def test_zoo_params_and_macs(name, params, gmac, tol):
     model = load_model(name)

@@ -7,17 +7,17 @@ naming every YAML that differs from what the builders generate.
 Families: ResNets (torchvision ResNet-50 v1.5; Keras ResNet50, ResNet50V2, ResNet152V2), mobile nets (MobileNetV2,
 EfficientNet-Lite0, TF-slim MobileNet v1, EfficientNet-EdgeTPU-S/M), Inceptions (TF-slim v1 and v4, Keras
 Inception-ResNet v2), plain CNNs (Keras VGG16/19 and DenseNet121, SqueezeNet 1.0, accelsim's MNIST CNN) and
-BERT encoders (BERT base/large, all-MiniLM-L6-v2). Each module's docstring names the source code it follows.
+BERT encoders (BERT base/large, all-MiniLM-L6-v2) and decoder LLMs (SmolLM2-135M). Each module's docstring names the source code it follows.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from zoo import bert, classic, inception, mobile, resnet, ssd
+from zoo import bert, classic, inception, llm, mobile, resnet, ssd
 
 OUT = Path(__file__).resolve().parents[1] / "models"
-FAMILIES = (classic, resnet, mobile, inception, ssd, bert)
+FAMILIES = (classic, resnet, mobile, inception, ssd, bert, llm)
 
 
 def generate() -> dict[str, str]:

@@ -277,13 +277,23 @@ def load_hw(spec, overrides: Iterable[str] = ()) -> HWConfig:
     return HWConfig.from_dict(apply_overrides(hw_fields(spec), overrides), "hw", source=source)
 
 
+def model_builder(spec, unsupported: str = "error"):
+    """A function ``params → Model`` for one model spec that reads a model YAML once (a decoder costed at many
+    KV-cache lengths loads it again and again); other forms are loaded by :func:`load_model` on each call."""
+    if isinstance(spec, (str, os.PathLike)) and Path(spec).suffix.lower() in ("", ".yaml", ".yml"):
+        path = resolve(spec, "model")
+        data = read_yaml(path)
+        return lambda params: Model.from_dict(data, "model", source=str(spec), overrides=params)
+    return lambda params: load_model(spec, params, unsupported)
+
+
 def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error",
                batch_axis="auto") -> Model:
     """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
-    ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the
-    ``accelsim[onnx]`` extra; ``unsupported="vector"`` costs unknown ONNX ops as vector work; ``batch_axis``:
-    ``"auto"``, ``None`` or an axis, see :mod:`accelsim.onnx.batch`) → Model; a loaded
-    :class:`~accelsim.graph.Model` is returned as is (its parameters were set when it was loaded)."""
+    ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the ``accelsim[onnx]`` extra; ``unsupported="vector"``
+    costs unknown ONNX ops as vector work; ``batch_axis``: ``"auto"``, ``None`` or an axis, see
+    :mod:`accelsim.onnx.batch`) → Model; a loaded :class:`~accelsim.graph.Model` is returned as is (its
+    parameters were set when it was loaded)."""
     if isinstance(spec, Model):
         if params:
             raise ConfigError([f"model {short(spec.name)}: params set a model's parameters when it is loaded; "

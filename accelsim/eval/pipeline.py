@@ -22,6 +22,9 @@ def scheme_for(precision: str, calib: str = "minmax", per_channel: bool = True, 
     p = parse_precision(precision)
     if p.is_float:
         raise AccelsimError(f"precision {precision!r} is a float mode: nothing to quantize")
+    if p.weight_only:
+        raise AccelsimError(f"precision {precision!r} quantizes weights only (FP16 activations): the integer "
+                            "pipeline runs wXaY precisions; weight-only ones are costed, and run by the LLM path")
     bits = {k: ((lambda q: (q.w_bits, q.a_bits))(parse_precision(v)) if isinstance(v, str) else tuple(v))
             for k, v in dict(layer_bits or {}).items()}
     if dynamic and act_symmetric:

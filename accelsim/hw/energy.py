@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def mac_energy_pj(hw: HWConfig, precision: Precision, macs_per_cycle: float) -> float:
     """Energy of one MAC at this precision on this chip (pJ), node-scaled."""
     table, scale = hw.energy.mac_pj, hw.energy.tech_scale
-    if precision.is_float:
+    if precision.float_mode:      # float and weight-only precisions: a float MAC
         return table[precision.float_mode] * scale
     if precision.a_bits == precision.w_bits and f"int{precision.a_bits}" in table:
         return table[f"int{precision.a_bits}"] * scale

@@ -2,10 +2,11 @@
 
 ``forward(model, weights, feeds, qops)`` is :func:`accelsim.nn.graph_exec.run_graph` with a tape (every layer's
 inputs and output kept); ``backward(model, weights, tape, {tensor: dL/dtensor}, qops)`` visits the tape in reverse
-and calls each op's ``OPS[op].backward`` rule (in the op's family module, :mod:`accelsim.ops`), summing the gradient of a tensor
-over all its readers (residual adds, Q/K/V sharing their input) and over the aliases of a fused chain (a
-conv's output and its fused BN/ReLU share one tensor). It returns the parameter gradients under the weight
-file's names (BN folds differentiated with frozen running statistics) and the gradients of the model inputs.
+and calls each op's ``OPS[op].backward`` rule (in the op's family module, :mod:`accelsim.ops`), summing the
+gradient of a tensor over all its readers (residual adds, Q/K/V sharing their input) and over the aliases of a
+fused chain (a conv's output and its fused BN/ReLU share one tensor). It returns the parameter gradients under
+the weight file's names (BN folds differentiated with frozen running statistics) and the gradients of the model
+inputs.
 
 :class:`GradOps` is the FP32 quantization mode that remembers what each GEMM saw, so that its ``backward`` can
 return ``(dx, dw, db)`` (conv/linear, gradients of the folded weights) or ``(da, db)`` (matmul); fake-quant
@@ -53,8 +54,8 @@ class _GradContext(LayerContext):
     """The forward context plus the parameter-gradient store of one backward pass."""
     __slots__ = ("grads",)
 
-    def __init__(self, layer, weights, qops, chain, grads: dict):
-        super().__init__(layer, weights, qops, chain)
+    def __init__(self, layer, weights, qops, chain, grads: dict, saved=None):
+        super().__init__(layer, weights, qops, chain, saved)
         self.grads = grads
 
     def add_grad(self, suffix: str, g, layer=None) -> None:
@@ -62,7 +63,8 @@ class _GradContext(LayerContext):
         self.grads[key] = self.grads[key] + g if key in self.grads else g
 
     def weight_grads(self, dw, db) -> None:
-        """``dw, db`` of the folded weights → raw weight, bias and each folded BN's γ/β (:func:`~accelsim.ops.normalization.fold_bn_backward`)."""
+        """``dw, db`` of the folded weights → raw weight, bias and each folded BN's γ/β
+        (:func:`~accelsim.ops.normalization.fold_bn_backward`)."""
         if dw is None:
             return
         w, b = self.param("weight"), self.param("bias")
@@ -95,13 +97,13 @@ def backward(model: Model, weights: dict, tape: list, grads_out: dict, qops) -> 
     weight name, gradients of the model inputs that are differentiable)."""
     dys = dict(grads_out)
     grads: dict = {}
-    for layer, xs, y, chain in reversed(tape):
+    for layer, xs, y, chain, saved in reversed(tape):
         parts = [dys.pop(n) for n in [layer.name] + [f.name for f in chain] if n in dys]
         if not parts:
             continue
         dy = parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
         rule = OPS[layer.op].backward
-        dxs = rule(layer.attrs, xs, y, dy, _GradContext(layer, weights, qops, chain, grads))
+        dxs = rule(layer.attrs, xs, y, dy, _GradContext(layer, weights, qops, chain, grads, saved))
         for t, g in zip(layer.inputs, dxs):
             if g is not None:
                 dys[t] = dys[t] + g if t in dys else g

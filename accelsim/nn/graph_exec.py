@@ -23,12 +23,14 @@ from .qexec import FloatOps
 
 class LayerContext:
     """What an op's ``run`` may ask of the executor: bound tensors, the qops, its fused chain, and ``train`` — the
-    qops' training mode (``qops.train``, e.g. :class:`TrainMode`; ``None`` for inference)."""
-    __slots__ = ("layer", "weights", "qops", "chain", "train")
+    qops' training mode (``qops.train``, e.g. :class:`TrainMode`; ``None`` for inference). A ``run`` may leave what
+    its gradient rule needs in ``saved`` (a max pool's argmax); a tape records it for the backward pass."""
+    __slots__ = ("layer", "weights", "qops", "chain", "train", "saved")
 
-    def __init__(self, layer: Layer, weights: dict, qops, chain: list[Layer]):
+    def __init__(self, layer: Layer, weights: dict, qops, chain: list[Layer], saved=None):
         self.layer, self.weights, self.qops, self.chain = layer, weights, qops, chain
         self.train = getattr(qops, "train", None)
+        self.saved = saved
 
     def unsupported(self, why: str):
         raise AccelsimError(f"layer {self.layer.name} ({self.layer.op}): {why}")
@@ -105,7 +107,7 @@ class TrainMode:
 def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None, tape: list | None = None) -> dict:
     """Run ``model`` on ``feeds`` (model input name → batched array); return the requested (default: the
     last layer's) tensors by name. With a ``tape`` list, every executed layer appends ``(layer, inputs, output,
-    fused chain)`` and no tensor is freed (what :func:`accelsim.nn.autograd.backward` walks back). A ``qops`` in
+    fused chain, saved)`` and no tensor is freed (what :func:`accelsim.nn.autograd.backward` walks back). A ``qops`` in
     training mode (``qops.train``, a :class:`TrainMode`) fuses nothing and may update ``weights`` (BatchNorm's
     running statistics)."""
     qops = qops or FloatOps()
@@ -122,12 +124,13 @@ def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None,
             continue
         chain = chains.get(layer.name, [])
         xs = [env[t] for t in layer.inputs]
-        y = OPS[layer.op].run(layer.attrs, xs, LayerContext(layer, weights, qops, chain))
+        ctx = LayerContext(layer, weights, qops, chain)
+        y = OPS[layer.op].run(layer.attrs, xs, ctx)
         env[layer.name] = y
         for f in chain:
             env[f.name] = y
         if tape is not None:
-            tape.append((layer, xs, y, chain))
+            tape.append((layer, xs, y, chain, ctx.saved))
             continue
         for t in set(layer.inputs):   # free tensors no later layer reads
             if last_use.get(t) == i and t not in names:

@@ -43,8 +43,8 @@ from ..data.metrics import sqnr_from_energy
 from ..errors import QuantError
 from ..kernels.stats import energies
 from ..ops.gemm import ACTIVATIONS, KINDS, GemmKind, conv_geometry
-from ..quant import (QParams, QTensor, QuantSpec, dequantize, make_observer, qparams_from_range, quantize, quantize_bias,
-                     weight_qparams)
+from ..quant import (QParams, QTensor, QuantSpec, dequantize, make_observer, qparams_from_range, quantize,
+                     quantize_bias, weight_qparams)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,19 +28,20 @@ Each entry of :data:`OPS` gives
 The families — :mod:`~accelsim.ops.gemm` (conv2d, linear, matmul, and :data:`~accelsim.ops.gemm.KINDS`, how they run
 in every quantization mode), :mod:`~accelsim.ops.elementwise`, :mod:`~accelsim.ops.normalization`,
 :mod:`~accelsim.ops.pooling`, :mod:`~accelsim.ops.layout`, :mod:`~accelsim.ops.sequence` (attention and token
-sequences) and :mod:`~accelsim.ops.quantization` — each hold their ops' shape, lowering, FP32 numerics and
+sequences), :mod:`~accelsim.ops.decoder` (decoder LLMs: RMSNorm, RoPE, SwiGLU, grouped-query causal attention)
+and :mod:`~accelsim.ops.quantization` — each hold their ops' shape, lowering, FP32 numerics and
 backward rule side by side; :mod:`accelsim.ops.functional` gathers the numpy numerics under one name. Adding an
 op is adding one entry to its family's table. Nothing here imports the executors (:mod:`accelsim.nn`) or
 anything above them.
 """
 from __future__ import annotations
 
-from . import elementwise, gemm, layout, normalization, pooling, quantization, sequence
+from . import decoder, elementwise, gemm, layout, normalization, pooling, quantization, sequence
 from .registry import Gemm, OpDef, Shape, ShapeError, build
 
 __all__ = ["FAMILIES", "Gemm", "IMPORT_OPS", "KINDS", "OPS", "OpDef", "Shape", "ShapeError", "VECTOR_OPS"]
 
-FAMILIES = (gemm, elementwise, normalization, pooling, sequence, layout, quantization)
+FAMILIES = (gemm, elementwise, normalization, pooling, sequence, decoder, layout, quantization)
 
 OPS, IMPORT_OPS, VECTOR_OPS = build(FAMILIES)
 """``OPS``: every op by name; ``IMPORT_OPS``: the ops of imported graphs among them; ``VECTOR_OPS``: default

@@ -5,8 +5,8 @@ A ``batchnorm`` after a conv/linear is ``fusable``: the executors fold it into t
 running statistics frozen) as inference compilers do, and the gradient flows back through the fold
 (:func:`fold_bn_backward`). In training mode (``ctx.train`` set, torch's ``model.train()``; nothing is folded) it
 normalizes with the batch's statistics (:func:`batch_norm_train`) and updates the running ones
-(:func:`running_stats`) through ``ctx.set_param``. Parameters: ``weight``/``bias`` (γ, β) plus ``running_mean``/``running_var``;
-torch's count convention (BN has 2·C parameters, both kept 32-bit in a quantized model's size).
+(:func:`running_stats`) through ``ctx.set_param``. Parameters: ``weight``/``bias`` (γ, β) plus
+``running_mean``/``running_var``; torch's count convention (BN has 2·C parameters, both kept 32-bit in a quantized model's size).
 """
 from __future__ import annotations
 

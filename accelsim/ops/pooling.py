@@ -114,24 +114,29 @@ def _run_pool(fn):
     def run(a: dict, xs: list, ctx):
         if a["ceil_mode"]:
             ctx.unsupported("execution supports pools without ceil_mode")
-        y = on_images(a, xs[0], lambda x: fn(x, a["kernel"], a["stride"], a["padding"], a["dilation"]))
-        return y[0] if isinstance(y, tuple) else y
+        return on_images(a, xs[0], lambda x: fn(x, a["kernel"], a["stride"], a["padding"], a["dilation"]))
     return run
 
 
+def _images(a: dict, x):
+    """A pool's run-time input ``[B, *lead, C, *spatial]`` as ``[B·lead, C, *spatial]``."""
+    return x.reshape((-1,) + x.shape[x.ndim - len(a["kernel"]) - 1:])
+
+
 def _run_max(a: dict, xs: list, ctx):
+    """The max pool, keeping the argmax for the gradient rule (``ctx.saved``)."""
     if a["ceil_mode"]:
         ctx.unsupported("execution supports pools without ceil_mode")
-    return on_images(a, xs[0], lambda x: max_pool(x, a["kernel"], a["stride"], a["padding"], a["dilation"])[0])
+    x = xs[0]
+    y, ctx.saved = max_pool(_images(a, x), a["kernel"], a["stride"], a["padding"], a["dilation"])
+    return y.reshape(x.shape[:x.ndim - len(a["kernel"]) - 1] + y.shape[1:])
 
 
 def _max_back(a, xs, y, dy, ctx):
     k, s, p, dl = a["kernel"], a["stride"], a["padding"], a["dilation"]
-
-    def rule(d, x=xs[0]):
-        x = x.reshape((-1,) + x.shape[x.ndim - len(k) - 1:])
-        return max_pool_backward(d, max_pool(x, k, s, p, dl)[1], x.shape, k, s, p, dl)
-    return [on_images(a, dy, rule)]
+    x = _images(a, xs[0])
+    arg = ctx.saved if ctx.saved is not None else max_pool(x, k, s, p, dl)[1]   # the forward's argmax
+    return [on_images(a, dy, lambda d: max_pool_backward(d, arg, x.shape, k, s, p, dl))]
 
 
 def _avg_back(a, xs, y, dy, ctx):

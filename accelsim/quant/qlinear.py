@@ -18,7 +18,9 @@ range-checked, outputs clamp to the 4-bit range). The output dtype is ``y_zp``'s
 
 Accumulation: when no partial sum can leave the accumulator (a bound from the types, else from the data), the
 exact int32 GEMM runs on ONNX Runtime's MLAS (:mod:`accelsim.quant.ort_gemm`, if available; grouped convs
-excepted) followed by a fused Numba output stage (:mod:`accelsim.kernels.epilogue`), or on the Numba kernels
+excepted; a plain ``qlinear_matmul`` — no bias, float requantization, 8-bit codes — as ONNX Runtime's own fused
+QLinearMatMul, self-tested against this module's semantics) followed by a fused Numba output stage
+(:mod:`accelsim.kernels.epilogue`), or on the Numba kernels
 (:mod:`accelsim.kernels.igemm`); otherwise the W-bit accumulator is emulated step by step. All paths give
 identical results; every public function shares that one accumulation path and differs only in its output stage.
 
@@ -57,6 +59,10 @@ class AccOverflow:
 
 
 NO_OVERFLOW = AccOverflow(0, 0)
+
+
+def _int_in(x, lo: int, hi: int) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and lo <= x <= hi
 
 
 def _per_out(x, groups: int, n: int, dtype) -> np.ndarray:
@@ -294,6 +300,12 @@ def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, bias=No
     With ``return_overflow=True`` returns ``(y, AccOverflow)``; ``accumulate``: the accumulator hook (module
     docstring).
     """
+    if bias is None and accumulate is None and requant == "float" and _int_in(acc_bits, 32, 64) and \
+            overflow in ("wrap", "saturate") and all(x is None or _int_in(x, 8, 8) for x in (a_bits, b_bits, y_bits)):
+        # the plain case on ONNX Runtime's fused kernel
+        y = ort_gemm.qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)
+        if y is not None:
+            return (y, NO_OVERFLOW) if return_overflow else y
     a, b, g, n = _matmul_shapes(a, b, "qlinear_matmul")
     (sa, sb), (za, zb), (ab, bb) = _operands(a, a_scale, a_zp, b, b_scale, b_zp, n, (a_bits, b_bits), ("a", "b"))
     sy, zy, y_dtype, yb = _out_grid(y_scale, y_zp, y_bits)

@@ -51,6 +51,10 @@ def build(out: Path, sets=(), with_accuracy: bool = True, eval_size: int | None 
     for key, spec in X.reference().items():
         say(f"report: {spec['title']}")
         md += _example(key, spec, sets, out, images, with_accuracy, eval_size, say)
+    say("report: measured on silicon (Coral Edge TPU)")
+    md += _silicon(out, images)
+    say("report: LLM on a phone and a server")
+    md += _llm(out, images, sets)
     if with_accuracy:
         say("report: bits vs accuracy vs energy (MNIST CNN)")
         md += _tradeoff(out, images, eval_size)
@@ -93,6 +97,9 @@ def _example(key, spec, sets, out, images, with_accuracy, eval_size, say) -> lis
         for a in rows:
             md.append(f"| {a['task']} | {a['model']} | {a['samples']} | {a['metric']} | {a['fp32']:.4f} | {a['w8a8']:.4f} |")
     say(f"report: plots and sweeps for {spec['title']}")
+    curve = X.batch_curve(spec, sets) if "batch_curve" in spec else None
+    if curve:
+        md += _batch_table(spec, curve)
     sens = X.sensitivity(spec, sets)
     md += [""] + S.markdown(sens)
     if not P.available():
@@ -102,10 +109,71 @@ def _example(key, spec, sets, out, images, with_accuracy, eval_size, say) -> lis
             f"{key}_sensitivity": lambda: P.sensitivity(sens, spec["title"]),
             f"{key}_pareto": lambda: P.pareto(X.pareto_sweep(spec), "latency_ms", "energy_mj",
                                               f"{spec['title']}: array shape × precision (area is the third objective)")}
+    if curve:
+        figs[f"{key}_batch"] = lambda: P.batch_curve(curve, spec["batch_curve"]["measured_int8_over_fp16"],
+                                                     f"{spec['title']}: throughput against batch")
     md += [""]
     for name, draw in figs.items():
         images[name] = P.save(draw(), out / name)
         md += [f"![{name}]({name}.png)", ""]
+    return md
+
+
+def _batch_table(spec: dict, rows: list[dict]) -> list[str]:
+    measured = "; ".join(f"batch {m['batch']}: {m['ratio']:g}× ({m['system']})"
+                         for m in spec["batch_curve"]["measured_int8_over_fp16"])
+    md = ["", "**Batch** (inferences run together; weights fetched once per batch, or again where the on-chip "
+          "buffers force it). Measured INT8/FP16 beside: " + measured + ".", "",
+          "| batch | FP32 ms/batch | FP16 ms/batch | W8A8 ms/batch | W8A8 inferences/s | W8A8 weight MB/inference | "
+          "INT8/FP16 | INT8/FP32 |", "|---|---|---|---|---|---|---|---|"]
+    md += [f"| {r['batch']} | {r['fp32_latency_ms']:.2f} | {r['fp16_latency_ms']:.2f} | {r['w8a8_latency_ms']:.2f} | "
+           f"{r['w8a8_inferences_per_s']:,.1f} | {r['w8a8_weight_mb_per_inference']:.2f} | {r['int8_over_fp16']:.2f}× | "
+           f"{r['int8_over_fp32']:.2f}× |" for r in rows]
+    return md
+
+
+def _silicon(out: Path, images: dict) -> list[str]:
+    """Predicted against measured on the Coral Edge TPU, both boards (accelsim validate)."""
+    from .silicon import measurements, validate
+    spec = measurements()
+    results = [validate(dev) for dev in spec["devices"]]
+    md = ["", "## Measured on silicon: the Coral Edge TPU", "",
+          f"Measured: {spec['source']} Predicted: `accelsim validate DEVICE` (each model costed by `accelsim run "
+          f"MODEL --hw DEVICE --precision {spec['precision']}`; the hw configs name every source and the two fitted "
+          f"constants). Calibration models (used for the fit): {', '.join(spec['calibration'])}. Models whose "
+          "measured time includes host CPU work are shown but left out of the statistics.", "",
+          "| model | " + " | ".join(f"{r['device']} measured (ms) | predicted (ms) | ratio | bound" for r in results)
+          + " |", "|---|" + "---|---|---|---|" * len(results)]
+    by_model = [{r["model"]: r for r in res["rows"]} for res in results]
+    for name in by_model[0]:
+        cells = []
+        for rows in by_model:
+            r = rows[name]
+            note = " (calibration)" if r["calibration"] else " (host CPU part)" if r["host_part"] else ""
+            cells.append(f"{r['measured_ms']:g} | {r['predicted_ms']:.2f} | {r['ratio']:.2f}{note} | {r['bound']}")
+        md.append(f"| {name} | " + " | ".join(cells) + " |")
+    md.append("")
+    for res in results:
+        s = res["statistics"]
+        md.append(f"- {res['label']}: {s['models']} models, geomean predicted/measured {s['geomean_ratio']:.3f}, "
+                  f"range {s['min_ratio']:.2f}–{s['max_ratio']:.2f}, {s['within_0.5_2']} of {s['models']} within 0.5–2×.")
+    if results[0]["not_in_zoo"]:
+        md.append(f"- Not in the zoo (not predicted): {', '.join(results[0]['not_in_zoo'])}.")
+    if P.available():
+        images["silicon"] = P.save(P.predicted_vs_measured(results, "Coral Edge TPU: accelsim against the device"),
+                                   out / "silicon")
+        md += ["", "![silicon](silicon.png)", ""]
+    return md
+
+
+def _llm(out: Path, images: dict, sets) -> list[str]:
+    from . import llm
+    rows = llm.runs(sets=sets)
+    md = llm.markdown(rows)
+    if P.available():
+        images["llm_decode"] = P.save(P.decode_roofline(rows, f"{llm.MODEL} decode: tokens/s against bytes per token"),
+                                      out / "llm_decode")
+        md += ["", "![llm_decode](llm_decode.png)", ""]
     return md
 
 

@@ -70,6 +70,21 @@ def sensitivity(spec: dict, sets=()) -> list:
     return rows(load_model(spec["model"]), data, load_hw(spec["hw"], sets))
 
 
+def batch_curve(spec: dict, sets=()) -> list[dict]:
+    """Latency per batch, throughput and weight bytes per inference of FP32, FP16 and W8A8 at each batch of the
+    example's ``batch_curve``, with the INT8 speed-up over FP16 and FP32 (throughput ratios)."""
+    model, hw = load_model(spec["model"]), load_hw(spec["hw"], sets)
+    rows = []
+    for b in spec["batch_curve"]["batches"]:
+        t = {p: simulate(model, hw, p, batch=b).totals for p in ("fp32", "fp16", "w8a8")}
+        rows.append({"batch": b, **{f"{p}_latency_ms": t[p]["latency_ms"] for p in t},
+                     **{f"{p}_inferences_per_s": t[p]["inferences_per_s"] for p in t},
+                     "w8a8_weight_mb_per_inference": t["w8a8"]["streamed_weight_mb"],
+                     "int8_over_fp16": t["w8a8"]["inferences_per_s"] / t["fp16"]["inferences_per_s"],
+                     "int8_over_fp32": t["w8a8"]["inferences_per_s"] / t["fp32"]["inferences_per_s"]})
+    return rows
+
+
 def pareto_sweep(spec: dict):
     """A small design space around the example's chip: array shape × input SRAM × precision."""
     grid = {"array.rows": [16, 32, 64, 128], "array.cols": [16, 32, 64, 128],

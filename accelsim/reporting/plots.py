@@ -153,3 +153,82 @@ def bits_tradeoff(records: list[dict], title: str):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def batch_curve(rows: list[dict], measured: list[dict], title: str):
+    """Throughput against batch (FP32, FP16, W8A8) and the INT8 speed-up over FP16 with measured points."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    xs = [r["batch"] for r in rows]
+    for prec in ("fp32", "fp16", "w8a8"):
+        axes[0].plot(xs, [r[f"{prec}_inferences_per_s"] for r in rows], "o-", label=prec.upper())
+    axes[0].set_ylabel("inferences per second")
+    axes[1].plot(xs, [r["int8_over_fp16"] for r in rows], "o-", label="accelsim INT8 / FP16")
+    axes[1].plot(xs, [r["int8_over_fp32"] for r in rows], "s--", label="accelsim INT8 / FP32")
+    for m, marker in zip(measured, "D^vP"):
+        axes[1].scatter([m["batch"]], [m["ratio"]], marker=marker, s=40, zorder=3, label=f"measured: {m['system']}")
+    axes[1].set_ylabel("throughput ratio (×)")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel("batch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def predicted_vs_measured(results: list[dict], title: str):
+    """One point per model and device on log axes, the line y = x and the 0.5×–2× band."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    values = [v for res in results for r in res["rows"] for v in (r["measured_ms"], r["predicted_ms"])]
+    lo, hi = min(values) / 1.5, max(values) * 1.5
+    ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="predicted = measured")
+    ax.fill_between([lo, hi], [lo / 2, hi / 2], [lo * 2, hi * 2], color="grey", alpha=0.12, label="within 0.5–2×")
+    for res, colour in zip(results, ("tab:blue", "tab:orange", "tab:green")):
+        for kind, marker in (("model", "o"), ("calibration", "s"), ("host_part", "x")):
+            sel = [r for r in res["rows"] if (kind == "calibration") == r["calibration"]
+                   and (kind == "host_part") == bool(r["host_part"]) and not (r["calibration"] and r["host_part"])]
+            if sel:
+                ax.scatter([r["measured_ms"] for r in sel], [r["predicted_ms"] for r in sel], marker=marker, s=30,
+                           color=colour, label=f"{res['device']}" + {"model": "", "calibration": " (calibration)",
+                                                                        "host_part": " (host CPU part)"}[kind])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("accelsim predicted latency (ms)")
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.2)
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def decode_roofline(rows: list[dict], title: str):
+    """Decode tokens/s against bytes moved per token, one point per (chip, precision), under each chip's
+    bandwidth bound tokens/s = bandwidth / bytes per token."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    xs = [r["dram_mb_per_token"] for r in rows]
+    lo, hi = min(xs) / 2, max(xs) * 2
+    for chip, colour in zip(dict.fromkeys(r["chip"] for r in rows), ("tab:blue", "tab:orange", "tab:green")):
+        sel = [r for r in rows if r["chip"] == chip]
+        gbps = sel[0]["dram_gbps"]
+        ax.plot([lo, hi], [gbps * 1e3 / lo, gbps * 1e3 / hi], "-", color=colour, lw=1,
+                label=f"{chip}: bandwidth bound ({gbps:g} GB/s)")
+        ax.scatter([r["dram_mb_per_token"] for r in sel], [r["tokens_per_s"] for r in sel], color=colour, s=30)
+        for r in sel:
+            ax.annotate(r["precision"], (r["dram_mb_per_token"], r["tokens_per_s"]), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bytes moved per generated token (MB)")
+    ax.set_ylabel("decode tokens per second")
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.2)
+    ax.legend(fontsize=8)
+    return fig

@@ -93,7 +93,8 @@ def format_validation(result: dict) -> str:
     lines = [f"{result['label']}: accelsim {result['hw']} ({result['precision']}) vs measured", head, "-" * len(head)]
     for r in result["rows"]:
         lines.append(f"{r['model']:24} {r['measured_ms']:12.1f} {r['predicted_ms']:13.2f} {r['ratio']:7.2f}  "
-                     f"{r['bound']:10} {'calibration' if r['calibration'] else 'host CPU part' if r['host_part'] else ''}")
+                     f"{r['bound']:10} {'calibration' if r['calibration'] else 'host CPU part' if r['host_part'] else ''}"
+                     .rstrip())
     s = result["statistics"]
     if s["models"]:
         lines.append(f"{s['models']} models (left out: {s['calibration_models']} calibration, "

@@ -24,6 +24,7 @@ Results (:class:`ArrayRun`): the accumulator matrix and overflow counts, equal t
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -31,7 +32,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..errors import MappingError, QuantError
-from ..hw.dataflow import OPERAND_DIMS, DataflowSpec, FoldTiming, fold_timing
+from ..hw.dataflow import GROUPED_MAPPINGS, OPERAND_DIMS, DataflowSpec, FoldTiming, fold_timing, grouped_input_words
 from ..kernels import systolic as _k
 
 OPERANDS = ("input", "weight", "output")
@@ -103,41 +104,41 @@ class ArrayRun:
         return self.cycles * self.rows * self.cols
 
 
-def _int_matrix(x, name: str) -> np.ndarray:
+def _int_matrix(x, name: str) -> tuple[np.ndarray, int]:
+    """``x`` checked (2-D integer, |v| <= 2¹⁵ − 1) and its largest |v|."""
     x = np.asarray(x)
     if x.ndim != 2 or x.dtype.kind not in "iu":
         raise QuantError(f"{name}: expected a 2-D integer array, got {x.dtype} with shape {x.shape}")
-    if x.size and (int(x.min()) < -I16 or int(x.max()) > I16):
+    lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+    if lo < -I16 or hi > I16:
         raise QuantError(f"{name}: values must lie in [-{I16}, {I16}] (zero point subtracted)")
-    return x
+    return x, max(-lo, hi)
 
 
-def _role_layout(x: np.ndarray, dims: tuple[str, str], want: tuple[str, str], kp: int, f: int) -> np.ndarray:
-    """``x`` with axes ``dims`` as int16 (f, want[0], want[1]); k padded to ``kp · f`` and split into (k', lane)."""
-    axes = list(dims)
-    if "k" in dims:
-        ax = dims.index("k")
-        pad = [(0, 0), (0, 0)]
-        pad[ax] = (0, kp * f - x.shape[ax])
-        x = np.pad(x, pad)
-        shape = list(x.shape)
-        shape[ax:ax + 1] = [kp, f]
-        x = x.reshape(shape)
-        axes[ax:ax + 1] = ["k", "u"]
-    else:
-        x = x[..., None]
-        axes.append("u")
-    return np.ascontiguousarray(x.transpose([axes.index(a) for a in ("u",) + tuple(want)]), dtype=np.int16)
-
-
-def _mode(a, b, bias, k: int, acc_bits: int, overflow: str):
+def _mode(amax: int, bmax: int, bias, k: int, acc_bits: int, overflow: str):
     """(kernel mode, accumulator dtype): exact when no partial sum can leave the ``acc_bits`` range."""
-    amax = int(np.abs(a).max()) if a.size else 0
-    bmax = int(np.abs(b).max()) if b.size else 0
     bound = k * amax * bmax + (int(np.abs(bias).max()) if bias.size else 0)
     if bound <= (1 << (acc_bits - 1)) - 1:
         return _k.MODE_EXACT, (np.int32 if bound <= (1 << 31) - 1 else np.int64)
     return (_k.MODE_SAT if overflow == "saturate" else _k.MODE_WRAP), np.int64
+
+
+#: the most memory one systolic_gemm may hold (operand streams, partial-sum slots, overflow counters, result)
+MAX_WORKING_SET_BYTES = 2**32
+
+
+def working_set_bytes(m: int, n: int, k: int, rows: int, cols: int, flow: DataflowSpec, macs_per_cycle: int = 1,
+                      checked: bool = True) -> int:
+    """Bytes :func:`systolic_gemm` allocates for ``m×k @ k×n``: the int16 operand streams, the output's slots
+    (int64 and its overflow counters when ``checked``, else at most int64) and the (m, n) int64 result. The streams
+    carry ``C + Cp`` bubbles per row, so a short time dimension costs more than its operand's size."""
+    f = int(macs_per_cycle)
+    dims = {"m": m, "n": n, "k": -(-k // f)}
+    geo = _k.geometry(rows, cols, dims[flow.rows], dims[flow.cols], dims[flow.time])
+    role = roles(flow)
+    ins = sum(math.prod(_k.storage_shape(role[op], f, geo)) for op in ("input", "weight"))
+    out = math.prod(_k.storage_shape(role["output"], 1, geo))
+    return 2 * ins + out * (16 if checked else 8) + 8 * m * n
 
 
 def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, macs_per_cycle: int = 1,
@@ -145,7 +146,7 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     """Run ``A (m×k) @ B (k×n) (+ bias (n,))`` through an R × C array (module docstring) → :class:`ArrayRun`;
     with ``trace_cycles > 0`` also ``(run, trace)``, the edge addresses of the first cycles
     (:func:`accelsim.kernels.systolic.run_array_traced`)."""
-    a, b = _int_matrix(a, "a"), _int_matrix(b, "b")
+    (a, amax), (b, bmax) = _int_matrix(a, "a"), _int_matrix(b, "b")
     if a.shape[1] != b.shape[0]:
         raise QuantError(f"a {a.shape} @ b {b.shape}: inner dimensions differ")
     m, k = a.shape
@@ -162,26 +163,39 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     bias = np.zeros(n, np.int64) if bias is None else np.asarray(bias).astype(np.int64).reshape(-1)
     if bias.shape != (n,):
         raise QuantError(f"bias: expected shape ({n},), got {bias.shape}")
-    f = int(macs_per_cycle)
+    rows, cols, f, acc_bits = int(rows), int(cols), int(macs_per_cycle), int(acc_bits)
     kp = -(-k // f)
     dims = {"m": m, "n": n, "k": kp}
     role = roles(flow)
-    mode, acc_dtype = _mode(a, b, bias, k, int(acc_bits), overflow)
-    src = {r: np.zeros((1, 1, 1), np.int16) for r in range(3)}
-    for op, x in (("input", a), ("weight", b)):
-        src[role[op]] = _role_layout(x, OPERAND_DIMS[op], _role_dims(flow, role[op]), kp, f)
-    out_dims = _role_dims(flow, role["output"])
-    acc = np.zeros((dims[out_dims[0]], dims[out_dims[1]]), dtype=acc_dtype)
-    ovf = np.zeros(acc.shape, dtype=np.int64)
+    mode, acc_dtype = _mode(amax, bmax, bias, k, acc_bits, overflow)
     d_rows, d_cols, t_len = dims[flow.rows], dims[flow.cols], dims[flow.time]
+    memory = working_set_bytes(m, n, k, rows, cols, flow, f, mode != _k.MODE_EXACT)
+    if memory > MAX_WORKING_SET_BYTES:
+        raise MappingError(f"{m}x{k} @ {k}x{n} on a {rows}x{cols} array ({flow.name}): the emulator would hold "
+                           f"{memory / 2**30:.3g} GiB, at most {MAX_WORKING_SET_BYTES / 2**30:.0f} GiB")
+    geo = _k.geometry(rows, cols, d_rows, d_cols, t_len)
+    ins = [np.zeros(1, np.int16)] * 3
+    for op, x in (("input", a), ("weight", b)):
+        r = role[op]
+        want = _role_dims(flow, r)
+        ins[r] = np.zeros(math.prod(_k.storage_shape(r, f, geo)), np.int16)
+        _k.pack_operand(x if OPERAND_DIMS[op] == want else x.T, want.index("k"), f, r, rows, cols, t_len, ins[r])
+    out_role = role["output"]
+    size = math.prod(_k.storage_shape(out_role, 1, geo))
+    checked = mode != _k.MODE_EXACT
+    outs = [np.zeros(1, acc_dtype)] * 3
+    outs[out_role] = np.zeros(size, acc_dtype)
+    ovfs = [np.zeros(1, np.int64)] * 3
+    if checked:
+        ovfs[out_role] = np.zeros(size, np.int64)
     fr_n, fc_n = -(-d_rows // rows), -(-d_cols // cols)
     cnt = np.zeros((fr_n * fc_n, _k.N_COUNTERS), dtype=np.int64)
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    args = (src[0], src[1], src[2], acc, ovf, role["output"])
-    shape = (int(rows), int(cols), d_rows, d_cols, t_len, f, mode, int(acc_bits), lo, hi, cnt)
+    args = (tuple(ins), tuple(outs), tuple(ovfs), out_role)
+    shape = (rows, cols, d_rows, d_cols, t_len, f, mode, acc_bits, lo, hi, cnt)
     trace = None
     if trace_cycles > 0:
-        order = np.array([(fr, fc) for fc in range(fc_n) for fr in range(fr_n)], dtype=np.int64).reshape(-1, 2)
+        order = np.stack([np.tile(np.arange(fr_n), fc_n), np.repeat(np.arange(fc_n), fr_n)], axis=1)  # fc-major
         small = max(m * k, k * n, m * n) < (1 << 31)      # flat element indices fit int32: half the buffer
         tr = np.full((int(trace_cycles), 4, max(rows, cols)), -1, dtype=np.int32 if small else np.int64)
         starts = _k.run_array_traced(*args, *shape, order, tr)
@@ -189,15 +203,73 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     else:
         red = 0 if flow.rows == "k" else 1 if flow.cols == "k" else 2
         _k.run_array(*args, red, *shape)
-    out = acc if out_dims == ("m", "n") else acc.T
-    out = np.ascontiguousarray(out, dtype=np.int64)
-    ovf_mn = np.ascontiguousarray(ovf if out_dims == ("m", "n") else ovf.T)
-    _k.add_bias(out, ovf_mn, bias, mode, int(acc_bits), lo, hi)
+    out = np.empty((m, n), np.int64)
+    events, hit = _k.finish(out_role, outs[out_role], ovfs[out_role], checked, rows, cols, d_rows, d_cols, t_len,
+                            _role_dims(flow, out_role) != ("m", "n"), bias, mode, acc_bits, lo, hi, out)
     reads = {op: cnt[:, _k.READ_H + role[op]].copy() for op in ("input", "weight")}
-    run = ArrayRun(out, int(ovf_mn.sum()), int(np.count_nonzero(ovf_mn)), int(rows), int(cols), flow, f,
+    run = ArrayRun(out, int(events), int(hit), rows, cols, flow, f,
                    fr_n, fc_n, t_len, cnt[:, _k.CYCLES].copy(), cnt[:, _k.BUSY].copy(), MappingProxyType(reads),
                    cnt[:, _k.WRITES].copy(), int(cnt[:, _k.PSUM_READS].sum()))
     return run if trace is None else (run, trace)
+
+
+def systolic_grouped(a, b, rows: int, cols: int, *, macs_per_cycle: int = 1, acc_bits: int = 32,
+                     overflow: str = "wrap") -> ArrayRun:
+    """Run the ``g`` GEMMs ``A[i] (m×k) @ B[i] (k×n)`` of a grouped/depthwise conv *spread across the columns*
+    (the ``cols`` row of :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`: output-stationary, pixels on the R rows,
+    the ``g·n`` output channels on the C columns, k in time; each column reads its own group's inputs,
+    :data:`accelsim.kernels.systolic.ROLE_D`) → :class:`ArrayRun` with ``acc`` of shape (m, g·n) (column
+    ``q`` = group ``q // n``, its output ``q mod n``). For the ``rows`` mapping, swap ``rows`` and ``cols``: it
+    is the transpose and runs the same cycles."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise QuantError(f"grouped GEMM: expected a (g, m, k) and b (g, k, n), got {a.shape} and {b.shape}")
+    g, m, k = a.shape
+    n = b.shape[2]
+    (a2, amax), (b2, bmax) = _int_matrix(a.reshape(g * m, k), "a"), _int_matrix(
+        b.transpose(1, 0, 2).reshape(k, g * n), "b")                       # column q = group q // n, output q % n
+    if min(g, m, n, k) < 1:
+        raise MappingError(f"empty grouped GEMM {g} x ({m}x{k} @ {k}x{n}): nothing to run on the array")
+    for name, v in (("rows", rows), ("cols", cols), ("macs_per_cycle", macs_per_cycle)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise QuantError(f"{name}: expected a positive integer, got {v!r}")
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, (int, np.integer)) or not 8 <= acc_bits <= 64:
+        raise QuantError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
+    if overflow not in ("wrap", "saturate"):
+        raise QuantError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}")
+    rows, cols, f, acc_bits = int(rows), int(cols), int(macs_per_cycle), int(acc_bits)
+    kp, width = -(-k // f), g * n
+    mode, acc_dtype = _mode(amax, bmax, np.zeros(0, np.int64), k, acc_bits, overflow)
+    geo = _k.geometry(rows, cols, m, width, kp)
+    memory = 2 * (math.prod(_k.storage_shape(_k.ROLE_D, f, geo)) + math.prod(_k.storage_shape(_k.ROLE_V, f, geo))) \
+        + math.prod(_k.storage_shape(_k.ROLE_S, 1, geo)) * (16 if mode != _k.MODE_EXACT else 8) + 8 * m * width
+    if memory > MAX_WORKING_SET_BYTES:
+        raise MappingError(f"grouped {g} x ({m}x{k} @ {k}x{n}) on a {rows}x{cols} array: the emulator would hold "
+                           f"{memory / 2**30:.3g} GiB, at most {MAX_WORKING_SET_BYTES / 2**30:.0f} GiB")
+    ins = [np.zeros(1, np.int16)] * 3
+    ins[_k.ROLE_H] = np.zeros(math.prod(_k.storage_shape(_k.ROLE_D, f, geo)), np.int16)
+    _k.pack_grouped(a2.reshape(g, m, k), n, f, rows, cols, kp, ins[_k.ROLE_H])
+    ins[_k.ROLE_V] = np.zeros(math.prod(_k.storage_shape(_k.ROLE_V, f, geo)), np.int16)
+    _k.pack_operand(b2.T, 1, f, _k.ROLE_V, rows, cols, kp, ins[_k.ROLE_V])
+    size, checked = math.prod(_k.storage_shape(_k.ROLE_S, 1, geo)), mode != _k.MODE_EXACT
+    outs = [np.zeros(1, acc_dtype)] * 3
+    outs[_k.ROLE_S] = np.zeros(size, acc_dtype)
+    ovfs = [np.zeros(1, np.int64)] * 3
+    if checked:
+        ovfs[_k.ROLE_S] = np.zeros(size, np.int64)
+    fr_n, fc_n = -(-m // rows), -(-width // cols)
+    cnt = np.zeros((fr_n * fc_n, _k.N_COUNTERS), dtype=np.int64)
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    _k.run_array(tuple(ins), tuple(outs), tuple(ovfs), _k.ROLE_S, 2, rows, cols, m, width, kp, f, mode, acc_bits,
+                 lo, hi, cnt, True)
+    out = np.empty((m, width), np.int64)
+    events, hit = _k.finish(_k.ROLE_S, outs[_k.ROLE_S], ovfs[_k.ROLE_S], checked, rows, cols, m, width, kp, False,
+                            np.zeros(width, np.int64), mode, acc_bits, lo, hi, out)
+    flow = GROUPED_MAPPINGS["cols"].flow
+    reads = {"input": cnt[:, _k.READ_H].copy(), "weight": cnt[:, _k.READ_V].copy()}
+    return ArrayRun(out, int(events), int(hit), rows, cols, flow, f, fr_n, fc_n, kp, cnt[:, _k.CYCLES].copy(),
+                    cnt[:, _k.BUSY].copy(), MappingProxyType(reads), cnt[:, _k.WRITES].copy(),
+                    int(cnt[:, _k.PSUM_READS].sum()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +282,10 @@ class LayerEmulation:
     macs: int
     seconds: float
     overflow_events: int
+    reps: int = 0                   # GEMMs the emulated cycles stand for (0: the layer's count)
 
 
-#: the largest layer --emulate runs (about half an hour at 1e9 PE-cycles/s; operands of at most 0.5 GB)
+#: the largest layer --emulate runs (a few minutes at 1e10 PE-cycles/s; operands of at most 0.5 GB)
 MAX_PE_CYCLES = 2 * 10**12
 MAX_OPERAND_ELEMENTS = 2**28
 
@@ -257,12 +330,15 @@ class EmulatedTiming:
                 continue
             mj, nj, kj = int(m[j]), int(n[j]), int(k[j])
             pe_cycles = int(plain.scalesim_cycles[j] + 1) * int(a.rows) * int(a.cols)
-            if pe_cycles > MAX_PE_CYCLES or max(mj * kj, kj * nj, mj * nj) > MAX_OPERAND_ELEMENTS:
-                raise MappingError(f"--emulate: layer {name} ({mj}x{kj} @ {kj}x{nj}) needs {pe_cycles:.3g} PE-cycles; "
-                                   f"at most {MAX_PE_CYCLES:.0e} per layer (and {MAX_OPERAND_ELEMENTS:.0e} operand "
-                                   "elements) are emulated: select smaller layers with --emulate GLOB")
-            x = rng.integers(-128, 128, (mj, kj), dtype=np.int16)
-            w = rng.integers(-127, 128, (kj, nj), dtype=np.int16)
+            memory = working_set_bytes(mj, nj, kj, int(a.rows), int(a.cols), a.dataflow)
+            if pe_cycles > MAX_PE_CYCLES or max(mj * kj, kj * nj, mj * nj) > MAX_OPERAND_ELEMENTS or \
+                    memory > MAX_WORKING_SET_BYTES:
+                raise MappingError(f"--emulate: layer {name} ({mj}x{kj} @ {kj}x{nj}) needs {pe_cycles:.3g} PE-cycles "
+                                   f"and {memory / 2**30:.2g} GiB; at most {MAX_PE_CYCLES:.0e} per layer (and "
+                                   f"{MAX_OPERAND_ELEMENTS:.0e} operand elements, {MAX_WORKING_SET_BYTES / 2**30:.0f} "
+                                   "GiB) are emulated: select smaller layers with --emulate GLOB")
+            x = np.frombuffer(rng.bytes(mj * kj), np.int8).reshape(mj, kj)     # uniform int8 codes
+            w = np.frombuffer(rng.bytes(kj * nj), np.int8).reshape(kj, nj)
             t0 = time.perf_counter()
             run = systolic_gemm(x, w, int(a.rows), int(a.cols), a.dataflow, acc_bits=acc_bits, overflow=hw.pe.overflow)
             dt = time.perf_counter() - t0
@@ -278,6 +354,41 @@ class EmulatedTiming:
                 out["cycles_per_fold"][j] = run.cycles // run.folds
                 out["sram_ifmap_reads"][j], out["sram_filter_reads"][j] = got[1], got[2]
                 out["sram_ofmap_writes"][j] = got[3]
+        return FoldTiming(**out)
+
+    def grouped_fold_timing(self, js, m, n, k, groups, hw) -> FoldTiming:
+        """The grouped/depthwise GEMMs ``js`` (indices into the model's GEMMs) spread across the array by the hw
+        config's grouped mapping (``hw.array.dataflow`` is its fold model): each selected one runs through
+        :func:`systolic_grouped` — channels on the columns, or on the rows by running the transpose — and its
+        measured cycles and SRAM words replace the closed form of the spread mapping."""
+        a = hw.array
+        flow, rows, cols = a.dataflow, int(a.rows), int(a.cols)
+        on_rows = flow.rows != "m"                          # the ``rows`` mapping: the transpose
+        width = np.asarray(n) * np.asarray(groups)
+        plain = fold_timing(m, width, k, rows, cols, flow)
+        out = {f: np.array(getattr(plain, f)) for f in FoldTiming.__slots__}
+        out["sram_ifmap_reads"] = np.asarray(grouped_input_words(m, n, k, groups))
+        rng = np.random.default_rng(self.seed + 1)
+        acc_bits = min(max(int(hw.pe.acc_bits), 8), 64)
+        chosen = set(self.selected())
+        for i, j in enumerate(js):
+            name = self.names[int(j)]
+            if name not in chosen:
+                continue
+            g, mi, ni, ki = int(groups[i]), int(m[i]), int(n[i]), int(k[i])
+            x = np.frombuffer(rng.bytes(g * mi * ki), np.int8).reshape(g, mi, ki)
+            w = np.frombuffer(rng.bytes(g * ki * ni), np.int8).reshape(g, ki, ni)
+            t0 = time.perf_counter()
+            run = systolic_grouped(x, w, cols if on_rows else rows, rows if on_rows else cols, acc_bits=acc_bits,
+                                   overflow=hw.pe.overflow)
+            dt = time.perf_counter() - t0
+            got = (run.scalesim_cycles, run.sram_ifmap_reads, run.sram_filter_reads, run.sram_ofmap_writes_scalesim)
+            want = (int(plain.scalesim_cycles[i]), int(out["sram_ifmap_reads"][i]), int(plain.sram_filter_reads[i]),
+                    int(plain.sram_ofmap_writes[i]))
+            self.results[name] = LayerEmulation(run.scalesim_cycles, want[0], got == want, run.pe_cycles,
+                                                mi * ni * ki * g, dt, run.overflow_events, reps=1)
+            out["cycles"][i], out["scalesim_cycles"][i] = run.cycles, run.scalesim_cycles
+            out["sram_ifmap_reads"][i], out["sram_filter_reads"][i], out["sram_ofmap_writes"][i] = got[1:]
         return FoldTiming(**out)
 
     def _trace(self, j: int, name: str, m: int, n: int, k: int, hw) -> None:
@@ -318,7 +429,7 @@ class EmulatedTiming:
         for c in report.layers:
             e = self.results.get(c.name)
             if e is not None and c.count:
-                c = replace(c, timing=replace(c.timing, emulated_cycles=e.scalesim_cycles * c.count,
+                c = replace(c, timing=replace(c.timing, emulated_cycles=e.scalesim_cycles * (e.reps or c.count),
                                               emulation_match=e.match))
             layers.append(c)
         return replace(report, layers=tuple(layers))

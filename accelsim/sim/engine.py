@@ -84,8 +84,9 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     sel = np.array([x.grouped and spread is not None for x in g])
     dense = np.flatnonzero(~sel)
     compat, own = [None] * len(idx), [None] * len(idx)
+    own_all = timing.fold_timing(m, n, packed, hw)          # every GEMM, as a timing strategy expects them
     for rows, part in ((compat, fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow)),
-                       (own, timing.fold_timing(m[dense], n[dense], packed[dense], hw))):
+                       (own, FoldTiming(*(np.asarray(getattr(own_all, f))[dense] for f in FoldTiming.__slots__)))):
         for j, row in zip(dense, _rows(part, len(dense), bool(configs))):
             rows[j] = row | {"reps": g[j].count, "flow": a.dataflow}
     if sel.any():                     # grouped convs spread across the array: one GEMM m × (groups·n)
@@ -94,9 +95,11 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
         serial = _rows(fold_timing(ms, n[js], ks, a.rows, a.cols, a.dataflow), len(js), bool(configs))
         spread_hw = replace(hw, array=replace(a, dataflow=spread))
         words = grouped_input_words(ms, n[js], ks, cs)
+        grouped = getattr(timing, "grouped_fold_timing", None)    # a strategy may run the spread mapping itself
+        mine = (grouped(js, ms, n[js], packed[js], cs, spread_hw) if grouped is not None
+                else timing.fold_timing(ms, ns, packed[js], spread_hw))
         for j, row, mine, ser, wd in zip(js, _rows(fold_timing(ms, ns, ks, a.rows, a.cols, spread), len(js), bool(configs)),
-                                         _rows(timing.fold_timing(ms, ns, packed[js], spread_hw), len(js), bool(configs)),
-                                         serial, words):
+                                         _rows(mine, len(js), bool(configs)), serial, words):
             compat[j] = row | {"scalesim_cycles": ser["scalesim_cycles"] * g[j].count, "sram_ifmap_reads":
                                wd if configs else int(wd), "reps": 1, "flow": spread}
             own[j] = mine | {"reps": 1, "flow": spread}
@@ -299,7 +302,7 @@ def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfi
     layer, mem = w.layer, hw.memory
     if w.vector_op is None:  # layout change or folded batchnorm: no work, no traffic
         return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params)
-    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, 1.0)
+    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, OPS[w.vector_op].vector_ops)
     busy = xp.ceil(ops / hw.vector.lanes)
     dram_in = xp.total(xp.where(reads[t], math.ceil(sizes[t]), 0) for t in layer.inputs)
     dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0

@@ -152,7 +152,7 @@ def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
     size = 0.0
     for layer, p in zip(model.layers, precs):   # norm parameters and biases stay 32-bit in a quantized model
         wide = OPS[layer.op].wide_params(layer.attrs, list(layer.in_shapes))
-        size += (layer.params - wide) * p.weight_bytes + wide * (4 if not p.is_float else p.weight_bytes)
+        size += (layer.params - wide) * p.weight_bytes + wide * p.wide_bytes
     seconds = cycles / (hw.clock_mhz * 1e6)
     slots = sum(t.compute_cycles * t.macs_per_pe_cycle for t in tim) * hw.array.rows * hw.array.cols
     energies = [c.energy for c in layers]

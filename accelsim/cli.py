@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cycles per layer trace (default 10000)")
     run.add_argument("--unsupported", default="error", choices=["error", "vector"],
                      help="ONNX ops accelsim does not know: an error (default) or costed as vector work")
+    _add_batch_axis(run)
     _add_quant_args(run, required_eval=False)
     ev = sub.add_parser("eval", help="accuracy only: FP32 vs quantized on real data", epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hw field")
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     cmp_.add_argument("--batch", type=int, default=1, metavar="N", help="inferences run together (default 1)")
+    _add_batch_axis(cmp_)
     cmp_.add_argument("--decode", type=int, metavar="N",
                       help="a decoder LLM: compare the prefill and N decode steps (tokens/s, energy per token)")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
@@ -156,7 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
     inf.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     inf.add_argument("--onnx", metavar="OUT.onnx", help="also write accelsim's quantized model as ONNX QDQ (w8a8)")
+    _add_batch_axis(inf)
     return parser
+
+
+def _add_batch_axis(p) -> None:
+    p.add_argument("--batch-axis", default="auto", metavar="AXIS",
+                   help="ONNX: the axis of every graph input that carries the batch: auto (default: axis 0 when "
+                        "every input starts with a dynamic dimension), none (the graph as written), or an axis")
 
 
 def _accuracy(args, model, array_hw=None) -> dict | None:
@@ -232,7 +241,7 @@ def _run(args) -> int:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
     if args.decode is not None:
         return _run_phases(args)
-    model = load_model(args.model, _key_values(args.param, "--param"), args.unsupported)
+    model = _warned(load_model(args.model, _key_values(args.param, "--param"), args.unsupported, args.batch_axis))
     hw = load_hw(args.hw, args.set)
     emu = _emulation(args, model)
     report = simulate(model, hw, args.precision, _onnx_precisions(model, args.float_mode) | float_layer_precisions(
@@ -332,6 +341,14 @@ def _onnx_precisions(model, float_mode: str) -> dict:
     return out
 
 
+def _warned(model):
+    """``model``, after printing on stderr how its file was read (``Model.warnings``, e.g. a SCALE-Sim header
+    read by position), once each."""
+    for w in model.warnings:
+        print(f"accelsim: warning: {w}", file=sys.stderr)
+    return model
+
+
 def _notes(model) -> list:
     if model.weights and model.weights.get("format") == "onnx":
         from .onnx.importer import notes_for
@@ -344,7 +361,7 @@ def _infer(args) -> int:
     from .config.loader import load_model
     from .inference import infer, read_npz, write_npz
     check_output_dirs(args.out, args.onnx)
-    model = load_model(args.model, _key_values(args.param, "--param"))
+    model = _warned(load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis))
     inputs = read_npz(args.inputs)
     calib = read_npz(args.calib_data, "--calib-data") if args.calib_data else None
     tmp = None if args.onnx is None else Path(args.onnx).with_name(f".{Path(args.onnx).name}.tmp")
@@ -371,7 +388,7 @@ def _eval(args) -> int:
     check_output_dirs(args.json)
     if not args.eval and not args.data:
         raise ConfigError(["eval needs --eval DATASET or --data FILE.npz"])
-    model = load_model(args.model)
+    model = _warned(load_model(args.model))
     accuracy = _accuracy(args, model)
     if args.json:
         write_outputs([(args.json, json_text(accuracy, nonneg=False))])
@@ -387,7 +404,8 @@ def _compare(args) -> int:
     check_output_dirs(args.json)
     if args.decode is not None:
         return _compare_phases(args)
-    result = compare(load_model(args.model, _key_values(args.param, "--param")), load_hw(args.hw, args.set),
+    result = compare(_warned(load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis)),
+                     load_hw(args.hw, args.set),
                      args.baseline, args.target, batch=args.batch)
     if args.json:
         write_outputs([(args.json, json_text(result.to_dict()))])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -188,8 +189,11 @@ def read_text(path: Path) -> str:
 
 
 def load_scalesim_csv(path: Path) -> Model:
-    """A SCALE-Sim topology CSV as a model (:mod:`accelsim.config.scalesim_csv`), named after the file."""
-    return Model.from_dict(model_dict_from_csv(read_text(path), path.stem, str(path)), source=str(path))
+    """A SCALE-Sim topology CSV as a model (:mod:`accelsim.config.scalesim_csv`), named after the file; how it was
+    read (columns by position, tabs, section rows skipped) is in ``Model.warnings``."""
+    warnings: list[str] = []
+    model = Model.from_dict(model_dict_from_csv(read_text(path), path.stem, str(path), warnings), source=str(path))
+    return replace(model, warnings=tuple(warnings)) if warnings else model
 
 
 def read_yaml(path: Path) -> object:
@@ -312,22 +316,28 @@ def model_builder(spec, unsupported: str = "error"):
     return lambda params: load_model(spec, params, unsupported)
 
 
-def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
+def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error",
+               batch_axis="auto") -> Model:
     """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
     ``scalesim/gpt2.csv``) or an ONNX file (``.onnx``, needs the ``accelsim[onnx]`` extra; ``unsupported="vector"``
-    costs unknown ONNX ops as vector work) → Model; a loaded :class:`~accelsim.graph.Model` is returned as is (its
+    costs unknown ONNX ops as vector work; ``batch_axis``: ``"auto"``, ``None`` or an axis, see
+    :mod:`accelsim.onnx.batch`) → Model; a loaded :class:`~accelsim.graph.Model` is returned as is (its
     parameters were set when it was loaded)."""
     if isinstance(spec, Model):
         if params:
             raise ConfigError([f"model {short(spec.name)}: params set a model's parameters when it is loaded; "
                                "load it again with them"])
         return spec
+    if batch_axis != "auto" and Path(str(spec)).suffix.lower() != ".onnx":
+        raise ConfigError([f"{short(spec)}: --batch-axis applies to ONNX models (a model YAML's batch axis is "
+                           "in front of every tensor)"])
     path = Path(_spec(spec, "model", "Model"))
     if path.suffix.lower() == ".onnx":
         if not is_file(path):
             raise ConfigError([f"{short(spec)}: no such file"])
+        from ..onnx.batch import parse_batch_axis
         from ..onnx.importer import cached_import
-        return cached_import(path, dict(params or {}), unsupported).model
+        return cached_import(path, dict(params or {}), unsupported, parse_batch_axis(batch_axis)).model
     if path.suffix.lower() == ".csv":
         path = resolve(spec, "model")
         if params:

@@ -97,15 +97,19 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     sel = np.array([x.grouped and spread is not None for x in g])
     parts = []
     dense = np.flatnonzero(~sel)
-    if len(dense) and type(timing) is AnalyticalTiming and not hw.timing.stationary_double_buffer:
-        both = _fields(fold_timing(*(np.concatenate(np.broadcast_arrays(x[dense], y[dense]))
-                                     for x, y in ((m, m), (n, n), (k, packed))), a.rows, a.cols, a.dataflow))
-        half = len(dense)           # one call for both: the SCALE-Sim rows on K, the own rows on K' (same closed form)
-        compat, own = ({name: v[:half] for name, v in both.items()}, {name: v[half:] for name, v in both.items()})
-        parts.append(([idx[j] for j in dense], a.dataflow, compat, own, rate[dense], c[dense]))
-    elif len(dense):
-        compat = _fields(fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow))
-        own = _fields(timing.fold_timing(m[dense], n[dense], packed[dense], hw))
+    analytical = type(timing) is AnalyticalTiming
+    if not analytical:                # a strategy gets every GEMM, as it expects them
+        own_all = _fields(timing.fold_timing(m, n, packed, hw))
+    if len(dense):
+        if analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
+            both = _fields(fold_timing(*(np.concatenate(np.broadcast_arrays(x[dense], y[dense]))  # the own rows
+                                         for x, y in ((m, m), (n, n), (k, packed))), a.rows, a.cols, a.dataflow))
+            compat, own = ({name: v[:len(dense)] for name, v in both.items()},           # on K' (the same form)
+                           {name: v[len(dense):] for name, v in both.items()})
+        else:
+            compat = _fields(fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow))
+            own = (_fields(timing.fold_timing(m[dense], n[dense], packed[dense], hw)) if analytical
+                   else {name: v[dense] for name, v in own_all.items()})
         parts.append(([idx[j] for j in dense], a.dataflow, compat, own, rate[dense], c[dense]))
     if sel.any():                     # grouped convs spread across the array: one GEMM m × (groups·n)
         js = np.flatnonzero(sel)
@@ -113,7 +117,10 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
         compat = _fields(fold_timing(ms, ns, ks, a.rows, a.cols, spread))
         compat["scalesim_cycles"] = fold_timing(ms, n[js], ks, a.rows, a.cols, a.dataflow).scalesim_cycles * cs
         compat["sram_ifmap_reads"] = grouped_input_words(ms, n[js], ks, cs)
-        own = _fields(timing.fold_timing(ms, ns, packed[js], replace(hw, array=replace(a, dataflow=spread))))
+        spread_hw = replace(hw, array=replace(a, dataflow=spread))
+        grouped = getattr(timing, "grouped_fold_timing", None)    # a strategy may run the spread mapping itself
+        own = _fields(grouped(js, ms, n[js], packed[js], cs, spread_hw) if grouped is not None
+                      else timing.fold_timing(ms, ns, packed[js], spread_hw))
         parts.append(([idx[j] for j in js], spread, compat, own, rate[js], np.ones_like(cs)))
     return GemmTimes(parts, cols)
 

@@ -444,6 +444,13 @@ def _validate(args) -> int:
     return 0
 
 
+def _cost_only(args) -> bool:
+    """The command runs the cost model only (no model execution: no BLAS work)."""
+    if args.command == "run":
+        return not (args.eval or args.data or args.emulate is not None)
+    return args.command in ("compare", "validate")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -451,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         print("accelsim: error: no command given: expected run, eval, compare, infer, sweep, report, validate or quantize (see accelsim --help)",
               file=sys.stderr)
         return 2
+    if _cost_only(args) and "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # no BLAS work: do not start OpenBLAS's thread pool
     try:
         if args.command == "quantize":
             return _subcommand(args, quantize_cli.run)

@@ -154,3 +154,12 @@ def test_sweep_without_eval_imports_no_numba(tmp_path):
                          capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["code"] == 0 and not set(HEAVY) & set(result["modules"]), out.stderr
+
+
+def test_cost_only_commands_are_told_apart():
+    from accelsim.cli import _cost_only, build_parser
+    parse = build_parser().parse_args
+    assert _cost_only(parse(["run", "resnet50", "--hw", "edge"])) and _cost_only(parse(["compare", "x", "--hw", "edge"]))
+    assert not _cost_only(parse(["run", "mnist_cnn", "--hw", "edge", "--eval", "mnist"]))
+    assert not _cost_only(parse(["run", "resnet50", "--hw", "edge", "--emulate"]))
+    assert not _cost_only(parse(["eval", "mnist_cnn", "--eval", "mnist"]))

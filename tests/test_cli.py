@@ -159,7 +159,8 @@ def test_sweep_without_eval_imports_no_numba(tmp_path):
 def test_cost_only_commands_are_told_apart():
     from accelsim.cli import _cost_only, build_parser
     parse = build_parser().parse_args
-    assert _cost_only(parse(["run", "resnet50", "--hw", "edge"])) and _cost_only(parse(["compare", "x", "--hw", "edge"]))
+    assert _cost_only(parse(["run", "resnet50", "--hw", "edge"]))
+    assert _cost_only(parse(["compare", "x", "--hw", "edge"]))
     assert not _cost_only(parse(["run", "mnist_cnn", "--hw", "edge", "--eval", "mnist"]))
     assert not _cost_only(parse(["run", "resnet50", "--hw", "edge", "--emulate"]))
     assert not _cost_only(parse(["eval", "mnist_cnn", "--eval", "mnist"]))

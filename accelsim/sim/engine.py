@@ -155,13 +155,13 @@ class GemmTimes(Mapping):
             _, flow, compat, own, rate, reps = self.parts[p]
             if self.cols.configs is None:
                 row = lambda d: {name: d[name][j].item() for name in _ROW}
-                self._rows[i] = (row(compat) | {"reps": int(reps[j]), "flow": flow}, row(own) | {"reps": int(reps[j]), "flow": flow},
-                                 float(rate[j]))
+                tail = {"reps": int(reps[j]), "flow": flow}
+                self._rows[i] = (row(compat) | tail, row(own) | tail, float(rate[j]))
             else:
                 size = (self.cols.configs,)
                 row = lambda d: {name: np.broadcast_to(d[name][j], size) for name in _ROW}
-                self._rows[i] = (row(compat) | {"reps": int(reps[j, 0]), "flow": flow},
-                                 row(own) | {"reps": int(reps[j, 0]), "flow": flow}, rate[j])
+                tail = {"reps": int(reps[j, 0]), "flow": flow}
+                self._rows[i] = (row(compat) | tail, row(own) | tail, rate[j])
         return self._rows[i]
 
     def flow(self, i: int) -> DataflowSpec:

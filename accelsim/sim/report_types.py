@@ -157,7 +157,8 @@ def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
             wide = OPS[layer.op].wide_params(layer.attrs, list(layer.in_shapes))
             size += (layer.params - wide) * p.weight_bytes + wide * p.wide_bytes
     seconds = cycles / (hw.clock_mhz * 1e6)
-    slots = sum(map(mul, map(_get.compute_cycles, tim), map(_get.macs_per_pe_cycle, tim))) * hw.array.rows * hw.array.cols
+    slots = (sum(map(mul, map(_get.compute_cycles, tim), map(_get.macs_per_pe_cycle, tim)))
+             * hw.array.rows * hw.array.cols)
     energies = [c.energy for c in layers]
     energy = {k: sum(map(get, energies)) for k, get in _ENERGY_KINDS}
     energy["static"] = energy["static"] + hw.energy.leakage_mw * 1e-3 * run_overhead / (hw.clock_mhz * 1e6) * 1e12

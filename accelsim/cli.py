@@ -13,14 +13,13 @@ import sys
 from pathlib import Path
 
 from . import __version__, sweep_cli
+from .errors import AccelsimError, ConfigError, one_line, short
 from .recover import cli as quantize_cli
 from .reporting import cli as report_cli
-from .cli_io import check_output_dirs, write_outputs
-from .config.loader import is_dir, load_hw, load_model
-from .errors import AccelsimError, ConfigError, one_line, short
-from .report import format_accuracy, format_breakdown, format_weights, format_table, format_totals, json_text, to_csv, to_json
-from .eval.pipeline import float_layer_precisions, parse_layer_precisions
-from .sim.engine import simulate
+
+# Everything else is imported by the command that needs it: the parser (and --version) needs no numpy, and a
+# cost-only command (run without --eval/--emulate, compare, sweep without eval, validate) imports no Numba,
+# no ONNX and no plotting (tests/test_cli.py checks the module list of a cost-only run).
 
 EXAMPLES = """examples:
   accelsim run models/resnet50.yaml --hw hw_configs/edge.yaml
@@ -114,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cycles per layer trace (default 10000)")
     run.add_argument("--unsupported", default="error", choices=["error", "vector"],
                      help="ONNX ops accelsim does not know: an error (default) or costed as vector work")
+    _add_batch_axis(run)
     _add_quant_args(run, required_eval=False)
     ev = sub.add_parser("eval", help="accuracy only: FP32 vs quantized on real data", epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hw field")
     cmp_.add_argument("--param", action="append", default=[], metavar="NAME=INT", help="set a model parameter")
     cmp_.add_argument("--batch", type=int, default=1, metavar="N", help="inferences run together (default 1)")
+    _add_batch_axis(cmp_)
     cmp_.add_argument("--decode", type=int, metavar="N",
                       help="a decoder LLM: compare the prefill and N decode steps (tokens/s, energy per token)")
     cmp_.add_argument("--json", metavar="FILE", help="write both runs' totals and the ratios as JSON")
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--onnx", metavar="OUT.onnx", help="also write accelsim's quantized model as ONNX QDQ (w8a8)")
     inf.add_argument("--weight-method", default="rtn", choices=["rtn", "gptq"],
                      help="decoder LLMs, weight-only precisions: round to nearest (default) or GPTQ")
+    _add_batch_axis(inf)
     gen = sub.add_parser("generate", help="greedy text generation with a KV cache (a GGUF decoder LLM)",
                          epilog="example:\n  accelsim generate smollm2_135m --prompt \"The capital of France is\" "
                                 "--max-new-tokens 8", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weight-only precisions: round to nearest (default) or GPTQ on calibration text")
     gen.add_argument("--json", metavar="FILE", help="write text, new_token_ids and timings as JSON")
     return parser
+
+
+def _add_batch_axis(p) -> None:
+    p.add_argument("--batch-axis", default="auto", metavar="AXIS",
+                   help="ONNX: the axis of every graph input that carries the batch: auto (default: axis 0 when "
+                        "every input starts with a dynamic dimension), none (the graph as written), or an axis")
 
 
 def _generate(args) -> int:
@@ -198,7 +206,7 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
         return None
     if args.eval and args.data:
         raise ConfigError(["give --eval DATASET or --data FILE.npz, not both"])
-    from .eval.pipeline import evaluate, scheme_for
+    from .eval.pipeline import evaluate, parse_layer_precisions, scheme_for
     from .eval.tasks import make_task
     from .hw.mac import parse_precision
     for flag in ("eval_size", "calib_size"):
@@ -240,7 +248,12 @@ def _format_accuracy(result: dict) -> str:
 
 
 def _sweep(args) -> int:
-    return _subcommand(args, sweep_cli.run)
+    return _subcommand(args, lambda a, progress: sweep_cli.run(a, progress, _note))
+
+
+def _note(message: str) -> None:
+    """A one-line note on stderr (what a command does differently from what was asked, and why)."""
+    print(f"accelsim: note: {message}", file=sys.stderr)
 
 
 def _report(args) -> int:
@@ -263,12 +276,17 @@ def _progress(message: str) -> None:
 
 
 def _run(args) -> int:
+    from .cli_io import check_output_dirs, write_outputs
+    from .config.loader import load_hw, load_model
+    from .eval.pipeline import float_layer_precisions, parse_layer_precisions
+    from .report import format_accuracy, format_breakdown, format_table, format_totals, format_weights, to_csv, to_json
+    from .sim.engine import simulate
     check_output_dirs(args.json, args.csv)
     if args.max_rows < 0:
         raise ConfigError([f"--max-rows: expected 0 (all) or a positive integer, got {args.max_rows}"])
     if args.decode is not None:
         return _run_phases(args)
-    model = load_model(args.model, _key_values(args.param, "--param"), args.unsupported)
+    model = _warned(load_model(args.model, _key_values(args.param, "--param"), args.unsupported, args.batch_axis))
     hw = load_hw(args.hw, args.set)
     emu = _emulation(args, model)
     report = simulate(model, hw, args.precision, _onnx_precisions(model, args.float_mode) | float_layer_precisions(
@@ -301,7 +319,9 @@ def _run(args) -> int:
 
 def _run_phases(args) -> int:
     """``run --decode N``: prefill and decode of a decoder LLM costed apart (accelsim.sim.phases)."""
-    from .report import format_phases
+    from .cli_io import write_outputs
+    from .config.loader import load_hw
+    from .report import format_phases, format_table, json_text, to_csv
     from .sim.phases import phases
     for flag in ("eval", "data", "emulate", "trace"):
         if getattr(args, flag):
@@ -333,6 +353,7 @@ def _emulation(args, model):
         return None
     if args.trace_max_cycles < 1:
         raise ConfigError([f"--trace-max-cycles: expected a positive integer, got {args.trace_max_cycles}"])
+    from .config.loader import is_dir
     if args.trace and not is_dir(Path(args.trace)):
         raise ConfigError([f"--trace {short(args.trace)}: not an existing folder"])
     from .sim.emulate import EmulatedTiming
@@ -365,6 +386,14 @@ def _onnx_precisions(model, float_mode: str) -> dict:
     return out
 
 
+def _warned(model):
+    """``model``, after printing on stderr how its file was read (``Model.warnings``, e.g. a SCALE-Sim header
+    read by position), once each."""
+    for w in model.warnings:
+        print(f"accelsim: warning: {w}", file=sys.stderr)
+    return model
+
+
 def _notes(model) -> list:
     if model.weights and model.weights.get("format") == "onnx":
         from .onnx.importer import notes_for
@@ -373,9 +402,11 @@ def _notes(model) -> list:
 
 
 def _infer(args) -> int:
+    from .cli_io import check_output_dirs
+    from .config.loader import load_model
     from .inference import infer, read_npz, write_npz
     check_output_dirs(args.out, args.onnx)
-    model = load_model(args.model, _key_values(args.param, "--param"))
+    model = _warned(load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis))
     inputs = read_npz(args.inputs)
     calib = read_npz(args.calib_data, "--calib-data") if args.calib_data else None
     tmp = None if args.onnx is None else Path(args.onnx).with_name(f".{Path(args.onnx).name}.tmp")
@@ -396,10 +427,13 @@ def _infer(args) -> int:
 
 
 def _eval(args) -> int:
+    from .cli_io import check_output_dirs, write_outputs
+    from .config.loader import load_model
+    from .report import format_accuracy, json_text
     check_output_dirs(args.json)
     if not args.eval and not args.data:
         raise ConfigError(["eval needs --eval DATASET or --data FILE.npz"])
-    model = load_model(args.model)
+    model = _warned(load_model(args.model))
     accuracy = _accuracy(args, model)
     if args.json:
         write_outputs([(args.json, json_text(accuracy, nonneg=False))])
@@ -409,10 +443,14 @@ def _eval(args) -> int:
 
 def _compare(args) -> int:
     from .api import compare
+    from .cli_io import check_output_dirs, write_outputs
+    from .config.loader import load_hw, load_model
+    from .report import json_text
     check_output_dirs(args.json)
     if args.decode is not None:
         return _compare_phases(args)
-    result = compare(load_model(args.model, _key_values(args.param, "--param")), load_hw(args.hw, args.set),
+    result = compare(_warned(load_model(args.model, _key_values(args.param, "--param"), batch_axis=args.batch_axis)),
+                     load_hw(args.hw, args.set),
                      args.baseline, args.target, batch=args.batch)
     if args.json:
         write_outputs([(args.json, json_text(result.to_dict()))])
@@ -422,7 +460,9 @@ def _compare(args) -> int:
 
 def _compare_phases(args) -> int:
     """``compare --decode N``: both precisions' prefill and decode phases side by side."""
-    from .report import PHASE_ROWS, ratio_table, ratios
+    from .cli_io import write_outputs
+    from .config.loader import load_hw
+    from .report import PHASE_ROWS, json_text, ratio_table, ratios
     from .sim.phases import phases
     params = _key_values(args.param, "--param")
     seq_len, hw = params.pop("seq_len", None), load_hw(args.hw, args.set)
@@ -438,6 +478,8 @@ def _compare_phases(args) -> int:
 
 
 def _validate(args) -> int:
+    from .cli_io import check_output_dirs, write_outputs
+    from .report import json_text
     from .reporting.silicon import format_validation, validate
     check_output_dirs(args.json)
     result = validate(args.device, args.set)
@@ -447,6 +489,13 @@ def _validate(args) -> int:
     return 0
 
 
+def _cost_only(args) -> bool:
+    """The command runs the cost model only (no model execution: no BLAS work)."""
+    if args.command == "run":
+        return not (args.eval or args.data or args.emulate is not None)
+    return args.command in ("compare", "validate")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -454,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
         print("accelsim: error: no command given: expected run, eval, compare, infer, generate, sweep, report, validate or quantize (see accelsim --help)",
               file=sys.stderr)
         return 2
+    if _cost_only(args) and "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # no BLAS work: do not start OpenBLAS's thread pool
     try:
         if args.command == "quantize":
             return _subcommand(args, quantize_cli.run)

@@ -2,8 +2,20 @@
 
 A model is a list of layers in topological order. Each layer reads the tensors named in ``inputs``
 (default: the previous layer's output, or the first model input for the first layer) and produces one
-tensor named after the layer. Shapes exclude the batch dimension (batch 1). See :mod:`accelsim.ops` for
-the operator vocabulary.
+tensor named after the layer. Shapes describe one inference. See :mod:`accelsim.ops` for the operator vocabulary.
+
+**The batch axis** (``Model.batch_axis``) says where a graph input carries the inferences of a batch — the one
+notion of batch, what :func:`accelsim.lowering.batched` and ``simulate(batch=)`` scale:
+
+* ``0`` (every model YAML; an imported graph whose inputs start with a symbolic dimension, or ``--batch-axis 0``):
+  the batch axis is in front of every tensor and the shapes exclude it (an image is ``[C, H, W]``);
+* ``None`` (an imported graph without one): the shapes are the graph's own, as written (a scalar is ``[]``); one
+  inference is one run of the graph;
+* ``k > 0`` (``--batch-axis k``): axis ``k`` of each graph input is the batch; the shapes are as written with 1 on
+  that axis (one inference).
+
+At run time every tensor carries one leading axis more than its shape: the inferences of a batch
+(:mod:`accelsim.nn.graph_exec`; :func:`accelsim.inference.check_feeds` puts the fed batch there).
 
 **Size bounds** (refused with the layer's path, see :mod:`accelsim.config.fields`): every dimension and model
 parameter ≤ ``MAX_DIM = 2**31``; every tensor and every layer's parameter count ≤ ``MAX_ELEMENTS = 2**48``;
@@ -51,6 +63,9 @@ class Model:
     weights: Mapping[str, str] | None = None   # where real weights come from (see accelsim.data.weights)
     dataset: str | None = None                 # the evaluation task these weights are measured on
     dims: Mapping[str, int] = field(default_factory=dict)   # the named dimensions (YAML ``params``) as set
+    batch_axis: int | None = 0                 # where graph inputs carry the batch (module docstring)
+    dtypes: Mapping[str, str] | None = None    # graph input → numpy dtype name (imported graphs), else None
+    warnings: tuple[str, ...] = field(default=(), compare=False)   # how the loader read the file (for the user)
 
     @property
     def params(self) -> int:
@@ -135,7 +150,7 @@ def _inputs(r: Reader, params: dict[str, int]) -> dict[str, Shape]:
         ir.raw("dtype", None)
         ir.reject_unknown()
         dims = []
-        for d in shape if isinstance(shape, list) and shape else [None]:
+        for d in shape if isinstance(shape, list) else [None]:   # [] is a scalar
             zero_ok = isinstance(d, str) and params.get(d) == 0    # an empty input (e.g. an empty KV cache)
             d = params.get(d, d) if isinstance(d, str) else d
             if isinstance(d, bool) or not isinstance(d, int) or d < (0 if zero_ok else 1):

@@ -13,9 +13,13 @@ A GGUF decoder LLM (or a model YAML with GGUF weights) takes ``input_ids`` (int 
 A dynamically quantized plan (``quantize_dynamic`` models) runs all inputs in one call, since its activation
 grids come from each call's range (as ONNX Runtime computes them over the whole input tensor).
 
-Rules: every graph input must be given with the graph's shape after the batch axis (an error names the input);
-unknown keys are an error; float inputs run in float32. ``read_npz``/``write_npz`` read and write the files of
-``accelsim infer`` (written atomically: no partial file on failure).
+Rules: every graph input must be given with the graph's shape and the batch where the model has its batch axis
+(:attr:`accelsim.graph.Model.batch_axis`: in front for a model YAML; a model without one takes exactly its
+shape, one inference); an error names the input. Unknown keys are an error. Float inputs take the graph input's
+float type (float32 unless an ONNX graph says float64: a float64 model runs in float64), never silently narrowed
+(a value outside float32's range is an error); integer inputs keep their type. Outputs come back as the graph
+gives them (:func:`as_written`). ``read_npz``/``write_npz`` read and write the files of ``accelsim infer``
+(written atomically: no partial file on failure).
 """
 from __future__ import annotations
 
@@ -51,8 +55,57 @@ def write_npz(path: str | Path, arrays: dict) -> None:
         raise
 
 
+def fed_shape(model: Model, name: str, n: int = 1) -> tuple:
+    """The shape graph input ``name`` is fed with for ``n`` inferences (module docstring; without a batch axis
+    ``n`` must be 1)."""
+    shape, ax = tuple(model.inputs[name]), model.batch_axis
+    if ax is None:
+        if n != 1:
+            raise AccelsimError(f"input {short(name)!r}: the model has no batch axis, so it runs one inference")
+        return shape
+    return (n, *shape) if ax == 0 else (*shape[:ax], n, *shape[ax + 1:])
+
+
+def _fed_form(model: Model, name: str, x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
+    """``x`` as the graph takes it (module docstring: the batch axis) → the executor's form: the inferences of
+    the batch on a leading axis, then the input's shape."""
+    ax = model.batch_axis
+    if ax == 0:
+        ok, need = x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == tuple(shape) and len(x) > 0, ["N", *shape]
+    elif ax is None:
+        ok, need = tuple(x.shape) == tuple(shape), list(shape)
+    else:
+        rest = lambda s: tuple(s[:ax]) + tuple(s[ax + 1:])  # noqa: E731
+        ok = x.ndim == len(shape) and rest(x.shape) == rest(shape) and x.shape[ax] > 0
+        need = [*shape[:ax], "N", *shape[ax + 1:]]
+    if not ok:
+        where = ("" if ax == 0 else " (the model has no batch axis: import it with --batch-axis K to run a batch "
+                 "along axis K)" if ax is None else f" (the batch is axis {ax})")
+        raise AccelsimError(f"{what}: input {short(name)!r} has shape {list(x.shape)}, the graph needs "
+                            f"[{', '.join(map(str, need))}]{where}")
+    if ax is None:
+        return x[None]
+    return x if ax == 0 else np.expand_dims(np.moveaxis(x, ax, 0), ax + 1)
+
+
+def _typed(x: np.ndarray, declared: str | None, what: str, name: str) -> np.ndarray:
+    """Float inputs take the graph input's float type (float32 unless it says otherwise), never silently
+    narrowed: a finite value outside the narrower type's range is an error; integer inputs keep theirs."""
+    if x.dtype.kind != "f":
+        return x
+    target = np.dtype(declared) if declared and np.dtype(declared).kind == "f" else np.dtype(np.float32)
+    if target.itemsize < x.dtype.itemsize and x.size:
+        finite = x[np.isfinite(x)]
+        big = float(np.abs(finite).max(initial=0))
+        if big > float(np.finfo(target).max):
+            raise AccelsimError(f"{what}: input {short(name)!r} holds {big:.4g}, outside {target.name}'s range "
+                                f"(the graph input is {target.name})")
+    return x.astype(target, copy=False)
+
+
 def check_feeds(model: Model, feeds: dict, what: str = "inputs") -> dict:
-    """``feeds`` checked against the graph inputs (module docstring); float arrays as float32."""
+    """``feeds`` checked against the graph inputs (module docstring) and put in the executor's form (a leading
+    axis of inferences); float arrays take the graph input's float type."""
     missing = [n for n in model.inputs if n not in feeds]
     if missing:
         raise AccelsimError(f"{what}: graph input {short(missing[0])!r} is missing (graph inputs: "
@@ -63,13 +116,34 @@ def check_feeds(model: Model, feeds: dict, what: str = "inputs") -> dict:
                             f"{short(', '.join(model.inputs))})")
     out = {}
     for name, shape in model.inputs.items():
-        x = np.asarray(feeds[name])
-        if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape) or len(x) == 0:
-            raise AccelsimError(f"{what}: input {short(name)!r} has shape {list(x.shape)}, the graph needs "
-                                f"[N, {', '.join(map(str, shape))}]")
-        out[name] = x.astype(np.float32) if x.dtype.kind == "f" else x
+        x = _fed_form(model, name, np.asarray(feeds[name]), shape, what)
+        out[name] = _typed(x, (model.dtypes or {}).get(name), what, name)
     if len({len(x) for x in out.values()}) > 1:
         raise AccelsimError(f"{what}: inputs have different batch sizes {[len(x) for x in out.values()]}")
+    return out
+
+
+def as_written(model: Model, outputs: dict) -> dict:
+    """Outputs in the executor's form (inferences on a leading axis) → as the graph gives them: unchanged with
+    the batch in front; without a batch axis the one inference; with a batch axis k > 0 the batch moved to each
+    output's own batch axis (an error for a batch > 1 where ONNX shape inference could not tell it)."""
+    ax = model.batch_axis
+    if ax == 0:
+        return outputs
+    if ax is None:
+        return {k: v[0] for k, v in outputs.items()}
+    from .onnx.importer import output_batch_axes_for
+    axes = output_batch_axes_for(model)
+    out = {}
+    for k, v in outputs.items():
+        kout = axes.get(k)
+        if kout is None:
+            if len(v) > 1:
+                raise AccelsimError(f"output {short(k)!r}: ONNX shape inference does not tell which of its axes "
+                                    f"carries the batch (axis {ax} of the inputs): feed one inference at a time")
+            out[k] = v[0]
+        else:
+            out[k] = np.moveaxis(v.squeeze(kout + 1), 0, kout)
     return out
 
 
@@ -147,7 +221,7 @@ def infer(model, inputs: dict, precision: str | None = None, calib: str = "minma
     qops = None if plan is None else QuantOps(plan, mode, measure=False, weight_params=weight_params)
     # dynamic quantization takes each call's own range: one call over all inputs, as ONNX Runtime does
     batch = len(next(iter(feeds.values()))) if plan is not None and plan.scheme.dynamic else BATCH
-    return run_batched(model, weights, feeds, qops, batch)
+    return as_written(model, run_batched(model, weights, feeds, qops, batch))
 
 
 class _Batch:

@@ -10,11 +10,11 @@ both operands activations), vector work ``elements × ops_per_element``, or noth
 consumer is folded into that layer's weights or applied in the array's output stage (as inference
 compilers and NPUs do). Fused layers cost nothing and their intermediate tensors never reach memory.
 
-**Batch** (:func:`batched`): shapes exclude the batch dimension; a batch of ``n`` inferences scales each
-layer's work, never its weights: a GEMM against weights stacks the batch along M (``m · n``: every weight
-tile is fetched once and reused by all n samples, as a stationary tile is reused along the time dimension),
-a GEMM of two activations (attention) runs once per sample (``count · n``), and vector work covers
-``elements · n``.
+**Batch** (:func:`batched`): shapes describe one inference (:attr:`accelsim.graph.Model.batch_axis`); a batch of
+``n`` inferences scales each layer's work, never its weights: a GEMM against weights stacks the batch along M
+(``m · n``: every weight tile is fetched once and reused by all n samples, as a stationary tile is reused along
+the time dimension), a GEMM of two activations (attention) runs once per sample (``count · n``), and vector work
+covers ``elements · n``.
 
 **Bounds**: a layer over the model size bounds (:func:`accelsim.graph.size_problem`: dimensions ≤ 2**31, work
 ≤ 2**48 MACs or vector elements) raises :class:`~accelsim.errors.MappingError` here, whatever built the

@@ -25,11 +25,10 @@ import io
 import json
 from pathlib import Path
 
-from .config.fields import Reader
-from .config.loader import read_yaml
 from .errors import AccelsimError, ConfigError
-from .report import checked, json_text, write_atomic
-from .sweep import MAX_POINTS, sweep
+
+MAX_POINTS_TEXT = "10,000,000"    # accelsim.sweep.MAX_POINTS (tests/test_sweep.py checks they agree); the parser
+                                  # is built without importing the cost model
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="cost a grid of hw configs × precisions and report the Pareto front",
@@ -38,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="results file: .csv, .json or .parquet")
     p.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
-    p.add_argument("--force", action="store_true", help=f"allow more than {MAX_POINTS:,} grid points")
+    p.add_argument("--force", action="store_true", help=f"allow more than {MAX_POINTS_TEXT} grid points")
     p.add_argument("--plot", metavar="FILE.png", help="also draw the first two objectives and the Pareto front "
                    "(PNG and SVG; needs accelsim[plot])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -46,6 +45,8 @@ def add_parser(sub) -> None:
 
 def read_sweep(path: str) -> dict:
     """The validated sweep file as keyword arguments of :func:`accelsim.sweep.sweep`."""
+    from .config.fields import Reader
+    from .config.loader import read_yaml
     problems: list[str] = []
     r = Reader(read_yaml(Path(path)), "sweep", problems)
     spec = {"model": r.string("model"), "hw": r.string("hw"), "precision": r.string("precision", "w8a8"),
@@ -61,9 +62,11 @@ def read_sweep(path: str) -> dict:
     return spec
 
 
-def run(args, progress=None) -> str:
+def run(args, progress=None, note=None) -> str:
     """Run the sweep the arguments describe; return the summary to print. ``progress(message)`` (optional)
-    receives a status line as chunks finish."""
+    receives a status line as chunks finish, ``note(message)`` a line for each grid field costed one pass per
+    value (said before the sweep starts)."""
+    from .sweep import sweep
     out = Path(args.out)
     if out.suffix not in (".csv", ".json", ".parquet"):
         raise ConfigError([f"--out {args.out!r}: expected a .csv, .json or .parquet file name"])
@@ -91,7 +94,8 @@ def run(args, progress=None) -> str:
             result = sweep(spec["model"], spec["hw"], spec["grid"], spec["objectives"], spec["precision"],
                            spec["eval"], executor=client.get_executor() if client else None, force=args.force,
                            progress=None if progress is None else (lambda d, t: progress(_bar(d, t))),
-                           done=done, on_chunk=keep)
+                           done=done, on_chunk=keep,
+                           on_fallback=None if note is None else (lambda path, why: note(f"sweep.grid.{path}: {why}")))
         except AccelsimError:       # a bad sweep stays bad: keep the partial file only for interruptions
             log.close()
             partial.unlink(missing_ok=True)
@@ -135,6 +139,7 @@ def _dask_client(args):
 
 def _write(out: Path, records: list[dict]) -> None:
     """Results pass the report's rules first (finite, non-negative; otherwise null with a reason)."""
+    from .report import checked, json_text, write_atomic
     if out.suffix == ".json":
         write_atomic(out, json_text({"records": records}))
         return

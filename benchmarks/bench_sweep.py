@@ -1,11 +1,12 @@
 """Sweep throughput: hw configs × layers costed per second on this machine, cost model only.
 
-10,000 edge-class configs (array rows × cols × input SRAM size) × ResNet-50's 175 layers, end to end
-through ``accelsim.sweep`` (grid expansion, validation of every point, costing, Pareto front), then the
-cost-model part alone (one stacked config, one ``simulate``), against one-config-at-a-time ``simulate``
-calls (the loop a user would write), and a check that sampled records equal single calls exactly.
+ResNet-50 (models/resnet50.yaml, 175 layers) on ``edge``, objectives latency_ms and energy_mj, end to end through
+``accelsim.sweep`` (grid expansion, validation of every point, grouping, costing, records, Pareto front) for the
+grids of issue 19's table — every combination of numeric and categorical fields is one pass per group, none
+falls back to one ``simulate`` per point — then the main grid's records against single ``simulate`` calls on a
+sample, and the loop a user would write (one ``load_hw`` + ``simulate`` per config) for scale.
 
-    python benchmarks/bench_sweep.py [--points 10000]
+    python benchmarks/bench_sweep.py [--repeat 3] [--sample 20]
 """
 from __future__ import annotations
 
@@ -15,43 +16,67 @@ import time
 import numpy as np
 
 from accelsim import sweep as S
-from accelsim.config.loader import load_hw, load_model, read_yaml, resolve
+from accelsim.config.loader import load_hw, load_model
 from accelsim.sim.engine import simulate
+
+STEP8 = [8 * i for i in range(1, 17)]
+CLOCKS = list(range(200, 801, 50))
+GRIDS = {
+    "rows × cols × dataflow × clock": {"array.rows": STEP8, "array.cols": STEP8, "array.dataflow": ["os", "ws", "is"],
+                                       "clock_mhz": CLOCKS},
+    "rows × cols × clock × precision": {"array.rows": STEP8, "array.cols": STEP8, "clock_mhz": CLOCKS[::3],
+                                        "precision": ["w8a8", "w4a8", "w4a4", "fp16"]},
+    "rows × cols": {"array.rows": STEP8, "array.cols": STEP8},
+    "cols × clock": {"array.cols": STEP8, "clock_mhz": CLOCKS[:8]},
+    "rows × clock": {"array.rows": STEP8, "clock_mhz": CLOCKS[:8]},
+    "rows × dataflow": {"array.rows": STEP8, "array.dataflow": ["os", "ws", "is"]},
+    "rows × SRAMs × DRAM × energies": {"array.rows": STEP8, "memory.ifmap_sram_kib": [256, 1024],
+                                       "memory.filter_sram_kib": [256, 1024], "memory.dram_gbps": [8.5, 17, 34],
+                                       "energy.dram_pj_per_byte": [20, 40], "energy.leakage_mw": [50, 100]},
+}
+OBJECTIVES = ("latency_ms", "energy_mj")
+
+
+def timed(fn, repeat: int):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--points", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sample", type=int, default=20)
     args = ap.parse_args()
     model = load_model("resnet50")
-    side = int(round((args.points / 16) ** 0.5))
-    grid = {"array.rows": [8 * i for i in range(1, side + 1)], "array.cols": [8 * i for i in range(1, side + 1)],
-            "memory.ifmap_sram_kib": [64 * i for i in range(1, 17)]}
-    n = side * side * 16
     layers = len(model.layers)
-    t0 = time.perf_counter()
-    result = S.sweep(model, "edge", grid)
-    end_to_end = time.perf_counter() - t0
-    paths, points = S.expand(grid)
-    hw = S._config(read_yaml(resolve("edge", "hw")), {p: np.array([pt[j] for pt in points]) for j, p in enumerate(paths)})
-    t0 = time.perf_counter()
-    simulate(model, hw, "w8a8")
-    cost_only = time.perf_counter() - t0
-    sample = np.random.default_rng(0).choice(n, size=20, replace=False)
-    t0 = time.perf_counter()
+    print(f"ResNet-50 ({layers} layers) on edge, objectives {', '.join(OBJECTIVES)}; end to end through "
+          f"accelsim.sweep, best of {args.repeat}")
+    print(f"| grid | points | seconds | layer-evaluations/s | fallbacks |\n|---|---:|---:|---:|---|")
+    results = {}
+    for name, grid in GRIDS.items():
+        seconds, result = timed(lambda: S.sweep(model, "edge", grid, objectives=OBJECTIVES), args.repeat)
+        n = len(result.records)
+        results[name] = (grid, result)
+        print(f"| {name} | {n:,} | {seconds:.3f} | {n * layers / seconds:,.0f} | "
+              f"{', '.join(result.fallbacks) or 'none'} |")
+    grid, result = results["rows × cols × dataflow × clock"]
+    paths = list(grid)
+    sample = np.random.default_rng(0).choice(len(result.records), size=args.sample, replace=False)
     same = 0
+    t0 = time.perf_counter()
     for i in sample:
         rec = result.records[i]
         totals = simulate(model, load_hw("edge", [f"{p}={rec[p]}" for p in paths]), "w8a8").totals
         same += all(rec[k] == totals[k] for k in S.RESULTS)
     one_by_one = (time.perf_counter() - t0) / len(sample)
-    print(f"ResNet-50 ({layers} layers) × {n:,} edge configs (rows × cols × ifmap SRAM), 2 cores")
-    print(f"  sweep() end to end:   {end_to_end:6.2f} s  = {n * layers / end_to_end:,.0f} layer-evaluations/s "
-          f"({len(result.front)} configs on the latency/energy/area front)")
-    print(f"  cost model only:      {cost_only:6.2f} s  = {n * layers / cost_only:,.0f} layer-evaluations/s")
-    print(f"  one simulate() per config (incl. load_hw): {one_by_one * 1e3:.2f} ms/config = "
-          f"{layers / one_by_one:,.0f} layer-evaluations/s -> sweep() is {one_by_one * n / end_to_end:.0f}x faster")
-    print(f"  sampled records equal to single simulate() calls: {same}/{len(sample)}")
+    print(f"\nrows × cols × dataflow × clock: sampled records equal to single simulate() calls: {same}/{len(sample)}; "
+          f"{len(result.front)} configs on the latency/energy front")
+    print(f"one load_hw + simulate() per config: {one_by_one * 1e3:.2f} ms/config = {layers / one_by_one:,.0f} "
+          f"layer-evaluations/s")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,55 @@ def test_package_level_api():
     assert report.totals["macs"] > 0 and callable(accelsim.evaluate) and callable(accelsim.run_graph)
     with pytest.raises(AttributeError):
         accelsim.not_there
+
+
+HEAVY = ("numba", "llvmlite", "onnx", "onnxruntime", "matplotlib", "scipy", "pandas", "torch", "PIL", "dask")
+_IMPORTS = """
+import contextlib, io, json, sys
+from accelsim.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted({m.split('.')[0] for m in sys.modules})}))
+"""
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "resnet50", "--hw", "edge", "--quiet"],
+    ["run", "scalesim/Resnet50.csv", "--hw", "scalesim_32x32", "--set", "array.dataflow=os"],
+    ["compare", "mobilenet_v2", "--hw", "edge"],
+    ["validate", "edgetpu_devboard"],
+    ["--version"],
+])
+def test_cost_only_commands_import_no_numba_onnx_or_plotting(argv):
+    """A fresh process per command (module lists are per process): cost-only commands stay light."""
+    out = subprocess.run([sys.executable, "-c", _IMPORTS, *argv], capture_output=True, text=True)
+    if argv == ["--version"]:       # argparse exits before the module list is printed
+        version = subprocess.run([sys.executable, "-m", "accelsim.cli", "--version"], capture_output=True, text=True)
+        assert version.stdout.strip() == f"accelsim {__version__}"
+        probe = "import sys, accelsim.cli; print(sorted({m.split('.')[0] for m in sys.modules}))"
+        modules = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout
+        assert "numpy" not in modules and not any(f"'{h}'" in modules for h in HEAVY), modules
+        return
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0, out.stderr
+    assert not set(HEAVY) & set(result["modules"]), sorted(set(HEAVY) & set(result["modules"]))
+
+
+def test_sweep_without_eval_imports_no_numba(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(json.dumps({"model": "mobilenet_v2", "hw": "edge", "grid": {"array.rows": [16, 32]},
+                                "objectives": ["latency_ms", "energy_mj"]}))
+    out = subprocess.run([sys.executable, "-c", _IMPORTS, "sweep", str(spec), "--out", str(tmp_path / "r.json")],
+                         capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0 and not set(HEAVY) & set(result["modules"]), out.stderr
+
+
+def test_cost_only_commands_are_told_apart():
+    from accelsim.cli import _cost_only, build_parser
+    parse = build_parser().parse_args
+    assert _cost_only(parse(["run", "resnet50", "--hw", "edge"]))
+    assert _cost_only(parse(["compare", "x", "--hw", "edge"]))
+    assert not _cost_only(parse(["run", "mnist_cnn", "--hw", "edge", "--eval", "mnist"]))
+    assert not _cost_only(parse(["run", "resnet50", "--hw", "edge", "--emulate"]))
+    assert not _cost_only(parse(["eval", "mnist_cnn", "--eval", "mnist"]))

@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from accelsim.cli import main  # noqa: E402
 from accelsim.config.loader import load_model  # noqa: E402
 from accelsim.errors import AccelsimError  # noqa: E402
-from accelsim.inference import infer  # noqa: E402
+from accelsim.inference import fed_shape, infer  # noqa: E402
 from accelsim.onnx import import_onnx  # noqa: E402
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -331,7 +331,7 @@ def test_reference_model_matches_onnxruntime_and_counts(name, tmp_path, capsys):
     path = save(randomized(name), tmp_path / f"{name}.onnx")
     imp = import_onnx(path)
     inp = next(iter(imp.inputs))
-    x = np.random.default_rng(8).standard_normal((1, *imp.model.inputs[inp])).astype(np.float32)
+    x = np.random.default_rng(8).standard_normal(fed_shape(imp.model, inp)).astype(np.float32)
     ref = ort_run(path, {inp: x})
     got = infer(imp.model, {inp: x})
     for o, r in zip(onnx.load(str(path)).graph.output, ref):
@@ -391,7 +391,7 @@ def test_lrn_concat_and_broadcast_models_match_onnxruntime(name, tmp_path):
     path = save(randomized(name), tmp_path / f"{name}.onnx")
     imp = import_onnx(path)
     inp = next(iter(imp.inputs))
-    x = np.random.default_rng(8).standard_normal((1, *imp.model.inputs[inp])).astype(np.float32)
+    x = np.random.default_rng(8).standard_normal(fed_shape(imp.model, inp)).astype(np.float32)
     got = infer(imp.model, {inp: x})
     for o, r in zip(onnx.load(str(path)).graph.output, ort_run(path, {inp: x})):
         np.testing.assert_allclose(got[o.name], r, rtol=RTOL, atol=ATOL, err_msg=o.name)

@@ -1,5 +1,5 @@
 """Quantized ONNX in: models made by ``onnxruntime.quantization.quantize_static`` (QDQ and QOperator, per-channel
-and per-tensor) run in accelsim's int mode with the same output codes as ONNX Runtime.
+and per-tensor, QInt8 and QUInt8 weights) run in accelsim's int mode with the same output codes as ONNX Runtime.
 
 Quick tier: a small conv/relu/clip/maxpool/add/gemm/matmul graph with random weights and calibration data. Slow
 tier: MNIST CNN (1k test images) and EfficientNet-Lite0 (the photo task's 48 views) with their real weights,
@@ -33,9 +33,9 @@ class _Reader(CalibrationDataReader):
         return next(self.it, None)
 
 
-def quantize(fp32, out, name, calib, fmt, per_channel):
+def quantize(fp32, out, name, calib, fmt, per_channel, weight_type=QuantType.QInt8):
     quantize_static(str(fp32), str(out), _Reader(name, calib), quant_format=fmt, per_channel=per_channel,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QUInt8, weight_type=weight_type)
     return out
 
 
@@ -71,12 +71,15 @@ def small_graph(rng):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
 
 
+@pytest.mark.parametrize("weight_type", [QuantType.QInt8, QuantType.QUInt8])
 @pytest.mark.parametrize("fmt, per_channel", FORMATS)
-def test_small_graph_codes_equal_onnxruntime(fmt, per_channel, tmp_path):
+def test_small_graph_codes_equal_onnxruntime(fmt, per_channel, weight_type, tmp_path):
+    """QInt8 weights (symmetric) and QUInt8 weights (asymmetric: uint8 codes, non-zero zero points, which enter
+    the exact integer sum as in ONNX Runtime)."""
     rng = np.random.default_rng(0)
     fp32 = save(small_graph(rng), tmp_path / "f.onnx")
     q = quantize(fp32, tmp_path / "q.onnx", "x", rng.standard_normal((32, 3, 8, 8)).astype(np.float32), fmt,
-                 per_channel)
+                 per_channel, weight_type)
     differing, total, n_layers = differing_codes(q, "x", rng.standard_normal((64, 3, 8, 8)).astype(np.float32))
     assert n_layers == 5 and total == 640 and differing == 0
     assert "qlinear_add" in {layer.op for layer in import_onnx(q).model.layers}   # the residual Add: ORT's QLinearAdd
@@ -103,13 +106,14 @@ def test_quantized_model_costs_and_cli_infer(tmp_path, capsys):
         np.testing.assert_array_equal(o["y"], ort_run(q, {"x": x})[0])
 
 
+@pytest.mark.parametrize("weight_type", [QuantType.QInt8, QuantType.QUInt8])
 @pytest.mark.parametrize("per_channel", [True, False])
-def test_dynamic_quantized_model_matches_onnxruntime(per_channel, tmp_path):
+def test_dynamic_quantized_model_matches_onnxruntime(per_channel, weight_type, tmp_path):
     """quantize_dynamic (DynamicQuantizeLinear → ConvInteger/MatMulInteger → Cast → Mul, bias Add): the float
     outputs are bit-identical to ONNX Runtime's (one call over all 64 inputs: the grids are per call)."""
     rng = np.random.default_rng(2)
     fp32 = save(small_graph(rng), tmp_path / "f.onnx")
-    quantize_dynamic(str(fp32), str(tmp_path / "d.onnx"), per_channel=per_channel, weight_type=QuantType.QInt8)
+    quantize_dynamic(str(fp32), str(tmp_path / "d.onnx"), per_channel=per_channel, weight_type=weight_type)
     imp = import_onnx(tmp_path / "d.onnx")
     assert imp.plan.scheme.dynamic and len(imp.plan.layers) == 5
     x = rng.standard_normal((64, 3, 8, 8)).astype(np.float32)
@@ -138,11 +142,12 @@ def test_real_models_quantized_by_onnxruntime_run_identically(name, tmp_path):
     st = task._setup()
     inp = next(iter(task.graph.inputs))
     fp32 = export_onnx(task.graph, st["weights"], tmp_path / "f.onnx")
-    for fmt, per_channel in FORMATS:
-        q = quantize(fp32, tmp_path / f"q_{fmt.name}_{per_channel}.onnx", inp, st["calib"], fmt, per_channel)
+    for (fmt, per_channel), wt in [(f, w) for f in FORMATS for w in (QuantType.QInt8, QuantType.QUInt8)]:
+        q = quantize(fp32, tmp_path / f"q_{fmt.name}_{per_channel}_{wt.name}.onnx", inp, st["calib"], fmt,
+                     per_channel, wt)
         differing, total, n_layers = differing_codes(q, inp, st["data"])
         assert n_layers == len([la for la in task.graph.layers if la.op in ("conv2d", "linear")])
-        assert total >= 10000 and differing == 0, (fmt, per_channel, differing)
+        assert total >= 10000 and differing == 0, (fmt, per_channel, wt, differing)
     # quantize_dynamic: float outputs. MNIST is bit-identical. EfficientNet-Lite0 is bit-identical up to the
     # global average pool; its float32 mean sums in a different order than ONNX Runtime's (≤ 4.8e-7 apart on a
     # few % of the values), which moves the classifier's per-call grid: logits ≤ 1.9e-6 apart (a few ulp).

@@ -140,7 +140,7 @@ def test_macs_match_source(name, params, expected, tol, source):
 
 def _conv_structure(model, kernel_map=None) -> Counter:
     kernel_map = kernel_map or {}
-    return Counter((l.in_shapes[0][0], l.attrs["out_channels"], kernel_map.get(l.attrs["kernel"], l.attrs["kernel"]),
+    return Counter((l.in_shapes[0][-3], l.attrs["out_channels"], kernel_map.get(l.attrs["kernel"], l.attrs["kernel"]),
                     l.attrs["stride"]) for l in model.layers if l.op == "conv2d")
 
 

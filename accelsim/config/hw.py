@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..hw.dataflow import DATAFLOWS, GROUPED_MAPPINGS, DataflowSpec, GroupedMapping
 from ..ops import VECTOR_OPS
@@ -178,8 +180,9 @@ def _pe(r: Reader) -> PEConfig:
                 r.problems.append(f"{r.path}.int_bits[{i}]: expected a width ≥ 2 dividing base_bits={base}, got {b}")
             else:
                 bits.append(b)
-    if acc < 2 * base:
-        r.bad("acc_bits", f"at least 2·base_bits = {2 * base}", acc)
+    low = np.asarray(acc) < 2 * base      # in a sweep, acc_bits is an array over configurations
+    if low.any():
+        r.bad("acc_bits", f"at least 2·base_bits = {2 * base}", acc if not low.ndim else int(acc[low][0]))
     floats = r.mapping("float_macs_per_cycle", {})
     float_rates = {k: floats.pos_float(k, minimum=MIN_FLOAT_RATE, maximum=MAX_FLOAT_RATE)
                    for k in FLOAT_PRECISIONS if k in floats.data}

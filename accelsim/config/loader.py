@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -30,8 +31,8 @@ MAX_DEPTH = 64
 _FLOAT_12 = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
-class Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` + YAML 1.2 floats, duplicate keys refused, nesting ≤ MAX_DEPTH (module docstring)."""
+class _Rules:
+    """Duplicate keys refused, nesting ≤ MAX_DEPTH (module docstring), on any composer + constructor."""
 
     depth = 0
 
@@ -58,11 +59,40 @@ class Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+class Loader(_Rules, yaml.SafeLoader):
+    """``yaml.SafeLoader`` + YAML 1.2 floats, duplicate keys refused, nesting ≤ MAX_DEPTH (module docstring)."""
+
+
+try:
+    from yaml.cyaml import CParser as _CParser     # PyYAML built with libyaml
+except ImportError:                                # pragma: no cover (a PyYAML without it)
+    _CParser = None
+
+
+class _FastLoader(_Rules, yaml.composer.Composer, *(() if _CParser is None else (_CParser,)),
+                  yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """:class:`Loader`'s composer, constructor and resolver on libyaml's scanner and parser (several times faster
+    on a model YAML). :func:`parse_yaml` reads a document it refuses again with :class:`Loader`, so errors and
+    their messages are :class:`Loader`'s."""
+
+    def __init__(self, stream):
+        _CParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+for _cls in (Loader, _FastLoader):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
 
 
 def parse_yaml(text: str) -> object:
     """YAML text → data with :class:`Loader`; ``yaml.YAMLError`` (or ValueError for an unreadable number)."""
+    if _CParser is not None and "\t" not in text:     # libyaml accepts tab separators that Loader refuses
+        try:
+            return yaml.load(text, Loader=_FastLoader)
+        except (yaml.YAMLError, ValueError, RecursionError):
+            pass            # the pure-Python reader gives the error (and its message)
     return yaml.load(text, Loader=Loader)
 
 
@@ -159,8 +189,11 @@ def read_text(path: Path) -> str:
 
 
 def load_scalesim_csv(path: Path) -> Model:
-    """A SCALE-Sim topology CSV as a model (:mod:`accelsim.config.scalesim_csv`), named after the file."""
-    return Model.from_dict(model_dict_from_csv(read_text(path), path.stem, str(path)), source=str(path))
+    """A SCALE-Sim topology CSV as a model (:mod:`accelsim.config.scalesim_csv`), named after the file; how it was
+    read (columns by position, tabs, section rows skipped) is in ``Model.warnings``."""
+    warnings: list[str] = []
+    model = Model.from_dict(model_dict_from_csv(read_text(path), path.stem, str(path), warnings), source=str(path))
+    return replace(model, warnings=tuple(warnings)) if warnings else model
 
 
 def read_yaml(path: Path) -> object:
@@ -283,17 +316,22 @@ def model_builder(spec, unsupported: str = "error"):
     return lambda params: load_model(spec, params, unsupported)
 
 
-def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error") -> Model:
+def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str = "error",
+               batch_axis="auto") -> Model:
     """A model YAML, a bundled model name, a SCALE-Sim topology CSV (a path or a bundled one,
     ``scalesim/gpt2.csv``), a GGUF decoder LLM (``.gguf``, needs the ``accelsim[llm]`` extra; its graph with
     last-token logits, :mod:`accelsim.llm`) or an ONNX file (``.onnx``, needs the ``accelsim[onnx]`` extra;
-    ``unsupported="vector"`` costs unknown ONNX ops as vector work) → Model; a loaded
-    :class:`~accelsim.graph.Model` is returned as is (its parameters were set when it was loaded)."""
+    ``unsupported="vector"`` costs unknown ONNX ops as vector work; ``batch_axis``: ``"auto"``, ``None`` or an
+    axis, see :mod:`accelsim.onnx.batch`) → Model; a loaded :class:`~accelsim.graph.Model` is returned as is (its
+    parameters were set when it was loaded)."""
     if isinstance(spec, Model):
         if params:
             raise ConfigError([f"model {short(spec.name)}: params set a model's parameters when it is loaded; "
                                "load it again with them"])
         return spec
+    if batch_axis != "auto" and Path(str(spec)).suffix.lower() != ".onnx":
+        raise ConfigError([f"{short(spec)}: --batch-axis applies to ONNX models (a model YAML's batch axis is "
+                           "in front of every tensor)"])
     path = Path(_spec(spec, "model", "Model"))
     if path.suffix.lower() == ".gguf":
         if not is_file(path):
@@ -303,8 +341,9 @@ def load_model(spec, params: Mapping[str, int] | None = None, unsupported: str =
     if path.suffix.lower() == ".onnx":
         if not is_file(path):
             raise ConfigError([f"{short(spec)}: no such file"])
+        from ..onnx.batch import parse_batch_axis
         from ..onnx.importer import cached_import
-        return cached_import(path, dict(params or {}), unsupported).model
+        return cached_import(path, dict(params or {}), unsupported, parse_batch_axis(batch_axis)).model
     if path.suffix.lower() == ".csv":
         path = resolve(spec, "model")
         if params:

@@ -12,6 +12,17 @@ Num Filter, Strides,``) and GEMM form (header ``Layer, M, N, K,``), as SCALE-Sim
 * columns after the first eight (an ``N:M`` sparsity ratio, SCALE-Sim's own annotations) are ignored, as
   are blank rows and rows without a layer name. Each layer is independent (its own input tensor).
 
+SCALE-Sim itself skips the header line and reads every row by position. So does accelsim, where the intent is
+unambiguous, and says so in the warnings it returns (the CLI prints them once on stderr, naming the file):
+
+* a header whose names differ (DeepBench's ``Layer, IFMAP Width, IFMAP Width, ...``) but that has the columns of a
+  form — eight for conv, four for GEMM — is read by position;
+* a tab-separated file (no comma in its header, tabs between eight or more fields) is read with tabs;
+* a section row — a name and no value at all (``AlphaGoZero,`` in the MLPerf collections) — is skipped.
+
+A row with some values missing, or a value that is not a number (the symbolic ``B`` of SCALE-Sim's LSTM
+templates), stays an error naming the file, line and column.
+
 Every number is a positive integer of ASCII digits, at most ``MAX_DIM = 2**31`` (the model's size bounds, see
 :mod:`accelsim.graph`, then apply to the layers it makes).
 """
@@ -61,26 +72,55 @@ def _gemm_layer(name: str, v: list[int]) -> tuple[dict, dict]:
     return tensor, {"name": name, "op": "linear", "input": tensor["name"], "out_features": n, "bias": False}
 
 
-def model_dict_from_csv(text: str, name: str, source: str) -> dict:
-    """Parse SCALE-Sim topology text into a model description dict (validated later by Model.from_dict)."""
+def _rows(text: str, source: str) -> tuple[list[list[str]], str]:
+    """The file's rows and its delimiter: tabs when the header has no comma but tab-separated fields."""
+    first = text.split("\n", 1)[0]
+    delimiter = "\t" if "," not in first and len([f for f in first.split("\t") if f.strip()]) >= 4 else ","
     try:
-        rows = list(csv.reader(io.StringIO(text)))
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except csv.Error as exc:  # e.g. a field longer than csv.field_size_limit()
         raise ConfigError([f"{short(source)}: malformed CSV: {short(exc)}"]) from None
     if not rows:
         raise ConfigError([f"{short(source)}: empty topology file"])
-    header = [h.strip().lower() for h in rows[0]]
-    gemm = header[1:4] == ["m", "n", "k"]
-    if not gemm and header[:1] != ["layer name"]:
-        raise ConfigError([f"{short(source)}:1: expected a SCALE-Sim header 'Layer name, IFMAP Height, ...' or "
-                           f"'Layer, M, N, K', got {short(repr(','.join(rows[0])))}"])
+    return rows, delimiter
+
+
+def _form(header_row: list[str], source: str, warnings: list[str]) -> bool:
+    """True for the GEMM form, False for conv (module docstring: named columns, else by position)."""
+    header = [h.strip().lower() for h in header_row]
+    named = [h for h in header if h]
+    if header[1:4] == ["m", "n", "k"]:
+        return True
+    if header[:1] == ["layer name"] and header[1:8] == [c.lower() for c in CONV_COLUMNS]:
+        return False
+    if len(named) >= 8 or (len(named) == 4 and header[:1] != ["layer name"]):
+        gemm = len(named) == 4
+        warnings.append(f"{short(source)}: header {short(repr(','.join(header_row).strip()), 80)} does not name "
+                        f"SCALE-Sim's {'GEMM' if gemm else 'conv'} columns; read by position, as SCALE-Sim does "
+                        f"({', '.join(('Layer',) + (GEMM_COLUMNS if gemm else CONV_COLUMNS))})")
+        return gemm
+    raise ConfigError([f"{short(source)}:1: expected a SCALE-Sim header 'Layer name, IFMAP Height, ...' or "
+                       f"'Layer, M, N, K', got {short(repr(','.join(header_row)))}"])
+
+
+def model_dict_from_csv(text: str, name: str, source: str, warnings: list[str] | None = None) -> dict:
+    """Parse SCALE-Sim topology text into a model description dict (validated later by Model.from_dict); what
+    was read by position, with tabs, or skipped goes to ``warnings`` (module docstring)."""
+    warnings = [] if warnings is None else warnings
+    rows, delimiter = _rows(text, source)
+    if delimiter == "\t":
+        warnings.append(f"{short(source)}: tab-separated; read with tabs between the columns")
+    gemm = _form(rows[0], source, warnings)
     columns, build = (GEMM_COLUMNS, _gemm_layer) if gemm else (CONV_COLUMNS, _conv_layer)
     problems: list[str] = []
-    inputs, layers, seen = [], [], {}
+    inputs, layers, seen, sections = [], [], {}, []
     for line_no, row in enumerate(rows[1:], start=2):
         if not row or not row[0].strip():
             continue
         layer_name = row[0].strip()
+        if not any(cell.strip() for cell in row[1:]):     # a section heading: a name and no values
+            sections.append(layer_name)
+            continue
         values = _ints(row, columns, f"{short(source)}:{line_no} ({short(layer_name)})", problems)
         if values is None:
             continue
@@ -94,4 +134,7 @@ def model_dict_from_csv(text: str, name: str, source: str) -> dict:
         raise ConfigError(problems)
     if not layers:
         raise ConfigError([f"{short(source)}: no layers found"])
+    if sections:
+        warnings.append(f"{short(source)}: {len(sections)} section row(s) without values skipped "
+                        f"({short(', '.join(sections), 80)})")
     return {"name": name, "inputs": inputs, "layers": layers}

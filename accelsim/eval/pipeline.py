@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import time
 from fnmatch import fnmatchcase
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import AccelsimError
 from ..hw.mac import parse_precision
-from ..nn.qexec import Calibrator, QuantOps, QuantScheme
+
+if TYPE_CHECKING:      # the executor (and Numba) is imported when a model runs, not by cost-only commands
+    from ..nn.qexec import QuantScheme
 
 
 def scheme_for(precision: str, calib: str = "minmax", per_channel: bool = True, act_symmetric: bool = False,
                percentile: float = 99.999, layer_bits=None, float_layers=(), requant: str = "float",
                dynamic: bool = False) -> QuantScheme:
     """A :class:`QuantScheme` for an integer precision name (``w8a8``, ``w4a8``, ``w4a4``)."""
+    from ..nn.qexec import QuantScheme
     p = parse_precision(precision)
     if p.is_float:
         raise AccelsimError(f"precision {precision!r} is a float mode: nothing to quantize")
@@ -110,6 +113,7 @@ def quant_card(scheme: QuantScheme, task, mode: str, layer_names) -> dict:
 
 def evaluate(task, scheme: QuantScheme | None, mode: str = "int", progress: Callable[[str], None] | None = None) -> dict:
     """Run ``task`` in FP32 and (if ``scheme``) quantized; return metrics, per-layer SQNR and the card."""
+    from ..nn.qexec import Calibrator, QuantOps
     say = progress or (lambda msg: None)
     data = task.eval_data()
     say(f"{task.name}: FP32 reference on {len(data)} samples")

@@ -38,9 +38,9 @@ def level_energy_pj(hw: HWConfig, traffic: Iterable[LevelTraffic]) -> dict[str, 
     """Energy of each memory level (pJ), keyed by level name, from its bytes read and written."""
     levels = hw.memory.by_name
     out = dict.fromkeys(levels, 0.0)
-    for t in traffic:
+    for t in traffic:     # no in-place +=: an entry may be a number, an array over layers or over configurations
         lv = levels[t.level]
-        out[t.level] += t.read_bytes * lv.read_pj_per_byte + t.write_bytes * lv.write_pj_per_byte
+        out[t.level] = out[t.level] + (t.read_bytes * lv.read_pj_per_byte + t.write_bytes * lv.write_pj_per_byte)
     return out
 
 
@@ -49,7 +49,8 @@ def by_kind(hw: HWConfig, per_level: dict[str, float]) -> tuple[float, float, fl
     levels = hw.memory.by_name
     total = {"register": 0.0, "sram": 0.0, "dram": 0.0}
     for name, pj in per_level.items():
-        total[levels[name].category] += pj
+        kind = levels[name].category
+        total[kind] = total[kind] + pj
     return total["register"], total["sram"], total["dram"]
 
 

@@ -37,7 +37,7 @@ from .dataflow import OPERAND_DIMS, DataflowSpec
 class FoldShape:
     row_folds: int      # I      (numbers, or arrays over configurations)
     col_folds: int      # J
-    count: int          #        (a number: a property of the layer)
+    count: int          #        (a property of the layer: a number, or an array over a group of layers)
     fold_cycles: float  # c
     overhead: float     # o: one-off cycles outside the folds (first preload, fill and drain)
 
@@ -83,7 +83,7 @@ def fold_schedule(shape: FoldShape, flow: DataflowSpec, loads: dict, extra, outp
     dram = xp.total(loads.values()) + extra + output
     offset = 0.0 if phases else first
     end = None
-    for g in sorted({0, g_n - 1}):
+    for g in (0, g_n - 1):                        # the first and last GEMM (the same one when count = 1)
         for f in (0, i_n - 1, i_n, 2 * i_n - 1, (j_n - 1) * i_n, folds - 1):
             f = xp.minimum(f, folds - 1)          # past the last fold: the last fold (the max is unchanged)
             e = (lcum(g, f) - offset) / bw + ((g_n - g) * folds - f) * c

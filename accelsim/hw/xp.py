@@ -16,6 +16,16 @@ _NUMBER = (int, float, bool)
 _PLAIN = frozenset(_NUMBER)     # exact types: the checks below run millions of times per sweep
 
 
+def is_number(x) -> bool:
+    """A plain number (one configuration), not an array over configurations or layers."""
+    return type(x) in _PLAIN
+
+
+def is_zero(x) -> bool:
+    """A number equal to 0 (an array never is: its configurations may differ)."""
+    return type(x) in _PLAIN and not x
+
+
 def ceil(x):
     """Smallest integer ≥ x (an int for a number, a float64 array for an array)."""
     return math.ceil(x) if type(x) in _PLAIN else np.ceil(x)

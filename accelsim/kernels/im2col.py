@@ -1,10 +1,11 @@
-"""im2col for quantized NCHW convolution, with the input zero point subtracted on the fly.
+"""im2col for quantized NCHW / NCDHW convolution, with the input zero point subtracted on the fly.
 
 ``cols[g, (b*Ho + oh)*Wo + ow, (c*R + r)*S + s] = x[b, g*Cg + c, ih, iw] - x_zp`` with
 ``ih = oh*stride_h - pad_top + r*dilation_h`` and ``iw = ow*stride_w - pad_left + s*dilation_w``; positions in
 the padding are 0, i.e. the input is padded with ``x_zp`` as ONNX QLinearConv specifies. The K order
 ``(c, r, s)`` matches ``w.reshape(Cout, Cg*R*S)``; rows beyond ``B*Ho*Wo`` (padding to a multiple of the
-GEMM row block) are zero (:func:`im2col_sub_zp`, the Numba GEMM's int16 operand).
+GEMM row block) are zero (:func:`im2col_sub_zp`, the Numba GEMM's int16 operand). Three spatial dims add the
+depth ``(d, t)`` outermost (:func:`im2col3d_sub_zp`, of which the 2-D kernel is the depth-1 case).
 
 The ``MatMulInteger`` operand keeps the 8-bit codes instead: :func:`nhwc_codes` pads channels-last codes with
 ``x_zp`` and :func:`im2col_nhwc` gathers the windows with K in ``(r, s, c)`` order (numpy strided copies of
@@ -18,35 +19,45 @@ from accelsim.kernels._jit import njit_parallel, prange
 
 
 @njit_parallel
-def im2col_sub_zp(x, x_zp, groups, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, out):
-    """Fill ``out`` (G, rows_padded, Cg*kh*kw) int16 from ``x`` (B, C, H, W) uint8/int8."""
-    n_b, n_c, h, w = x.shape
+def im2col3d_sub_zp(x, x_zp, groups, kd, kh, kw, sd, sh, sw, pf, pt, pl, dd, dh, dw, do, ho, wo, out):
+    """Fill ``out`` (G, rows_padded, Cg*kd*kh*kw) int16 from ``x`` (B, C, D, H, W) uint8/int8: row
+    ``((b*Do + od)*Ho + oh)*Wo + ow``, column ``((c*kd + t)*kh + r)*kw + s`` (the 3-D module formula, depth
+    ``id = od*sd - pf + t*dd``)."""
+    n_b, n_c, d, h, w = x.shape
     cg = n_c // groups
-    rows = n_b * ho * wo
+    rows = n_b * do * ho * wo
     rows_padded = out.shape[1]
-    for gbo in prange(groups * n_b * ho):
-        g = gbo // (n_b * ho)
-        bo = gbo % (n_b * ho)
-        bi = bo // ho
+    for gbo in prange(groups * n_b * do * ho):
+        g = gbo // (n_b * do * ho)
+        bo = gbo % (n_b * do * ho)
+        bi = bo // (do * ho)
+        od = (bo // ho) % do
         oh = bo % ho
         for ow in range(wo):
-            row = (bi * ho + oh) * wo + ow
+            row = ((bi * do + od) * ho + oh) * wo + ow
             col = 0
             for c in range(cg):
                 ch = g * cg + c
-                for r in range(kh):
-                    ih = oh * sh - pt + r * dh
-                    for s in range(kw):
-                        iw = ow * sw - pl + s * dw
-                        if 0 <= ih < h and 0 <= iw < w:
-                            out[g, row, col] = np.int64(x[bi, ch, ih, iw]) - x_zp
-                        else:
-                            out[g, row, col] = 0
-                        col += 1
+                for t in range(kd):
+                    i_d = od * sd - pf + t * dd
+                    for r in range(kh):
+                        ih = oh * sh - pt + r * dh
+                        for s in range(kw):
+                            iw = ow * sw - pl + s * dw
+                            if 0 <= i_d < d and 0 <= ih < h and 0 <= iw < w:
+                                out[g, row, col] = np.int64(x[bi, ch, i_d, ih, iw]) - x_zp
+                            else:
+                                out[g, row, col] = 0
+                            col += 1
     for g in range(groups):
         for row in range(rows, rows_padded):
             for col in range(out.shape[2]):
                 out[g, row, col] = 0
+
+
+def im2col_sub_zp(x, x_zp, groups, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, out):
+    """The 2-D case of :func:`im2col3d_sub_zp`: ``x`` (B, C, H, W), ``out`` (G, rows_padded, Cg*kh*kw)."""
+    im2col3d_sub_zp(x[:, :, None], x_zp, groups, 1, kh, kw, 1, sh, sw, 0, pt, pl, 1, dh, dw, 1, ho, wo, out)
 
 
 def nhwc_codes(x, pad: int, pads, flip: bool) -> np.ndarray:

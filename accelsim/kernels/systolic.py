@@ -54,6 +54,12 @@ the array's order (the rows in order, the cycles in order, a PE's lanes in order
 are the per-cycle array's; only the grouping of the work is the vector units'. Folds that share no output
 (chains along K) run in parallel (:func:`run_array`).
 
+**Grouped mapping** (:data:`ROLE_D`, :func:`pack_grouped`): the ``g`` GEMMs of a grouped/depthwise conv spread
+across the columns (output-stationary: pixels on the rows, the ``g·n`` output channels on the columns, ``k`` in
+time, :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`). Column ``q`` needs its own group's inputs, so the H operand
+becomes a per-PE stream ``(f, col_folds, Mp, Q + 1, Cp)`` — PE(i, j) at step ``s`` reads ``[u, fc, r0 + i, s, j]``,
+a PE row at one step still contiguous — read in place, one word per busy PE-cycle; the timing is the fold model's.
+
 **Accumulation order = the integer GEMM's** (:func:`accelsim.kernels.igemm.gemm_checked`): every output starts at
 0 and adds its products in k order (a PE's ``f`` lanes in order; down a column when K is spatial, in time when K
 is temporal); the bias is added last (:func:`finish`). Each step is one ``acc_bits`` register: ``MODE_WRAP``
@@ -75,6 +81,7 @@ from accelsim.kernels._jit import njit, njit_parallel, prange
 from accelsim.kernels.simd import LANES, vmac, vmac_checked
 
 ROLE_H, ROLE_V, ROLE_S = 0, 1, 2
+ROLE_D = 3          # a per-PE input stream (grouped mapping): what H would carry, but its own for every PE column
 MODE_EXACT, MODE_WRAP, MODE_SAT = 0, 1, 2
 # columns of the per-fold counter array
 CYCLES, BUSY, READ_H, READ_V, READ_S, WRITES, PSUM_READS = 0, 1, 2, 3, 4, 5, 6
@@ -95,7 +102,7 @@ def geometry(rows: int, cols: int, d_rows: int, d_cols: int, t_len: int) -> tupl
 def storage_shape(role: int, f: int, geo: tuple) -> tuple:
     """Shape of the storage of an operand (``f`` lanes) or output (``f = 1``) with role ``role``."""
     mp, fc_n, q, cp = geo
-    return ((f, mp, q + cp), (f, fc_n, q + 1, cp), (f, fc_n, mp, cp))[role]
+    return ((f, mp, q + cp), (f, fc_n, q + 1, cp), (f, fc_n, mp, cp), (f, fc_n, mp, q + 1, cp))[role]
 
 
 @njit
@@ -107,6 +114,8 @@ def _linear(role, fc, geo):
         return q, q + cp, -1, mp * (q + cp)
     if role == ROLE_V:
         return fc * (q + 1) * cp, 0, cp, fc_n * (q + 1) * cp
+    if role == ROLE_D:
+        return fc * mp * (q + 1) * cp, (q + 1) * cp, cp, fc_n * mp * (q + 1) * cp
     return fc * mp * cp, cp, 0, fc_n * mp * cp
 
 
@@ -125,18 +134,19 @@ def _element(role, u, a, b, cols, geo):
 
 
 @njit
-def _macs(fr, fc, out_role, ins, outs, ovfs, rows, f, geo, mode, sh, lo, hi):
+def _macs(fr, fc, out_role, ins, outs, ovfs, rows, f, geo, mode, sh, lo, hi, grouped=False):
     """All MACs of fold (fr, fc) as vector steps (:mod:`accelsim.kernels.simd`): :data:`WIDTH` PEs of a *band*
     of up to :data:`BAND` PE-row steps that add into the same outputs — the band's rows at one step for a moving
     output (its partial sums pass the rows in order), the band's steps of one row for a stationary one (its
     accumulators take the cycles in order), one row-step when the partial sums move along the row — their
     ``f`` lanes each, with the outputs held in registers. Steps run in blocks of :data:`BLOCK`, the blocks and
-    each output's bands in order."""
+    each output's bands in order. ``grouped``: the H operand is a per-PE stream (:data:`ROLE_D`), read in place
+    at each step instead of passed along the row."""
     cp, n_steps = geo[3], geo[2] + 1
     qx = ROLE_V if out_role == ROLE_H else ROLE_H          # the two input roles
     qy = ROLE_V if out_role == ROLE_S else ROLE_S
     o, ov, x, y = outs[out_role], ovfs[out_role], ins[qx], ins[qy]
-    lo_, lx, ly = _linear(out_role, fc, geo), _linear(qx, fc, geo), _linear(qy, fc, geo)
+    lo_, lx, ly = _linear(out_role, fc, geo), _linear(ROLE_D if grouped else qx, fc, geo), _linear(qy, fc, geo)
     r0 = fr * rows
     # the band runs along rows (1) when the output does not move with the row, along steps (2) when it does not
     # move with the step (stationary), else it is one row-step; the other dimension is iterated
@@ -216,10 +226,11 @@ def _trace_edges(c, p, r0, c0, out_role, rows, cols, t_len, live, tr, t0):
 
 
 @njit
-def _clock(fr, fc, first, out_role, rows, cols, d_rows, d_cols, t_len, cnt, tr, t0):
+def _clock(fr, fc, first, out_role, rows, cols, d_rows, d_cols, t_len, cnt, tr, t0, grouped=False):
     """Fold (fr, fc)'s cycles one by one: preload, edges, busy PEs, until every PE has done its ``T`` MACs; the
     drain of a stationary output as SCALE-Sim writes it (PE(i, j)'s value at ``P + T − 1 + (R − 1 − i) + j``).
-    Adds the fold's counters to ``cnt`` and returns its cycles."""
+    Adds the fold's counters to ``cnt`` and returns its cycles. ``grouped``: the H operand is a per-PE stream,
+    so every busy PE-cycle reads one word of it (no left-edge injections)."""
     R, C, T = rows, cols, t_len
     r0, c0 = fr * R, fc * C
     vr, vc = min(R, d_rows - r0), min(C, d_cols - c0)
@@ -262,7 +273,7 @@ def _clock(fr, fc, first, out_role, rows, cols, d_rows, d_cols, t_len, cnt, tr, 
         wr += vr * vc
     cnt[CYCLES] += c + 1
     cnt[BUSY] += busy_sum
-    cnt[READ_H] += rh
+    cnt[READ_H] += busy_sum if grouped else rh
     cnt[READ_V] += rv
     cnt[WRITES] += wr
     cnt[PSUM_READS] += ps
@@ -271,12 +282,13 @@ def _clock(fr, fc, first, out_role, rows, cols, d_rows, d_cols, t_len, cnt, tr, 
 
 @njit_parallel
 def run_array(ins, outs, ovfs, out_role, red_axis, rows, cols, d_rows, d_cols, t_len, f, mode, acc_bits, lo, hi,
-              cnt):
+              cnt, grouped=False):
     """All folds of one GEMM. ``ins``/``outs``/``ovfs``: the flat storages (module docstring) of the H, V, S
     operands (int16, ``f`` lanes; the output's own entry unused), of the output (acc dtype, zero on entry) and of
     its overflow counts (int64; unused in ``MODE_EXACT``), indexed by role. ``red_axis``: where K lies (0 rows,
     1 cols, 2 time); folds that share outputs (along K) run in order within one chain, chains run in parallel.
-    ``cnt``: (folds, N_COUNTERS) int64, fold ``fr · col_folds + fc``."""
+    ``cnt``: (folds, N_COUNTERS) int64, fold ``fr · col_folds + fc``. ``grouped``: ``ins[ROLE_H]`` holds a per-PE
+    stream (:data:`ROLE_D`, :func:`pack_grouped`; a stationary output only)."""
     geo = (-(-d_rows // rows) * rows, -(-d_cols // cols), cols + t_len - 2, -(-cols // WIDTH) * WIDTH)
     fr_n, fc_n = geo[0] // rows, geo[1]
     if red_axis == 0:
@@ -296,8 +308,8 @@ def run_array(ins, outs, ovfs, out_role, red_axis, rows, cols, d_rows, d_cols, t
                 fr, fc = ch, s
             else:
                 fr, fc = ch // fc_n, ch % fc_n
-            _macs(fr, fc, out_role, ins, outs, ovfs, rows, f, geo, mode, sh, lo, hi)
-            _clock(fr, fc, s == 0, out_role, rows, cols, d_rows, d_cols, t_len, cnt[fr * fc_n + fc], tr, 0)
+            _macs(fr, fc, out_role, ins, outs, ovfs, rows, f, geo, mode, sh, lo, hi, grouped)
+            _clock(fr, fc, s == 0, out_role, rows, cols, d_rows, d_cols, t_len, cnt[fr * fc_n + fc], tr, 0, grouped)
 
 
 @njit
@@ -411,3 +423,25 @@ def finish(role, acc, ovf, checked, rows, cols, d_rows, d_cols, t_len, transpose
                 b = e
         hits[tile, 0], hits[tile, 1] = events, outputs
     return hits[:, 0].sum(), hits[:, 1].sum()
+
+
+@njit_parallel
+def pack_grouped(x, n, f, rows, cols, t_len, out):
+    """The per-PE stream (:data:`ROLE_D`) of a grouped GEMM's inputs ``x`` (g, m, k) into ``out`` (flat, zero on
+    entry): PE column ``q`` (output channel q of ``g·n``) reads group ``q // n``'s inputs; element (p, q, τ), lane
+    ``u`` (k = τ·f + u), sits where PE (p mod R, q mod C) of fold column ``q // C`` reads it, at step ``τ + q mod C``
+    (the output-stationary skew)."""
+    g, m, k = x.shape
+    geo = (-(-m // rows) * rows, -(-(g * n) // cols), cols + t_len - 2, -(-cols // WIDTH) * WIDTH)
+    mp, fc_n, q_, cp = geo
+    for q in prange(g * n):
+        fc, j = np.int64(q) // cols, np.int64(q) % cols
+        grp = np.int64(q) // n
+        for u in range(f):
+            base = u * fc_n * mp * (q_ + 1) * cp + fc * mp * (q_ + 1) * cp + j
+            for p in range(m):
+                row = base + p * (q_ + 1) * cp
+                for t in range(t_len):
+                    kk = t * f + u
+                    if kk < k:
+                        out[row + (t + j) * cp] = x[grp, p, kk]

@@ -2,8 +2,10 @@
 
 :func:`accelsim.nn.graph_exec.run_graph` calls three GEMM ops with a layer name; the ops object decides the mode:
 
-* ``conv(name, x, w, b, stride, pads, dilation, groups, act)`` — NCHW, ``w`` [Cout, Cin/g, R, S], ``stride`` and
-  ``dilation`` ints or (h, w) pairs, ``pads`` = (top, left, bottom, right) as in ONNX;
+* ``conv(name, x, w, b, stride, pads, dilation, groups, act)`` — ``[N, C, *spatial]`` (1 to 3 spatial dims), ``w``
+  [Cout, Cin/g, *kernel], ``stride`` and ``dilation`` ints or one per spatial dim, ``pads`` = begins then ends as
+  in ONNX (2-D: top, left, bottom, right); ``conv_transpose(..., output_padding, act)`` likewise, ``w`` [Cout, Cin/g,
+  *kernel] (output channel first, :func:`accelsim.ops._conv.conv_transpose`);
 * ``linear(name, x, w, b, act)`` — ``x`` [..., K] @ ``w``ᵀ with ``w`` [N, K] (torch layout);
 * ``matmul(name, a, b)`` — two activations ``a`` [..., M, K] @ ``b`` [..., K, N] (attention).
 
@@ -107,7 +109,11 @@ class FloatOps:
         return ACTIVATIONS[act](KINDS[kind].float(x, w, b, geo))
 
     def conv(self, name, x, w, b, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1, act=None):
-        return self._run("conv", name, x, w, b, act, conv_geometry(stride, pads, dilation, groups))
+        return self._run("conv", name, x, w, b, act, conv_geometry(stride, pads, dilation, groups, w.ndim - 2))
+
+    def conv_transpose(self, name, x, w, b, stride=1, pads=0, dilation=1, groups=1, output_padding=0, act=None):
+        return self._run("conv_transpose", name, x, w, b, act,
+                         conv_geometry(stride, pads, dilation, groups, w.ndim - 2, output_padding))
 
     def linear(self, name, x, w, b=None, act=None):
         return self._run("linear", name, x, w, b, act, None)
@@ -244,9 +250,9 @@ class QuantOps(FloatOps):
     def _operand_b(self, kind, name, lq, w, b, xp):
         """The second GEMM operand as (codes, scales, zero points, dequantized, params): the layer's weights, or
         for a matmul the second activation on its grid."""
-        if kind != "matmul":
+        if kind != "matmul":   # the weight grid's zero points (0 for accelsim's symmetric grids)
             wq, ws, w_dq, wp = self.weight_codes(name, w, lq.w_bits, None if self.dynamic else b, xp.scale)
-            return wq, ws, np.zeros(len(ws), np.int8), w_dq, wp
+            return wq, ws, np.broadcast_to(wp.zero_point.reshape(-1), ws.shape).astype(wq.dtype), w_dq, wp
         bp = dynamic_qparams(w, lq.a_bits) if self.dynamic else lq.b
         bq = quantize(w, bp)
         return bq.q, bp.scale, _zp(bp), dequantize(bq), bp

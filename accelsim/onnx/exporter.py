@@ -52,8 +52,8 @@ class _Writer:
 
 
 def _conv_attrs(a: dict) -> dict:
-    t, l, b, r = a["padding"]
-    return dict(kernel_shape=list(a["kernel"]), strides=list(a["stride"]), pads=[t, l, b, r],
+    """ONNX Conv attributes (accelsim's padding is ONNX's order: begins, then ends; any number of spatial dims)."""
+    return dict(kernel_shape=list(a["kernel"]), strides=list(a["stride"]), pads=list(a["padding"]),
                 dilations=list(a["dilation"]), group=int(a["groups"]))
 
 
@@ -114,8 +114,11 @@ def _gemm_layer(w: _Writer, layer: Layer, chain: list, x: str) -> str:
 def _pool(op: str, **extra):
     def write(w: _Writer, layer: Layer, xs: list) -> str:
         a = layer.attrs
+        dil = {"dilations": list(a["dilation"])} if any(d != 1 for d in a["dilation"]) else {}
+        if dil and op != "MaxPool":
+            raise AccelsimError(f"export: layer {short(layer.name)!r}: a dilated {op} has no opset-13 form")
         return w.node(op, xs, layer.name, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
-                      pads=list(a["padding"]), **extra)
+                      pads=list(a["padding"]), **dil, **extra)
     return write
 
 
@@ -150,8 +153,11 @@ def export_onnx(model: Model, weights: dict, path: str | Path, plan=None, opset:
     onnx = require_onnx()
     from ..nn.graph_exec import fused_chains
     from ..nn.qexec import QuantOps
-    if any(layer.op in ("conv2d", "linear") and layer.attrs.get("ceil_mode") for layer in model.layers):
+    if any(layer.op in ("conv2d", "conv", "linear") and layer.attrs.get("ceil_mode") for layer in model.layers):
         raise AccelsimError("export: ceil_mode convs are not supported")
+    if model.batch_axis != 0:
+        raise AccelsimError("export: the model has no batch axis in front (an ONNX graph imported as written is "
+                            "ONNX already); export writes models whose tensors carry the batch in front")
     w = _Writer(model, weights, plan, QuantOps(plan, "int", measure=False) if plan else None)
     chains = fused_chains(model)
     fused = {f.name for c in chains.values() for f in c}

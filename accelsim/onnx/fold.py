@@ -2,10 +2,8 @@
 
 Rules:
 
-* **Dynamic dimensions.** A graph input dimension given by name (``dim_param``) takes its value from ``params``
-  (``--param NAME=INT``); the first dimension of an input, when it is symbolic and not set, is the batch and
-  becomes 1 (costs are per sample). Any other unset or unknown dimension is an error naming the input and the
-  dimension. A parameter that names no dimension is an error listing the known ones.
+* **Graph inputs** are taken as written; named dynamic dimensions come from ``params`` (``--param NAME=INT``) and
+  the batch axis, when there is one, is 1 (per inference): :mod:`accelsim.onnx.batch`.
 * **Shapes** come from ONNX shape inference (``strict_mode``, ``data_prop``) on the graph with every folded
   tensor as a constant; an inference error is reported with ONNX's own message (it names the node).
 * **Folding.** A node whose inputs are all constants (initializers, ``Constant`` outputs, folded tensors) is
@@ -21,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AccelsimError, short
+from .batch import AUTO, input_shapes
+from .opset import default_opset
 from .proto import require_onnx
 
-OPSETS = (7, 22)           # default-domain opsets accepted (the issue asks for 9–21; neighbours work too)
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                "Bernoulli"}
 _SMALL = 4096              # constants up to this many elements are shown to shape inference by value
@@ -31,8 +30,8 @@ _SMALL = 4096              # constants up to this many elements are shown to sha
 
 @dataclass
 class Folded:
-    """A graph after folding: the nodes left, constants by name, every tensor's full shape (batch first),
-    element types, graph inputs/outputs, the default-domain opset and the initializers without values."""
+    """A graph after folding: the nodes left, constants by name, every tensor's full (ONNX) shape, element types,
+    graph inputs/outputs, the default-domain opset, the initializers without values and the batch axis."""
     nodes: list
     consts: dict
     shapes: dict
@@ -41,34 +40,7 @@ class Folded:
     outputs: list
     opset: int
     missing: dict           # initializer name → shape (values absent)
-
-
-def _opset(model) -> int:
-    versions = {o.domain or "ai.onnx": o.version for o in model.opset_import}
-    v = versions.get("ai.onnx")
-    if v is None or not OPSETS[0] <= v <= OPSETS[1]:
-        raise AccelsimError(f"ONNX default-domain opset {v} is not supported (expected {OPSETS[0]}–{OPSETS[1]})")
-    return v
-
-
-def _input_dims(vi, params: dict, used: set) -> tuple[int, ...]:
-    t = vi.type.tensor_type
-    if not vi.type.HasField("tensor_type") or not t.HasField("shape"):
-        raise AccelsimError(f"graph input {short(vi.name)!r}: not a tensor with a known rank")
-    dims = []
-    for i, d in enumerate(t.shape.dim):
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(d.dim_value)
-        elif d.dim_param and d.dim_param in params:
-            used.add(d.dim_param)
-            dims.append(params[d.dim_param])
-        elif i == 0:
-            dims.append(1)
-        else:
-            name = d.dim_param or "?"
-            hint = f"set it with --param {name}=INT" if d.dim_param else "the model does not name it"
-            raise AccelsimError(f"graph input {short(vi.name)!r}: dimension {i} ({short(name)}) is dynamic: {hint}")
-    return tuple(dims)
+    batch_axis: int | None  # where the graph inputs carry the batch (accelsim.onnx.batch), None: nowhere
 
 
 def _infer(onnx, model, nodes, consts, inputs, missing):
@@ -143,11 +115,11 @@ def _shape_value(node, shape) -> np.ndarray | None:
     return np.asarray(shape[slice(start, end)], np.int64)
 
 
-def fold(model, missing_names, params: dict) -> Folded:
+def fold(model, missing_names, params: dict, batch_axis=AUTO) -> Folded:
     """Fix the input dimensions, infer shapes and fold constants (module docstring)."""
     onnx = require_onnx()
     from onnx import numpy_helper
-    opset = _opset(model)
+    opset = default_opset(model)
     g = model.graph
     init_names = {t.name for t in g.initializer}
     consts, missing = {}, {}
@@ -159,14 +131,7 @@ def fold(model, missing_names, params: dict) -> Folded:
                 consts[t.name] = numpy_helper.to_array(t)
             except Exception as exc:   # malformed tensor payloads (wrong byte count, bad type)
                 raise AccelsimError(f"initializer {short(t.name)!r}: unreadable ({short(exc)})") from None
-    used: set = set()
-    inputs = {vi.name: (vi.type.tensor_type.elem_type, _input_dims(vi, params, used))
-              for vi in g.input if vi.name not in init_names}
-    unknown = sorted(set(params) - used)
-    if unknown:
-        names = sorted({d.dim_param for vi in g.input for d in vi.type.tensor_type.shape.dim if d.dim_param})
-        raise AccelsimError(f"--param {short(', '.join(unknown))}: no graph input dimension has that name "
-                            f"(dynamic dimensions: {', '.join(names) or 'none'})")
+    inputs, batch_axis = input_shapes([vi for vi in g.input if vi.name not in init_names], params, batch_axis)
     nodes = list(g.node)
     for node in nodes:
         if node.domain not in ("", "ai.onnx", "com.microsoft"):
@@ -194,4 +159,5 @@ def fold(model, missing_names, params: dict) -> Folded:
         nodes = left
         if not changed:
             break
-    return Folded(nodes, consts, shapes, dtypes, list(inputs), [o.name for o in g.output], opset, missing)
+    return Folded(nodes, consts, shapes, dtypes, list(inputs), [o.name for o in g.output], opset, missing,
+                  batch_axis)

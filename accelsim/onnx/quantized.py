@@ -14,9 +14,10 @@
   (:mod:`accelsim.quant.ort_fused`, rounding as ONNX Runtime's kernels; ``ops_map.add``, ``ops_map.global_avgpool``).
 * **Plan** (:func:`build_plan`): a conv/linear/matmul layer whose input is a ``dequantize_linear`` and whose output
   (after its fused relu/relu6) goes to exactly one ``quantize_linear`` is quantized: input grid = that DQ's, output
-  grid = that Q's, weight grid = its weight DequantizeLinear's (int8, zero point 0, per-tensor or one scale per
-  output channel) — accelsim's int mode then runs ONNX Runtime's QLinearConv / QLinearMatMul arithmetic on exactly
-  those codes. The bias is re-quantized as ``rne(b / (x_scale·w_scale))``, which returns ONNX Runtime's int32 bias
+  grid = that Q's, weight grid = its weight DequantizeLinear's (int8 or uint8 codes with their zero points —
+  ``weight_type=QUInt8`` is asymmetric — per-tensor or one scale and zero point per output channel) — accelsim's int
+  mode then runs ONNX Runtime's QLinearConv / QLinearMatMul arithmetic on exactly those codes (the weight zero
+  point subtracted in the exact integer sum, as ONNX Runtime does). The bias is re-quantized as ``rne(b / (x_scale·w_scale))``, which returns ONNX Runtime's int32 bias
   codes (|bias| < 2²⁴). Other layers run in float on dequantized values, as the QDQ graph says.
 
 * **Dynamic** (``quantize_dynamic``: DynamicQuantizeLinear → MatMulInteger/ConvInteger → Cast → Mul by
@@ -25,7 +26,7 @@
   exact integer GEMM, ``float32(acc)·float32(x_scale·w_scale)``), the Add stays a float add as in the graph.
 
 Not supported (one-line error naming the node): other uses of DynamicQuantizeLinear/MatMulInteger/ConvInteger,
-static and dynamic quantization in one model, per-axis activation grids, weights with non-zero zero points.
+static and dynamic quantization in one model, per-axis activation grids.
 """
 from __future__ import annotations
 
@@ -245,19 +246,27 @@ def _grid(attrs) -> object:
 
 
 def _weight_grid(layer, node, dq, consts):
-    """QParams of a layer's weight DequantizeLinear (int8, zero point 0), or an error naming the node."""
+    """QParams of a layer's weight DequantizeLinear — int8 or uint8 codes, zero points of any value (ONNX Runtime's
+    ``weight_type=QUInt8`` is asymmetric), per tensor or one scale and zero point per output channel — or an
+    error naming the node."""
     from ..quant import QParams, QuantSpec
     codes, scale = consts.get(dq.input[0]), consts.get(dq.input[1])
-    zp = consts.get(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else np.zeros(1, np.int8)
-    if codes is None or scale is None or codes.dtype != np.int8 or np.any(zp != 0):
-        _fail(node, "quantized weights must be int8 with zero point 0")
+    zp = consts.get(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else np.zeros((), np.int8)
+    if codes is None or scale is None or zp is None or codes.dtype not in (np.int8, np.uint8) \
+            or np.asarray(zp).dtype != codes.dtype or np.size(zp) not in (1, np.size(scale)):
+        _fail(node, "quantized weights must be 8-bit codes (int8 or uint8) with constant scales and zero points "
+                    "of their type")
     if any(a.name == "alpha" and a.f != 1.0 for a in node.attribute):
         _fail(node, "quantized Gemm needs alpha = 1")
     per_channel = np.size(scale) > 1
-    spec = QuantSpec(8, signed=True, symmetric=True, granularity="channel" if per_channel else "tensor",
-                     axis=0 if per_channel else None, narrow_range=False)
-    s = np.asarray(scale, np.float32).reshape(-1 if per_channel else ())
-    return QParams(s, np.zeros(s.shape, np.int32), spec)
+    signed = codes.dtype == np.int8
+    spec = QuantSpec(8, signed=signed, symmetric=signed and not np.any(zp),
+                     granularity="channel" if per_channel else "tensor", axis=0 if per_channel else None,
+                     narrow_range=False)
+    shape = -1 if per_channel else ()
+    s = np.asarray(scale, np.float32).reshape(shape)
+    z = np.broadcast_to(np.asarray(zp, np.int32).reshape(-1), s.reshape(-1).shape).reshape(shape)
+    return QParams(s, np.array(z), spec)
 
 
 def build_plan(model, b, original_nodes, consts, dynamic: set = frozenset()):

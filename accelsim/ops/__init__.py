@@ -1,8 +1,11 @@
 """The op registry: everything accelsim knows about an operator, in one :class:`OpDef` per op, each op written
 end to end in the module of its family.
 
-Shapes exclude the batch dimension (batch 1): images are ``[C, H, W]``, token sequences ``[S]``, hidden
-states ``[S, D]``, per-head tensors ``[heads, S, d]``; at execution every tensor carries a leading batch axis.
+Shapes describe one inference (:attr:`accelsim.graph.Model.batch_axis`): in a model YAML they exclude the batch —
+images ``[C, H, W]``, token sequences ``[S]``, hidden states ``[S, D]``, per-head tensors ``[heads, S, d]``; an
+ONNX graph imported without a batch axis keeps its own shapes (window ops then see the dims in front of the
+channels as more images; per-channel ops take ``channel_axis``). At execution every tensor carries one leading
+axis more: the inferences of a batch.
 Each entry of :data:`OPS` gives
 
 * ``attrs(reader)`` — read and validate its attributes (problems collected with field paths);

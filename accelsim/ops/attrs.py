@@ -4,7 +4,7 @@ reporting a problem so that the rest of the layer is still checked."""
 from __future__ import annotations
 
 from ..config.fields import Reader
-from ._geometry import pads4
+from ._geometry import pads_nd
 
 
 def none(r: Reader) -> dict:
@@ -12,32 +12,46 @@ def none(r: Reader) -> dict:
     return {}
 
 
+def _ints_ok(vals, minimum: int) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in vals)
+
+
+def spatial(r: Reader, key: str, default, minimum: int, d: int | None) -> tuple[int, ...]:
+    """One integer ≥ ``minimum`` per spatial dim: an integer (every dim; two dims when ``d`` is None) or a list
+    of ``d`` of them (``d`` None: a list of 1 to 3 sets the number of spatial dims)."""
+    value = r.raw(key, default)
+    vals = value if isinstance(value, list) else [value] * (d or 2)
+    if not _ints_ok(vals, minimum) or (len(vals) != d if d else not 1 <= len(vals) <= 3):
+        what = "a pair of them" if d == 2 else f"a list of {d}" if d else "a list of 1 to 3 (one per spatial dim)"
+        r.bad(key, f"an integer ≥ {minimum} or {what}", value)
+        return (max(minimum, 1),) * (d or 2)
+    return tuple(int(v) for v in vals)
+
+
 def pair(r: Reader, key: str, default, minimum: int) -> tuple[int, int]:
     """An integer ≥ ``minimum`` or a pair of them → ``(h, w)``."""
-    value = r.raw(key, default)
-    vals = value if isinstance(value, list) else [value, value]
-    ok = len(vals) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in vals)
-    if not ok:
-        r.bad(key, f"an integer ≥ {minimum} or a pair of them", value)
-        return (max(minimum, 1), max(minimum, 1))
-    return int(vals[0]), int(vals[1])
+    return spatial(r, key, default, minimum, 2)
 
 
-def padding(r: Reader) -> tuple[int, int, int, int]:
-    """Padding as int, [ph, pw] or [top, left, bottom, right] (ONNX order) → (top, left, bottom, right)."""
+def padding(r: Reader, d: int = 2) -> tuple[int, ...]:
+    """Padding as an int, one value per spatial dim or begins then ends (ONNX order; 2-D: [top, left, bottom,
+    right]) → ``(begin_1..begin_d, end_1..end_d)``."""
     value = r.raw("padding", 0)
     vals = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in vals) or len(vals) not in (1, 2, 4):
-        r.bad("padding", "a non-negative integer, [ph, pw] or [top, left, bottom, right]", value)
-        return (0, 0, 0, 0)
-    return pads4(vals[0] if len(vals) == 1 else vals)
+    if not _ints_ok(vals, 0) or len(vals) not in (1, d, 2 * d):
+        r.bad("padding", "a non-negative integer, [ph, pw] or [top, left, bottom, right]" if d == 2 else
+              f"a non-negative integer, {d} of them or {2 * d} (begins, then ends)", value)
+        return (0,) * (2 * d)
+    return pads_nd(vals[0] if len(vals) == 1 else vals, d)
 
 
 def window(r: Reader) -> dict:
-    """A pooling window: ``kernel``, ``stride`` (default the kernel), ``padding``, ``ceil_mode``."""
-    kernel = pair(r, "kernel", None, 1)
-    return dict(kernel=kernel, stride=pair(r, "stride", list(kernel), 1), padding=padding(r),
-                dilation=(1, 1), ceil_mode=r.boolean("ceil_mode", False))
+    """A pooling window in 1 to 3 spatial dims (an integer ``kernel``: 2-D): ``kernel``, ``stride`` (default the
+    kernel), ``padding``, ``dilation`` (default 1), ``ceil_mode``."""
+    kernel = spatial(r, "kernel", None, 1, None)
+    d = len(kernel)
+    return dict(kernel=kernel, stride=spatial(r, "stride", list(kernel), 1, d), padding=padding(r, d),
+                dilation=spatial(r, "dilation", 1, 1, d), ceil_mode=r.boolean("ceil_mode", False))
 
 
 def int_list(r: Reader, key: str, default=None, nullable: bool = False) -> list:

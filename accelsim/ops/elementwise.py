@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import attrs as A
-from ._common import broadcast_shape, broadcasts, float_dtype, same, unary_grad, unbroadcast
+from ._common import aligned, arith_dtype, broadcast_shape, broadcasts, float_dtype, same, unary_grad, unbroadcast
 from .registry import OpDef, Shape, ShapeError
 
 # ---- numerics ----------------------------------------------------------------------------------------------
@@ -83,6 +83,34 @@ def softplus(x):
 def softplus_backward(dy, x):
     """``dy · σ(x)``, with ``σ(x) = e^(x − softplus(x))`` (no overflow for any x)."""
     return dy * np.exp(x - softplus(x))
+
+
+SELU_ALPHA, SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875   # ONNX Selu's defaults
+
+
+def elu(x, alpha: float):
+    """``x`` for ``x > 0``, else ``alpha·(e^x − 1)`` (ONNX Elu; Selu is ``gamma·elu(x, alpha)``)."""
+    return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0))).astype(x.dtype)
+
+
+def shrink(a: dict, x):
+    """ONNX Shrink: ``x + bias`` below ``−lambd``, ``x − bias`` above ``lambd``, 0 between."""
+    b, lam = x.dtype.type(a["bias"]), x.dtype.type(a["lambd"])
+    return np.where(x < -lam, x + b, np.where(x > lam, x - b, x.dtype.type(0)))
+
+
+def prelu(x, slope):
+    """``x`` for ``x ≥ 0``, else ``slope·x`` (ONNX PRelu; ``slope`` broadcasts against ``x``, e.g. one per
+    channel ``[C, 1, 1]``)."""
+    return np.where(x >= 0, x, x * slope).astype(x.dtype)
+
+
+def _prelu_back(a, xs, y, dy, ctx):
+    """``dx = dy·[x ≥ 0] + dy·slope·[x < 0]``; ``dslope = Σ dy·x·[x < 0]`` summed back to the slope's shape."""
+    x, s = aligned(xs)
+    neg = x < 0
+    return [np.where(neg, dy * s, dy).astype(dy.dtype), unbroadcast(np.where(neg, dy * x, 0).astype(dy.dtype),
+                                                                     s.shape)]
 
 
 # erf(z) ≈ z·P(z²)/Q(z²) on |z| ≤ 4 and ±1 beyond (Eigen's float erf, degrees 6/4 in z²); evaluated in
@@ -173,6 +201,21 @@ def _unary(fn, vector_ops: float, attrs=A.none, grad=None) -> OpDef:
                  vector_ops=vector_ops, backward=unary_grad(grad) if grad else None, epilogue="element")
 
 
+def _typed(fn, vector_ops: float, attrs=A.none, grad=None) -> OpDef:
+    """An op of imported graphs ``y = fn(attrs, x)`` that keeps the input's type (integers stay integers: Abs,
+    Sign, Neg) with the rule ``grad(attrs, x, y, dy)``."""
+    return OpDef(attrs, same, lambda a, xs, ctx: np.asarray(fn(a, xs[0]), dtype=xs[0].dtype),
+                 vector_ops=vector_ops, backward=unary_grad(grad) if grad else None, epilogue="element")
+
+
+def _ieee(fn):
+    """``fn`` with IEEE results (NaN for √−1, ±inf for x/0, as ONNX computes them) and no numpy warning."""
+    def quiet(*xs):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return fn(*xs)
+    return quiet
+
+
 def _grad_dtype(g) -> np.dtype:
     return g.dtype if getattr(g, "dtype", np.dtype("O")).kind == "f" else np.dtype(np.float32)
 
@@ -180,8 +223,9 @@ def _grad_dtype(g) -> np.dtype:
 def _binary(fn, vector_ops: float = 1.0, grad=None) -> OpDef:
     """``y = fn(x0, x1)`` with numpy broadcasting; the rule ``grad(xs, y, dy)`` is summed back to each shape."""
     rule = None if grad is None else lambda a, xs, y, dy, ctx: [
-        unbroadcast(np.asarray(g, dtype=_grad_dtype(g)), x.shape) for g, x in zip(grad(xs, y, dy), xs)]
-    return OpDef(A.none, broadcast_shape, lambda a, xs, ctx: fn(*xs).astype(float_dtype(xs[0]), copy=False),
+        unbroadcast(np.asarray(g, dtype=_grad_dtype(g)), x.shape) for g, x in zip(grad(aligned(xs), y, dy), xs)]
+    return OpDef(A.none, broadcast_shape,
+                 lambda a, xs, ctx: np.asarray(fn(*aligned(xs))).astype(arith_dtype(xs), copy=False),
                  vector_ops=vector_ops, backward=rule, epilogue="element")
 
 
@@ -204,10 +248,10 @@ def _join_elements(a: dict, s: list[Shape], out: Shape) -> int:
 
 def _mul_back(a, xs, y, dy, ctx):
     """``y = Π x_i`` (broadcasting): ``dx_i = dy·Π_{j≠i} x_j`` summed back to ``x_i``'s shape."""
-    out = []
+    out, al = [], aligned(xs)
     for i, x in enumerate(xs):
         g = dy
-        for j, other in enumerate(xs):
+        for j, other in enumerate(al):
             if j != i:
                 g = g * other
         out.append(unbroadcast(g, x.shape))
@@ -219,11 +263,11 @@ def _no_run(a: dict, xs: list, ctx):
 
 
 OPS = {
-    "add": OpDef(A.none, _same_shapes, lambda a, xs, ctx: sum(xs[1:], xs[0]).astype(float_dtype(xs[0]), copy=False),
+    "add": OpDef(A.none, _same_shapes, lambda a, xs, ctx: sum(xs[1:], xs[0]).astype(arith_dtype(xs), copy=False),
                  vector_ops=1.0, elements=_join_elements, backward=lambda a, xs, y, dy, ctx: [dy] * len(xs),
                  epilogue="element"),
     "mul": OpDef(A.none, _broadcast_join,
-                 lambda a, xs, ctx: math.prod(xs[1:], start=xs[0]).astype(float_dtype(xs[0]), copy=False),
+                 lambda a, xs, ctx: math.prod(aligned(xs)[1:], start=xs[0]).astype(arith_dtype(xs), copy=False),
                  vector_ops=1.0, elements=_join_elements, backward=_mul_back, epilogue="element"),
     "relu": activation(relu, relu_backward, 1.0, fusable=True),
     "relu6": activation(relu6, relu6_backward, 1.0, fusable=True),
@@ -247,13 +291,25 @@ IMPORTED = {
                              lambda a, x, y, dy: dy * dy.dtype.type(a["alpha"]) * ((y > 0) & (y < 1))),
     "erf": _unary(lambda a, x: erf(x), 8.0, grad=lambda a, x, y, dy: dy * (2 / math.sqrt(math.pi)) * np.exp(-x * x)),
     "exp": _unary(lambda a, x: np.exp(x), 4.0, grad=lambda a, x, y, dy: dy * y),
-    "sqrt": _unary(lambda a, x: np.sqrt(x), 4.0, grad=lambda a, x, y, dy: dy / (2 * y)),
-    "neg": _unary(lambda a, x: -x, 1.0, grad=lambda a, x, y, dy: -dy),
+    "sqrt": _unary(lambda a, x: _ieee(np.sqrt)(x), 4.0, grad=lambda a, x, y, dy: dy / (2 * y)),
+    "neg": _typed(lambda a, x: -x, 1.0, grad=lambda a, x, y, dy: -dy),
+    "abs": _typed(lambda a, x: np.abs(x), 1.0, grad=lambda a, x, y, dy: dy * np.sign(x)),
+    "sign": _typed(lambda a, x: np.sign(x), 1.0, grad=lambda a, x, y, dy: np.zeros_like(dy)),
+    "elu": _unary(lambda a, x: elu(x, a["alpha"]), 4.0, lambda r: dict(alpha=A.number(r, "alpha", 1.0)),
+                  lambda a, x, y, dy: dy * np.where(x > 0, 1, y + dy.dtype.type(a["alpha"]))),
+    "selu": _unary(lambda a, x: x.dtype.type(a["gamma"]) * elu(x, a["alpha"]), 5.0,
+                   lambda r: dict(alpha=A.number(r, "alpha", SELU_ALPHA), gamma=A.number(r, "gamma", SELU_GAMMA)),
+                   lambda a, x, y, dy: dy * dy.dtype.type(a["gamma"]) * np.where(x > 0, 1, a["alpha"] * np.exp(x))),
+    "softsign": _unary(lambda a, x: x / (1 + np.abs(x)), 3.0, grad=lambda a, x, y, dy: dy / np.square(1 + np.abs(x))),
+    "shrink": _unary(shrink, 2.0, lambda r: dict(bias=A.number(r, "bias", 0.0), lambd=A.number(r, "lambd", 0.5)),
+                     lambda a, x, y, dy: dy * (np.abs(x) > a["lambd"])),
+    "prelu": OpDef(A.none, _broadcast_join, lambda a, xs, ctx: prelu(*aligned(xs)), vector_ops=1.0, backward=_prelu_back,
+                   epilogue="element"),
     "bcast_add": _binary(np.add, grad=lambda xs, y, dy: [dy, dy]),
     "bcast_mul": _binary(np.multiply, grad=lambda xs, y, dy: [dy * xs[1], dy * xs[0]]),
     "sub": _binary(np.subtract, grad=lambda xs, y, dy: [dy, -dy]),
-    "div": _binary(np.divide, grad=lambda xs, y, dy: [dy / xs[1], -dy * y / xs[1]]),
-    "pow": _binary(np.power, 4.0),
+    "div": _binary(_ieee(np.divide), grad=lambda xs, y, dy: [dy / xs[1], -dy * y / xs[1]]),
+    "pow": _binary(_ieee(np.power), 4.0),
     "maximum": _binary(np.maximum, grad=lambda xs, y, dy: [dy * (xs[0] >= xs[1]), dy * (xs[0] < xs[1])]),
     "minimum": _binary(np.minimum, grad=lambda xs, y, dy: [dy * (xs[0] <= xs[1]), dy * (xs[0] > xs[1])]),
     # an op accelsim cannot run, costed as ``vector_ops`` per output element (``--unsupported vector``)

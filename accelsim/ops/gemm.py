@@ -1,13 +1,16 @@
-"""GEMM ops — ``conv2d``, ``linear``, ``matmul`` — end to end: shapes, weights, lowering to the array, the FP32
-numerics with their gradients, and :data:`KINDS`, how each runs in every quantization mode.
+"""GEMM ops — ``conv2d``, ``linear``, ``matmul`` and the imported ``conv`` (1 to 3 spatial dims) and
+``conv_transpose`` — end to end: shapes, weights, lowering to the array, the FP32 numerics with their gradients,
+and :data:`KINDS`, how each runs in every quantization mode.
 
-* **Layout.** Images NCHW; token activations ``[..., features]``; a ``linear`` flattens the leading dims into
-  one 2-D GEMM (a numpy ``@`` on 3-D stacks is much slower). Convolution is lowered the way the accelerator
-  sees it (DESIGN §5.1): ``im2col`` → one 2-D GEMM per group ``y[Cout, M] = W[Cout, K] @ cols``; depthwise
-  convs (``groups == Cin == Cout``) run as ``R·S`` shifted multiply-adds, as a vector unit does.
-* **Lowering.** conv: ``groups`` GEMMs with M = Ho·Wo, N = Cout/g, K = (Cin/g)·kh·kw (a depthwise conv is Cin
-  tiny GEMMs); linear: M = rows, N = out_features, K = in_features; matmul: one GEMM per leading index (per
-  attention head), both operands activations.
+* **Layout.** Images ``[C, *spatial]`` (NCHW at run time; dims in front of the channels run as more images);
+  token activations ``[..., features]``; a ``linear`` flattens the leading dims into one 2-D GEMM (a numpy ``@``
+  on 3-D stacks is much slower). Convolution is lowered the way the accelerator sees it (DESIGN §5.1):
+  ``im2col`` → one 2-D GEMM per group ``y[Cout, M] = W[Cout, K] @ cols`` (:mod:`accelsim.ops._conv`); depthwise
+  convs (``groups == Cin == Cout``) run as shifted multiply-adds, as a vector unit does.
+* **Lowering.** conv: ``groups`` GEMMs with M = prod(out), N = Cout/g, K = (Cin/g)·prod(kernel) (a depthwise conv
+  is Cin tiny GEMMs); conv_transpose: ``groups`` GEMMs with M = prod(in), N = (Cout/g)·prod(kernel), K = Cin/g;
+  linear: M = rows, N = out_features, K = in_features; matmul (numpy ``matmul``: broadcast leading dims, 1-D
+  operands): one GEMM per leading index (per attention head), both operands activations.
 * **Execution.** ``run`` hands the op to ``ctx.qops`` (the quantization mode: :mod:`accelsim.nn.qexec`), which
   computes it through :data:`KINDS` (float reference, requantizing and rescaling integer kernels, gradient).
   A fused activation (``relu``/``relu6`` after a conv/linear) is applied in the output stage (:data:`ACTIVATIONS`).
@@ -25,118 +28,13 @@ import numpy as np
 
 from ..errors import AccelsimError
 from . import attrs as A
-from ._common import one, spatial
-from ._geometry import conv_output_size, pad, pads4, pair, unpad, window
+from ._common import on_images, one, spatial, window_dims
+from ._conv import conv, conv_backward, conv_transpose, conv_transpose_backward, conv_transpose_size
+from ._geometry import ntuple, pads_nd
 from .elementwise import relu, relu6, relu6_backward, relu_backward
 from .registry import Gemm, OpDef, Shape, ShapeError
 
 # ---- numerics ----------------------------------------------------------------------------------------------
-
-
-def im2col(x: np.ndarray, kh: int, kw: int, stride=1, padding=0, dilation=1):
-    """``x [N, C, H, W]`` → ``cols [C·kh·kw, N·Ho·Wo]`` (row ``(c·kh + r)·kw + s``, column ``(n·Ho + i)·Wo + j``)
-    and ``(Ho, Wo)``; ``cols[(c,r,s), (n,i,j)] = xpad[n, c, i·sh + r·dh, j·sw + s·dw]``."""
-    n, c, h, w = x.shape
-    pads, st, dl = pads4(padding), pair(stride, "stride"), pair(dilation, "dilation")
-    ho, wo = conv_output_size(h, w, kh, kw, st, pads, dl)
-    if kh == kw == 1 and st == (1, 1) and not any(pads):
-        return x.transpose(1, 0, 2, 3).reshape(c, n * h * w), (ho, wo)
-    xp = pad(x, pads)
-    cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
-    for r in range(kh):
-        for s in range(kw):
-            cols[:, r, s] = window(xp, r, s, ho, wo, st, dl).transpose(1, 0, 2, 3)
-    return cols.reshape(c * kh * kw, n * ho * wo), (ho, wo)
-
-
-def col2im(cols: np.ndarray, x_shape, kh: int, kw: int, stride=1, padding=0, dilation=1):
-    """Adjoint of :func:`im2col`: scatter-add ``cols [C·kh·kw, N·Ho·Wo]`` back to ``[N, C, H, W]``."""
-    n, c, h, w = x_shape
-    pads, st, dl = pads4(padding), pair(stride, "stride"), pair(dilation, "dilation")
-    ho, wo = conv_output_size(h, w, kh, kw, st, pads, dl)
-    c6 = cols.reshape(c, kh, kw, n, ho, wo)
-    xp = np.zeros((n, c, h + pads[0] + pads[2], w + pads[1] + pads[3]), dtype=cols.dtype)
-    for r in range(kh):
-        for s in range(kw):
-            window(xp, r, s, ho, wo, st, dl)[...] += c6[:, r, s].transpose(1, 0, 2, 3)
-    return unpad(xp, pads, h, w)
-
-
-def _check_conv(x, w, b, groups):
-    if x.ndim != 4 or w.ndim != 4:
-        raise AccelsimError(f"conv2d expects x [N, C, H, W] and w [Cout, Cin/g, R, S], got {x.shape}, {w.shape}")
-    cin, cout = x.shape[1], w.shape[0]
-    if groups < 1 or cin % groups or cout % groups or w.shape[1] != cin // groups:
-        raise AccelsimError(f"conv2d: weight {w.shape} does not fit {cin} input channels with groups={groups} "
-                            f"(expected [Cout, {cin // max(groups, 1)}, R, S] with Cout divisible by groups)")
-    if b is not None and b.shape != (cout,):
-        raise AccelsimError(f"conv2d: bias shape {b.shape}, expected ({cout},)")
-
-
-def _is_depthwise(x, w, groups):
-    return groups > 1 and groups == x.shape[1] == w.shape[0]
-
-
-def _depthwise(x, w, stride, pads, dilation):
-    """``y[n,c,i,j] = Σ_rs w[c,0,r,s] · xpad[n, c, i·sh + r·dh, j·sw + s·dw]``."""
-    kh, kw = w.shape[2:]
-    ho, wo = conv_output_size(x.shape[2], x.shape[3], kh, kw, stride, pads, dilation)
-    xp = pad(x, pads)
-    y = np.zeros((x.shape[0], x.shape[1], ho, wo), dtype=np.result_type(x, w))
-    for r in range(kh):
-        for s in range(kw):
-            y += window(xp, r, s, ho, wo, stride, dilation) * w[None, :, 0, r, s, None, None]
-    return y
-
-
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups: int = 1) -> np.ndarray:
-    """2-D convolution (cross-correlation, as torch/ONNX): ``y[n, o, i, j] = b[o] + Σ_{c∈group(o), r, s}
-    w[o, c, r, s] · xpad[n, c, i·sh + r·dh, j·sw + s·dw]`` → [N, Cout, Ho, Wo]."""
-    _check_conv(x, w, b, groups)
-    pads, st, dl = pads4(padding), pair(stride, "stride"), pair(dilation, "dilation")
-    if _is_depthwise(x, w, groups):
-        y = _depthwise(x, w, st, pads, dl)
-    else:
-        n, cout, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
-        cg, og = x.shape[1] // groups, cout // groups
-        parts = []
-        for g in range(groups):
-            cols, (ho, wo) = im2col(x[:, g * cg:(g + 1) * cg], kh, kw, st, pads, dl)
-            parts.append(w[g * og:(g + 1) * og].reshape(og, -1) @ cols)
-        y2 = parts[0] if groups == 1 else np.concatenate(parts, axis=0)
-        y = y2.reshape(cout, n, ho, wo).transpose(1, 0, 2, 3)
-    if b is not None:
-        y = y + b[None, :, None, None]
-    return y
-
-
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups: int = 1, has_bias=True):
-    """Gradients of :func:`conv2d`: ``dx = col2im(Wᵀ @ dY)``, ``dw = dY @ colsᵀ``, ``db = Σ_{n,i,j} dy``."""
-    pads, st, dl = pads4(padding), pair(stride, "stride"), pair(dilation, "dilation")
-    kh, kw = w.shape[2:]
-    db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    if _is_depthwise(x, w, groups):
-        ho, wo = dy.shape[2:]
-        xp = pad(x, pads)
-        dxp, dw = np.zeros_like(xp), np.empty_like(w)
-        for r in range(kh):
-            for s in range(kw):
-                dw[:, 0, r, s] = np.einsum("ncij,ncij->c", window(xp, r, s, ho, wo, st, dl), dy)
-                window(dxp, r, s, ho, wo, st, dl)[...] += dy * w[None, :, 0, r, s, None, None]
-        return unpad(dxp, pads, x.shape[2], x.shape[3]), dw, db
-    cout, cg = w.shape[0], x.shape[1] // groups
-    og = cout // groups
-    dy2 = dy.transpose(1, 0, 2, 3).reshape(cout, -1)                          # [Cout, M]
-    dxs, dws = [], []
-    for g in range(groups):
-        xg = x[:, g * cg:(g + 1) * cg]
-        cols, _ = im2col(xg, kh, kw, st, pads, dl)
-        dyg, wg = dy2[g * og:(g + 1) * og], w[g * og:(g + 1) * og].reshape(og, -1)
-        dws.append((dyg @ cols.T).reshape(og, cg, kh, kw))
-        dxs.append(col2im(wg.T @ dyg, xg.shape, kh, kw, st, pads, dl))
-    dx = dxs[0] if groups == 1 else np.concatenate(dxs, axis=1)
-    dw = dws[0] if groups == 1 else np.concatenate(dws, axis=0)
-    return dx, dw, db
 
 
 def linear(x, w, b=None):
@@ -172,11 +70,15 @@ ACTIVATIONS = {None: lambda y: y, "relu": relu, "relu6": relu6}
 ACT_BACKWARD = {None: lambda dy, z: dy, "relu": relu_backward, "relu6": relu6_backward}
 
 
-def conv_geometry(stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1) -> dict:
-    """A conv's geometry as the kernels take it: ``strides``, ``pads`` (top, left, bottom, right), ``dilations``,
-    ``group``."""
-    return dict(strides=pair(stride, "stride"), pads=pads4(pads), dilations=pair(dilation, "dilation"),
-                group=int(groups))
+def conv_geometry(stride=1, pads=0, dilation=1, groups=1, d: int = 2, output_padding=None) -> dict:
+    """A conv's geometry (``d`` spatial dims) as the kernels take it: ``strides``, ``pads`` (begins then ends;
+    2-D: top, left, bottom, right), ``dilations``, ``group`` (and ``output_padding`` of a transposed conv)."""
+    g = dict(strides=ntuple(stride, d, "stride"), pads=pads_nd(pads, d), dilations=ntuple(dilation, d, "dilation"),
+             group=int(groups))
+    if output_padding is not None:
+        g["output_padding"] = tuple(int(v) for v in ((output_padding,) * d if np.isscalar(output_padding)
+                                                     else output_padding))
+    return g
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,15 +93,19 @@ class GemmKind:
     backward: Callable
 
 
-def _conv_requant(xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw):
-    from ..quant.qlinear import qlinear_conv
-    return qlinear_conv(xq, xs, xz, wq, ws, wz, ys, yz, bias, **g, return_overflow=True, x_bits=kw.pop("a_bits"),
-                        w_bits=kw.pop("b_bits"), **kw)
+def _conv_requant(fn: str):
+    def requant(xq, xs, xz, wq, ws, wz, ys, yz, bias, g, kw):
+        from ..quant import qconv
+        return getattr(qconv, fn)(xq, xs, xz, wq, ws, wz, ys, yz, bias, **g, return_overflow=True,
+                                  x_bits=kw.pop("a_bits"), w_bits=kw.pop("b_bits"), **kw)
+    return requant
 
 
-def _conv_rescale(xq, xs, xz, wq, ws, wz, bias, act, g):
-    from ..quant.qlinear import conv_integer_rescale
-    return conv_integer_rescale(xq, xs, xz, wq, ws, wz, bias, **g, act=act)
+def _conv_rescale(fn: str):
+    def rescale(xq, xs, xz, wq, ws, wz, bias, act, g):
+        from ..quant import qconv
+        return getattr(qconv, fn)(xq, xs, xz, wq, ws, wz, bias, **g, act=act)
+    return rescale
 
 
 def _matmul_requant(with_bias: bool):
@@ -219,61 +125,103 @@ def _matmul_rescale(with_bias: bool):
 
 KINDS = {
     "conv": GemmKind(
-        lambda x, w, b, g: conv2d(x, w, b, g["strides"], g["pads"], g["dilations"], g["group"]),
-        _conv_requant, _conv_rescale,
-        lambda x, w, b, g, dz: conv2d_backward(dz, x, w, g["strides"], g["pads"], g["dilations"], g["group"],
-                                               b is not None)),
+        lambda x, w, b, g: conv(x, w, b, g["strides"], g["pads"], g["dilations"], g["group"]),
+        _conv_requant("qlinear_conv"), _conv_rescale("conv_integer_rescale"),
+        lambda x, w, b, g, dz: conv_backward(dz, x, w, g["strides"], g["pads"], g["dilations"], g["group"],
+                                             b is not None)),
+    "conv_transpose": GemmKind(
+        lambda x, w, b, g: conv_transpose(x, w, b, g["strides"], g["pads"], g["dilations"], g["group"],
+                                          g["output_padding"]),
+        _conv_requant("qlinear_conv_transpose"), _conv_rescale("conv_transpose_integer_rescale"),
+        lambda x, w, b, g, dz: conv_transpose_backward(dz, x, w, g["strides"], g["pads"], g["dilations"], g["group"],
+                                                       g["output_padding"], b is not None)),
     "linear": GemmKind(lambda x, w, b, g: linear(x, w, b), _matmul_requant(True), _matmul_rescale(True),
                        lambda x, w, b, g, dz: linear_nd_backward(dz, x, w, b is not None)),
     "matmul": GemmKind(
         lambda x, w, b, g: np.matmul(x, w), _matmul_requant(False), _matmul_rescale(False),
         lambda x, w, b, g, dz: (np.matmul(dz, np.swapaxes(w, -1, -2)), np.matmul(np.swapaxes(x, -1, -2), dz))),
 }
-"""The three GEMM kinds (integer kernels: :mod:`accelsim.quant.qlinear`, imported when first used, so that the
-cost model's graph layer loads without them)."""
+"""The GEMM kinds (integer kernels: :mod:`accelsim.quant.qlinear` and :mod:`accelsim.quant.qconv`, imported when
+first used, so that the cost model's graph layer loads without them)."""
 
 
 def gemm_backward(kind: str, x, w, b, geo, dz):
     """Gradients of one GEMM op's pre-activation output ``z`` (:attr:`GemmKind.backward`): conv →
-    :func:`conv2d_backward`, linear → :func:`linear_nd_backward`, matmul ``z = a @ B`` → ``(dz @ Bᵀ, aᵀ @ dz)``."""
+    :func:`~accelsim.ops._conv.conv_backward`, linear → :func:`linear_nd_backward`, matmul ``z = a @ B`` → ``(dz @ Bᵀ, aᵀ @ dz)``."""
     return KINDS[kind].backward(x, w, b, geo, dz)
 
 
 # ---- the registry entries ----------------------------------------------------------------------------------
 
-def _conv_attrs(r) -> dict:
-    return dict(out_channels=r.pos_int("out_channels"), kernel=A.pair(r, "kernel", None, 1),
-                stride=A.pair(r, "stride", 1, 1), padding=A.padding(r), dilation=A.pair(r, "dilation", 1, 1),
-                groups=r.pos_int("groups", 1), bias=r.boolean("bias", True), ceil_mode=r.boolean("ceil_mode", False))
+def _conv_attrs(d: int | None, transposed: bool = False):
+    """The attributes of a conv in ``d`` spatial dims (None: as many as ``kernel`` has, 1 to 3)."""
+    def read(r) -> dict:
+        kernel = A.spatial(r, "kernel", None, 1, d)
+        n = len(kernel)
+        a = dict(out_channels=r.pos_int("out_channels"), kernel=kernel, stride=A.spatial(r, "stride", 1, 1, n),
+                 padding=A.padding(r, n), dilation=A.spatial(r, "dilation", 1, 1, n), groups=r.pos_int("groups", 1),
+                 bias=r.boolean("bias", True), ceil_mode=r.boolean("ceil_mode", False))
+        if transposed:
+            a["output_padding"] = A.spatial(r, "output_padding", 0, 0, n)
+        return a
+    return read
+
+
+def _check_groups(a: dict, c: int):
+    g = a["groups"]
+    if c % g or a["out_channels"] % g:
+        raise ShapeError(f"in_channels {c} and out_channels {a['out_channels']} must both be divisible by groups {g}")
 
 
 def _conv_shape(a: dict, shapes: list[Shape]) -> Shape:
-    x = one(shapes)
-    g = a["groups"]
-    if len(x) == 3 and (x[0] % g or a["out_channels"] % g):
-        raise ShapeError(f"in_channels {x[0]} and out_channels {a['out_channels']} must both be divisible by groups {g}")
+    _check_groups(a, window_dims(a, one(shapes))[1])
     return spatial(a, shapes, a["out_channels"])
+
+
+def _conv_transpose_shape(a: dict, shapes: list[Shape]) -> Shape:
+    """``[*lead, Cout, *out]``, out per dim ``(in − 1)·s + (k − 1)·d + 1 − begin − end + output_padding``."""
+    lead, c, sp = window_dims(a, one(shapes))
+    _check_groups(a, c)
+    if any(p >= max(s, d) for p, s, d in zip(a["output_padding"], a["stride"], a["dilation"])):
+        raise ShapeError(f"output_padding {list(a['output_padding'])} must be smaller than the stride or dilation")
+    out = conv_transpose_size(sp, a["kernel"], a["stride"], a["padding"], a["dilation"], a["output_padding"])
+    if min(out) < 1:
+        raise ShapeError(f"padding {list(a['padding'])} leaves no output of {list(sp)}")
+    return lead + (a["out_channels"],) + out
 
 
 def _linear_shape(a: dict, shapes: list[Shape]) -> Shape:
     return one(shapes)[:-1] + (a["out_features"],)
 
 
+def _matmul_operands(a: dict, x: Shape, y: Shape) -> tuple[Shape, Shape]:
+    """Both operands as ``[..., M, K]`` and ``[..., K, N]`` (numpy ``matmul``: a 1-D ``x`` is a row, a 1-D ``y`` a
+    column; ``transpose_b`` reads ``y`` as ``[..., N, K]``)."""
+    if not x or not y:
+        raise ShapeError(f"expects operands of rank ≥ 1, got {list(x)} and {list(y)}")
+    if a["transpose_b"] and len(y) >= 2:
+        y = y[:-2] + (y[-1], y[-2])
+    return ((1,) + x if len(x) == 1 else x), (y + (1,) if len(y) == 1 else y)
+
+
 def _matmul_shape(a: dict, shapes: list[Shape]) -> Shape:
+    """numpy ``matmul``: leading dims broadcast, a 1-D operand loses its added dim in the output."""
     if len(shapes) != 2:
         raise ShapeError(f"expects 2 inputs, got {len(shapes)}")
     x, y = shapes
-    if len(x) < 2 or len(y) < 2 or x[:-2] != y[:-2]:
-        raise ShapeError(f"expects [..., S, K] and [..., K, T] with equal leading dims, got {list(x)} and {list(y)}")
-    k_b, t = (y[-1], y[-2]) if a["transpose_b"] else (y[-2], y[-1])
-    if x[-1] != k_b:
-        raise ShapeError(f"inner dimensions differ: {x[-1]} vs {k_b} (transpose_b={a['transpose_b']})")
-    return x[:-1] + (t,)
+    xm, ym = _matmul_operands(a, x, y)
+    if xm[-1] != ym[-2]:
+        raise ShapeError(f"inner dimensions differ: {xm[-1]} vs {ym[-2]} (transpose_b={a['transpose_b']})")
+    try:
+        lead = tuple(np.broadcast_shapes(xm[:-2], ym[:-2]))
+    except ValueError:
+        raise ShapeError(f"leading dims of {list(x)} and {list(y)} do not broadcast") from None
+    return lead + (() if len(x) == 1 else (xm[-2],)) + (() if len(y) == 1 else (ym[-1],))
 
 
 def _conv_weights(a: dict, s: list[Shape]) -> dict:
-    kh, kw = a["kernel"]
-    w = {"weight": (a["out_channels"], s[0][0] // a["groups"], kh, kw)}
+    """``weight [Cout, Cin/g, *kernel]`` (a transposed conv's too: output channel first) and ``bias [Cout]``."""
+    w = {"weight": (a["out_channels"], window_dims(a, s[0])[1] // a["groups"], *a["kernel"])}
     return w | ({"bias": (a["out_channels"],)} if a["bias"] else {})
 
 
@@ -288,9 +236,20 @@ def _sizes(weights: Callable) -> dict:
 
 
 def _conv_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
-    """groups g: g GEMMs with M = Ho·Wo, N = Cout/g, K = (Cin/g)·kh·kw (a depthwise conv is Cin tiny GEMMs)."""
-    g, (kh, kw) = a["groups"], a["kernel"]
-    return Gemm(out[1] * out[2], a["out_channels"] // g, s[0][0] // g * kh * kw, g, True, g > 1)
+    """groups g: g GEMMs with M = lead·prod(out), N = Cout/g, K = (Cin/g)·prod(kernel) (a depthwise conv is Cin tiny
+    GEMMs)."""
+    g, d = a["groups"], len(a["kernel"])
+    return Gemm(math.prod(out[:len(out) - d - 1]) * math.prod(out[len(out) - d:]), a["out_channels"] // g,
+                window_dims(a, s[0])[1] // g * math.prod(a["kernel"]), g, True, g > 1)
+
+
+def _conv_transpose_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
+    """The transposed conv is the GEMM ``[lead·prod(in), Cin/g] @ [Cin/g, Cout/g·prod(kernel)]`` per group (its
+    columns are then summed into the output, col2im: the partial-sum accumulation of overlapping windows)."""
+    g = a["groups"]
+    lead, c, sp = window_dims(a, s[0])
+    return Gemm(math.prod(lead) * math.prod(sp), a["out_channels"] // g * math.prod(a["kernel"]), c // g, g, True,
+                g > 1)
 
 
 def _touched(size: int, n_out: int, k: int, s: int, d: int, pad_: int) -> int:
@@ -306,11 +265,12 @@ def _touched(size: int, n_out: int, k: int, s: int, d: int, pad_: int) -> int:
 
 
 def _conv_footprint(a: dict, s: list[Shape], out: Shape) -> int:
-    """Input elements a conv reads: C · touched rows · touched columns (a 1×1 stride-2 conv reads ¼)."""
-    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
-    t, l = a["padding"][0], a["padding"][1]
-    c, h, w = s[0]
-    return c * _touched(h, out[1], kh, sh, dh, t) * _touched(w, out[2], kw, sw, dw, l)
+    """Input elements a conv reads: lead · C · Π touched positions per spatial dim (a 1×1 stride-2 conv reads ¼)."""
+    lead, c, sp = window_dims(a, s[0])
+    d = len(sp)
+    return math.prod(lead) * c * math.prod(
+        _touched(n, out[len(out) - d + i], a["kernel"][i], a["stride"][i], a["dilation"][i], a["padding"][i])
+        for i, n in enumerate(sp))
 
 
 def _linear_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
@@ -318,13 +278,23 @@ def _linear_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
 
 
 def _matmul_gemm(a: dict, s: list[Shape], out: Shape) -> Gemm:
-    """One GEMM M=S, N=T, K per leading index (e.g. per attention head); both operands are activations."""
-    return Gemm(s[0][-2], out[-1], s[0][-1], math.prod(s[0][:-2]), False)
+    """One GEMM M, N, K per index of the broadcast leading dims (e.g. per attention head); both operands are
+    activations."""
+    xm, ym = _matmul_operands(a, *s)
+    lead = np.broadcast_shapes(xm[:-2], ym[:-2])
+    return Gemm(xm[-2], ym[-1], xm[-1], math.prod(lead), False)
 
 
 def _run_conv(a: dict, xs: list, ctx):
     w, b = ctx.weight_and_bias()
-    return ctx.qops.conv(ctx.qname, xs[0], w, b, a["stride"], a["padding"], a["dilation"], a["groups"], ctx.act)
+    return on_images(a, xs[0], lambda x: ctx.qops.conv(ctx.qname, x, w, b, a["stride"], a["padding"],
+                                                           a["dilation"], a["groups"], ctx.act))
+
+
+def _run_conv_transpose(a: dict, xs: list, ctx):
+    w, b = ctx.weight_and_bias()
+    return on_images(a, xs[0], lambda x: ctx.qops.conv_transpose(
+        ctx.qname, x, w, b, a["stride"], a["padding"], a["dilation"], a["groups"], a["output_padding"], ctx.act))
 
 
 def _run_linear(a: dict, xs: list, ctx):
@@ -332,29 +302,74 @@ def _run_linear(a: dict, xs: list, ctx):
     return ctx.qops.linear(ctx.qname, xs[0], w, b, ctx.act)
 
 
+def _matmul_arrays(a: dict, x, y):
+    """The run-time operands ``[B, *lead, M, K]`` and ``[B, *lead, K, N]`` (leading dims broadcast, 1-D operands
+    given their row/column dim; the batch axis 1 of a constant repeated) and how to shape the result back."""
+    if a["transpose_b"] and y.ndim >= 3:
+        y = np.swapaxes(y, -1, -2)
+    row, col = x.ndim == 2, y.ndim == 2         # 1-D operands (one batch axis in front)
+    x, y = (x[:, None, :] if row else x), (y[:, :, None] if col else y)
+    rank = max(x.ndim, y.ndim)
+    x = x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:])
+    y = y.reshape(y.shape[:1] + (1,) * (rank - y.ndim) + y.shape[1:])
+    lead = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    x = np.broadcast_to(x, lead + x.shape[-2:]) if x.shape[:-2] != lead else x
+    y = np.broadcast_to(y, lead + y.shape[-2:]) if y.shape[:-2] != lead else y
+    drop = ((-2,) if row else ()) + ((-1,) if col else ())
+    return np.ascontiguousarray(x), np.ascontiguousarray(y), drop
+
+
 def _run_matmul(a: dict, xs: list, ctx):
-    b = np.ascontiguousarray(np.swapaxes(xs[1], -1, -2)) if a["transpose_b"] else xs[1]
-    return ctx.qops.matmul(ctx.qname, xs[0], b)
+    x, y, drop = _matmul_arrays(a, *xs)
+    out = ctx.qops.matmul(ctx.qname, x, y)
+    return out.squeeze(drop) if drop else out
 
 
 def _gemm_back(a: dict, xs: list, y, dy, ctx) -> list:
-    """conv2d / linear: ``(dx, dw', db') = qops.backward``, then through the folds to the raw parameters."""
+    """conv / linear: ``(dx, dw', db') = qops.backward``, then through the folds to the raw parameters."""
     dx, dw, db = ctx.qops.backward(ctx.qname, dy)
     ctx.weight_grads(dw, db)
     return [dx]
 
 
+def _window_back(a: dict, xs: list, y, dy, ctx) -> list:
+    """A conv whose input has dims in front of the channels: the rule on the ``[B·lead, C, *spatial]`` view."""
+    return [on_images(a, dy, lambda d: _gemm_back(a, xs, y, d, ctx)[0])]
+
+
 def _matmul_back(a: dict, xs: list, y, dy, ctx) -> list:
-    """``y = x_a @ B`` with ``B = x_bᵀ`` when ``transpose_b``: ``(da, dB)`` from the qops, ``dx_b = dBᵀ``."""
-    da, db = ctx.qops.backward(ctx.qname, dy)
-    return [da, np.swapaxes(db, -1, -2) if a["transpose_b"] else db]
+    """``y = x_a @ B`` with ``B = x_bᵀ`` when ``transpose_b``: ``(da, dB)`` from the qops (on the broadcast
+    operands), summed back to each input's shape, ``dx_b = dBᵀ``."""
+    _, _, drop = _matmul_arrays(a, *xs)
+    da, db = ctx.qops.backward(ctx.qname, np.expand_dims(dy, drop) if drop else dy)
+    if a["transpose_b"] and xs[1].ndim >= 3:
+        db = np.swapaxes(db, -1, -2)
+    return [_sum_to(da, xs[0], -2 if xs[0].ndim == 2 else None), _sum_to(db, xs[1], -1 if xs[1].ndim == 2 else None)]
+
+
+def _sum_to(g, x, squeeze):
+    """The gradient of a broadcast operand summed back to ``x``'s run-time shape (``squeeze``: the dim a 1-D
+    operand was given)."""
+    g = g if squeeze is None else g.squeeze(squeeze)
+    extra = g.ndim - x.ndim
+    g = g.sum(axis=tuple(range(1, 1 + extra))) if extra else g
+    axes = tuple(i for i, n in enumerate(x.shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
 
 
 OPS = {
-    "conv2d": OpDef(_conv_attrs, _conv_shape, _run_conv, gemm=_conv_gemm, backward=_gemm_back,
+    "conv2d": OpDef(_conv_attrs(2), _conv_shape, _run_conv, gemm=_conv_gemm, backward=_window_back,
                     footprint=_conv_footprint, **_sizes(_conv_weights)),
     "linear": OpDef(lambda r: dict(out_features=r.pos_int("out_features"), bias=r.boolean("bias", True)),
                     _linear_shape, _run_linear, gemm=_linear_gemm, backward=_gemm_back, **_sizes(_linear_weights)),
     "matmul": OpDef(lambda r: dict(transpose_b=r.boolean("transpose_b", False)), _matmul_shape, _run_matmul,
                     gemm=_matmul_gemm, backward=_matmul_back),
+}
+
+IMPORTED = {
+    # convolutions in 1, 2 or 3 spatial dims (``conv2d`` is the 2-D one of model YAMLs)
+    "conv": OpDef(_conv_attrs(None), _conv_shape, _run_conv, gemm=_conv_gemm, backward=_window_back,
+                  footprint=_conv_footprint, **_sizes(_conv_weights)),
+    "conv_transpose": OpDef(_conv_attrs(None, transposed=True), _conv_transpose_shape, _run_conv_transpose,
+                            gemm=_conv_transpose_gemm, backward=_window_back, **_sizes(_conv_weights)),
 }

@@ -1,7 +1,8 @@
 """Layout ops — ``flatten`` and the imported ``constant``, ``reshape``, ``transpose``, ``concat``, ``slice``,
-``pad``, ``gather`` — which move data without vector work (``vector_ops`` 0: they cost nothing).
+``pad``, ``gather``, ``tile``, ``expand`` — which move data without vector work (``vector_ops`` 0: they cost
+nothing).
 
-Axes count without the batch axis (axis 0 = the first non-batch dimension), as every shape here; at run time
+Axes count in the shapes (one inference; a model YAML's axis 0 is the first non-batch dimension); at run time
 each array has the batch axis in front.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import numpy as np
 
 from . import attrs as A
-from ._common import layout, one
+from ._common import layout, one, unbroadcast
 from .registry import OpDef, Shape, ShapeError
 
 
@@ -71,6 +72,29 @@ def _run_pad(a: dict, xs: list, ctx):
     return np.pad(x[cut], widths, mode=a["mode"], **kw)
 
 
+def _tile_shape(a: dict, shapes: list[Shape]) -> Shape:
+    x, reps = one(shapes), a["repeats"]
+    if len(reps) != len(x) or min(reps, default=1) < 1:
+        raise ShapeError(f"repeats {reps} must give one positive count per axis of {list(x)}")
+    return tuple(d * r for d, r in zip(x, reps))
+
+
+def _tile_back(a, xs, y, dy, ctx):
+    """Each input element is read once per repetition: sum the repetitions back."""
+    x = xs[0]
+    split = [dy.shape[0]] + [v for r, d in zip(a["repeats"], x.shape[1:]) for v in (r, d)]
+    return [dy.reshape(split).sum(axis=tuple(range(1, len(split), 2)))]
+
+
+def _expand_shape(a: dict, shapes: list[Shape]) -> Shape:
+    """ONNX Expand: ``x`` broadcast with ``shape`` (numpy rules, both ways)."""
+    x, target = one(shapes), tuple(a["shape"])
+    try:
+        return tuple(np.broadcast_shapes(x, target))
+    except ValueError:
+        raise ShapeError(f"{list(x)} does not broadcast with {list(target)}") from None
+
+
 def _gather_shape(a: dict, shapes: list[Shape]) -> Shape:
     x, ax, idx = one(shapes), a["axis"], np.asarray(a["indices"])
     if not 0 <= ax < len(x) or idx.size == 0 or idx.min() < -x[ax] or idx.max() >= x[ax]:
@@ -102,6 +126,26 @@ def _concat_back(a, xs, y, dy, ctx):
     return np.split(dy, cuts, axis=a["axis"] + 1)
 
 
+def _run_expand(a: dict, xs: list, ctx):
+    x = xs[0]
+    out = np.broadcast_shapes(x.shape[1:], tuple(a["shape"]))
+    return np.ascontiguousarray(np.broadcast_to(x.reshape((len(x),) + (1,) * (len(out) - x.ndim + 1) + x.shape[1:]),
+                                                (len(x), *out)))
+
+
+def _expand_back(a, xs, y, dy, ctx):
+    """Sum ``dy`` over the axes the expansion added (after the batch axis) and those it stretched from 1."""
+    extra = dy.ndim - xs[0].ndim
+    return [unbroadcast(dy.sum(axis=tuple(range(1, 1 + extra))) if extra else dy, xs[0].shape)]
+
+
+def _run_concat(a: dict, xs: list, ctx):
+    """``np.concatenate`` along ``axis``; a constant input (batch axis 1) is repeated over the batch."""
+    n = max(len(x) for x in xs)
+    return np.concatenate([x if len(x) == n else np.broadcast_to(x, (n, *x.shape[1:])) for x in xs],
+                          axis=a["axis"] + 1)
+
+
 def _constant_back(a, xs, y, dy, ctx):
     ctx.add_grad("value", dy.sum(axis=0))
     return [None]
@@ -123,7 +167,7 @@ IMPORTED = {
                        layout(lambda a, x: x.transpose(0, *(p + 1 for p in a["perm"]))),
                        backward=lambda a, xs, y, dy, ctx: [dy.transpose(0, *(int(i) + 1 for i in np.argsort(a["perm"])))]),
     "concat": OpDef(lambda r: dict(axis=r.nonneg_int("axis")), _concat_shape,
-                    lambda a, xs, ctx: np.concatenate(xs, axis=a["axis"] + 1), backward=_concat_back),
+                    _run_concat, backward=_concat_back),
     "slice": OpDef(lambda r: dict(starts=A.int_list(r, "starts"), ends=A.int_list(r, "ends", nullable=True),
                                   steps=A.int_list(r, "steps")), _slice_shape,
                    layout(lambda a, x: x[(slice(None), *_slices(a))]), backward=_slice_back),
@@ -132,4 +176,8 @@ IMPORTED = {
                  _pad_shape, _run_pad, backward=_pad_back),
     "gather": OpDef(lambda r: dict(axis=r.nonneg_int("axis"), indices=r.raw("indices")), _gather_shape,
                     layout(lambda a, x: np.take(x, np.asarray(a["indices"]), axis=a["axis"] + 1))),
+    # copies: costed as moves (no vector work), like the other layout ops
+    "tile": OpDef(lambda r: dict(repeats=A.int_list(r, "repeats")), _tile_shape,
+                  layout(lambda a, x: np.tile(x, (1, *a["repeats"]))), backward=_tile_back),
+    "expand": OpDef(lambda r: dict(shape=A.int_list(r, "shape")), _expand_shape, _run_expand, backward=_expand_back),
 }

@@ -1,7 +1,12 @@
-"""Pooling and reductions — ``maxpool``, ``avgpool``, ``global_avgpool``, imported ``avgpool_valid`` and
-``reduce_mean`` — with their numerics and gradients. Windows follow :mod:`accelsim.ops._geometry` (ONNX padding
-order); vector work is one operation per output element and window tap (pools) or per input element (global
-and reduce means)."""
+"""Pooling and reductions — ``maxpool``, ``avgpool``, ``global_avgpool``, imported ``avgpool_valid``,
+``reduce_mean`` and ``reduce`` (sum, max, min, prod, L2) — with their numerics and gradients.
+
+Pools work in 1 to 3 spatial dims on ``[*lead, C, *spatial]`` (the kernel's length says how many; dims in front of
+the channels run as more images); windows follow :mod:`accelsim.ops._geometry` (ONNX padding order), MaxPool
+with dilation. ``global_avgpool`` averages every axis after ``channel_axis`` (default 0: ``[C, H, W] → [C, 1,
+1]``). Vector work: one operation per output element and window tap (pools) or per input element (global pools
+and reductions).
+"""
 from __future__ import annotations
 
 import math
@@ -9,73 +14,75 @@ import math
 import numpy as np
 
 from . import attrs as A
-from ._common import axes_ok, input_elements, one, spatial, window_elements
-from ._geometry import conv_output_size, pad, pads4, pair, unpad, window
+from ._common import axes_ok, channel_axis_ok, input_elements, on_images, one, spatial, window_elements
+from ._geometry import ntuple, out_sizes, pad, pads_nd, unpad_nd, window_nd
 from .registry import OpDef, Shape, ShapeError
 
 # ---- numerics ----------------------------------------------------------------------------------------------
 
 
-def _pool_geometry(x_shape, kernel, stride, padding):
-    kh, kw = pair(kernel, "kernel")
-    st = pair(stride if stride is not None else (kh, kw), "stride")
-    pads = pads4(padding)
-    return kh, kw, st, pads, conv_output_size(x_shape[2], x_shape[3], kh, kw, st, pads, 1)
+def _pool_geometry(x_shape, kernel, stride, padding, dilation=1):
+    d = len(x_shape) - 2
+    k = ntuple(kernel, d, "kernel")
+    st = ntuple(stride if stride is not None else k, d, "stride")
+    pads, dl = pads_nd(padding, d), ntuple(dilation, d, "dilation")
+    return k, st, pads, dl, out_sizes(x_shape[2:], k, st, pads, dl)
 
 
-def max_pool2d(x, kernel, stride=None, padding=0):
-    """``y[n,c,i,j] = max_{r,s} xpad[n, c, i·sh + r, j·sw + s]`` (pad = −inf) and the argmax tap index
-    ``r·kw + s`` (first maximum wins) for the backward."""
-    kh, kw, st, pads, (ho, wo) = _pool_geometry(x.shape, kernel, stride, padding)
+def max_pool(x, kernel, stride=None, padding=0, dilation=1):
+    """``y[n, c, *i] = max_t xpad[n, c, *(i·s + t·d)]`` (pad = −inf) and the argmax tap's flat index (first
+    maximum wins) for the backward; ``x [N, C, *spatial]``."""
+    k, st, pads, dl, out = _pool_geometry(x.shape, kernel, stride, padding, dilation)
     xp = pad(x, pads, -np.inf)
-    y = np.full((x.shape[0], x.shape[1], ho, wo), -np.inf, dtype=x.dtype)
-    arg = np.zeros(y.shape, dtype=np.int16)
-    for r in range(kh):
-        for s in range(kw):
-            win = window(xp, r, s, ho, wo, st, (1, 1))
-            better = win > y
-            y = np.where(better, win, y)
-            arg[better] = r * kw + s
+    y = np.full(x.shape[:2] + out, -np.inf, dtype=x.dtype)
+    arg = np.zeros(y.shape, dtype=np.int32)
+    for i, tap in enumerate(np.ndindex(*k)):
+        win = window_nd(xp, tap, out, st, dl)
+        better = win > y
+        y = np.where(better, win, y)
+        arg[better] = i
     return y, arg
 
 
-def _spread(dy, x_shape, kernel, stride, padding, tap):
-    """``dx`` = Σ over window taps (r, s) of ``tap(r, s, kw)`` (the share of ``dy`` that tap gets) scattered back."""
-    kh, kw, st, pads, _ = _pool_geometry(x_shape, kernel, stride, padding)
-    ho, wo = dy.shape[2:]
-    dxp = np.zeros((x_shape[0], x_shape[1], x_shape[2] + pads[0] + pads[2], x_shape[3] + pads[1] + pads[3]),
-                   dtype=dy.dtype)
-    for r in range(kh):
-        for s in range(kw):
-            window(dxp, r, s, ho, wo, st, (1, 1))[...] += tap(r, s, kh, kw)
-    return unpad(dxp, pads, x_shape[2], x_shape[3])
+def _spread(dy, x_shape, kernel, stride, padding, dilation, share):
+    """``dx`` = Σ over window taps (flat index i) of ``share(i, taps)`` (the share of ``dy`` that tap gets)
+    scattered back."""
+    k, st, pads, dl, out = _pool_geometry(x_shape, kernel, stride, padding, dilation)
+    d = len(k)
+    dxp = np.zeros(x_shape[:2] + tuple(n + pads[j] + pads[j + d] for j, n in enumerate(x_shape[2:])), dtype=dy.dtype)
+    for i, tap in enumerate(np.ndindex(*k)):
+        window_nd(dxp, tap, out, st, dl)[...] += share(i, math.prod(k))
+    return unpad_nd(dxp, pads, x_shape[2:])
 
 
-def max_pool2d_backward(dy, arg, x_shape, kernel, stride=None, padding=0):
+def max_pool_backward(dy, arg, x_shape, kernel, stride=None, padding=0, dilation=1):
     """Route each ``dy`` to the input position its window's argmax came from."""
-    return _spread(dy, x_shape, kernel, stride, padding, lambda r, s, kh, kw: dy * (arg == r * kw + s))
+    return _spread(dy, x_shape, kernel, stride, padding, dilation, lambda i, n: dy * (arg == i))
 
 
-def avg_pool2d(x, kernel, stride=None, padding=0):
-    """``y = (1/(kh·kw)) Σ_{r,s} xpad[...]`` (zero padding counted, torch's ``count_include_pad=True``)."""
-    kh, kw, st, pads, (ho, wo) = _pool_geometry(x.shape, kernel, stride, padding)
+def avg_pool(x, kernel, stride=None, padding=0, dilation=1):
+    """``y = (1/prod(k)) Σ_t xpad[...]`` (zero padding counted, torch's ``count_include_pad=True``)."""
+    k, st, pads, dl, out = _pool_geometry(x.shape, kernel, stride, padding, dilation)
     xp = pad(x, pads)
-    y = np.zeros((x.shape[0], x.shape[1], ho, wo), dtype=x.dtype)
-    for r in range(kh):
-        for s in range(kw):
-            y += window(xp, r, s, ho, wo, st, (1, 1))
-    return y / (kh * kw)
+    y = np.zeros(x.shape[:2] + out, dtype=x.dtype)
+    for tap in np.ndindex(*k):
+        y += window_nd(xp, tap, out, st, dl)
+    return y / x.dtype.type(math.prod(k))
 
 
-def avg_pool2d_backward(dy, x_shape, kernel, stride=None, padding=0):
-    """Spread ``dy / (kh·kw)`` over each window."""
-    return _spread(dy, x_shape, kernel, stride, padding, lambda r, s, kh, kw: dy / (kh * kw))
+def avg_pool_backward(dy, x_shape, kernel, stride=None, padding=0, dilation=1):
+    """Spread ``dy / prod(k)`` over each window."""
+    return _spread(dy, x_shape, kernel, stride, padding, dilation, lambda i, n: dy / n)
 
 
-def avg_pool2d_valid(x, kernel, stride=None, padding=0):
+def avg_pool_valid(x, kernel, stride=None, padding=0, dilation=1):
     """Average over the window's cells inside the input (ONNX ``count_include_pad=0``)."""
     ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)
-    return avg_pool2d(x, kernel, stride, padding) / avg_pool2d(ones, kernel, stride, padding)
+    return avg_pool(x, kernel, stride, padding, dilation) / avg_pool(ones, kernel, stride, padding, dilation)
+
+
+max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward, avg_pool2d_valid = (
+    max_pool, max_pool_backward, avg_pool, avg_pool_backward, avg_pool_valid)   # their 2-D names
 
 
 def global_avg_pool(x):
@@ -92,36 +99,61 @@ def global_avg_pool_backward(dy, x_shape):
 # ---- the registry entries ----------------------------------------------------------------------------------
 
 def _pool_shape(a: dict, shapes: list[Shape]) -> Shape:
-    x = one(shapes)
-    return spatial(a, shapes, x[0] if len(x) == 3 else 0)
+    return spatial(a, shapes, None)
 
 
 def _global_pool(a: dict, shapes: list[Shape]) -> Shape:
-    x = one(shapes)
-    if len(x) != 3:
-        raise ShapeError(f"expects a [C, H, W] input, got {list(x)}")
-    return (x[0], 1, 1)
+    x = channel_axis_ok(a, shapes)
+    ca = a["channel_axis"]
+    if len(x) == ca + 1:
+        raise ShapeError(f"expects spatial dims after the channels (axis {ca}), got {list(x)}")
+    return x[:ca + 1] + (1,) * (len(x) - ca - 1)
 
 
 def _run_pool(fn):
     def run(a: dict, xs: list, ctx):
         if a["ceil_mode"]:
             ctx.unsupported("execution supports pools without ceil_mode")
-        y = fn(xs[0], a["kernel"], a["stride"], a["padding"])
-        if isinstance(y, tuple):   # max pool: keep the argmax for the gradient rule
-            y, ctx.saved = y
-        return y
+        return on_images(a, xs[0], lambda x: fn(x, a["kernel"], a["stride"], a["padding"], a["dilation"]))
     return run
 
 
+def _images(a: dict, x):
+    """A pool's run-time input ``[B, *lead, C, *spatial]`` as ``[B·lead, C, *spatial]``."""
+    return x.reshape((-1,) + x.shape[x.ndim - len(a["kernel"]) - 1:])
+
+
+def _run_max(a: dict, xs: list, ctx):
+    """The max pool, keeping the argmax for the gradient rule (``ctx.saved``)."""
+    if a["ceil_mode"]:
+        ctx.unsupported("execution supports pools without ceil_mode")
+    x = xs[0]
+    y, ctx.saved = max_pool(_images(a, x), a["kernel"], a["stride"], a["padding"], a["dilation"])
+    return y.reshape(x.shape[:x.ndim - len(a["kernel"]) - 1] + y.shape[1:])
+
+
 def _max_back(a, xs, y, dy, ctx):
-    k, s, p = a["kernel"], a["stride"], a["padding"]
-    arg = ctx.saved if ctx.saved is not None else max_pool2d(xs[0], k, s, p)[1]   # the forward's argmax
-    return [max_pool2d_backward(dy, arg, xs[0].shape, k, s, p)]
+    k, s, p, dl = a["kernel"], a["stride"], a["padding"], a["dilation"]
+    x = _images(a, xs[0])
+    arg = ctx.saved if ctx.saved is not None else max_pool(x, k, s, p, dl)[1]   # the forward's argmax
+    return [on_images(a, dy, lambda d: max_pool_backward(d, arg, x.shape, k, s, p, dl))]
 
 
 def _avg_back(a, xs, y, dy, ctx):
-    return [avg_pool2d_backward(dy, xs[0].shape, a["kernel"], a["stride"], a["padding"])]
+    k = a["kernel"]
+    shape = (-1,) + xs[0].shape[xs[0].ndim - len(k) - 1:]
+    return [on_images(a, dy, lambda d: avg_pool_backward(d, (len(d),) + shape[1:], k, a["stride"], a["padding"],
+                                                          a["dilation"]))]
+
+
+def _spatial_axes(a: dict, x) -> tuple:
+    """The run-time axes after the channels (the batch axis in front)."""
+    return tuple(range(a["channel_axis"] + 2, x.ndim))
+
+
+def _global_back(a, xs, y, dy, ctx):
+    x = xs[0]
+    return [np.broadcast_to(dy / dy.dtype.type(math.prod(x.shape[i] for i in _spatial_axes(a, x))), x.shape).copy()]
 
 
 def _reduce_shape(a: dict, shapes: list[Shape]) -> Shape:
@@ -137,23 +169,48 @@ def _reduce_mean_back(a, xs, y, dy, ctx):
     return [np.broadcast_to(g / math.prod(xs[0].shape[i] for i in axes), xs[0].shape).astype(dy.dtype)]
 
 
+REDUCTIONS = {"sum": np.sum, "max": np.max, "min": np.min, "prod": np.prod,
+              "l2": lambda x, axis, keepdims: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))}
+"""ONNX ReduceSum/ReduceMax/ReduceMin/ReduceProd/ReduceL2 (an empty ``axes`` list reduces nothing)."""
+
+
+def _reduce(a: dict, xs: list, ctx):
+    x = xs[0]
+    return np.asarray(REDUCTIONS[a["kind"]](x, axis=tuple(i + 1 for i in a["axes"]), keepdims=a["keepdims"]),
+                      dtype=x.dtype)
+
+
+def _reduce_back(a, xs, y, dy, ctx):
+    """``∂/∂x``: sum → 1; max/min → 1 where x is the extreme (ties share it, as ``x == y``); prod → y/x; L2 → x/y."""
+    x, axes = xs[0], tuple(i + 1 for i in a["axes"])
+    yk, dk = (y, dy) if a["keepdims"] else (np.expand_dims(y, axes), np.expand_dims(dy, axes))
+    local = {"sum": lambda: 1, "max": lambda: x == yk, "min": lambda: x == yk, "prod": lambda: yk / x,
+             "l2": lambda: x / yk}[a["kind"]]()
+    return [np.asarray(np.broadcast_to(dk, x.shape) * local, dtype=dy.dtype)]
+
+
+def _channel_attrs(r) -> dict:
+    return dict(channel_axis=r.nonneg_int("channel_axis", 0))
+
+
 OPS = {
-    "maxpool": OpDef(A.window, _pool_shape, _run_pool(max_pool2d), vector_ops=1.0, elements=window_elements,
-                     backward=_max_back),
-    "avgpool": OpDef(A.window, _pool_shape, _run_pool(avg_pool2d), vector_ops=1.0, elements=window_elements,
+    "maxpool": OpDef(A.window, _pool_shape, _run_max, vector_ops=1.0, elements=window_elements, backward=_max_back),
+    "avgpool": OpDef(A.window, _pool_shape, _run_pool(avg_pool), vector_ops=1.0, elements=window_elements,
                      backward=_avg_back),
-    "global_avgpool": OpDef(A.none, _global_pool,
-                            lambda a, xs, ctx: np.ascontiguousarray(xs[0].mean(axis=(2, 3), keepdims=True)),
-                            vector_ops=1.0, elements=input_elements,
-                            backward=lambda a, xs, y, dy, ctx: [global_avg_pool_backward(dy.reshape(dy.shape[:2]),
-                                                                                         xs[0].shape)]),
+    "global_avgpool": OpDef(_channel_attrs, _global_pool,
+                            lambda a, xs, ctx: np.ascontiguousarray(xs[0].mean(axis=_spatial_axes(a, xs[0]),
+                                                                               keepdims=True)),
+                            vector_ops=1.0, elements=input_elements, backward=_global_back),
 }
 
 IMPORTED = {
-    "avgpool_valid": OpDef(A.window, _pool_shape, _run_pool(avg_pool2d_valid), vector_ops=1.0,
+    "avgpool_valid": OpDef(A.window, _pool_shape, _run_pool(avg_pool_valid), vector_ops=1.0,
                            elements=window_elements),
     "reduce_mean": OpDef(lambda r: dict(axes=A.int_list(r, "axes"), keepdims=r.boolean("keepdims", True)),
                          _reduce_shape,
                          lambda a, xs, ctx: xs[0].mean(axis=tuple(i + 1 for i in a["axes"]), keepdims=a["keepdims"]),
                          vector_ops=1.0, elements=input_elements, backward=_reduce_mean_back),
+    "reduce": OpDef(lambda r: dict(kind=r.choice("kind", tuple(REDUCTIONS)), axes=A.int_list(r, "axes"),
+                                   keepdims=r.boolean("keepdims", True)),
+                    _reduce_shape, _reduce, vector_ops=1.0, elements=input_elements, backward=_reduce_back),
 }

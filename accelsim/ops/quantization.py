@@ -8,6 +8,8 @@ cost one vector operation per element.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import attrs as A
@@ -43,8 +45,12 @@ def _qadd_run(a: dict, xs: list):
 
 
 def _qgap_run(a: dict, x):
+    """The kernel on ``[B·lead, C, prod(spatial), 1]`` (channels on ``channel_axis``), shaped back."""
     from ..quant.ort_fused import qlinear_global_avgpool
-    return qlinear_global_avgpool(x, a["x_scale"], a["x_zero_point"], a["y_scale"], a["y_zero_point"])
+    front = x.shape[:a["channel_axis"] + 2]
+    y = qlinear_global_avgpool(x.reshape(-1, front[-1], x[0].size // math.prod(front[1:]), 1), a["x_scale"],
+                               a["x_zero_point"], a["y_scale"], a["y_zero_point"])
+    return y.reshape(front + (1,) * (x.ndim - len(front)))
 
 
 IMPORTED = {
@@ -53,6 +59,7 @@ IMPORTED = {
     # ONNX Runtime's QLinearAdd on two code tensors (what it fuses DQ → Add → Q into)
     "qlinear_add": OpDef(lambda r: _grid(r, "abc") | dict(signed=r.boolean("signed", False)), broadcast_shape,
                          lambda a, xs, ctx: _qadd_run(a, xs), vector_ops=1.0),
-    "qlinear_global_avgpool": OpDef(lambda r: _grid(r, "xy"), _POOLS["global_avgpool"].shape,
+    "qlinear_global_avgpool": OpDef(lambda r: _grid(r, "xy") | dict(channel_axis=r.nonneg_int("channel_axis", 0)),
+                                    _POOLS["global_avgpool"].shape,
                                     lambda a, xs, ctx: _qgap_run(a, xs[0]), vector_ops=1.0, elements=input_elements),
 }

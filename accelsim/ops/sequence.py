@@ -1,5 +1,6 @@
 """Sequence and attention ops — ``embedding``, ``softmax``, ``mask_bias``, ``mean_pool``, ``first_token``,
-``split_heads``, ``merge_heads`` and imported ``softmax_axes`` — with their numerics and gradients.
+``split_heads``, ``merge_heads`` and imported ``softmax_axes``, ``log_softmax`` — with their numerics and
+gradients.
 
 Shapes: token sequences ``[S]``, hidden states ``[S, D]``, per-head tensors ``[heads, S, d]`` (batch axis
 excluded). Padded batches carry an attention mask ``[S]`` (1 = token, 0 = padding): ``mask_bias`` turns it into
@@ -31,6 +32,12 @@ def softmax(x: np.ndarray, axis: int = -1, scale=None, bias=None) -> np.ndarray:
     np.exp(z, out=z)
     z /= z.sum(axis=axis, keepdims=True)
     return z
+
+
+def log_softmax(x: np.ndarray, axis=-1) -> np.ndarray:
+    """``log softmax(x)_i = (x_i − max x) − log Σ_j exp(x_j − max x)`` along ``axis`` (an int or a tuple)."""
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
 
 def softmax_backward(dy, p, scale=None):
@@ -122,6 +129,12 @@ def _softmax_axes_back(a, xs, y, dy, ctx):
     return [y * (dy - (dy * y).sum(axis=axes, keepdims=True))]
 
 
+def _log_softmax_back(a, xs, y, dy, ctx):
+    """``y = log softmax(x)``: ``dx = dy − e^y · Σ dy`` over the axes."""
+    axes = tuple(i + 1 for i in a["axes"])
+    return [dy - np.exp(y) * dy.sum(axis=axes, keepdims=True)]
+
+
 def _mask_bias_shape(a: dict, shapes: list[Shape]) -> Shape:
     x = one(shapes)
     if len(x) != 1:
@@ -198,4 +211,7 @@ IMPORTED = {
     "softmax_axes": OpDef(lambda r: dict(axes=A.int_list(r, "axes")), _softmax_axes_shape,
                           lambda a, xs, ctx: softmax(xs[0], tuple(i + 1 for i in a["axes"])), vector_ops=5.0,
                           backward=_softmax_axes_back),
+    "log_softmax": OpDef(lambda r: dict(axes=A.int_list(r, "axes")), _softmax_axes_shape,
+                         lambda a, xs, ctx: log_softmax(xs[0], tuple(i + 1 for i in a["axes"])), vector_ops=6.0,
+                         backward=_log_softmax_back),
 }

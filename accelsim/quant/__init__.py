@@ -38,8 +38,9 @@ from accelsim.quant.qdq import (
     quantize_linear,
     unpack_int4,
 )
-from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
-from accelsim.quant.qlinear import conv_integer_rescale, matmul_integer_rescale
+from accelsim.quant.qconv import (conv_integer_rescale, conv_transpose_integer_rescale, qlinear_conv,
+                                  qlinear_conv_transpose)
+from accelsim.quant.qlinear import AccOverflow, matmul_integer_rescale, qlinear_matmul
 from accelsim.quant.spec import QParams, QuantSpec, qparams_from_range, quantize_bias, weight_qparams
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "QuantSpec",
     "calibrate",
     "conv_integer_rescale",
+    "conv_transpose_integer_rescale",
     "dequantize",
     "dequantize_linear",
     "make_observer",
@@ -68,6 +70,7 @@ __all__ = [
     "ptq_conv",
     "ptq_linear",
     "qlinear_conv",
+    "qlinear_conv_transpose",
     "qlinear_matmul",
     "qparams_from_range",
     "quantize",

@@ -20,7 +20,8 @@ from accelsim.data.metrics import sqnr_db
 from accelsim.errors import QuantError
 from accelsim.quant.calibration import calibrate
 from accelsim.quant.qdq import dequantize_linear, quantize
-from accelsim.quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
+from accelsim.quant.qconv import qlinear_conv
+from accelsim.quant.qlinear import AccOverflow, qlinear_matmul
 from accelsim.quant.spec import QParams, QuantSpec, qparams_from_range, quantize_bias, weight_qparams
 
 
@@ -97,7 +98,7 @@ def ptq_linear(calib, w, bias=None, evaluate=None, *, method="minmax", act_bits=
 
 
 def _conv_float(x, w, b, strides, pads, dilations, group):
-    from accelsim.ops.gemm import conv2d   # the op's FP32 numerics (the registry sits above quant/)
+    from accelsim.ops._conv import conv2d   # the op's FP32 numerics (the registry sits above quant/)
     return conv2d(x, w, b, strides, pads, dilations, group)
 
 

@@ -1,5 +1,6 @@
-"""Bit-exact quantized MatMul and Conv with ONNX operator semantics (``QLinearMatMul``, ``QLinearConv``,
-and ``MatMulInteger``/``ConvInteger`` followed by a float rescale, as ONNX Runtime's ``quantize_dynamic`` emits).
+"""Bit-exact quantized MatMul with ONNX operator semantics (``QLinearMatMul``, and ``MatMulInteger`` followed by a
+float rescale, as ONNX Runtime's ``quantize_dynamic`` emits), and the accumulation paths and output stages the
+convolutions share (:mod:`accelsim.quant.qconv`: ``QLinearConv``, ``ConvInteger``).
 
 Per output element (docs/quantization.md):
 
@@ -41,13 +42,11 @@ import numpy as np
 from accelsim.errors import QuantError
 from accelsim.kernels import epilogue as _ep
 from accelsim.kernels import igemm as _g
-from accelsim.kernels import im2col as _im
 from accelsim.kernels.requant import MODE_FIXED, MODE_FLOAT, float_multiplier, quantize_multiplier
 from accelsim.quant import _validate as v
 from accelsim.quant import ort_gemm
 
 ACTS = {None: _ep.ACT_NONE, "relu": _ep.ACT_RELU, "relu6": _ep.ACT_RELU6}
-CONV_ROWS_PER_CALL = 1 << 16  # im2col rows per MatMulInteger call (bounds the scratch buffer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,21 +331,6 @@ def _hooked(accumulate, a, b, stage, out, acc_bits, overflow, a_bits, b_bits) ->
     return ovf
 
 
-def _conv_hooked(accumulate, x, zx, w, zw, stage, geo, g, y, acc_bits, overflow, bits) -> AccOverflow:
-    """The conv as one GEMM per group over the im2col of all images (M = B·Ho·Wo) through the hook."""
-    nb, cout, kk = x.shape[0], w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
-    r, s, sh, sw, (pt, pl, _, _), dh, dw, ho, wo = geo
-    cg = cout // g
-    cols = np.empty((g, nb * ho * wo, kk), dtype=np.int16)
-    _im.im2col_sub_zp(np.ascontiguousarray(x), zx[0], g, r, s, sh, sw, pt, pl, dh, dw, ho, wo, cols)
-    wz = np.broadcast_to(zw.reshape(-1), (cout,)).reshape(g, cg, 1)
-    wmat = (w.reshape(g, cg, kk).astype(np.int32) - wz).transpose(0, 2, 1)      # (G, K, N)
-    out = np.empty((g, nb * ho * wo, cg), dtype=y.dtype)
-    ovf = _hooked(accumulate, cols, wmat, stage, out, acc_bits, overflow, *bits)
-    y[...] = out.reshape(g, nb, ho * wo, cg).transpose(1, 0, 3, 2).reshape(nb, cout, ho, wo)
-    return ovf
-
-
 def matmul_integer_rescale(a, a_scale, a_zp, b, b_scale, b_zp, *, bias=None, act=None):
     """ONNX Runtime ``quantize_dynamic`` MatMul: ``MatMulInteger`` then float32
     ``y = act(float32(acc) * float32(a_scale * b_scale[j]) + bias[j])``, ``acc`` the exact int32 sum.
@@ -361,112 +345,6 @@ def matmul_integer_rescale(a, a_scale, a_zp, b, b_scale, b_zp, *, bias=None, act
     y = np.empty(a.shape[:-1] + (n,), dtype=np.float32)
     fits = _fits(a.shape[-1], a, za, ab, b, zb, bb, 0, 32)
     _matmul_core(a, za, b, zb, stage, y, fits, 32, False)
-    return y
-
-
-def _conv_geometry(x, w, group, strides, pads, dilations, fn: str):
-    if x.ndim != 4 or w.ndim != 4:
-        raise QuantError(f"{fn}: x must be NCHW and w (Cout, Cin/group, R, S), got {x.shape}, {w.shape}")
-    if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 1:
-        raise QuantError(f"group: expected an int >= 1, got {group!r}")
-    c, cout = x.shape[1], w.shape[0]
-    if c % group or cout % group or w.shape[1] * group != c:
-        raise QuantError(f"{fn}: channels do not match group={group}: x has {c}, w is {w.shape} "
-                         f"(need Cin = w.shape[1] * group and Cout divisible by group)")
-    sh, sw = v.int_tuple(strides, "strides", 2, 1)
-    pt, pl, pb, pr = v.int_tuple(pads, "pads", 4, 0)
-    dh, dw = v.int_tuple(dilations, "dilations", 2, 1)
-    r, s = w.shape[2], w.shape[3]
-    ho = (x.shape[2] + pt + pb - dh * (r - 1) - 1) // sh + 1
-    wo = (x.shape[3] + pl + pr - dw * (s - 1) - 1) // sw + 1
-    if ho < 1 or wo < 1:
-        raise QuantError(f"{fn}: dilated kernel {dh * (r - 1) + 1}x{dw * (s - 1) + 1} is larger than the "
-                         f"padded input {x.shape[2] + pt + pb}x{x.shape[3] + pl + pr}")
-    return (r, s, sh, sw, (pt, pl, pb, pr), dh, dw, ho, wo), int(group)
-
-
-def _conv_core(x, zx, w, zw, stage, geo, g, y, fits, acc_bits, saturate) -> AccOverflow:
-    """``y[b, c] = stage(sum (x - zx)(w[c] - zw[c]))`` over each window (im2col, then GEMMs per group)."""
-    nb, cout, kk = x.shape[0], w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
-    r, s, sh, sw, pads, dh, dw, ho, wo = geo
-    pt, pl = pads[:2]
-    p, cg_out = ho * wo, cout // g
-    xc = np.ascontiguousarray(x)
-    be = ort_gemm.backend() if fits and g == 1 and y.size and kk else None
-    if be is not None:  # channels-last codes padded with x_zp -> MatMulInteger, K in (r, s, c) order
-        flip = 128 if x.dtype.kind == "i" else 0  # int8 codes -> uint8 (x ^ 0x80 = x + 128, zero point + 128)
-        wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kk, cout)
-        per = max(1, CONV_ROWS_PER_CALL // p)
-        for i in range(0, nb, per):
-            j = min(nb, i + per)
-            xp = _im.nhwc_codes(x[i:j], int(zx[0]) + flip, pads, bool(flip))
-            cols = np.empty((j - i, ho, wo, r, s, x.shape[1]), dtype=np.uint8)
-            _im.im2col_nhwc(xp, r, s, sh, sw, dh, dw, ho, wo, cols)
-            acc = be.matmul_integer(cols.reshape(-1, kk), int(zx[0]) + flip, wt, zw)
-            stage.exact(acc, y[i:j].reshape(j - i, cout, p).transpose(0, 2, 1))
-        return NO_OVERFLOW
-    if fits and g == cout == x.shape[1] and y.size:   # depthwise: one channel-last accumulator, one output stage
-        acc = np.empty((nb * p, cout), dtype=np.int32)
-        _im.depthwise_acc(xc, zx[0], np.ascontiguousarray(w), np.broadcast_to(zw.reshape(-1), (cout,)).astype(np.int64), sh, sw, pt,
-                          pl, dh, dw, ho, wo, acc)
-        _one_group(stage).exact(acc, y.reshape(nb, cout, p).transpose(0, 2, 1))
-        return NO_OVERFLOW
-    w16 = np.empty((g, _round_up(cg_out, _g.COL_BLOCK), kk), dtype=np.int16)
-    _g.pack_sub_zp(np.ascontiguousarray(w).reshape(g, cg_out, kk), _per_out(zw, g, cg_out, np.int64), w16.shape[1],
-                   w16)
-    cols = np.empty((g, _round_up(p, _g.ROW_BLOCK), kk), dtype=np.int16)
-    events = outputs = 0
-    for i in range(nb):
-        _im.im2col_sub_zp(xc[i:i + 1], zx[0], g, r, s, sh, sw, pt, pl, dh, dw, ho, wo, cols)
-        view = y[i].reshape(g, cg_out, p).transpose(0, 2, 1)
-        ovf = _gemm(cols, w16, stage, p, cg_out, view, fits, acc_bits, saturate)
-        events, outputs = events + ovf.events, outputs + ovf.outputs
-    return AccOverflow(events, outputs)
-
-
-def qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
-                 dilations=(1, 1), group=1, *, requant="float", acc_bits=32, overflow="wrap", return_overflow=False,
-                 x_bits=None, w_bits=None, y_bits=None, accumulate=None):
-    """ONNX ``QLinearConv`` (2-D, NCHW): ``x`` (B, C, H, W), ``w`` (Cout, C/group, R, S), int32 ``bias`` (Cout,).
-
-    ``pads`` = (top, left, bottom, right), the input is padded with ``x_zp``; ``w_scale``/``w_zp`` are scalars
-    or per output channel. Depthwise is ``group == C``. Returns (B, Cout, Ho, Wo) in ``y_zp``'s dtype
-    (``(y, AccOverflow)`` with ``return_overflow=True``); ``accumulate``: the accumulator hook (module docstring).
-    """
-    x, w = _codes(x, "x"), _codes(w, "w")
-    geo, g = _conv_geometry(x, w, group, strides, pads, dilations, "qlinear_conv")
-    cout, kk = w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
-    (sx, swt), (zx, zw), (xb, wb) = _operands(x, x_scale, x_zp, w, w_scale, w_zp, cout, (x_bits, w_bits), ("x", "w"))
-    sy, zy, y_dtype, yb = _out_grid(y_scale, y_zp, y_bits)
-    bias64, bias_bound = _bias(bias, cout)
-    nbits, saturate = _acc_args(acc_bits, overflow)
-    stage = _requant_stage(sx, swt, sy, g, cout // g, requant, yb, y_dtype, zy, bias64)
-    y = np.empty((x.shape[0], cout, geo[-2], geo[-1]), dtype=y_dtype)
-    if accumulate is not None:
-        ovf = _conv_hooked(accumulate, x, zx, w, zw, stage, geo, g, y, nbits, overflow, (xb, wb))
-    else:
-        fits = _fits(kk, x, zx, xb, w, zw, wb, bias_bound, nbits)
-        ovf = _conv_core(x, zx, w, zw, stage, geo, g, y, fits, nbits, saturate)
-    return (y, ovf) if return_overflow else y
-
-
-def conv_integer_rescale(x, x_scale, x_zp, w, w_scale, w_zp, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
-                         dilations=(1, 1), group=1, *, act=None):
-    """ONNX Runtime ``quantize_dynamic`` Conv: ``ConvInteger`` then float32
-    ``y = act(float32(acc) * float32(x_scale * w_scale[c]) + bias[c])``, ``acc`` the exact int32 sum.
-
-    ``x`` (B, C, H, W) and ``w`` (Cout, C/group, R, S) uint8/int8, padded with ``x_zp``; ``w_scale``/``w_zp``
-    scalars or per output channel; ``bias`` float (Cout,); ``act`` None, ``"relu"`` or ``"relu6"``.
-    Returns float32 (B, Cout, Ho, Wo).
-    """
-    x, w = _codes(x, "x"), _codes(w, "w")
-    geo, g = _conv_geometry(x, w, group, strides, pads, dilations, "conv_integer_rescale")
-    cout, kk = w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
-    (sx, swt), (zx, zw), (xb, wb) = _operands(x, x_scale, x_zp, w, w_scale, w_zp, cout, (None, None), ("x", "w"))
-    stage = _rescale_stage(sx, swt, g, cout // g, bias, act, cout)
-    y = np.empty((x.shape[0], cout, geo[-2], geo[-1]), dtype=np.float32)
-    fits = _fits(kk, x, zx, xb, w, zw, wb, 0, 32)
-    _conv_core(x, zx, w, zw, stage, geo, g, y, fits, 32, False)
     return y
 
 

@@ -24,7 +24,8 @@ from ..hw.dataflow import DataflowSpec
 from ..hw.mac import Precision, macs_per_pe_cycle
 from ..nn.qexec import QuantOps
 from ..ops.gemm import KINDS
-from ..quant.qlinear import AccOverflow, qlinear_conv, qlinear_matmul
+from ..quant.qconv import qlinear_conv
+from ..quant.qlinear import AccOverflow, qlinear_matmul
 from .emulate import systolic_gemm
 
 

@@ -32,7 +32,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..errors import MappingError, QuantError
-from ..hw.dataflow import OPERAND_DIMS, DataflowSpec, FoldTiming, fold_timing
+from ..hw.dataflow import GROUPED_MAPPINGS, OPERAND_DIMS, DataflowSpec, FoldTiming, fold_timing, grouped_input_words
 from ..kernels import systolic as _k
 
 OPERANDS = ("input", "weight", "output")
@@ -213,6 +213,65 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     return run if trace is None else (run, trace)
 
 
+def systolic_grouped(a, b, rows: int, cols: int, *, macs_per_cycle: int = 1, acc_bits: int = 32,
+                     overflow: str = "wrap") -> ArrayRun:
+    """Run the ``g`` GEMMs ``A[i] (m×k) @ B[i] (k×n)`` of a grouped/depthwise conv *spread across the columns*
+    (the ``cols`` row of :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`: output-stationary, pixels on the R rows,
+    the ``g·n`` output channels on the C columns, k in time; each column reads its own group's inputs,
+    :data:`accelsim.kernels.systolic.ROLE_D`) → :class:`ArrayRun` with ``acc`` of shape (m, g·n) (column
+    ``q`` = group ``q // n``, its output ``q mod n``). For the ``rows`` mapping, swap ``rows`` and ``cols``: it
+    is the transpose and runs the same cycles."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise QuantError(f"grouped GEMM: expected a (g, m, k) and b (g, k, n), got {a.shape} and {b.shape}")
+    g, m, k = a.shape
+    n = b.shape[2]
+    (a2, amax), (b2, bmax) = _int_matrix(a.reshape(g * m, k), "a"), _int_matrix(
+        b.transpose(1, 0, 2).reshape(k, g * n), "b")                       # column q = group q // n, output q % n
+    if min(g, m, n, k) < 1:
+        raise MappingError(f"empty grouped GEMM {g} x ({m}x{k} @ {k}x{n}): nothing to run on the array")
+    for name, v in (("rows", rows), ("cols", cols), ("macs_per_cycle", macs_per_cycle)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise QuantError(f"{name}: expected a positive integer, got {v!r}")
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, (int, np.integer)) or not 8 <= acc_bits <= 64:
+        raise QuantError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
+    if overflow not in ("wrap", "saturate"):
+        raise QuantError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}")
+    rows, cols, f, acc_bits = int(rows), int(cols), int(macs_per_cycle), int(acc_bits)
+    kp, width = -(-k // f), g * n
+    mode, acc_dtype = _mode(amax, bmax, np.zeros(0, np.int64), k, acc_bits, overflow)
+    geo = _k.geometry(rows, cols, m, width, kp)
+    memory = 2 * (math.prod(_k.storage_shape(_k.ROLE_D, f, geo)) + math.prod(_k.storage_shape(_k.ROLE_V, f, geo))) \
+        + math.prod(_k.storage_shape(_k.ROLE_S, 1, geo)) * (16 if mode != _k.MODE_EXACT else 8) + 8 * m * width
+    if memory > MAX_WORKING_SET_BYTES:
+        raise MappingError(f"grouped {g} x ({m}x{k} @ {k}x{n}) on a {rows}x{cols} array: the emulator would hold "
+                           f"{memory / 2**30:.3g} GiB, at most {MAX_WORKING_SET_BYTES / 2**30:.0f} GiB")
+    ins = [np.zeros(1, np.int16)] * 3
+    ins[_k.ROLE_H] = np.zeros(math.prod(_k.storage_shape(_k.ROLE_D, f, geo)), np.int16)
+    _k.pack_grouped(a2.reshape(g, m, k), n, f, rows, cols, kp, ins[_k.ROLE_H])
+    ins[_k.ROLE_V] = np.zeros(math.prod(_k.storage_shape(_k.ROLE_V, f, geo)), np.int16)
+    _k.pack_operand(b2.T, 1, f, _k.ROLE_V, rows, cols, kp, ins[_k.ROLE_V])
+    size, checked = math.prod(_k.storage_shape(_k.ROLE_S, 1, geo)), mode != _k.MODE_EXACT
+    outs = [np.zeros(1, acc_dtype)] * 3
+    outs[_k.ROLE_S] = np.zeros(size, acc_dtype)
+    ovfs = [np.zeros(1, np.int64)] * 3
+    if checked:
+        ovfs[_k.ROLE_S] = np.zeros(size, np.int64)
+    fr_n, fc_n = -(-m // rows), -(-width // cols)
+    cnt = np.zeros((fr_n * fc_n, _k.N_COUNTERS), dtype=np.int64)
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    _k.run_array(tuple(ins), tuple(outs), tuple(ovfs), _k.ROLE_S, 2, rows, cols, m, width, kp, f, mode, acc_bits,
+                 lo, hi, cnt, True)
+    out = np.empty((m, width), np.int64)
+    events, hit = _k.finish(_k.ROLE_S, outs[_k.ROLE_S], ovfs[_k.ROLE_S], checked, rows, cols, m, width, kp, False,
+                            np.zeros(width, np.int64), mode, acc_bits, lo, hi, out)
+    flow = GROUPED_MAPPINGS["cols"].flow
+    reads = {"input": cnt[:, _k.READ_H].copy(), "weight": cnt[:, _k.READ_V].copy()}
+    return ArrayRun(out, int(events), int(hit), rows, cols, flow, f, fr_n, fc_n, kp, cnt[:, _k.CYCLES].copy(),
+                    cnt[:, _k.BUSY].copy(), MappingProxyType(reads), cnt[:, _k.WRITES].copy(),
+                    int(cnt[:, _k.PSUM_READS].sum()))
+
+
 @dataclass(frozen=True, slots=True)
 class LayerEmulation:
     """One emulated GEMM layer (per GEMM of its ``count``): measured vs closed form on the same (m, n, K')."""
@@ -223,6 +282,7 @@ class LayerEmulation:
     macs: int
     seconds: float
     overflow_events: int
+    reps: int = 0                   # GEMMs the emulated cycles stand for (0: the layer's count)
 
 
 #: the largest layer --emulate runs (a few minutes at 1e10 PE-cycles/s; operands of at most 0.5 GB)
@@ -296,6 +356,41 @@ class EmulatedTiming:
                 out["sram_ofmap_writes"][j] = got[3]
         return FoldTiming(**out)
 
+    def grouped_fold_timing(self, js, m, n, k, groups, hw) -> FoldTiming:
+        """The grouped/depthwise GEMMs ``js`` (indices into the model's GEMMs) spread across the array by the hw
+        config's grouped mapping (``hw.array.dataflow`` is its fold model): each selected one runs through
+        :func:`systolic_grouped` — channels on the columns, or on the rows by running the transpose — and its
+        measured cycles and SRAM words replace the closed form of the spread mapping."""
+        a = hw.array
+        flow, rows, cols = a.dataflow, int(a.rows), int(a.cols)
+        on_rows = flow.rows != "m"                          # the ``rows`` mapping: the transpose
+        width = np.asarray(n) * np.asarray(groups)
+        plain = fold_timing(m, width, k, rows, cols, flow)
+        out = {f: np.array(getattr(plain, f)) for f in FoldTiming.__slots__}
+        out["sram_ifmap_reads"] = np.asarray(grouped_input_words(m, n, k, groups))
+        rng = np.random.default_rng(self.seed + 1)
+        acc_bits = min(max(int(hw.pe.acc_bits), 8), 64)
+        chosen = set(self.selected())
+        for i, j in enumerate(js):
+            name = self.names[int(j)]
+            if name not in chosen:
+                continue
+            g, mi, ni, ki = int(groups[i]), int(m[i]), int(n[i]), int(k[i])
+            x = np.frombuffer(rng.bytes(g * mi * ki), np.int8).reshape(g, mi, ki)
+            w = np.frombuffer(rng.bytes(g * ki * ni), np.int8).reshape(g, ki, ni)
+            t0 = time.perf_counter()
+            run = systolic_grouped(x, w, cols if on_rows else rows, rows if on_rows else cols, acc_bits=acc_bits,
+                                   overflow=hw.pe.overflow)
+            dt = time.perf_counter() - t0
+            got = (run.scalesim_cycles, run.sram_ifmap_reads, run.sram_filter_reads, run.sram_ofmap_writes_scalesim)
+            want = (int(plain.scalesim_cycles[i]), int(out["sram_ifmap_reads"][i]), int(plain.sram_filter_reads[i]),
+                    int(plain.sram_ofmap_writes[i]))
+            self.results[name] = LayerEmulation(run.scalesim_cycles, want[0], got == want, run.pe_cycles,
+                                                mi * ni * ki * g, dt, run.overflow_events, reps=1)
+            out["cycles"][i], out["scalesim_cycles"][i] = run.cycles, run.scalesim_cycles
+            out["sram_ifmap_reads"][i], out["sram_filter_reads"][i], out["sram_ofmap_writes"][i] = got[1:]
+        return FoldTiming(**out)
+
     def _trace(self, j: int, name: str, m: int, n: int, k: int, hw) -> None:
         """SCALE-Sim SRAM traces of layer ``name`` into ``trace_dir/layer<j>`` (j = its index among the GEMMs)."""
         from pathlib import Path
@@ -334,7 +429,7 @@ class EmulatedTiming:
         for c in report.layers:
             e = self.results.get(c.name)
             if e is not None and c.count:
-                c = replace(c, timing=replace(c.timing, emulated_cycles=e.scalesim_cycles * c.count,
+                c = replace(c, timing=replace(c.timing, emulated_cycles=e.scalesim_cycles * (e.reps or c.count),
                                               emulation_match=e.match))
             layers.append(c)
         return replace(report, layers=tuple(layers))

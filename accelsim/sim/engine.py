@@ -16,10 +16,17 @@ For each GEMM layer at precision p with ``f = macs_per_pe_cycle`` (see :mod:`acc
 Traffic per level and energy follow :mod:`accelsim.hw.memory` and :mod:`accelsim.hw.energy`. Layers run one
 after another (no inter-layer overlap). A timing strategy is any object with ``fold_timing(m, n, k, hw) ->
 FoldTiming`` (the cycle-level emulator plugs in here).
+
+**How it runs.** Each formula is written once, per layer, over :mod:`accelsim.hw.xp`: on numbers it costs one
+layer of one configuration. Layers that share everything structural (dataflow, operand kinds, precision) are
+costed together, the same code running once over arrays of the group's layers, and split back into per-layer
+records identical to one call per layer (:mod:`accelsim.sim.columns`; tested against it). In a sweep the hw
+fields are arrays over configurations too, and the same calls cost every (layer, configuration) pair.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -30,14 +37,15 @@ from ..config.memory import OPERANDS
 from ..graph import Model
 from ..hw import energy as E
 from ..hw import xp
-from ..hw.dataflow import FoldTiming, fold_timing, grouped_input_words
+from ..hw.dataflow import DataflowSpec, FoldTiming, fold_timing, grouped_input_words
 from ..hw.mac import Precision, macs_per_pe_cycle, parse_precision
 from ..errors import ConfigError
 from ..hw.memory import GemmTensors, LevelTraffic, capacity, dram_traffic, level_traffic
 from ..hw.placement import Placement, place
 from ..hw.schedule import FoldShape, fold_schedule, roofline
 from ..lowering import Work, batched, lower
-from ..ops import OPS
+from ..ops import OPS, Gemm
+from .columns import Columns, configs, idle, remember, split
 from .overlap import overlap
 from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, totals
 
@@ -61,58 +69,113 @@ class AnalyticalTiming:
 ANALYTICAL = AnalyticalTiming()
 
 
-def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: TimingModel) -> dict[int, tuple]:
-    """Timing of every GEMM at once: work index → (SCALE-Sim timing row, own timing row, MACs/PE-cycle). Each
-    row holds one repetition of the layer's ``reps`` identical GEMMs (``count``, or 1 for a grouped conv the
-    config spreads across the array: :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`) and the ``flow`` it runs.
-    With hw fields that are arrays over configurations (a sweep), every value in a row is such an array."""
+def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: TimingModel,
+             cols: Columns) -> "GemmTimes":
+    """Timing of every GEMM at once, as :class:`GemmTimes`: per work index the SCALE-Sim timing row, the own timing
+    row and the MACs/PE-cycle. Each row holds one repetition of the layer's ``reps`` identical GEMMs (``count``,
+    or 1 for a grouped conv the config spreads across the array: :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`)
+    and the ``flow`` it runs. In a sweep every value is an array over the configurations."""
     idx = [i for i, w in enumerate(works) if w.gemm is not None]
     if not idx:
-        return {}
+        return GemmTimes([], cols)
     g = [works[i].gemm for i in idx]
     m, n, k, c = (np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k", "count"))
-    rates = [macs_per_pe_cycle(hw.pe, precs[i], works[i].gemm.b_is_weight) for i in idx]
+    rates, seen = [], {}
+    for i, x in zip(idx, g):                     # MappingError for the first GEMM the PE cannot run
+        key = (precs[i].name, x.b_is_weight)
+        if key not in seen:
+            seen[key] = macs_per_pe_cycle(hw.pe, precs[i], x.b_is_weight)
+        rates.append(seen[key])
     a = hw.array
-    configs = np.broadcast_shapes(np.shape(a.rows), np.shape(a.cols), *{np.shape(r) for r in rates})
-    if configs:                       # a sweep: GEMMs along axis 0, configurations along axis 1
+    if cols.configs is not None:      # a sweep: GEMMs along axis 0, configurations along axis 1
         m, n, k, c = m[:, None], n[:, None], k[:, None], c[:, None]
-        rate = np.stack([np.broadcast_to(np.asarray(r, dtype=float), configs) for r in rates])
+        rate = np.stack([np.broadcast_to(np.asarray(r, dtype=float), (cols.configs,)) for r in rates])
     else:
         rate = np.array(rates, dtype=float)
     packed = np.ceil(k / rate - 1e-9).astype(np.int64)
     spread = a.grouped.flow
     sel = np.array([x.grouped and spread is not None for x in g])
+    parts = []
     dense = np.flatnonzero(~sel)
-    compat, own = [None] * len(idx), [None] * len(idx)
-    for rows, part in ((compat, fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow)),
-                       (own, timing.fold_timing(m[dense], n[dense], packed[dense], hw))):
-        for j, row in zip(dense, _rows(part, len(dense), bool(configs))):
-            rows[j] = row | {"reps": g[j].count, "flow": a.dataflow}
+    analytical = type(timing) is AnalyticalTiming
+    if not analytical:                # a strategy gets every GEMM, as it expects them
+        own_all = _fields(timing.fold_timing(m, n, packed, hw))
+    if len(dense):
+        if analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
+            both = _fields(fold_timing(*(np.concatenate(np.broadcast_arrays(x[dense], y[dense]))  # the own rows
+                                         for x, y in ((m, m), (n, n), (k, packed))), a.rows, a.cols, a.dataflow))
+            compat, own = ({name: v[:len(dense)] for name, v in both.items()},           # on K' (the same form)
+                           {name: v[len(dense):] for name, v in both.items()})
+        else:
+            compat = _fields(fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow))
+            own = (_fields(timing.fold_timing(m[dense], n[dense], packed[dense], hw)) if analytical
+                   else {name: v[dense] for name, v in own_all.items()})
+        parts.append(([idx[j] for j in dense], a.dataflow, compat, own, rate[dense], c[dense]))
     if sel.any():                     # grouped convs spread across the array: one GEMM m × (groups·n)
         js = np.flatnonzero(sel)
         ms, ns, ks, cs = m[js], n[js] * c[js], k[js], c[js]
-        serial = _rows(fold_timing(ms, n[js], ks, a.rows, a.cols, a.dataflow), len(js), bool(configs))
+        compat = _fields(fold_timing(ms, ns, ks, a.rows, a.cols, spread))
+        compat["scalesim_cycles"] = fold_timing(ms, n[js], ks, a.rows, a.cols, a.dataflow).scalesim_cycles * cs
+        compat["sram_ifmap_reads"] = grouped_input_words(ms, n[js], ks, cs)
         spread_hw = replace(hw, array=replace(a, dataflow=spread))
-        words = grouped_input_words(ms, n[js], ks, cs)
-        for j, row, mine, ser, wd in zip(js, _rows(fold_timing(ms, ns, ks, a.rows, a.cols, spread), len(js), bool(configs)),
-                                         _rows(timing.fold_timing(ms, ns, packed[js], spread_hw), len(js), bool(configs)),
-                                         serial, words):
-            compat[j] = row | {"scalesim_cycles": ser["scalesim_cycles"] * g[j].count, "sram_ifmap_reads":
-                               wd if configs else int(wd), "reps": 1, "flow": spread}
-            own[j] = mine | {"reps": 1, "flow": spread}
-    return {i: (compat[j], own[j], rate[j] if configs else float(rate[j])) for j, i in enumerate(idx)}
+        grouped = getattr(timing, "grouped_fold_timing", None)    # a strategy may run the spread mapping itself
+        own = _fields(grouped(js, ms, n[js], packed[js], cs, spread_hw) if grouped is not None
+                      else timing.fold_timing(ms, ns, packed[js], spread_hw))
+        parts.append(([idx[j] for j in js], spread, compat, own, rate[js], np.ones_like(cs)))
+    return GemmTimes(parts, cols)
 
 
-def _rows(t: FoldTiming, count: int, batch: bool) -> list[dict]:
-    """One dict per GEMM: Python numbers (one configuration) or arrays over configurations."""
-    names = ("row_folds", "col_folds", "cycles_per_fold", "cycles", "scalesim_cycles", "utilization",
-             "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")
-    if batch:
-        cols = [np.broadcast_to(np.asarray(getattr(t, name)), (count,) + np.shape(getattr(t, name))[1:])
-                for name in names]
-        return [{name: col[j] for name, col in zip(names, cols)} for j in range(count)]
-    cols = [np.asarray(getattr(t, name)).tolist() for name in names]
-    return [dict(zip(names, vals)) for vals in zip(*cols)]
+_ROW = ("row_folds", "col_folds", "cycles_per_fold", "cycles", "scalesim_cycles", "utilization",
+        "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")
+
+
+def _fields(t: FoldTiming) -> dict:
+    return {name: np.asarray(getattr(t, name)) for name in _ROW}
+
+
+class GemmTimes(Mapping):
+    """Work index → (SCALE-Sim row, own row, MACs/PE-cycle) as the per-layer code reads them (Python numbers for one
+    configuration, arrays over configurations in a sweep); :meth:`columns` gives the same for a group of layers
+    that run with one flow, as columns (:mod:`accelsim.sim.columns`)."""
+
+    def __init__(self, parts: list, cols: Columns):
+        self.parts, self.cols = parts, cols
+        self.where = {i: (p, j) for p, part in enumerate(parts) for j, i in enumerate(part[0])}
+        self._rows: dict[int, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def __iter__(self):
+        return iter(self.where)
+
+    def __getitem__(self, i: int) -> tuple:
+        if i not in self._rows:
+            p, j = self.where[i]
+            _, flow, compat, own, rate, reps = self.parts[p]
+            if self.cols.configs is None:
+                row = lambda d: {name: d[name][j].item() for name in _ROW}
+                tail = {"reps": int(reps[j]), "flow": flow}
+                self._rows[i] = (row(compat) | tail, row(own) | tail, float(rate[j]))
+            else:
+                size = (self.cols.configs,)
+                row = lambda d: {name: np.broadcast_to(d[name][j], size) for name in _ROW}
+                tail = {"reps": int(reps[j, 0]), "flow": flow}
+                self._rows[i] = (row(compat) | tail, row(own) | tail, rate[j])
+        return self._rows[i]
+
+    def flow(self, i: int) -> DataflowSpec:
+        return self.parts[self.where[i][0]][1]
+
+    def columns(self, members: list[int]) -> tuple:
+        """(SCALE-Sim columns, own columns, MACs/PE-cycle column) of the GEMMs of ``members`` (one flow)."""
+        p = self.where[members[0]][0]
+        _, flow, compat, own, rate, reps = self.parts[p]
+        at = [self.where[i][1] for i in members]
+        if at == list(range(len(rate))):      # all of them, in order (the usual case): no copies
+            at = slice(None)
+        sub = lambda d: {name: d[name][at] for name in _ROW} | {"reps": reps[at], "flow": flow}
+        return sub(compat), sub(own), rate[at]
 
 
 def _stall(stalls: dict, name: str, amount) -> None:
@@ -129,10 +192,10 @@ def _tensor_bytes(model: Model, precs: list[Precision], batch: int) -> dict[str,
         for t in layer.inputs:
             first_use.setdefault(t, p)
         sizes[layer.name] = math.prod(layer.out_shape) * batch * p.act_bytes
+    ids = {layer.inputs[0] for layer in model.layers if layer.op == "embedding"}   # token ids
     for name, shape in model.inputs.items():
         p = first_use.get(name)
-        is_ids = any(l.op == "embedding" and l.inputs[0] == name for l in model.layers)
-        sizes[name] = math.prod(shape) * batch * (TOKEN_BYTES if is_ids or p is None else p.act_bytes)
+        sizes[name] = math.prod(shape) * batch * (TOKEN_BYTES if name in ids or p is None else p.act_bytes)
     return sizes
 
 
@@ -145,6 +208,19 @@ def _sinks(works: list[Work]) -> dict[str, str]:
         root[name] = root[w.layer.inputs[0]] if w.fused else name
         sink[root[name]] = name
     return {name: sink[r] for name, r in root.items()}
+
+
+_LOWERED: dict = {}
+
+
+def _lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
+    """``batched(lower(model), batch)`` and its :func:`_sinks`, computed once per Model object (a frozen
+    dataclass: its lowering cannot change) for the last few models; a sweep or a comparison costs one model
+    many times."""
+    def make():
+        works = batched(lower(model), batch)
+        return works, _sinks(works)
+    return remember(_LOWERED, model, batch, make)
 
 
 def check_batch(batch) -> int:
@@ -162,18 +238,19 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
     per-layer figures are for the whole batch, totals give per-batch latency and per-inference energy."""
     n = check_batch(batch)
     default = parse_precision(precision)
-    works = batched(lower(model), n)
+    works, sinks = _lowered(model, n)
     chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
     precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
-    times = _timings(works, precs, hw, timing)
+    cols = Columns(configs(hw))
+    times = _timings(works, precs, hw, timing, cols)
     sizes = _tensor_bytes(model, precs, n)
-    sinks = _sinks(works)
     placed = place(works, precs, sizes, sinks, hw.memory, hw.array.rows * hw.array.cols)
-    layers = [_layer_cost(w, p, times.get(i), sizes, placed, i, sinks[w.layer.name], hw, n)
-              for i, (w, p) in enumerate(zip(works, precs))]
+    layers = _layer_costs(works, precs, times, sizes, placed, sinks, hw, n, cols)
     if hw.timing.vector_overlap == "epilogue":
         layers = overlap(works, layers, times, hw)
-    layers = tuple(_with_overheads(c, hw) for c in layers)
+    if not (xp.is_zero(hw.timing.layer_overhead_cycles) and xp.is_zero(hw.timing.dma_overhead_cycles)):
+        layers = [_with_overheads(c, hw) for c in layers]
+    layers = tuple(layers)
     mem, bw = hw.memory, hw.memory.dram.bandwidth(hw.clock_mhz)
     config = {"rows": hw.array.rows, "cols": hw.array.cols, "dataflow": hw.array.dataflow.name,
               "clock_mhz": hw.clock_mhz, "dram_gbps": bw * hw.clock_mhz / 1e3, "double_buffer": mem.double_buffer,
@@ -194,8 +271,8 @@ def _with_overheads(c: LayerCost, hw: HWConfig) -> LayerCost:
     transfer from or to the outermost level (each operand stream with bytes); fused, layout and overlapped
     layers issue nothing of their own."""
     t = hw.timing
-    if not (t.layer_overhead_cycles or t.dma_overhead_cycles) or c.bound in ("none", "fused", "overlapped"):
-        return c
+    if isinstance(c.bound, str) and c.bound in ("none", "fused", "overlapped"):   # in a sweep, a working layer's
+        return c                                                                 # bound is an array
     f = c.traffic
     streams = sum(xp.where(b > 0, 1, 0) for b in (f.dram_ifmap_bytes, f.dram_filter_bytes, f.dram_ofmap_bytes,
                                                    f.dram_psum_bytes))
@@ -206,22 +283,64 @@ def _with_overheads(c: LayerCost, hw: HWConfig) -> LayerCost:
 
 _PLACEMENT_TEXT = {"fits": "tensors that fit the usable input and output capacity stay on chip",
                    "live": "tensors stay on chip in execution order while all live ones fit; weights get the rest"}
+#: groups with fewer layers are costed layer by layer (one call per layer is cheaper than a column pass)
+MIN_COLUMN_GROUP = 4
 
 
-def _layer_cost(w: Work, p: Precision, t, sizes, placed: Placement, i: int, sink: str, hw: HWConfig,
-                n: int) -> LayerCost:
-    layer = w.layer
-    if w.fused:
-        return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params, "fused")
-    reads = {name: xp.negate(placed.on_chip.get(name, False)) for name in layer.inputs}
-    write_o = xp.negate(placed.on_chip.get(sink, False))
-    if t is None:
-        return _vector_cost(w, p, sizes, reads, write_o, hw, n)
-    return _gemm_cost(w, p, t, sizes, reads, sink, write_o, hw, placed, placed.resident[i], n)
+def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, sizes, placed: Placement,
+                 sinks: dict, hw: HWConfig, n: int, cols: Columns) -> list[LayerCost]:
+    """Every layer's cost (module docstring): layers that do no work directly; GEMM and vector layers gathered
+    (:func:`_gemm_inputs`, :func:`_vector_inputs`) into groups that share everything structural, each group
+    costed in one call over columns and split into its layers (:mod:`accelsim.sim.columns`)."""
+    out: list = [None] * len(works)
+    groups: dict[tuple, list] = {}
+    on_chip = placed.on_chip
+    for i, (w, p) in enumerate(zip(works, precs)):
+        layer = w.layer
+        if w.fused or (w.gemm is None and w.vector_op is None):
+            out[i] = idle((layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params),
+                          "fused" if w.fused else "none")
+            continue
+        reads = {name: xp.negate(on_chip.get(name, False)) for name in layer.inputs}
+        write_o = xp.negate(on_chip.get(sinks[layer.name], False))
+        if w.gemm is not None:
+            args = _gemm_inputs(w, p, sizes, reads, sinks[layer.name], write_o, hw, placed.resident[i], n)
+            key = ("gemm", times.where[i][0], w.gemm.b_is_weight, p.name, tuple(map(type, args)))
+        else:
+            args = _vector_inputs(w, p, sizes, reads, write_o, hw, n)
+            key = ("vector", tuple(map(type, args)), _moves_nothing(*args[1:]))
+        groups.setdefault(key, []).append((i, args))
+    for key, members in groups.items():
+        gemm = key[0] == "gemm"
+        if len(members) < MIN_COLUMN_GROUP:
+            for i, args in members:
+                out[i] = (_gemm_layer(works[i], precs[i], times[i], *args, hw, placed.reserved) if gemm
+                          else _vector_layer(works[i], precs[i], *args, hw))
+            continue
+        idx = [i for i, _ in members]
+        stacked = [cols([a[f] for _, a in members]) for f in range(len(members[0][1]))]
+        first, p = works[idx[0]], precs[idx[0]]
+        if gemm:
+            g = [works[i].gemm for i in idx]
+            gc = Gemm(*(cols([getattr(x, a) for x in g]) for a in ("m", "n", "k", "count")), g[0].b_is_weight)
+            proto = _gemm_layer(replace(first, gemm=gc), p, times.columns(idx), *stacked, hw, placed.reserved)
+            probe = None if cols.configs is not None else \
+                _gemm_layer(first, p, times[idx[0]], *members[0][1], hw, placed.reserved)
+        else:
+            proto = _vector_layer(first, p, *stacked, hw)
+            probe = None if cols.configs is not None else _vector_layer(first, p, *members[0][1], hw)
+        idents = [(works[i].layer.name, works[i].layer.op, precs[i].name, precs[i].a_bits, precs[i].w_bits,
+                   *((works[i].gemm.m, works[i].gemm.n, works[i].gemm.k, works[i].gemm.count, works[i].gemm.macs)
+                     if gemm else (0, 0, 0, 0, 0)), works[i].layer.params) for i in idx]
+        resident = [placed.resident[i] for i in idx] if gemm else None
+        for i, cost in zip(idx, split(cols, proto, probe, idents, resident)):
+            out[i] = cost
+    return out
 
 
-def _gemm_tensors(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool, hw: HWConfig, resident,
-                  n: int) -> GemmTensors:
+def _gemm_inputs(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool, hw: HWConfig, resident,
+                 n: int) -> tuple:
+    """A GEMM layer's per-layer inputs of :func:`_gemm_layer`: (its tensors, the output's bytes, resident bytes)."""
     layer, g = w.layer, w.gemm
     a_b = sizes[layer.inputs[0]]
     foot = OPS[layer.op].footprint
@@ -230,8 +349,8 @@ def _gemm_tensors(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool,
     b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
     b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
     read_b = xp.negate(resident > 0) if g.b_is_weight else reads[layer.inputs[1]]
-    return GemmTensors(a_b, min(a_used, a_b), b_b, sizes[sink], p.act_bytes, b_elem, hw.pe.acc_bits / 8,
-                       reads[layer.inputs[0]], read_b, write_o)
+    return (a_b, min(a_used, a_b), b_b, sizes[sink], p.act_bytes, b_elem, hw.pe.acc_bits / 8, reads[layer.inputs[0]],
+            read_b, write_o, sizes[sink], resident)
 
 
 def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
@@ -248,20 +367,21 @@ def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
     return floor, stalls
 
 
-def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool, hw: HWConfig, placed: Placement,
-               resident, n: int) -> LayerCost:
+def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem, acc_bytes, read_a, read_b,
+                write_o, o_final, resident, hw: HWConfig, reserved) -> LayerCost:
+    """One GEMM layer's cost (or, over columns, a group's: :mod:`accelsim.sim.columns`); ``t``: its timing rows."""
     compat, own, rate = t
     layer, g, mem = w.layer, w.gemm, hw.memory
     c, flow, n_per = compat["reps"], compat["flow"], g.n * g.count // compat["reps"]
     rows, cols = hw.array.rows, hw.array.cols
-    tensors = _gemm_tensors(w, p, sizes, reads, sink, write_o, hw, resident, n)
-    caps = {op: capacity(mem, op, rows * cols, placed.reserved) for op in OPERANDS}
+    tensors = GemmTensors(a_b, a_used, b_b, o_b, a_elem, b_elem, acc_bytes, read_a, read_b, write_o)
+    caps = {op: capacity(mem, op, rows * cols, reserved) for op in OPERANDS}
     caps["weight"] = xp.where(resident > 0, math.inf, caps["weight"])   # held on chip: never re-fetched
     dram = dram_traffic(g.m, n_per, g.k, c, tensors, rows, cols, flow, caps, mem.strided_gather)
     words = [compat[x] * c for x in ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")]
     psum_words = xp.maximum(0, words[2] - g.m * n_per * c) if flow.reduction_spatial else 0
     levels, dram = level_traffic(mem, flow, g.macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
-                                 dram, sizes[sink], xp.ceil(g.k / rows))
+                                 dram, o_final, xp.ceil(g.k / rows))
     busy = own["cycles"] * c
     floor, stalls = _busy_with_levels(busy, levels, hw)
     bw = mem.dram.bandwidth(hw.clock_mhz)
@@ -292,21 +412,32 @@ def _gemm_cost(w: Work, p: Precision, t, sizes, reads, sink: str, write_o: bool,
                      timing, traffic, energy)
 
 
-def _vector_cost(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfig, n: int) -> LayerCost:
+def _vector_inputs(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfig, n: int) -> tuple:
+    """A vector layer's per-layer inputs of :func:`_vector_layer`: (ops, bytes read, bytes written, DRAM bytes of
+    inputs, embedding rows and output)."""
+    layer = w.layer
+    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, OPS[w.vector_op].vector_ops)
+    dram_in = xp.total(xp.where(reads[t], math.ceil(sizes[t]), 0) for t in layer.inputs)
+    dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
+    dram_out = xp.where(write_o, math.ceil(sizes[layer.name]), 0)
+    return ops, sum(sizes[t] for t in layer.inputs), sizes[layer.name], dram_in, dram_w, dram_out
+
+
+def _moves_nothing(in_bytes, out_bytes, dram_in, dram_w, dram_out) -> tuple:
+    """Per operand, whether a vector layer moves no bytes of it (numbers; ``None`` when an array decides)."""
+    pairs = ((in_bytes, dram_in), (0.0, dram_w), (dram_out, out_bytes))
+    return tuple(not (r or wr) if xp.is_number(r) and xp.is_number(wr) else None for r, wr in pairs)
+
+
+def _vector_layer(w: Work, p: Precision, ops, in_bytes, out_bytes, dram_in, dram_w, dram_out,
+                  hw: HWConfig) -> LayerCost:
     """Vector work reads its inputs (and embedding rows) from the innermost buffer serving inputs and writes
     its output to the innermost buffer serving outputs (DRAM directly where there is none); its busy time is
     raised to what bandwidth-limited on-chip levels can move, then a per-layer roofline against DRAM."""
     layer, mem = w.layer, hw.memory
-    if w.vector_op is None:  # layout change or folded batchnorm: no work, no traffic
-        return LayerCost.idle(layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params)
-    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, OPS[w.vector_op].vector_ops)
     busy = xp.ceil(ops / hw.vector.lanes)
-    dram_in = xp.total(xp.where(reads[t], math.ceil(sizes[t]), 0) for t in layer.inputs)
-    dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
-    dram_out = xp.where(write_o, math.ceil(sizes[layer.name]), 0)
     total = dram_in + dram_w + dram_out
-    moved = {"input": (sum(sizes[t] for t in layer.inputs), dram_in, 0.0), "weight": (0.0, dram_w, 0.0),
-             "output": (dram_out, sizes[layer.name], dram_out)}
+    moved = {"input": (in_bytes, dram_in, 0.0), "weight": (0.0, dram_w, 0.0), "output": (dram_out, out_bytes, dram_out)}
     levels = []
     for op, (reads, writes, dram_writes) in moved.items():
         if isinstance(reads, (int, float)) and isinstance(writes, (int, float)) and not (reads or writes):

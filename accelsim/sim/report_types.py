@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter, mul
 from typing import Mapping
 
 from ..config.hw import HWConfig
@@ -145,28 +146,31 @@ def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
     batch's latency, ``inferences_per_s`` counts every inference of it, and the energies and ``dram_mb`` are
     per inference (at batch 1 the same numbers)."""
     tim = [c.timing for c in layers]
+    traffic = [c.traffic for c in layers]
     run_overhead = xp.ceil(hw.timing.run_overhead_cycles)
-    cycles = sum(t.cycles for t in tim) + run_overhead
-    compute = sum(t.compute_cycles for t in tim)
-    macs = sum(c.macs for c in layers)
+    cycles = sum(map(_get.cycles, tim)) + run_overhead
+    compute = sum(map(_get.compute_cycles, tim))
+    macs = sum(map(_get.macs, layers))
     size = 0.0
     for layer, p in zip(model.layers, precs):   # norm parameters and biases stay 32-bit in a quantized model
-        wide = OPS[layer.op].wide_params(layer.attrs, list(layer.in_shapes))
-        size += (layer.params - wide) * p.weight_bytes + wide * p.wide_bytes
+        if layer.params:                        # (a layer without parameters adds nothing)
+            wide = OPS[layer.op].wide_params(layer.attrs, list(layer.in_shapes))
+            size += (layer.params - wide) * p.weight_bytes + wide * p.wide_bytes
     seconds = cycles / (hw.clock_mhz * 1e6)
-    slots = sum(t.compute_cycles * t.macs_per_pe_cycle for t in tim) * hw.array.rows * hw.array.cols
+    slots = (sum(map(mul, map(_get.compute_cycles, tim), map(_get.macs_per_pe_cycle, tim)))
+             * hw.array.rows * hw.array.cols)
     energies = [c.energy for c in layers]
-    energy = {k: sum(getattr(e, f"{k}_pj") for e in energies) for k in ("mac", "register", "sram", "dram", "vector", "static")}
+    energy = {k: sum(map(get, energies)) for k, get in _ENERGY_KINDS}
     energy["static"] = energy["static"] + hw.energy.leakage_mw * 1e-3 * run_overhead / (hw.clock_mhz * 1e6) * 1e12
     energy_pj = sum(energy.values())
-    dram = sum(c.traffic.dram_bytes for c in layers)
+    dram = sum(map(_get.dram_bytes, traffic))
     return {
-        "layers": len(layers), "macs": macs // batch, "params": sum(c.params for c in layers),
+        "layers": len(layers), "macs": macs // batch, "params": sum(map(_get.params, layers)),
         "model_size_mb": size / 1e6,
-        "cycles": cycles, "compute_cycles": compute, "vector_cycles": sum(t.vector_cycles for t in tim),
-        "stall_cycles": sum(t.stall_cycles for t in tim), "scalesim_cycles": sum(t.scalesim_cycles for t in tim),
+        "cycles": cycles, "compute_cycles": compute, "vector_cycles": sum(map(_get.vector_cycles, tim)),
+        "stall_cycles": sum(map(_get.stall_cycles, tim)), "scalesim_cycles": sum(map(_get.scalesim_cycles, tim)),
         "memory_bound_layers": sum(t.bound == "memory" for t in tim),
-        "overhead_cycles": sum(t.overhead_cycles for t in tim) + run_overhead,
+        "overhead_cycles": sum(map(_get.overhead_cycles, tim)) + run_overhead,
         "latency_ms": seconds * 1e3, "inferences_per_s": xp.ratio(batch, seconds),
         "array_utilization": xp.ratio(macs, slots),
         "dram_mb": dram / batch / 1e6,
@@ -175,24 +179,42 @@ def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
         "avg_power_w": xp.ratio(energy_pj * 1e-12, seconds),
         "inferences_per_j": xp.ratio(batch, energy_pj * 1e-12),
         "batch": batch, "batch_energy_mj": energy_pj * 1e-9,
-        "resident_weight_mb": sum(c.traffic.resident_weight_bytes for c in layers) / 1e6,
-        "streamed_weight_mb": sum(c.traffic.streamed_weight_bytes for c in layers) / batch / 1e6,
+        "resident_weight_mb": sum(map(_get.resident_weight_bytes, traffic)) / 1e6,
+        "streamed_weight_mb": sum(map(_get.streamed_weight_bytes, traffic)) / batch / 1e6,
         "memory_levels": level_totals(layers, [lv.name for lv in hw.memory.levels]),
     }
+
+
+class _Getters:
+    """``_get.name`` is ``operator.attrgetter(name)`` (sums over layers with ``map``, same order as a loop)."""
+
+    def __getattr__(self, name: str):
+        getter = attrgetter(name)
+        setattr(self, name, getter)
+        return getter
+
+
+_get = _Getters()
+_ENERGY_KINDS = tuple((k, attrgetter(f"{k}_pj")) for k in ("mac", "register", "sram", "dram", "vector", "static"))
 
 
 def level_totals(layers, names) -> dict:
     """Per memory level (in ``names`` order, PEs outwards): bytes read/written by operand, energy (mJ) and
     stall cycles, summed over layers."""
-    out: dict = {name: {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0} for name in names}
+    out: dict = {name: _no_level() for name in names}
     for c in layers:
         for t in c.traffic.levels:
-            lv = out.setdefault(t.level, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})
-            op = lv["operands"].setdefault(t.operand, {"read_bytes": 0.0, "write_bytes": 0.0})
+            lv = out.get(t.level) or out.setdefault(t.level, _no_level())
+            op = lv["operands"].get(t.operand) or lv["operands"].setdefault(t.operand, {"read_bytes": 0.0,
+                                                                                        "write_bytes": 0.0})
             op["read_bytes"] += t.read_bytes
             op["write_bytes"] += t.write_bytes
         for name, pj in c.energy.by_level.items():
-            out.setdefault(name, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})["energy_mj"] += pj * 1e-9
+            (out.get(name) or out.setdefault(name, _no_level()))["energy_mj"] += pj * 1e-9
         for name, cyc in c.timing.stall_by_level.items():
-            out.setdefault(name, {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0})["stall_cycles"] += cyc
+            (out.get(name) or out.setdefault(name, _no_level()))["stall_cycles"] += cyc
     return out
+
+
+def _no_level() -> dict:
+    return {"operands": {}, "energy_mj": 0.0, "stall_cycles": 0}

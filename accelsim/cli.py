@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, sweep_cli
+from .llm import cli as generate_cli
 from .errors import AccelsimError, ConfigError, one_line, short
 from .recover import cli as quantize_cli
 from .reporting import cli as report_cli
@@ -163,17 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--weight-method", default="rtn", choices=["rtn", "gptq"],
                      help="decoder LLMs, weight-only precisions: round to nearest (default) or GPTQ")
     _add_batch_axis(inf)
-    gen = sub.add_parser("generate", help="greedy text generation with a KV cache (a GGUF decoder LLM)",
-                         epilog="example:\n  accelsim generate smollm2_135m --prompt \"The capital of France is\" "
-                                "--max-new-tokens 8", formatter_class=argparse.RawDescriptionHelpFormatter)
-    gen.add_argument("model", help="GGUF file, or a model YAML / bundled name with GGUF weights (smollm2_135m)")
-    gen.add_argument("--prompt", required=True, help="the text to continue")
-    gen.add_argument("--max-new-tokens", type=int, default=32, metavar="N", help="tokens to generate (default 32)")
-    gen.add_argument("--precision", default="fp32",
-                     help="fp32 (default), fp16, w8a16, w4a16, w4a16gN, q4_0, q4_1, q8_0, w8a8 (docs/llm.md)")
-    gen.add_argument("--weight-method", default="rtn", choices=["rtn", "gptq"],
-                     help="weight-only precisions: round to nearest (default) or GPTQ on calibration text")
-    gen.add_argument("--json", metavar="FILE", help="write text, new_token_ids and timings as JSON")
+    generate_cli.add_parser(sub)
     return parser
 
 
@@ -182,20 +173,6 @@ def _add_batch_axis(p) -> None:
                    help="ONNX: the axis of every graph input that carries the batch: auto (default: axis 0 when "
                         "every input starts with a dynamic dimension), none (the graph as written), or an axis")
 
-
-def _generate(args) -> int:
-    from .llm.run import generate
-    check_output_dirs(args.json)
-    if args.max_new_tokens < 1:
-        raise ConfigError([f"--max-new-tokens: expected a positive integer, got {args.max_new_tokens}"])
-    result = generate(args.model, args.prompt, args.max_new_tokens, args.precision, args.weight_method)
-    if args.json:
-        write_outputs([(args.json, json_text(result, nonneg=False))])
-    sec = result["seconds"]
-    print(result["prompt"] + result["text"])
-    print(f"[{len(result['new_token_ids'])} new tokens, {result['precision']}: prefill {sec['prefill']:.2f} s, "
-          f"decode {sec['decode_per_token'] * 1e3:.0f} ms/token]")
-    return 0
 
 
 def _accuracy(args, model, array_hw=None) -> dict | None:
@@ -240,13 +217,6 @@ def _accuracy(args, model, array_hw=None) -> dict | None:
     return result
 
 
-def _format_accuracy(result: dict) -> str:
-    if result.get("task") == "lee_perplexity":
-        from .llm.accuracy import format_decoder_accuracy
-        return format_decoder_accuracy(result)
-    return format_accuracy(result)
-
-
 def _sweep(args) -> int:
     return _subcommand(args, lambda a, progress: sweep_cli.run(a, progress, _note))
 
@@ -279,7 +249,7 @@ def _run(args) -> int:
     from .cli_io import check_output_dirs, write_outputs
     from .config.loader import load_hw, load_model
     from .eval.pipeline import float_layer_precisions, parse_layer_precisions
-    from .report import format_accuracy, format_breakdown, format_table, format_totals, format_weights, to_csv, to_json
+    from .report import format_breakdown, format_table, format_totals, format_weights, to_csv, to_json
     from .sim.engine import simulate
     check_output_dirs(args.json, args.csv)
     if args.max_rows < 0:
@@ -311,7 +281,7 @@ def _run(args) -> int:
     if emu:
         print("\n" + emu.summary())
     if accuracy:
-        print("\n" + _format_accuracy(accuracy))
+        print("\n" + generate_cli.format_accuracy(accuracy))
         if "array" in accuracy:
             print(_array_line(accuracy["array"]))
     return 0
@@ -429,7 +399,7 @@ def _infer(args) -> int:
 def _eval(args) -> int:
     from .cli_io import check_output_dirs, write_outputs
     from .config.loader import load_model
-    from .report import format_accuracy, json_text
+    from .report import json_text
     check_output_dirs(args.json)
     if not args.eval and not args.data:
         raise ConfigError(["eval needs --eval DATASET or --data FILE.npz"])
@@ -437,7 +407,7 @@ def _eval(args) -> int:
     accuracy = _accuracy(args, model)
     if args.json:
         write_outputs([(args.json, json_text(accuracy, nonneg=False))])
-    print(_format_accuracy(accuracy))
+    print(generate_cli.format_accuracy(accuracy))
     return 0
 
 
@@ -500,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print("accelsim: error: no command given: expected run, eval, compare, infer, generate, sweep, report, validate or quantize (see accelsim --help)",
+        print("accelsim: error: no command given: expected run, eval, compare, infer, generate, sweep, report, "
+              "validate or quantize (see accelsim --help)",
               file=sys.stderr)
         return 2
     if _cost_only(args) and "numpy" not in sys.modules:
@@ -509,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "quantize":
             return _subcommand(args, quantize_cli.run)
         return {"compare": _compare, "eval": _eval, "run": _run, "sweep": _sweep, "infer": _infer,
-                "report": _report, "validate": _validate, "generate": _generate}[args.command](args)
+                "report": _report, "validate": _validate,
+                "generate": lambda a: _subcommand(a, generate_cli.run)}[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {one_line(exc)}", file=sys.stderr)
         return 2

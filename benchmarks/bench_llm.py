@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--blas-threads", type=int, default=None, help="pin BLAS to N threads for everything")
-    ap.add_argument("--windows", type=int, default=None, help="--accuracy: evaluation windows of 256 tokens (default 64)")
+    ap.add_argument("--windows", type=int, default=None,
+                    help="--accuracy: evaluation windows of 256 tokens (default 64)")
     args = ap.parse_args(argv)
     from accelsim.llm.run import decoder
     from accelsim.nn.train import blas_threads
@@ -145,7 +146,8 @@ def _run(gm, args) -> int:
     if args.logits:
         for row in logits(gm):
             print(f"{row['prompt']!r}: {row['tokens']} tokens, max|d| {row['max_abs_diff']:.2e} = "
-                  f"{row['relative']:.1e} x max|logit| ({row['max_abs_logit']:.1f}), argmax equal: {row['argmax_equal']}")
+                  f"{row['relative']:.1e} x max|logit| ({row['max_abs_logit']:.1f}), "
+                  f"argmax equal: {row['argmax_equal']}")
     if args.accuracy:
         from accelsim.llm.accuracy import accuracy_table, format_table
         print(format_table(accuracy_table(gm, **({"windows": args.windows} if args.windows else {}),

@@ -32,7 +32,8 @@ def byte_tokens() -> list[str]:
 def tiny_tensors(rng, vocab: int, dim: int, layers: int, heads: int, kv_heads: int, ffn: int, **_) -> dict:
     """Random weights by GGUF name, numpy ``[out, in]`` shapes."""
     hd = dim // heads
-    w = {"token_embd.weight": rng.standard_normal((vocab, dim)), "output_norm.weight": 1 + 0.1 * rng.standard_normal(dim)}
+    w = {"token_embd.weight": rng.standard_normal((vocab, dim)),
+         "output_norm.weight": 1 + 0.1 * rng.standard_normal(dim)}
     for i in range(layers):
         p = f"blk.{i}."
         w.update({p + "attn_norm.weight": 1 + 0.1 * rng.standard_normal(dim),

@@ -48,8 +48,8 @@ def score(gm, qops, ids: np.ndarray, batch: int = 4) -> tuple[float, int, np.nda
     return nll, ids.shape[0] * (ids.shape[1] - 1), np.concatenate(tops)
 
 
-def accuracy_table(gm, windows: int = WINDOWS, length: int = LENGTH, rows=tuple(TABLE), calib_windows: int = CALIB_WINDOWS,
-                   calib_length: int = CALIB_LENGTH, progress=None) -> dict:
+def accuracy_table(gm, windows: int = WINDOWS, length: int = LENGTH, rows=tuple(TABLE),
+                   calib_windows: int = CALIB_WINDOWS, calib_length: int = CALIB_LENGTH, progress=None) -> dict:
     """One row per :data:`TABLE` row named in ``rows``: perplexity, top-1 agreement with FP32, stored bits per
     weight, seconds (module docstring); ``config`` records the data used."""
     say = progress or (lambda m: None)
@@ -68,7 +68,8 @@ def accuracy_table(gm, windows: int = WINDOWS, length: int = LENGTH, rows=tuple(
         ref = top if ref is None else ref
         if label in rows:
             out.append({"row": label, "precision": precision, "method": method, "layers": dict(layers or {}),
-                        "perplexity": float(np.exp(nll / n)), "nll": nll / n, "top1_agreement": float(np.mean(top == ref)),
+                        "perplexity": float(np.exp(nll / n)), "nll": nll / n,
+                        "top1_agreement": float(np.mean(top == ref)),
                         "bits_per_weight": bits_per_weight(gm, precision, method, layers),
                         "seconds": {"quantize": t1 - t0, "score": time.perf_counter() - t1}})
     return {"model": gm.name, "rows": out,
@@ -102,7 +103,8 @@ def evaluate_decoder(spec, precision: str, windows: int | None = None, calib_win
     nll, n, ref = score(gm, qops_for(gm, "fp32"), ids)
     key = str(precision).strip().lower()
     result = {"task": "lee_perplexity", "model": gm.name, "eval_size": len(ids), "primary_metric": "perplexity",
-              "precision": key, "weight_method": method, "layer_precision": dict(layers or {}), "fp32": {"perplexity": float(np.exp(nll / n)), "top1_agreement": 1.0},
+              "precision": key, "weight_method": method, "layer_precision": dict(layers or {}),
+              "fp32": {"perplexity": float(np.exp(nll / n)), "top1_agreement": 1.0},
               "config": {"window_tokens": LENGTH, "predicted_tokens": n}}
     if key != "fp32" or method != "rtn" or layers:
         calib_ids = calibration_ids(gm, calib_windows or CALIB_WINDOWS)

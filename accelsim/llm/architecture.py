@@ -104,7 +104,8 @@ def config_from_metadata(meta: dict, n_tokens: int | None, tied: bool, where: st
     if values["kv_heads"] == "heads":
         values["kv_heads"] = values["heads"]
     if values["head_dim"] == "dim/heads":
-        values["head_dim"] = values["dim"] // values["heads"] if isinstance(values["dim"], int) and values["heads"] else 0
+        ok = isinstance(values["dim"], int) and isinstance(values["heads"], int) and values["heads"] > 0
+        values["head_dim"] = values["dim"] // values["heads"] if ok else 0
     if values["rope_dims"] == "head_dim":
         values["rope_dims"] = values["head_dim"]
     if values["vocab"] == "tokens":
@@ -133,8 +134,8 @@ def _number(v):
 def _block(cfg: DecoderConfig, i: int, x: str) -> tuple[list[dict], str]:
     """Layers of decoder block ``i`` reading hidden states ``x``; returns them and the block's output name."""
     p, kv, g, hd = f"blk.{i}", cfg.kv_heads, cfg.groups, cfg.head_dim
-    lin = lambda name, n, src, w: dict(name=f"{p}.{name}", op="linear", input=src, out_features=n, bias=False,  # noqa: E731
-                                       weight=f"{p}.{w}")
+    def lin(name, n, src, w):
+        return dict(name=f"{p}.{name}", op="linear", input=src, out_features=n, bias=False, weight=f"{p}.{w}")
     rope = dict(op="rope", theta=cfg.rope_theta, dims=cfg.rope_dims, style=cfg.rope_style)
     return [
         dict(name=f"{p}.attn_norm", op="rmsnorm", input=x, eps=cfg.eps, weight=f"{p}.attn_norm"),

@@ -31,8 +31,8 @@ class GgufModel:
         self.file = f
         self.path = f.path
         where = short(str(f.path))
-        self.config: DecoderConfig = config_from_metadata(f.meta, len(f.tokens) or None, "output.weight" not in f.tensors,
-                                                          where)
+        tied = "output.weight" not in f.tensors
+        self.config: DecoderConfig = config_from_metadata(f.meta, len(f.tokens) or None, tied, where)
         if f.tokens and len(f.tokens) != self.config.vocab:
             raise AccelsimError(f"{where}: the tokenizer has {len(f.tokens)} tokens but the model's vocabulary is "
                                 f"{self.config.vocab}")
@@ -49,7 +49,8 @@ class GgufModel:
         if key not in self._graphs:
             while len(self._graphs) >= 16:          # a decode costed step by step asks for many cache lengths
                 self._graphs.pop(next(iter(self._graphs)))
-            d = graph_dict(self.config, name or self.name, logits, weights={"format": "gguf", "file": str(self.path.resolve())})
+            source = {"format": "gguf", "file": str(self.path.resolve())}
+            d = graph_dict(self.config, name or self.name, logits, weights=source)
             self._graphs[key] = Model.from_dict(d, "model", source=str(self.path), overrides=params)
         return self._graphs[key]
 
@@ -62,7 +63,8 @@ class GgufModel:
 
     def blocks(self) -> dict:
         """The block-quantized tensors of the GEMM layers, by the executor's layer name (the weight binding):
-        ``{"blk.0.attn_q": BlockTensor, ...}`` — what the FP32 mode computes from (:class:`accelsim.nn.qweight.BlockOps`)."""
+        ``{"blk.0.attn_q": BlockTensor, ...}`` — what the FP32 mode computes from
+        (:class:`accelsim.nn.qweight.BlockOps`)."""
         if self._blocks is None:
             from ..quant.blocks import GGUF_FORMATS, gguf_blocks
             out = {}

@@ -150,7 +150,8 @@ def precision_ops(gm, precision: str, method: str = "rtn", layers: dict | None =
         return BlockOps({}, act="fp16", fp16_weights=True)
     if not p.weight_only:
         if method != "rtn" or layers:
-            raise AccelsimError(f"precision {p.name}: GPTQ and per-layer weight formats apply to weight-only precisions")
+            raise AccelsimError(f"precision {p.name}: GPTQ and per-layer weight formats apply to weight-only "
+                                "precisions")
         return integer_ops(gm, p.w_bits, p.a_bits, calib_ids, calib)
     return BlockOps(quantize_weights(gm, scheme(precision, method, layers), calib_ids, progress), act="fp16")
 

@@ -84,7 +84,8 @@ def generate(spec, prompt: str, max_new_tokens: int = 32, precision: str | None 
     new = decode.greedy(graph, weights, prompt_ids, max_new_tokens, tok.eos_id, qops,
                         on_token=lambda i, t: (marks.append(time.perf_counter()), on_token and on_token(i, t)))
     prefill, steps = marks[1] - marks[0], marks[-1] - marks[1]
-    return {"model": gm.name, "precision": precision or "fp32", "weight_method": method, "prompt": prompt, "prompt_ids": list(prompt_ids),
+    return {"model": gm.name, "precision": precision or "fp32", "weight_method": method, "prompt": prompt,
+            "prompt_ids": list(prompt_ids),
             "text": tok.decode(new), "new_token_ids": new,
             "seconds": {"prefill": prefill, "decode": steps,
                         "decode_per_token": steps / max(len(new) - 1, 1)}}

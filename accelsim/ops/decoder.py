@@ -71,8 +71,8 @@ def rope(x: np.ndarray, positions: np.ndarray, theta: float, dims: int | None = 
          inverse: bool = False) -> np.ndarray:
     """Rotary position embedding of ``x [B, heads, S, d]`` at ``positions [B, S]``: each pair ``(a, b)`` of the
     first ``dims`` channels (:data:`ROPE_STYLES`) becomes ``(a·cos − b·sin, a·sin + b·cos)`` with angle
-    ``pos · θ^(−2i/dims)`` (computed in float64, applied in x's dtype); the other channels pass through. ``inverse`` rotates by the negative angle (the
-    transpose: the gradient rule)."""
+    ``pos · θ^(−2i/dims)`` (computed in float64, applied in x's dtype); the other channels pass through.
+    ``inverse`` rotates by the negative angle (the transpose: the gradient rule)."""
     dims = x.shape[-1] if dims is None else dims
     cos, sin = rope_angles(positions, dims, theta)
     cos, sin = cos[:, None].astype(x.dtype), sin[:, None].astype(x.dtype)        # [B, 1, S, dims/2]

@@ -165,7 +165,8 @@ def grid_codes(w: np.ndarray, d: np.ndarray, m: np.ndarray, fmt: BlockFormat) ->
     """Codes of ``w [N, b]`` (one block column) on a given float32 grid ``d``, ``m`` ``[N, 1]``: round half to
     even of ``(w − m)/d + offset``, clamped to the code range (0 where ``d = 0``) — the step error-feedback
     methods (:mod:`accelsim.quant.gptq`) take column by column."""
-    lo, hi = (-(1 << (fmt.bits - 1)) + 1, (1 << (fmt.bits - 1)) - 1) if fmt.rule == "absmax" else (0, (1 << fmt.bits) - 1)
+    half = 1 << (fmt.bits - 1)
+    lo, hi = (1 - half, half - 1) if fmt.rule == "absmax" else (0, 2 * half - 1)
     safe = np.where(d == 0, 1, d)
     q = np.rint((w - m) / safe) + fmt.offset
     return np.where(d == 0, fmt.offset, np.clip(q, lo, hi)).astype(np.int32)

@@ -64,7 +64,8 @@ def inverse_factor(h: np.ndarray, damp: float = 0.01) -> tuple[np.ndarray, np.nd
         raise QuantError("gptq: the dampened Hessian is not positive definite (too little calibration data?)") from None
 
 
-def gptq_quantize(w: np.ndarray, factor: tuple[np.ndarray, np.ndarray], fmt: BlockFormat, batch: int = 128) -> BlockTensor:
+def gptq_quantize(w: np.ndarray, factor: tuple[np.ndarray, np.ndarray], fmt: BlockFormat,
+                  batch: int = 128) -> BlockTensor:
     """GPTQ of ``w [N, K]`` onto ``fmt`` with ``factor = inverse_factor(H)`` (module docstring)."""
     u, dead = factor
     w = np.array(w, np.float64)

@@ -18,6 +18,12 @@ def short(text: object, limit: int = SHOWN_CHARS) -> str:
     return s if len(s) <= limit else f"{s[:limit]}…(+{len(s) - limit} chars)"
 
 
+def short_path(path: object, limit: int = SHOWN_CHARS) -> str:
+    """A file path cut to ``limit`` characters from the left (``…(N chars)tail``), so the file's own name stays."""
+    s = str(path)
+    return s if len(s) <= limit else f"…(+{len(s) - limit} chars){s[-limit:]}"
+
+
 class AccelsimError(Exception):
     """Base class of every error accelsim raises on user input."""
 

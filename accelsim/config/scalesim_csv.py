@@ -32,7 +32,7 @@ import csv
 import io
 import re
 
-from ..errors import ConfigError, short
+from ..errors import ConfigError, short, short_path
 from .fields import MAX_DIM, bound_text
 
 CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
@@ -79,9 +79,9 @@ def _rows(text: str, source: str) -> tuple[list[list[str]], str]:
     try:
         rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except csv.Error as exc:  # e.g. a field longer than csv.field_size_limit()
-        raise ConfigError([f"{short(source)}: malformed CSV: {short(exc)}"]) from None
+        raise ConfigError([f"{short_path(source)}: malformed CSV: {short(exc)}"]) from None
     if not rows:
-        raise ConfigError([f"{short(source)}: empty topology file"])
+        raise ConfigError([f"{short_path(source)}: empty topology file"])
     return rows, delimiter
 
 
@@ -95,11 +95,11 @@ def _form(header_row: list[str], source: str, warnings: list[str]) -> bool:
         return False
     if len(named) >= 8 or (len(named) == 4 and header[:1] != ["layer name"]):
         gemm = len(named) == 4
-        warnings.append(f"{short(source)}: header {short(repr(','.join(header_row).strip()), 80)} does not name "
+        warnings.append(f"{short_path(source)}: header {short(repr(','.join(header_row).strip()), 80)} does not name "
                         f"SCALE-Sim's {'GEMM' if gemm else 'conv'} columns; read by position, as SCALE-Sim does "
                         f"({', '.join(('Layer',) + (GEMM_COLUMNS if gemm else CONV_COLUMNS))})")
         return gemm
-    raise ConfigError([f"{short(source)}:1: expected a SCALE-Sim header 'Layer name, IFMAP Height, ...' or "
+    raise ConfigError([f"{short_path(source)}:1: expected a SCALE-Sim header 'Layer name, IFMAP Height, ...' or "
                        f"'Layer, M, N, K', got {short(repr(','.join(header_row)))}"])
 
 
@@ -109,7 +109,7 @@ def model_dict_from_csv(text: str, name: str, source: str, warnings: list[str] |
     warnings = [] if warnings is None else warnings
     rows, delimiter = _rows(text, source)
     if delimiter == "\t":
-        warnings.append(f"{short(source)}: tab-separated; read with tabs between the columns")
+        warnings.append(f"{short_path(source)}: tab-separated; read with tabs between the columns")
     gemm = _form(rows[0], source, warnings)
     columns, build = (GEMM_COLUMNS, _gemm_layer) if gemm else (CONV_COLUMNS, _conv_layer)
     problems: list[str] = []
@@ -121,7 +121,7 @@ def model_dict_from_csv(text: str, name: str, source: str, warnings: list[str] |
         if not any(cell.strip() for cell in row[1:]):     # a section heading: a name and no values
             sections.append(layer_name)
             continue
-        values = _ints(row, columns, f"{short(source)}:{line_no} ({short(layer_name)})", problems)
+        values = _ints(row, columns, f"{short_path(source)}:{line_no} ({short(layer_name)})", problems)
         if values is None:
             continue
         seen[layer_name] = seen.get(layer_name, 0) + 1
@@ -133,8 +133,8 @@ def model_dict_from_csv(text: str, name: str, source: str, warnings: list[str] |
     if problems:
         raise ConfigError(problems)
     if not layers:
-        raise ConfigError([f"{short(source)}: no layers found"])
+        raise ConfigError([f"{short_path(source)}: no layers found"])
     if sections:
-        warnings.append(f"{short(source)}: {len(sections)} section row(s) without values skipped "
+        warnings.append(f"{short_path(source)}: {len(sections)} section row(s) without values skipped "
                         f"({short(', '.join(sections), 80)})")
     return {"name": name, "inputs": inputs, "layers": layers}

@@ -81,18 +81,26 @@ def folded_weights(layer: Layer, weights: dict, chain: list[Layer]):
     return w, b
 
 
-_CHAINS: dict = {}   # id(model) → (model, its chains) for the last few models (a decoder runs one graph per token)
+_CHAINS: dict = {}   # id(model) → (model, its plan) for the last few models (a decoder runs one graph per token)
 
 
 def fused_chains(model: Model) -> dict[str, list[Layer]]:
     """conv/linear layer name → the fused layers that follow it (as :func:`accelsim.lowering.lower` fuses);
+    remembered for the last few models."""
+    return _plan(model)[0]
+
+
+def _plan(model: Model) -> tuple[dict, set, dict]:
+    """``(fused_chains, names of the fused layers, tensor → index of the last layer reading it)`` of ``model``,
     remembered for the last few models."""
     hit = _CHAINS.get(id(model))
     if hit is not None and hit[0] is model:
         return hit[1]
     while len(_CHAINS) >= 4:
         _CHAINS.pop(next(iter(_CHAINS)))
-    _CHAINS[id(model)] = (model, _fused_chains(model))
+    chains = _fused_chains(model)
+    last_use = {t: i for i, layer in enumerate(model.layers) for t in layer.inputs}
+    _CHAINS[id(model)] = (model, (chains, {f.name for c in chains.values() for f in c}, last_use))
     return _CHAINS[id(model)][1]
 
 
@@ -129,10 +137,10 @@ def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None,
     if missing:
         raise AccelsimError(f"run_graph: no value fed for model input(s) {missing}")
     env = dict(feeds)
-    chains = {} if getattr(qops, "train", None) else fused_chains(model)   # training: every layer is its own op
-    fused = {f.name for c in chains.values() for f in c}
+    chains, fused, last_use = _plan(model)
+    if getattr(qops, "train", None):   # training: every layer is its own op
+        chains, fused = {}, set()
     names = outputs or [model.layers[-1].name]
-    last_use = {t: i for i, layer in enumerate(model.layers) for t in layer.inputs}
     for i, layer in enumerate(model.layers):
         if layer.name in fused:
             continue

@@ -35,8 +35,9 @@ from .sequence import softmax_backward
 
 
 def rms_norm(x: np.ndarray, gamma: np.ndarray, eps: float) -> np.ndarray:
-    """``y = x · r · γ`` with ``r = 1/√(mean(x²) + eps)`` over the last axis (llama's RMSNorm)."""
-    r = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + x.dtype.type(eps))
+    """``y = x · r · γ`` with ``r = 1/√(mean(x²) + eps)`` over the last axis (llama's RMSNorm; the mean is
+    ``np.mean``'s: the sum in x's dtype divided by the count)."""
+    r = 1.0 / np.sqrt(np.add.reduce(x * x, axis=-1, keepdims=True) / x.shape[-1] + x.dtype.type(eps))
     return (x * r.astype(x.dtype)) * np.asarray(gamma, x.dtype)
 
 
@@ -54,10 +55,23 @@ mode) or ``half`` pairs ``(i, i + d/2)`` (GPT-NeoX / Hugging Face ``rotate_half`
 
 
 def rope_angles(positions: np.ndarray, dims: int, theta: float):
-    """``(cos, sin)`` of ``pos · θ^(−2i/dims)`` for ``i < dims/2`` in float64, shape ``positions + [dims/2]``."""
-    inv = float(theta) ** (-np.arange(0, dims, 2, dtype=np.float64) / dims)
-    ang = np.asarray(positions, np.float64)[..., None] * inv
-    return np.cos(ang), np.sin(ang)
+    """``(cos, sin)`` of ``pos · θ^(−2i/dims)`` for ``i < dims/2`` in float64, shape ``positions + [dims/2]``
+    (remembered for the last few calls: every layer of a decoder rotates at the same positions)."""
+    positions = np.asarray(positions)
+    key = (positions.shape, positions.dtype.str, positions.tobytes(), int(dims), float(theta))
+    hit = _ANGLES.get(key)
+    if hit is None:
+        inv = float(theta) ** (-np.arange(0, dims, 2, dtype=np.float64) / dims)
+        ang = positions.astype(np.float64)[..., None] * inv
+        while len(_ANGLES) >= 8:
+            _ANGLES.pop(next(iter(_ANGLES)))
+        hit = _ANGLES[key] = (np.cos(ang), np.sin(ang))
+        for a in hit:
+            a.flags.writeable = False
+    return hit
+
+
+_ANGLES: dict = {}
 
 
 def _pairs(x: np.ndarray, dims: int, style: str):
@@ -126,8 +140,10 @@ def causal_mask(rows: int, keys: int, groups: int = 1) -> np.ndarray:
 def causal_softmax(x: np.ndarray, scale: float, groups: int = 1) -> np.ndarray:
     """``softmax(x·scale)`` over the keys (last axis) with the causal mask (:func:`causal_mask`): masked keys get
     probability exactly 0. ``x`` is ``[B, kv, groups·S, keys]`` (or ``[..., S, keys]`` with ``groups = 1``)."""
-    keep = causal_mask(x.shape[-2], x.shape[-1], groups)
-    z = np.where(keep, x * x.dtype.type(scale), x.dtype.type(-np.inf))
+    if x.shape[-2] == groups:          # one query (a decode step): it sees every key
+        z = x * x.dtype.type(scale)
+    else:
+        z = np.where(causal_mask(x.shape[-2], x.shape[-1], groups), x * x.dtype.type(scale), x.dtype.type(-np.inf))
     z -= z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=-1, keepdims=True)

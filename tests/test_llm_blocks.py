@@ -95,12 +95,17 @@ def test_unpack_nibbles_matches_its_twin():
     assert np.array_equal(out, np.concatenate([qs & 15, qs >> 4], axis=1))
 
 
-@pytest.mark.parametrize("parallel", [False, True], ids=["one_thread", "parallel"])
+KERNELS = {"rows": (1 << 40, 0), "columns": (1 << 40, 1 << 40), "parallel_rows": (0, 0)}
+"""block_matmul's kernels, chosen by (PARALLEL_WEIGHTS, COLUMN_ROWS)."""
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("fmt", FORMATS[:5], ids=lambda f: f.name)
-def test_block_matmul_is_the_gemm_of_the_dequantized_weights(fmt, parallel, monkeypatch):
-    """The factored kernel (codes dotted with x per block, then scale and min) against its numpy twin: x times
-    the dequantized matrix; on one thread and split across threads (every weight above the size limit)."""
-    monkeypatch.setattr(blocks, "PARALLEL_WEIGHTS", 0 if parallel else 1 << 40)
+def test_block_matmul_is_the_gemm_of_the_dequantized_weights(fmt, kernel, monkeypatch):
+    """The factored kernels (codes dotted with x per block, then scale and min) against their numpy twin: x times
+    the dequantized matrix; row by row on one thread and split across threads, and on the transposed codes."""
+    monkeypatch.setattr(blocks, "PARALLEL_WEIGHTS", KERNELS[kernel][0])
+    monkeypatch.setattr(blocks, "COLUMN_ROWS", KERNELS[kernel][1])
     rng = np.random.default_rng(6)
     t = block_quantize(_weights(rng, n=300), fmt)
     w = block_dequantize(t)

@@ -113,6 +113,33 @@ def block_gemm_parallel(x, codes, d, m, block, offset, out, chunks):
 
 
 @njit_fastmath
+def block_gemm_columns(x, codes_t, d_t, m_t, block, offset, out):
+    """:func:`block_gemm` on the transposed grids (``codes_t [K, N] = codesᵀ``, ``d_t``/``m_t [K/block, N]``): for
+    each block ``j``, ``s[i, n] = Σ_{k ∈ j} x[i, k]·q[k, n]`` accumulates row by row of ``codes_t`` (a loop over
+    the N outputs, vectorized across them with no horizontal sums; ``s`` stays in L1 for N up to a few
+    thousand), then ``out[i, n] += d[j, n]·s[i, n] + (m[j, n] − d[j, n]·offset)·Σ x_j``."""
+    n = codes_t.shape[1]
+    off = np.float32(offset)
+    xs = _block_sums(x, block)
+    s = np.empty((x.shape[0], n), np.float32)
+    out[:] = 0
+    for j in range(d_t.shape[0]):
+        s[:] = 0
+        for k in range(j * block, (j + 1) * block):
+            q = codes_t[k]
+            for i in range(x.shape[0]):
+                xk = x[i, k]
+                si = s[i]
+                for r in range(n):
+                    si[r] += xk * np.float32(q[r])
+        dj, mj = d_t[j], m_t[j]
+        for i in range(x.shape[0]):
+            oi, si, xsj = out[i], s[i], xs[i, j]
+            for r in range(n):
+                oi[r] += dj[r] * si[r] + (mj[r] - dj[r] * off) * xsj
+
+
+@njit_fastmath
 def _block_sums(x, block):
     """``xs[i, j] = Σ x[i, j·block : (j+1)·block]``."""
     xs = np.empty((x.shape[0], x.shape[1] // block), np.float32)

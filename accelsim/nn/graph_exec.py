@@ -145,6 +145,7 @@ def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None,
     env = dict(feeds)
     steps = _plan(model, bool(getattr(qops, "train", None)))[1]   # training: every layer is its own op
     names = outputs or [model.layers[-1].name]
+    keep = set(names)
     for layer, run, chain, frees in steps:
         xs = [env[t] for t in layer.inputs]
         ctx = LayerContext(layer, weights, qops, chain)
@@ -156,6 +157,6 @@ def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None,
             tape.append((layer, xs, y, chain, ctx.saved))
             continue
         for t in frees:   # free tensors no later layer reads
-            if t not in names:
+            if t not in keep:
                 env.pop(t, None)
     return {n: env[n] for n in names}

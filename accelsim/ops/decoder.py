@@ -55,23 +55,28 @@ mode) or ``half`` pairs ``(i, i + d/2)`` (GPT-NeoX / Hugging Face ``rotate_half`
 
 
 def rope_angles(positions: np.ndarray, dims: int, theta: float):
-    """``(cos, sin)`` of ``pos · θ^(−2i/dims)`` for ``i < dims/2`` in float64, shape ``positions + [dims/2]``
-    (remembered for the last few calls: every layer of a decoder rotates at the same positions)."""
+    """``(cos, sin)`` of ``pos · θ^(−2i/dims)`` for ``i < dims/2`` in float64, shape ``positions + [dims/2]``."""
+    inv = float(theta) ** (-np.arange(0, dims, 2, dtype=np.float64) / dims)
+    ang = np.asarray(positions, np.float64)[..., None] * inv
+    return np.cos(ang), np.sin(ang)
+
+
+def _rope_tables(positions: np.ndarray, dims: int, theta: float, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rope_angles` of ``positions [B, S]`` in ``dtype``, shaped ``[B, 1, S, dims/2]`` (read-only), remembered
+    for the last few calls: every layer of a decoder rotates at the same positions."""
     positions = np.asarray(positions)
-    key = (positions.shape, positions.dtype.str, positions.tobytes(), int(dims), float(theta))
-    hit = _ANGLES.get(key)
+    key = (positions.shape, positions.dtype.str, positions.tobytes(), int(dims), float(theta), np.dtype(dtype).str)
+    hit = _TABLES.get(key)
     if hit is None:
-        inv = float(theta) ** (-np.arange(0, dims, 2, dtype=np.float64) / dims)
-        ang = positions.astype(np.float64)[..., None] * inv
-        while len(_ANGLES) >= 8:
-            _ANGLES.pop(next(iter(_ANGLES)))
-        hit = _ANGLES[key] = (np.cos(ang), np.sin(ang))
+        while len(_TABLES) >= 8:
+            _TABLES.pop(next(iter(_TABLES)))
+        hit = _TABLES[key] = tuple(a[:, None].astype(dtype) for a in rope_angles(positions, dims, theta))
         for a in hit:
             a.flags.writeable = False
     return hit
 
 
-_ANGLES: dict = {}
+_TABLES: dict = {}
 
 
 def _pairs(x: np.ndarray, dims: int, style: str):
@@ -88,8 +93,7 @@ def rope(x: np.ndarray, positions: np.ndarray, theta: float, dims: int | None = 
     ``pos · θ^(−2i/dims)`` (computed in float64, applied in x's dtype); the other channels pass through.
     ``inverse`` rotates by the negative angle (the transpose: the gradient rule)."""
     dims = x.shape[-1] if dims is None else dims
-    cos, sin = rope_angles(positions, dims, theta)
-    cos, sin = cos[:, None].astype(x.dtype), sin[:, None].astype(x.dtype)        # [B, 1, S, dims/2]
+    cos, sin = _rope_tables(positions, dims, theta, x.dtype)                     # [B, 1, S, dims/2]
     if inverse:
         sin = -sin
     y = x.copy()

@@ -7,6 +7,7 @@ import pytest
 
 from accelsim.errors import QuantError
 from accelsim.kernels import blockq as K
+from accelsim.quant import blocks
 from accelsim.quant.blocks import (GGUF_FORMATS, BlockFormat, BlockTensor, block_dequantize, block_matmul,
                                    block_quantize, decode_gguf, gguf_blocks, grid_codes)
 
@@ -65,7 +66,7 @@ def test_quantize_and_dequantize_kernels_match_their_numpy_twins(fmt):
     assert np.array_equal(t.d, d.astype(np.float16)) and np.array_equal(t.m, m.astype(np.float16))
     ours = block_dequantize(t)
     assert np.array_equal(ours.view(np.uint32), naive_dequantize(t.codes, t.d, t.m, fmt).view(np.uint32))
-    tile = np.empty((5, x.shape[1]), np.float32)                    # one tile of rows, as block_matmul takes it
+    tile = np.empty((5, x.shape[1]), np.float32)                    # one tile of rows
     K.dequantize_rows(t.codes, t.d.astype(np.float32), t.m.astype(np.float32), 7, 12, fmt.block or x.shape[1],
                       fmt.offset, fmt.has_min, tile)
     assert np.array_equal(tile, ours[7:12])
@@ -94,8 +95,17 @@ def test_unpack_nibbles_matches_its_twin():
     assert np.array_equal(out, np.concatenate([qs & 15, qs >> 4], axis=1))
 
 
+KERNELS = {"rows": (1 << 40, 0), "columns": (1 << 40, 1 << 40), "parallel_rows": (0, 0)}
+"""block_matmul's kernels, chosen by (PARALLEL_WEIGHTS, COLUMN_ROWS)."""
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("fmt", FORMATS[:5], ids=lambda f: f.name)
-def test_block_matmul_is_the_gemm_of_the_dequantized_weights(fmt):
+def test_block_matmul_is_the_gemm_of_the_dequantized_weights(fmt, kernel, monkeypatch):
+    """The factored kernels (codes dotted with x per block, then scale and min) against their numpy twin: x times
+    the dequantized matrix; row by row on one thread and split across threads, and on the transposed codes."""
+    monkeypatch.setattr(blocks, "PARALLEL_WEIGHTS", KERNELS[kernel][0])
+    monkeypatch.setattr(blocks, "COLUMN_ROWS", KERNELS[kernel][1])
     rng = np.random.default_rng(6)
     t = block_quantize(_weights(rng, n=300), fmt)
     w = block_dequantize(t)
@@ -103,6 +113,17 @@ def test_block_matmul_is_the_gemm_of_the_dequantized_weights(fmt):
         x = rng.standard_normal((rows, 256)).astype(np.float32)
         bound = 256 * np.finfo(np.float32).eps * (np.abs(x) @ np.abs(w).T)    # float32 sums in any order
         assert np.all(np.abs(block_matmul(x, t) - x @ w.T) <= bound)
+
+
+def test_parallel_block_gemm_splits_rows_without_changing_them():
+    rng = np.random.default_rng(7)
+    t = block_quantize(_weights(rng, n=301), GGUF_FORMATS["q4_1"])
+    x = rng.standard_normal((2, 256)).astype(np.float32)
+    args = (x, t.codes, t.d.astype(np.float32), t.m.astype(np.float32), 32, t.fmt.offset)
+    one, split = np.empty((2, 301), np.float32), np.empty((2, 301), np.float32)
+    K.block_gemm(*args, one)
+    K.block_gemm_parallel(*args, split, 3)
+    assert np.array_equal(one, split)
 
 
 def test_storage_and_grid_codes():

@@ -54,14 +54,19 @@ def test_fp32_logits_match_an_independent_forward(smol, prompt):
 
 
 @pytest.mark.slow
-def test_cached_decode_matches_uncached_logits(smol):
+@pytest.mark.parametrize("codes", [False, True], ids=["float_weights", "block_codes"])
+def test_cached_decode_matches_uncached_logits(smol, codes):
+    """Decode steps on the cache against one uncached FP32 run; ``block_codes``: in the FP32 mode ``generate``
+    runs, where the steps stream the file's Q4_1/Q8_0 codes (:mod:`accelsim.kernels.blockq`)."""
+    from accelsim.llm.run import qops_for
+    qops = qops_for(smol, "fp32") if codes else None
     ids = np.array([smol.tokenizer().encode("The quick brown fox jumps over the lazy dog and keeps running")])
     w, s = smol.weights(), 6
     full = decode.forward(smol.graph(logits="all"), w, ids)[0][0]
-    logits, cache = decode.forward(smol.graph(), w, ids[:, :s])
+    logits, cache = decode.forward(smol.graph(), w, ids[:, :s], qops=qops)
     rows = [logits[0, 0]]
     for t in range(s, ids.shape[1] - 1):
-        logits, cache = decode.forward(smol.graph(), w, ids[:, t:t + 1], cache)
+        logits, cache = decode.forward(smol.graph(), w, ids[:, t:t + 1], cache, qops)
         rows.append(logits[0, 0])
     rows = np.array(rows)
     ref = full[s - 1:ids.shape[1] - 1]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.kernels._jit import njit, njit_fastmath, njit_parallel, prange
+from accelsim.kernels._jit import njit, njit_fastmath, njit_parallel, njit_parallel_fastmath, prange
 
 RULE_SIGNED_MAX, RULE_MINMAX, RULE_ABSMAX = 0, 1, 2
 
@@ -92,26 +92,86 @@ def dequantize_rows(codes, d, m, r0, r1, block, offset, has_min, out):
         _dequantize_row(codes[r], d[r], m[r], block, np.float32(offset), has_min, out[r - r0])
 
 
-@njit
-def block_gemm(x, codes, d, m, block, offset, has_min, out):
-    """``out[i, n] = Σ_k x[i, k]·w[n, k]`` with each weight row dequantized (bit for bit as
-    :func:`dequantize_blocks`) into a buffer that stays in L1 and dotted with each row of ``x`` in float32
-    (:func:`_dot`: the sum reassociated, as a BLAS library's): the weights stream as their codes."""
-    n, k = codes.shape
-    row = np.empty(k, np.float32)
-    off = np.float32(offset)
-    for r in range(n):
-        _dequantize_row(codes[r], d[r], m[r], block, off, has_min, row)
-        for i in range(x.shape[0]):
-            out[i, r] = _dot(x[i], row)
+@njit_fastmath
+def block_gemm(x, codes, d, m, block, offset, out):
+    """``out[i, n] = Σ_k x[i, k]·w[n, k]`` for ``w`` = the dequantized codes (:func:`dequantize_blocks`; ``m`` is
+    zeros for the rules without a min), factored per block ``j`` of the row (``x_j``, ``q_j`` its elements):
+    ``Σ_j d[n, j]·(x_j · q_j) + (m[n, j] − d[n, j]·offset)·Σ x_j``. The inner dot ``x_j · q_j`` multiplies the
+    float32 activations by the codes widened to float32 (exact), so the weights stream as their codes and are
+    never dequantized one by one; every sum is float32 with its order left to the compiler (vectorized, as a
+    BLAS library's). Equal to ``x @ dequantize(codes).T`` up to float32 rounding of the sums."""
+    _gemm_rows(x, _block_sums(x, block), codes, d, m, block, np.float32(offset), out, 0, codes.shape[0])
+
+
+@njit_parallel_fastmath
+def block_gemm_parallel(x, codes, d, m, block, offset, out, chunks):
+    """:func:`block_gemm` with its rows split into ``chunks`` ranges run in parallel (the same sums per row)."""
+    n = codes.shape[0]
+    xs = _block_sums(x, block)
+    for c in prange(chunks):
+        _gemm_rows(x, xs, codes, d, m, block, np.float32(offset), out, c * n // chunks, (c + 1) * n // chunks)
 
 
 @njit_fastmath
-def _dot(a, b):
-    """``Σ_c a[c]·b[c]`` in float32, summation order left to the compiler (vectorized)."""
+def block_gemm_columns(x, codes_t, d_t, m_t, block, offset, out):
+    """:func:`block_gemm` on the transposed grids (``codes_t [K, N] = codesᵀ``, ``d_t``/``m_t [K/block, N]``): for
+    each block ``j``, ``s[i, n] = Σ_{k ∈ j} x[i, k]·q[k, n]`` accumulates row by row of ``codes_t`` (a loop over
+    the N outputs, vectorized across them with no horizontal sums; ``s`` stays in L1 for N up to a few
+    thousand), then ``out[i, n] += d[j, n]·s[i, n] + (m[j, n] − d[j, n]·offset)·Σ x_j``."""
+    n = codes_t.shape[1]
+    off = np.float32(offset)
+    xs = _block_sums(x, block)
+    s = np.empty((x.shape[0], n), np.float32)
+    out[:] = 0
+    for j in range(d_t.shape[0]):
+        s[:] = 0
+        for k in range(j * block, (j + 1) * block):
+            q = codes_t[k]
+            for i in range(x.shape[0]):
+                xk = x[i, k]
+                si = s[i]
+                for r in range(n):
+                    si[r] += xk * np.float32(q[r])
+        dj, mj = d_t[j], m_t[j]
+        for i in range(x.shape[0]):
+            oi, si, xsj = out[i], s[i], xs[i, j]
+            for r in range(n):
+                oi[r] += dj[r] * si[r] + (mj[r] - dj[r] * off) * xsj
+
+
+@njit_fastmath
+def _block_sums(x, block):
+    """``xs[i, j] = Σ x[i, j·block : (j+1)·block]``."""
+    xs = np.empty((x.shape[0], x.shape[1] // block), np.float32)
+    for i in range(x.shape[0]):
+        for j in range(xs.shape[1]):
+            xs[i, j] = _dot_ones(x[i, j * block:(j + 1) * block])
+    return xs
+
+
+@njit_fastmath
+def _gemm_rows(x, xs, codes, d, m, block, off, out, r0, r1):
+    """Rows ``r0 ≤ n < r1`` of :func:`block_gemm` (``xs``: :func:`_block_sums` of x)."""
+    for r in range(r0, r1):
+        cr, dr, mr = codes[r], d[r], m[r]
+        for i in range(x.shape[0]):
+            xr, xsr = x[i], xs[i]
+            acc = np.float32(0)
+            for j in range(dr.shape[0]):
+                qb, xb = cr[j * block:(j + 1) * block], xr[j * block:(j + 1) * block]
+                s = np.float32(0)
+                for c in range(block):
+                    s += xb[c] * np.float32(qb[c])
+                acc += dr[j] * s + (mr[j] - dr[j] * off) * xsr[j]
+            out[i, r] = acc
+
+
+@njit_fastmath
+def _dot_ones(a):
+    """``Σ_c a[c]`` in float32, summation order left to the compiler."""
     s = np.float32(0)
     for c in range(a.shape[0]):
-        s += a[c] * b[c]
+        s += a[c]
     return s
 
 

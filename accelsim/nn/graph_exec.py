@@ -81,19 +81,33 @@ def folded_weights(layer: Layer, weights: dict, chain: list[Layer]):
     return w, b
 
 
-_CHAINS: dict = {}   # id(model) → (model, its chains) for the last few models (a decoder runs one graph per token)
+_CHAINS: dict = {}   # (id(model), training) → (model, its plan) for the last few models
 
 
 def fused_chains(model: Model) -> dict[str, list[Layer]]:
     """conv/linear layer name → the fused layers that follow it (as :func:`accelsim.lowering.lower` fuses);
     remembered for the last few models."""
-    hit = _CHAINS.get(id(model))
+    return _plan(model, False)[0]
+
+
+def _plan(model: Model, train: bool) -> tuple[dict, list]:
+    """``(fused chains, steps)`` of ``model``: per executed layer (the fused ones ride on their root)
+    ``(layer, its op's run, its fused chain, the tensors no later layer reads)``; in training mode nothing is
+    fused. Remembered for the last few models (a decoder runs one graph per token)."""
+    key = (id(model), train)
+    hit = _CHAINS.get(key)
     if hit is not None and hit[0] is model:
         return hit[1]
-    while len(_CHAINS) >= 4:
+    while len(_CHAINS) >= 8:
         _CHAINS.pop(next(iter(_CHAINS)))
-    _CHAINS[id(model)] = (model, _fused_chains(model))
-    return _CHAINS[id(model)][1]
+    chains = {} if train else _fused_chains(model)
+    fused = {f.name for c in chains.values() for f in c}
+    last_use = {t: i for i, layer in enumerate(model.layers) for t in layer.inputs}
+    steps = [(layer, OPS[layer.op].run, chains.get(layer.name, []),
+              tuple(t for t in dict.fromkeys(layer.inputs) if last_use[t] == i))
+             for i, layer in enumerate(model.layers) if layer.name not in fused]
+    _CHAINS[key] = (model, (chains, steps))
+    return _CHAINS[key][1]
 
 
 def _fused_chains(model: Model) -> dict[str, list[Layer]]:
@@ -129,24 +143,20 @@ def run_graph(model: Model, weights: dict, feeds: dict, qops=None, outputs=None,
     if missing:
         raise AccelsimError(f"run_graph: no value fed for model input(s) {missing}")
     env = dict(feeds)
-    chains = {} if getattr(qops, "train", None) else fused_chains(model)   # training: every layer is its own op
-    fused = {f.name for c in chains.values() for f in c}
+    steps = _plan(model, bool(getattr(qops, "train", None)))[1]   # training: every layer is its own op
     names = outputs or [model.layers[-1].name]
-    last_use = {t: i for i, layer in enumerate(model.layers) for t in layer.inputs}
-    for i, layer in enumerate(model.layers):
-        if layer.name in fused:
-            continue
-        chain = chains.get(layer.name, [])
+    keep = set(names)
+    for layer, run, chain, frees in steps:
         xs = [env[t] for t in layer.inputs]
         ctx = LayerContext(layer, weights, qops, chain)
-        y = OPS[layer.op].run(layer.attrs, xs, ctx)
+        y = run(layer.attrs, xs, ctx)
         env[layer.name] = y
         for f in chain:
             env[f.name] = y
         if tape is not None:
             tape.append((layer, xs, y, chain, ctx.saved))
             continue
-        for t in set(layer.inputs):   # free tensors no later layer reads
-            if last_use.get(t) == i and t not in names:
+        for t in frees:   # free tensors no later layer reads
+            if t not in keep:
                 env.pop(t, None)
     return {n: env[n] for n in names}

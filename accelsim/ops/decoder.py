@@ -35,8 +35,9 @@ from .sequence import softmax_backward
 
 
 def rms_norm(x: np.ndarray, gamma: np.ndarray, eps: float) -> np.ndarray:
-    """``y = x · r · γ`` with ``r = 1/√(mean(x²) + eps)`` over the last axis (llama's RMSNorm)."""
-    r = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + x.dtype.type(eps))
+    """``y = x · r · γ`` with ``r = 1/√(mean(x²) + eps)`` over the last axis (llama's RMSNorm; the mean is
+    ``np.mean``'s: the sum in x's dtype divided by the count)."""
+    r = 1.0 / np.sqrt(np.add.reduce(x * x, axis=-1, keepdims=True) / x.shape[-1] + x.dtype.type(eps))
     return (x * r.astype(x.dtype)) * np.asarray(gamma, x.dtype)
 
 
@@ -60,6 +61,24 @@ def rope_angles(positions: np.ndarray, dims: int, theta: float):
     return np.cos(ang), np.sin(ang)
 
 
+def _rope_tables(positions: np.ndarray, dims: int, theta: float, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rope_angles` of ``positions [B, S]`` in ``dtype``, shaped ``[B, 1, S, dims/2]`` (read-only), remembered
+    for the last few calls: every layer of a decoder rotates at the same positions."""
+    positions = np.asarray(positions)
+    key = (positions.shape, positions.dtype.str, positions.tobytes(), int(dims), float(theta), np.dtype(dtype).str)
+    hit = _TABLES.get(key)
+    if hit is None:
+        while len(_TABLES) >= 8:
+            _TABLES.pop(next(iter(_TABLES)))
+        hit = _TABLES[key] = tuple(a[:, None].astype(dtype) for a in rope_angles(positions, dims, theta))
+        for a in hit:
+            a.flags.writeable = False
+    return hit
+
+
+_TABLES: dict = {}
+
+
 def _pairs(x: np.ndarray, dims: int, style: str):
     """The two channel sets RoPE rotates into each other (views of ``x``)."""
     if style == "adjacent":
@@ -74,8 +93,7 @@ def rope(x: np.ndarray, positions: np.ndarray, theta: float, dims: int | None = 
     ``pos · θ^(−2i/dims)`` (computed in float64, applied in x's dtype); the other channels pass through.
     ``inverse`` rotates by the negative angle (the transpose: the gradient rule)."""
     dims = x.shape[-1] if dims is None else dims
-    cos, sin = rope_angles(positions, dims, theta)
-    cos, sin = cos[:, None].astype(x.dtype), sin[:, None].astype(x.dtype)        # [B, 1, S, dims/2]
+    cos, sin = _rope_tables(positions, dims, theta, x.dtype)                     # [B, 1, S, dims/2]
     if inverse:
         sin = -sin
     y = x.copy()
@@ -126,8 +144,10 @@ def causal_mask(rows: int, keys: int, groups: int = 1) -> np.ndarray:
 def causal_softmax(x: np.ndarray, scale: float, groups: int = 1) -> np.ndarray:
     """``softmax(x·scale)`` over the keys (last axis) with the causal mask (:func:`causal_mask`): masked keys get
     probability exactly 0. ``x`` is ``[B, kv, groups·S, keys]`` (or ``[..., S, keys]`` with ``groups = 1``)."""
-    keep = causal_mask(x.shape[-2], x.shape[-1], groups)
-    z = np.where(keep, x * x.dtype.type(scale), x.dtype.type(-np.inf))
+    if x.shape[-2] == groups:          # one query (a decode step): it sees every key
+        z = x * x.dtype.type(scale)
+    else:
+        z = np.where(causal_mask(x.shape[-2], x.shape[-1], groups), x * x.dtype.type(scale), x.dtype.type(-np.inf))
     z -= z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=-1, keepdims=True)

@@ -307,6 +307,8 @@ def _matmul_arrays(a: dict, x, y):
     given their row/column dim; the batch axis 1 of a constant repeated) and how to shape the result back."""
     if a["transpose_b"] and y.ndim >= 3:
         y = np.swapaxes(y, -1, -2)
+    if x.ndim == y.ndim >= 3 and x.shape[:-2] == y.shape[:-2]:   # nothing to broadcast (attention's matmuls)
+        return np.ascontiguousarray(x), np.ascontiguousarray(y), ()
     row, col = x.ndim == 2, y.ndim == 2         # 1-D operands (one batch axis in front)
     x, y = (x[:, None, :] if row else x), (y[:, :, None] if col else y)
     rank = max(x.ndim, y.ndim)

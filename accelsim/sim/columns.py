@@ -142,7 +142,7 @@ class Columns:
     def __init__(self, configs: int | None):
         self.configs = configs
 
-    def __call__(self, values: list):
+    def __call__(self, values: list | tuple):
         """A column of ``values`` (numbers, or arrays over configurations in a sweep); a plain number when they
         are all the same number (same value and type)."""
         first = values[0]

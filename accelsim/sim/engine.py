@@ -45,9 +45,10 @@ from ..hw.placement import Placement, place
 from ..hw.schedule import FoldShape, fold_schedule, roofline
 from ..lowering import Work, batched, lower
 from ..ops import OPS, Gemm
-from .columns import Columns, configs, idle, remember, split
+from .columns import Columns, configs, remember
 from .overlap import overlap
-from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, totals
+from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, model_bytes, run_totals, totals
+from .table import LayerTable
 
 TOKEN_BYTES = 4  # token ids are read as int32
 MAX_BATCH = 1 << 20
@@ -211,6 +212,7 @@ def _sinks(works: list[Work]) -> dict[str, str]:
 
 
 _LOWERED: dict = {}
+_PLANS: dict = {}
 
 
 def _lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
@@ -221,6 +223,20 @@ def _lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
         works = batched(lower(model), batch)
         return works, _sinks(works)
     return remember(_LOWERED, model, batch, make)
+
+
+def _precisions(model: Model, works: list[Work], precision, layer_precision, batch: int) -> tuple:
+    """(the default Precision, every layer's Precision, the tensors' bytes (:func:`_tensor_bytes`), the
+    parameters' bytes (:func:`~accelsim.sim.report_types.model_bytes`)) for ``model`` lowered as ``works``:
+    ``layer_precision`` wins over the model's per-layer precision, which wins over ``precision``. A function of
+    the model, the precision names and the batch alone, remembered for the last few."""
+    def make():
+        default = parse_precision(precision)
+        chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
+        precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
+        return default, precs, _tensor_bytes(model, precs, batch), model_bytes(model, precs)
+    plan = tuple((name, str(p)) for name, p in dict(layer_precision or {}).items())
+    return remember(_PLANS, model, (str(precision), plan, batch), make)
 
 
 def check_batch(batch) -> int:
@@ -237,20 +253,14 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
     array's busy time (module docstring). ``batch``: inferences run together (:func:`accelsim.lowering.batched`);
     per-layer figures are for the whole batch, totals give per-batch latency and per-inference energy."""
     n = check_batch(batch)
-    default = parse_precision(precision)
     works, sinks = _lowered(model, n)
-    chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
-    precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
+    default, precs, sizes, size = _precisions(model, works, precision, layer_precision, n)
     cols = Columns(configs(hw))
     times = _timings(works, precs, hw, timing, cols)
-    sizes = _tensor_bytes(model, precs, n)
     placed = place(works, precs, sizes, sinks, hw.memory, hw.array.rows * hw.array.cols)
-    layers = _layer_costs(works, precs, times, sizes, placed, sinks, hw, n, cols)
-    if hw.timing.vector_overlap == "epilogue":
-        layers = overlap(works, layers, times, hw)
-    if not (xp.is_zero(hw.timing.layer_overhead_cycles) and xp.is_zero(hw.timing.dma_overhead_cycles)):
-        layers = [_with_overheads(c, hw) for c in layers]
-    layers = tuple(layers)
+    table = _layer_costs(works, precs, times, sizes, placed, sinks, hw, n, cols)
+    epilogue = hw.timing.vector_overlap == "epilogue"
+    overheads = not (xp.is_zero(hw.timing.layer_overhead_cycles) and xp.is_zero(hw.timing.dma_overhead_cycles))
     mem, bw = hw.memory, hw.memory.dram.bandwidth(hw.clock_mhz)
     config = {"rows": hw.array.rows, "cols": hw.array.cols, "dataflow": hw.array.dataflow.name,
               "clock_mhz": hw.clock_mhz, "dram_gbps": bw * hw.clock_mhz / 1e3, "double_buffer": mem.double_buffer,
@@ -263,6 +273,17 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
                          "layer_overhead_cycles": hw.timing.layer_overhead_cycles,
                          "dma_overhead_cycles": hw.timing.dma_overhead_cycles,
                          "run_overhead_cycles": hw.timing.run_overhead_cycles}}
+    if cols.configs is None and not (epilogue or overheads):     # the records wait until someone reads them
+        levels = table.level_totals([lv.name for lv in mem.levels])
+        if levels is not None:
+            sums = run_totals(table.total, table.column, table.count, levels, size, hw, n)
+            return RunReport.lazy(model.name, hw.name, default.name, table.records, sums, config)
+    layers = table.records()
+    if epilogue:
+        layers = overlap(works, layers, times, hw)
+    if overheads:
+        layers = [_with_overheads(c, hw) for c in layers]
+    layers = tuple(layers)
     return RunReport(model.name, hw.name, default.name, layers, totals(layers, hw, model, precs, n), config)
 
 
@@ -288,18 +309,18 @@ MIN_COLUMN_GROUP = 4
 
 
 def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, sizes, placed: Placement,
-                 sinks: dict, hw: HWConfig, n: int, cols: Columns) -> list[LayerCost]:
+                 sinks: dict, hw: HWConfig, n: int, cols: Columns) -> LayerTable:
     """Every layer's cost (module docstring): layers that do no work directly; GEMM and vector layers gathered
     (:func:`_gemm_inputs`, :func:`_vector_inputs`) into groups that share everything structural, each group
-    costed in one call over columns and split into its layers (:mod:`accelsim.sim.columns`)."""
-    out: list = [None] * len(works)
+    costed in one call over columns, to be split into its layers (:mod:`accelsim.sim.columns`), as a
+    :class:`~accelsim.sim.table.LayerTable`."""
+    out = LayerTable(cols, works, precs)
     groups: dict[tuple, list] = {}
     on_chip = placed.on_chip
     for i, (w, p) in enumerate(zip(works, precs)):
         layer = w.layer
         if w.fused or (w.gemm is None and w.vector_op is None):
-            out[i] = idle((layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params),
-                          "fused" if w.fused else "none")
+            out.add_idle(i, "fused" if w.fused else "none")
             continue
         reads = {name: xp.negate(on_chip.get(name, False)) for name in layer.inputs}
         write_o = xp.negate(on_chip.get(sinks[layer.name], False))
@@ -314,11 +335,11 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, si
         gemm = key[0] == "gemm"
         if len(members) < MIN_COLUMN_GROUP:
             for i, args in members:
-                out[i] = (_gemm_layer(works[i], precs[i], times[i], *args, hw, placed.reserved) if gemm
-                          else _vector_layer(works[i], precs[i], *args, hw))
+                out.add_record(i, _gemm_layer(works[i], precs[i], times[i], *args, hw, placed.reserved) if gemm
+                               else _vector_layer(works[i], precs[i], *args, hw))
             continue
         idx = [i for i, _ in members]
-        stacked = [cols([a[f] for _, a in members]) for f in range(len(members[0][1]))]
+        stacked = [cols(column) for column in zip(*(a for _, a in members))]
         first, p = works[idx[0]], precs[idx[0]]
         if gemm:
             g = [works[i].gemm for i in idx]
@@ -329,12 +350,7 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, si
         else:
             proto = _vector_layer(first, p, *stacked, hw)
             probe = None if cols.configs is not None else _vector_layer(first, p, *members[0][1], hw)
-        idents = [(works[i].layer.name, works[i].layer.op, precs[i].name, precs[i].a_bits, precs[i].w_bits,
-                   *((works[i].gemm.m, works[i].gemm.n, works[i].gemm.k, works[i].gemm.count, works[i].gemm.macs)
-                     if gemm else (0, 0, 0, 0, 0)), works[i].layer.params) for i in idx]
-        resident = [placed.resident[i] for i in idx] if gemm else None
-        for i, cost in zip(idx, split(cols, proto, probe, idents, resident)):
-            out[i] = cost
+        out.add_group(idx, proto, probe, [placed.resident[i] for i in idx] if gemm else None)
     return out
 
 

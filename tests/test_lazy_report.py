@@ -26,8 +26,8 @@ CASES = [
 
 
 def _precs(model, precision: str, batch: int) -> list:
-    works, _ = engine._lowered(model, batch)
-    return engine._precisions(model, works, precision, None, batch)[1]
+    works, sinks = engine._lowered(model, batch)
+    return engine._precisions(model, works, sinks, precision, None, batch)[1]
 
 
 @pytest.mark.parametrize("model_name, hw_name, sets, precision, batch", CASES)

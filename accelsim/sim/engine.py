@@ -225,16 +225,18 @@ def _lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
     return remember(_LOWERED, model, batch, make)
 
 
-def _precisions(model: Model, works: list[Work], precision, layer_precision, batch: int) -> tuple:
+def _precisions(model: Model, works: list[Work], sinks: dict, precision, layer_precision, batch: int) -> tuple:
     """(the default Precision, every layer's Precision, the tensors' bytes (:func:`_tensor_bytes`), the
-    parameters' bytes (:func:`~accelsim.sim.report_types.model_bytes`)) for ``model`` lowered as ``works``:
-    ``layer_precision`` wins over the model's per-layer precision, which wins over ``precision``. A function of
-    the model, the precision names and the batch alone, remembered for the last few."""
+    parameters' bytes (:func:`~accelsim.sim.report_types.model_bytes`), the layers' :func:`_static_inputs`)
+    for ``model`` lowered as ``works``: ``layer_precision`` wins over the model's per-layer precision, which wins
+    over ``precision``. A function of the model, the precision names and the batch alone, remembered for the
+    last few."""
     def make():
         default = parse_precision(precision)
         chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
         precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
-        return default, precs, _tensor_bytes(model, precs, batch), model_bytes(model, precs)
+        sizes = _tensor_bytes(model, precs, batch)
+        return default, precs, sizes, model_bytes(model, precs), _static_inputs(works, precs, sizes, sinks, batch)
     plan = tuple((name, str(p)) for name, p in dict(layer_precision or {}).items())
     return remember(_PLANS, model, (str(precision), plan, batch), make)
 
@@ -254,11 +256,11 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
     per-layer figures are for the whole batch, totals give per-batch latency and per-inference energy."""
     n = check_batch(batch)
     works, sinks = _lowered(model, n)
-    default, precs, sizes, size = _precisions(model, works, precision, layer_precision, n)
+    default, precs, sizes, size, inputs = _precisions(model, works, sinks, precision, layer_precision, n)
     cols = Columns(configs(hw))
     times = _timings(works, precs, hw, timing, cols)
     placed = place(works, precs, sizes, sinks, hw.memory, hw.array.rows * hw.array.cols)
-    table = _layer_costs(works, precs, times, sizes, placed, sinks, hw, n, cols)
+    table = _layer_costs(works, precs, times, inputs, placed, sinks, hw, n, cols)
     epilogue = hw.timing.vector_overlap == "epilogue"
     overheads = not (xp.is_zero(hw.timing.layer_overhead_cycles) and xp.is_zero(hw.timing.dma_overhead_cycles))
     mem, bw = hw.memory, hw.memory.dram.bandwidth(hw.clock_mhz)
@@ -308,7 +310,7 @@ _PLACEMENT_TEXT = {"fits": "tensors that fit the usable input and output capacit
 MIN_COLUMN_GROUP = 4
 
 
-def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, sizes, placed: Placement,
+def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, inputs: list, placed: Placement,
                  sinks: dict, hw: HWConfig, n: int, cols: Columns) -> LayerTable:
     """Every layer's cost (module docstring): layers that do no work directly; GEMM and vector layers gathered
     (:func:`_gemm_inputs`, :func:`_vector_inputs`) into groups that share everything structural, each group
@@ -316,19 +318,19 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, si
     :class:`~accelsim.sim.table.LayerTable`."""
     out = LayerTable(cols, works, precs)
     groups: dict[tuple, list] = {}
-    on_chip = placed.on_chip
-    for i, (w, p) in enumerate(zip(works, precs)):
-        layer = w.layer
-        if w.fused or (w.gemm is None and w.vector_op is None):
+    on_chip, resident, negate = placed.on_chip, placed.resident, xp.negate
+    gather, acc_bytes, per_element = hw.memory.strided_gather, hw.pe.acc_bits / 8, hw.vector.ops_per_element
+    for i, static in enumerate(inputs):
+        w = works[i]
+        if static is None:
             out.add_idle(i, "fused" if w.fused else "none")
             continue
-        reads = {name: xp.negate(on_chip.get(name, False)) for name in layer.inputs}
-        write_o = xp.negate(on_chip.get(sinks[layer.name], False))
+        write_o = negate(on_chip.get(sinks[w.layer.name], False))
         if w.gemm is not None:
-            args = _gemm_inputs(w, p, sizes, reads, sinks[layer.name], write_o, hw, placed.resident[i], n)
-            key = ("gemm", times.where[i][0], w.gemm.b_is_weight, p.name, tuple(map(type, args)))
+            args = _gemm_inputs(static, on_chip, write_o, gather, acc_bytes, resident[i], n)
+            key = ("gemm", times.where[i][0], w.gemm.b_is_weight, precs[i].name, tuple(map(type, args)))
         else:
-            args = _vector_inputs(w, p, sizes, reads, write_o, hw, n)
+            args = _vector_inputs(static, on_chip, write_o, per_element)
             key = ("vector", tuple(map(type, args)), _moves_nothing(*args[1:]))
         groups.setdefault(key, []).append((i, args))
     for key, members in groups.items():
@@ -354,19 +356,36 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, si
     return out
 
 
-def _gemm_inputs(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool, hw: HWConfig, resident,
-                 n: int) -> tuple:
-    """A GEMM layer's per-layer inputs of :func:`_gemm_layer`: (its tensors, the output's bytes, resident bytes)."""
-    layer, g = w.layer, w.gemm
-    a_b = sizes[layer.inputs[0]]
-    foot = OPS[layer.op].footprint
-    gather = foot is not None and hw.memory.strided_gather
-    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * n * p.act_bytes if gather else a_b
-    b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
-    b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
-    read_b = xp.negate(resident > 0) if g.b_is_weight else reads[layer.inputs[1]]
-    return (a_b, min(a_used, a_b), b_b, sizes[sink], p.act_bytes, b_elem, hw.pe.acc_bits / 8, reads[layer.inputs[0]],
-            read_b, write_o, sizes[sink], resident)
+def _static_inputs(works: list[Work], precs: list[Precision], sizes, sinks: dict, n: int) -> list:
+    """Per layer, what :func:`_gemm_inputs` or :func:`_vector_inputs` take from the model, its precisions and
+    the batch ``n`` alone (None for a layer that does no work)."""
+    out: list = []
+    for w, p in zip(works, precs):
+        layer, g = w.layer, w.gemm
+        if w.fused or (g is None and w.vector_op is None):
+            out.append(None)
+        elif g is not None:
+            b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
+            b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
+            out.append((layer, OPS[layer.op].footprint, g.b_is_weight, sizes[layer.inputs[0]], b_b,
+                        sizes[sinks[layer.name]], p.act_bytes, b_elem))
+        else:
+            ceils = [math.ceil(sizes[t]) for t in layer.inputs]
+            dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
+            out.append((layer.inputs, ceils, w.vector_elements, w.vector_op, OPS[w.vector_op].vector_ops,
+                        sum(sizes[t] for t in layer.inputs), sizes[layer.name], dram_w, math.ceil(sizes[layer.name])))
+    return out
+
+
+def _gemm_inputs(static: tuple, on_chip: dict, write_o, gather: bool, acc_bytes: float, resident, n: int) -> tuple:
+    """A GEMM layer's per-layer inputs of :func:`_gemm_layer`: (its tensors, the output's bytes, resident bytes);
+    ``static``: its :func:`_static_inputs`, ``gather``: ``memory.strided_gather``."""
+    layer, foot, b_is_weight, a_b, b_b, o_b, act, b_elem = static
+    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * n * act if gather and foot is not None \
+        else a_b
+    read_b = xp.negate(resident > 0) if b_is_weight else xp.negate(on_chip.get(layer.inputs[1], False))
+    return (a_b, min(a_used, a_b), b_b, o_b, act, b_elem, acc_bytes, xp.negate(on_chip.get(layer.inputs[0], False)),
+            read_b, write_o, o_b, resident)
 
 
 def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
@@ -428,15 +447,14 @@ def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem,
                      timing, traffic, energy)
 
 
-def _vector_inputs(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfig, n: int) -> tuple:
+def _vector_inputs(static: tuple, on_chip: dict, write_o, per_element: Mapping) -> tuple:
     """A vector layer's per-layer inputs of :func:`_vector_layer`: (ops, bytes read, bytes written, DRAM bytes of
-    inputs, embedding rows and output)."""
-    layer = w.layer
-    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, OPS[w.vector_op].vector_ops)
-    dram_in = xp.total(xp.where(reads[t], math.ceil(sizes[t]), 0) for t in layer.inputs)
-    dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
-    dram_out = xp.where(write_o, math.ceil(sizes[layer.name]), 0)
-    return ops, sum(sizes[t] for t in layer.inputs), sizes[layer.name], dram_in, dram_w, dram_out
+    inputs, embedding rows and output); ``static``: its :func:`_static_inputs`, ``per_element``:
+    ``vector.ops_per_element``."""
+    names, ceils, elements, op, default_ops, in_bytes, out_bytes, dram_w, out_ceil = static
+    ops = elements * per_element.get(op, default_ops)
+    dram_in = xp.total(xp.where(xp.negate(on_chip.get(t, False)), c, 0) for t, c in zip(names, ceils))
+    return ops, in_bytes, out_bytes, dram_in, dram_w, xp.where(write_o, out_ceil, 0)
 
 
 def _moves_nothing(in_bytes, out_bytes, dram_in, dram_w, dram_out) -> tuple:

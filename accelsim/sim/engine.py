@@ -76,11 +76,9 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     row and the MACs/PE-cycle. Each row holds one repetition of the layer's ``reps`` identical GEMMs (``count``,
     or 1 for a grouped conv the config spreads across the array: :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`)
     and the ``flow`` it runs. In a sweep every value is an array over the configurations."""
-    idx = [i for i, w in enumerate(works) if w.gemm is not None]
+    idx, g, m, n, k, c, grouped = _gemm_columns(works)
     if not idx:
         return GemmTimes([], cols)
-    g = [works[i].gemm for i in idx]
-    m, n, k, c = (np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k", "count"))
     rates, seen = [], {}
     for i, x in zip(idx, g):                     # MappingError for the first GEMM the PE cannot run
         key = (precs[i].name, x.b_is_weight)
@@ -95,7 +93,7 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
         rate = np.array(rates, dtype=float)
     packed = np.ceil(k / rate - 1e-9).astype(np.int64)
     spread = a.grouped.flow
-    sel = np.array([x.grouped and spread is not None for x in g])
+    sel = grouped if spread is not None else np.zeros(len(g), dtype=bool)
     parts = []
     dense = np.flatnonzero(~sel)
     analytical = type(timing) is AnalyticalTiming
@@ -103,7 +101,7 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
         own_all = _fields(timing.fold_timing(m, n, packed, hw))
     if len(dense):
         if analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
-            both = _fields(fold_timing(*(np.concatenate(np.broadcast_arrays(x[dense], y[dense]))  # the own rows
+            both = _fields(fold_timing(*(_stacked(x[dense], y[dense])                            # the own rows
                                          for x, y in ((m, m), (n, n), (k, packed))), a.rows, a.cols, a.dataflow))
             compat, own = ({name: v[:len(dense)] for name, v in both.items()},           # on K' (the same form)
                            {name: v[len(dense):] for name, v in both.items()})
@@ -124,6 +122,28 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
                       else timing.fold_timing(ms, ns, packed[js], spread_hw))
         parts.append(([idx[j] for j in js], spread, compat, own, rate[js], np.ones_like(cs)))
     return GemmTimes(parts, cols)
+
+
+_GEMMS: dict = {}
+
+
+def _gemm_columns(works: list[Work]) -> tuple:
+    """(work indices of the GEMMs, their Gemm, then m, n, k, count and grouped as read-only arrays over them), for
+    the last few lowerings."""
+    def make():
+        idx = [i for i, w in enumerate(works) if w.gemm is not None]
+        g = [works[i].gemm for i in idx]
+        arrays = [np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k", "count")]
+        arrays.append(np.array([x.grouped for x in g], dtype=bool))
+        for x in arrays:
+            x.flags.writeable = False
+        return (idx, g, *arrays)
+    return remember(_GEMMS, works, None, make)
+
+
+def _stacked(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x`` then ``y`` along axis 0, broadcast to one shape first (a sweep's config-independent columns)."""
+    return np.concatenate((x, y) if x.shape == y.shape else np.broadcast_arrays(x, y))
 
 
 _ROW = ("row_folds", "col_folds", "cycles_per_fold", "cycles", "scalesim_cycles", "utilization",

@@ -92,6 +92,7 @@ class LayerTable:
             for pos, i in enumerate(at):
                 where[i] = pos
             self._where = None if where == list(range(self.count)) else where
+            self._where_array = None if self._where is None else np.array(where)
             self._ordered = True
         return self._where
 
@@ -101,38 +102,50 @@ class LayerTable:
             return values
         return [values[where[0]]] if self.count == 1 else list(itemgetter(*where)(values))
 
-    def _by_source(self, part: str | None, name: str) -> list:
+    def _by_source(self, part: str | None, name: str) -> tuple[list, bool]:
         """Every layer's value of ``name`` in the record ``part`` (``timing``, ``traffic``, ``energy``; None: the
-        LayerCost's own field, ``macs`` or ``params``), source by source."""
+        LayerCost's own field, ``macs`` or ``params``), source by source, and whether they are all ints as far
+        as the types of the sources tell (the records' values, the idle record's, the probes')."""
         values = [getattr(getattr(r, part), name) if part else getattr(r, name) for _, r in self.records_at]
+        ints = all(type(v) is int for v in values)
         works = self.works
         for bound, members in self.idle_at.items():
             if part is None and name == "params":
                 values += [works[i].layer.params for i in members]
+                ints = False                        # (not known without looking)
             else:
-                template = _idle(bound)
-                values += [getattr(getattr(template, part), name) if part else getattr(template, name)] * len(members)
+                value = getattr(getattr(_idle(bound), part), name) if part else getattr(_idle(bound), name)
+                values += [value] * len(members)
+                ints = ints and type(value) is int
         for idx, proto, probe, resident in self.groups:
             if part is None:
                 values += ([works[i].layer.params for i in idx] if name == "params" else
                            [getattr(works[i].gemm, name) if works[i].gemm is not None else 0 for i in idx])
+                ints = False
             elif part == "traffic" and name == "resident_weight_bytes" and resident is not None:
                 values += resident
+                ints = False
             else:
                 kind = type(getattr(getattr(probe, part), name))
                 values += self.cols.rows(getattr(getattr(proto, part), name), len(idx), kind)
-        return values
+                ints = ints and kind is int
+        return values, ints
 
     def column(self, part: str | None, name: str) -> list:
         """Every layer's value of a field (:meth:`_by_source`), in layer order."""
-        return self._in_layer_order(self._by_source(part, name))
+        return self._in_layer_order(self._by_source(part, name)[0])
 
     def total(self, part: str | None, name: str):
-        """``sum(self.column(part, name))``, the same number: a sum of ints is the same in any order, so it is
-        summed source by source; any other sum in layer order."""
-        values = self._by_source(part, name)
-        got = sum(values)
-        return got if type(got) is int else sum(self._in_layer_order(values))
+        """``sum(self.column(part, name))``, the same number: a sum of ints is the same in any order, so ints are
+        summed source by source; anything else in layer order."""
+        values, ints = self._by_source(part, name)
+        if ints:
+            return sum(values)
+        if part is None:                            # ints, most likely: the sum tells
+            got = sum(values)
+            if type(got) is int:
+                return got
+        return sum(self._in_layer_order(values))
 
     def level_totals(self, names: list[str]) -> dict | None:
         """:func:`accelsim.sim.report_types.level_totals` of the records, from the sources; None where this
@@ -191,8 +204,8 @@ class LayerTable:
                 stalls.setdefault(name, []).extend(v for v in cols.rows(value, count, int) if v > 0)
             at += count
         known = set(names)
-        if any(key[0] not in known for key in first) or not known.issuperset(stalls) or \
-                not known.issuperset(key[1] for key in rows if key[0] == "energy"):
+        if not known.issuperset({key[0] for key in first} | stalls.keys() |
+                                {key[1] for key in rows if key[0] == "energy"}):
             return None
         stall = {name: sum(values) for name, values in stalls.items()}
         if any(type(v) is not int for v in stall.values()):
@@ -202,12 +215,9 @@ class LayerTable:
         for r, key in enumerate(keys):
             for where, values in rows[key]:
                 table[r, where] = values
-        for r, key in enumerate(keys):
-            if key[0] == "energy":
-                table[r] *= 1e-9
-        where = self._layer_order()
-        if where is not None:
-            table = table[:, where]
+        table *= np.array([1e-9 if key[0] == "energy" else 1.0 for key in keys])[:, None]   # (x · 1.0 == x)
+        if self._layer_order() is not None:
+            table = table[:, self._where_array]
         sums = dict(zip(keys, (np.cumsum(table, axis=1)[:, -1] + 0.0).tolist() if n else [0.0] * len(keys)))
         out: dict = {}
         for name in names:

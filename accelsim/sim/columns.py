@@ -154,6 +154,13 @@ class Columns:
             return np.stack([np.broadcast_to(v, (self.configs,)) for v in values])
         return np.array(values)[:, None]
 
+    def of_ints(self, values: np.ndarray):
+        """``self(values.tolist())`` for an int64 array (of Python ints): a plain int when they are all equal."""
+        first = values[0]
+        if (values == first).all():
+            return int(first)
+        return values if self.configs is None else values[:, None]
+
     def rows(self, value, count: int, kind: type) -> list:
         """``value`` (a column or a number) as ``count`` per-layer values: Python numbers of type ``kind`` for
         one configuration, arrays over the C configurations in a sweep."""

@@ -26,6 +26,7 @@ fields are arrays over configurations too, and the same calls cost every (layer,
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -364,8 +365,10 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
         stacked = [cols(column) for column in zip(*(a for _, a in members))]
         first, p = works[idx[0]], precs[idx[0]]
         if gemm:
-            g = [works[i].gemm for i in idx]
-            gc = Gemm(*(cols([getattr(x, a) for x in g]) for a in ("m", "n", "k", "count")), g[0].b_is_weight)
+            gidx, g, *shape = _gemm_columns(works)
+            at = [bisect_left(gidx, i) for i in idx]                # (gidx ascending)
+            take = slice(None) if len(at) == len(gidx) else at     # (all of them: in order)
+            gc = Gemm(*(cols.of_ints(x[take]) for x in shape[:4]), g[at[0]].b_is_weight)
             proto = _gemm_layer(replace(first, gemm=gc), p, times.columns(idx), *stacked, hw, placed.reserved)
             probe = None if cols.configs is not None else \
                 _gemm_layer(first, p, times[idx[0]], *members[0][1], hw, placed.reserved)

@@ -248,16 +248,19 @@ def _lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
 
 def _precisions(model: Model, works: list[Work], sinks: dict, precision, layer_precision, batch: int) -> tuple:
     """(the default Precision, every layer's Precision, the tensors' bytes (:func:`_tensor_bytes`), the
-    parameters' bytes (:func:`~accelsim.sim.report_types.model_bytes`), the layers' :func:`_static_inputs`)
-    for ``model`` lowered as ``works``: ``layer_precision`` wins over the model's per-layer precision, which wins
-    over ``precision``. A function of the model, the precision names and the batch alone, remembered for the
-    last few."""
+    parameters' bytes (:func:`~accelsim.sim.report_types.model_bytes`), the layers' :func:`_static_inputs`, the
+    sums of the layers' ``macs`` and ``params`` in layer order) for ``model`` lowered as ``works``:
+    ``layer_precision`` wins over the model's per-layer precision, which wins over ``precision``. A function of
+    the model, the precision names and the batch alone, remembered for the last few."""
     def make():
         default = parse_precision(precision)
         chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
         precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
         sizes = _tensor_bytes(model, precs, batch)
-        return default, precs, sizes, model_bytes(model, precs), _static_inputs(works, precs, sizes, sinks, batch)
+        inputs = _static_inputs(works, precs, sizes, sinks, batch)
+        fixed = {"macs": sum(w.gemm.macs if w.gemm is not None and x is not None else 0 for w, x in zip(works, inputs)),
+                 "params": sum(w.layer.params for w in works)}
+        return default, precs, sizes, model_bytes(model, precs), inputs, fixed
     plan = tuple((name, str(p)) for name, p in dict(layer_precision or {}).items())
     return remember(_PLANS, model, (str(precision), plan, batch), make)
 
@@ -277,11 +280,11 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
     per-layer figures are for the whole batch, totals give per-batch latency and per-inference energy."""
     n = check_batch(batch)
     works, sinks = _lowered(model, n)
-    default, precs, sizes, size, inputs = _precisions(model, works, sinks, precision, layer_precision, n)
+    default, precs, sizes, size, inputs, fixed = _precisions(model, works, sinks, precision, layer_precision, n)
     cols = Columns(configs(hw))
     times = _timings(works, precs, hw, timing, cols)
     placed = place(works, precs, sizes, sinks, hw.memory, hw.array.rows * hw.array.cols)
-    table = _layer_costs(works, precs, times, inputs, placed, sinks, hw, n, cols)
+    table = _layer_costs(works, precs, times, inputs, placed, sinks, hw, n, cols, fixed)
     epilogue = hw.timing.vector_overlap == "epilogue"
     overheads = not (xp.is_zero(hw.timing.layer_overhead_cycles) and xp.is_zero(hw.timing.dma_overhead_cycles))
     mem, bw = hw.memory, hw.memory.dram.bandwidth(hw.clock_mhz)
@@ -332,12 +335,12 @@ MIN_COLUMN_GROUP = 4
 
 
 def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, inputs: list, placed: Placement,
-                 sinks: dict, hw: HWConfig, n: int, cols: Columns) -> LayerTable:
+                 sinks: dict, hw: HWConfig, n: int, cols: Columns, fixed: dict | None = None) -> LayerTable:
     """Every layer's cost (module docstring): layers that do no work directly; GEMM and vector layers gathered
     (:func:`_gemm_inputs`, :func:`_vector_inputs`) into groups that share everything structural, each group
     costed in one call over columns, to be split into its layers (:mod:`accelsim.sim.columns`), as a
     :class:`~accelsim.sim.table.LayerTable`."""
-    out = LayerTable(cols, works, precs)
+    out = LayerTable(cols, works, precs, fixed)
     groups: dict[tuple, list] = {}
     on_chip, resident, negate = placed.on_chip, placed.resident, xp.negate
     gather, acc_bytes, per_element = hw.memory.strided_gather, hw.pe.acc_bits / 8, hw.vector.ops_per_element

@@ -36,10 +36,12 @@ def _idle(bound: str) -> LayerCost:
 
 class LayerTable:
     """The sources of the layers of ``works`` at the precisions ``precs`` (module docstring). Add every layer
-    once, through :meth:`add_idle`, :meth:`add_record` or :meth:`add_group`; then read."""
+    once, through :meth:`add_idle`, :meth:`add_record` or :meth:`add_group`; then read. ``fixed``: totals known
+    from the model alone (``macs``, ``params``: the sums over the layers in layer order)."""
 
-    def __init__(self, cols: Columns, works: list, precs: list):
+    def __init__(self, cols: Columns, works: list, precs: list, fixed: dict | None = None):
         self.cols, self.works, self.precs, self.count = cols, works, precs, len(works)
+        self.fixed = fixed or {}
         self.records_at: list[tuple[int, LayerCost]] = []
         self.idle_at: dict[str, list[int]] = {}
         self.groups: list[tuple[list[int], LayerCost, LayerCost | None, list | None]] = []
@@ -138,6 +140,8 @@ class LayerTable:
     def total(self, part: str | None, name: str):
         """``sum(self.column(part, name))``, the same number: a sum of ints is the same in any order, so ints are
         summed source by source; anything else in layer order."""
+        if part is None and name in self.fixed:
+            return self.fixed[name]
         values, ints = self._by_source(part, name)
         if ints:
             return sum(values)

@@ -10,7 +10,7 @@ import pickle
 import pytest
 
 from accelsim.config.loader import load_hw, load_model
-from accelsim.sim import engine
+from accelsim.sim import engine, prepare
 from accelsim.sim.engine import simulate
 from accelsim.sim.report_types import LayerCost, RunReport, totals
 
@@ -26,8 +26,8 @@ CASES = [
 
 
 def _precs(model, precision: str, batch: int) -> list:
-    works, sinks = engine._lowered(model, batch)
-    return engine._precisions(model, works, sinks, precision, None, batch)[1]
+    works, sinks = prepare.lowered(model, batch)
+    return prepare.precisions(model, works, sinks, precision, None, batch)[1]
 
 
 @pytest.mark.parametrize("model_name, hw_name, sets, precision, batch", CASES)

@@ -39,19 +39,19 @@ from ..graph import Model
 from ..hw import energy as E
 from ..hw import xp
 from ..hw.dataflow import DataflowSpec, FoldTiming, fold_timing, grouped_input_words
-from ..hw.mac import Precision, macs_per_pe_cycle, parse_precision
+from ..hw.mac import Precision, macs_per_pe_cycle
 from ..errors import ConfigError
 from ..hw.memory import GemmTensors, LevelTraffic, capacity, dram_traffic, level_traffic
 from ..hw.placement import Placement, place
 from ..hw.schedule import FoldShape, fold_schedule, roofline
-from ..lowering import Work, batched, lower
-from ..ops import OPS, Gemm
-from .columns import Columns, configs, remember
+from ..lowering import Work
+from ..ops import Gemm
+from .columns import Columns, configs
 from .overlap import overlap
-from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, model_bytes, run_totals, totals
+from .prepare import gemm_columns, lowered, precisions
+from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, run_totals, totals
 from .table import LayerTable
 
-TOKEN_BYTES = 4  # token ids are read as int32
 MAX_BATCH = 1 << 20
 
 
@@ -77,7 +77,7 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     row and the MACs/PE-cycle. Each row holds one repetition of the layer's ``reps`` identical GEMMs (``count``,
     or 1 for a grouped conv the config spreads across the array: :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`)
     and the ``flow`` it runs. In a sweep every value is an array over the configurations."""
-    idx, g, m, n, k, c, grouped = _gemm_columns(works)
+    idx, g, m, n, k, c, grouped = gemm_columns(works)
     if not idx:
         return GemmTimes([], cols)
     rates, seen = [], {}
@@ -123,23 +123,6 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
                       else timing.fold_timing(ms, ns, packed[js], spread_hw))
         parts.append(([idx[j] for j in js], spread, compat, own, rate[js], np.ones_like(cs)))
     return GemmTimes(parts, cols)
-
-
-_GEMMS: dict = {}
-
-
-def _gemm_columns(works: list[Work]) -> tuple:
-    """(work indices of the GEMMs, their Gemm, then m, n, k, count and grouped as read-only arrays over them), for
-    the last few lowerings."""
-    def make():
-        idx = [i for i, w in enumerate(works) if w.gemm is not None]
-        g = [works[i].gemm for i in idx]
-        arrays = [np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k", "count")]
-        arrays.append(np.array([x.grouped for x in g], dtype=bool))
-        for x in arrays:
-            x.flags.writeable = False
-        return (idx, g, *arrays)
-    return remember(_GEMMS, works, None, make)
 
 
 def _stacked(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -206,65 +189,6 @@ def _stall(stalls: dict, name: str, amount) -> None:
         stalls[name] = amount
 
 
-def _tensor_bytes(model: Model, precs: list[Precision], batch: int) -> dict[str, float]:
-    """Bytes of every tensor of a batch (layer outputs and model inputs)."""
-    sizes = {}
-    first_use = {}
-    for layer, p in zip(model.layers, precs):
-        for t in layer.inputs:
-            first_use.setdefault(t, p)
-        sizes[layer.name] = math.prod(layer.out_shape) * batch * p.act_bytes
-    ids = {layer.inputs[0] for layer in model.layers if layer.op == "embedding"}   # token ids
-    for name, shape in model.inputs.items():
-        p = first_use.get(name)
-        sizes[name] = math.prod(shape) * batch * (TOKEN_BYTES if name in ids or p is None else p.act_bytes)
-    return sizes
-
-
-def _sinks(works: list[Work]) -> dict[str, str]:
-    """Layer → the tensor its fused chain materializes (itself, unless relu/bn were fused after it)."""
-    root: dict[str, str] = {}
-    sink: dict[str, str] = {}
-    for w in works:
-        name = w.layer.name
-        root[name] = root[w.layer.inputs[0]] if w.fused else name
-        sink[root[name]] = name
-    return {name: sink[r] for name, r in root.items()}
-
-
-_LOWERED: dict = {}
-_PLANS: dict = {}
-
-
-def _lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
-    """``batched(lower(model), batch)`` and its :func:`_sinks`, computed once per Model object (a frozen
-    dataclass: its lowering cannot change) for the last few models; a sweep or a comparison costs one model
-    many times."""
-    def make():
-        works = batched(lower(model), batch)
-        return works, _sinks(works)
-    return remember(_LOWERED, model, batch, make)
-
-
-def _precisions(model: Model, works: list[Work], sinks: dict, precision, layer_precision, batch: int) -> tuple:
-    """(the default Precision, every layer's Precision, the tensors' bytes (:func:`_tensor_bytes`), the
-    parameters' bytes (:func:`~accelsim.sim.report_types.model_bytes`), the layers' :func:`_static_inputs`, the
-    sums of the layers' ``macs`` and ``params`` in layer order) for ``model`` lowered as ``works``:
-    ``layer_precision`` wins over the model's per-layer precision, which wins over ``precision``. A function of
-    the model, the precision names and the batch alone, remembered for the last few."""
-    def make():
-        default = parse_precision(precision)
-        chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
-        precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
-        sizes = _tensor_bytes(model, precs, batch)
-        inputs = _static_inputs(works, precs, sizes, sinks, batch)
-        fixed = {"macs": sum(w.gemm.macs if w.gemm is not None and x is not None else 0 for w, x in zip(works, inputs)),
-                 "params": sum(w.layer.params for w in works)}
-        return default, precs, sizes, model_bytes(model, precs), inputs, fixed
-    plan = tuple((name, str(p)) for name, p in dict(layer_precision or {}).items())
-    return remember(_PLANS, model, (str(precision), plan, batch), make)
-
-
 def check_batch(batch) -> int:
     """The batch size, or a ConfigError naming the expected value."""
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
@@ -279,8 +203,8 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
     array's busy time (module docstring). ``batch``: inferences run together (:func:`accelsim.lowering.batched`);
     per-layer figures are for the whole batch, totals give per-batch latency and per-inference energy."""
     n = check_batch(batch)
-    works, sinks = _lowered(model, n)
-    default, precs, sizes, size, inputs, fixed = _precisions(model, works, sinks, precision, layer_precision, n)
+    works, sinks = lowered(model, n)
+    default, precs, sizes, size, inputs, fixed = precisions(model, works, sinks, precision, layer_precision, n)
     cols = Columns(configs(hw))
     times = _timings(works, precs, hw, timing, cols)
     placed = place(works, precs, sizes, sinks, hw.memory, hw.array.rows * hw.array.cols)
@@ -368,7 +292,7 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
         stacked = [cols(column) for column in zip(*(a for _, a in members))]
         first, p = works[idx[0]], precs[idx[0]]
         if gemm:
-            gidx, g, *shape = _gemm_columns(works)
+            gidx, g, *shape = gemm_columns(works)
             at = [bisect_left(gidx, i) for i in idx]                # (gidx ascending)
             take = slice(None) if len(at) == len(gidx) else at     # (all of them: in order)
             gc = Gemm(*(cols.of_ints(x[take]) for x in shape[:4]), g[at[0]].b_is_weight)
@@ -382,30 +306,9 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
     return out
 
 
-def _static_inputs(works: list[Work], precs: list[Precision], sizes, sinks: dict, n: int) -> list:
-    """Per layer, what :func:`_gemm_inputs` or :func:`_vector_inputs` take from the model, its precisions and
-    the batch ``n`` alone (None for a layer that does no work)."""
-    out: list = []
-    for w, p in zip(works, precs):
-        layer, g = w.layer, w.gemm
-        if w.fused or (g is None and w.vector_op is None):
-            out.append(None)
-        elif g is not None:
-            b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
-            b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
-            out.append((layer, OPS[layer.op].footprint, g.b_is_weight, sizes[layer.inputs[0]], b_b,
-                        sizes[sinks[layer.name]], p.act_bytes, b_elem))
-        else:
-            ceils = [math.ceil(sizes[t]) for t in layer.inputs]
-            dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
-            out.append((layer.inputs, ceils, w.vector_elements, w.vector_op, OPS[w.vector_op].vector_ops,
-                        sum(sizes[t] for t in layer.inputs), sizes[layer.name], dram_w, math.ceil(sizes[layer.name])))
-    return out
-
-
 def _gemm_inputs(static: tuple, on_chip: dict, write_o, gather: bool, acc_bytes: float, resident, n: int) -> tuple:
     """A GEMM layer's per-layer inputs of :func:`_gemm_layer`: (its tensors, the output's bytes, resident bytes);
-    ``static``: its :func:`_static_inputs`, ``gather``: ``memory.strided_gather``."""
+    ``static``: its :func:`static_inputs`, ``gather``: ``memory.strided_gather``."""
     layer, foot, b_is_weight, a_b, b_b, o_b, act, b_elem = static
     a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * n * act if gather and foot is not None \
         else a_b
@@ -475,7 +378,7 @@ def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem,
 
 def _vector_inputs(static: tuple, on_chip: dict, write_o, per_element: Mapping) -> tuple:
     """A vector layer's per-layer inputs of :func:`_vector_layer`: (ops, bytes read, bytes written, DRAM bytes of
-    inputs, embedding rows and output); ``static``: its :func:`_static_inputs`, ``per_element``:
+    inputs, embedding rows and output); ``static``: its :func:`static_inputs`, ``per_element``:
     ``vector.ops_per_element``."""
     names, ceils, elements, op, default_ops, in_bytes, out_bytes, dram_w, out_ceil = static
     ops = elements * per_element.get(op, default_ops)

@@ -170,9 +170,9 @@ class Columns:
             return list(np.broadcast_to(value, (count, self.configs)))
         flat = value if value.shape == (count,) else np.broadcast_to(value, (count,))
         if kind is int:
-            return flat.astype(np.int64).tolist()
+            return flat.astype(np.int64, copy=False).tolist()
         if kind is float:
-            return flat.astype(np.float64).tolist()
+            return flat.astype(np.float64, copy=False).tolist()
         return flat.tolist()
 
 

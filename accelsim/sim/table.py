@@ -18,6 +18,7 @@ a sweep builds the records.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import itemgetter
 
 import numpy as np
@@ -98,11 +99,11 @@ class LayerTable:
             self._ordered = True
         return self._where
 
-    def _in_layer_order(self, values: list) -> list:
+    def _in_layer_order(self, values: list) -> Sequence:
         where = self._layer_order()
         if where is None:
             return values
-        return [values[where[0]]] if self.count == 1 else list(itemgetter(*where)(values))
+        return (values[where[0]],) if self.count == 1 else itemgetter(*where)(values)
 
     def _by_source(self, part: str | None, name: str) -> tuple[list, bool]:
         """Every layer's value of ``name`` in the record ``part`` (``timing``, ``traffic``, ``energy``; None: the
@@ -133,7 +134,7 @@ class LayerTable:
                 ints = ints and kind is int
         return values, ints
 
-    def column(self, part: str | None, name: str) -> list:
+    def column(self, part: str | None, name: str) -> Sequence:
         """Every layer's value of a field (:meth:`_by_source`), in layer order."""
         return self._in_layer_order(self._by_source(part, name)[0])
 

@@ -417,8 +417,8 @@ def _vector_layer(w: Work, p: Precision, ops, in_bytes, out_bytes, dram_in, dram
     _stall(stalls, mem.dram.name, cycles - floor)
     timing = Timing(vector_cycles=busy, memory_cycles=memory, cycles=cycles, stall_cycles=cycles - busy,
                     bound=xp.where(xp.maximum(memory, floor) > busy, "memory", "vector"), stall_by_level=stalls)
-    traffic = Traffic(dram_ifmap_bytes=dram_in, dram_filter_bytes=dram_w, dram_ofmap_bytes=dram_out, levels=tuple(levels),
-                      streamed_weight_bytes=dram_w)
+    traffic = Traffic(dram_ifmap_bytes=dram_in, dram_filter_bytes=dram_w, dram_ofmap_bytes=dram_out,
+                      levels=tuple(levels), streamed_weight_bytes=dram_w)
     energy = Energy(0.0, reg, sram, dram_pj, ops * hw.energy.vector_op_pj * hw.energy.tech_scale,
                     E.static_pj(hw, cycles), by_level)
     return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, params=layer.params, timing=timing,

@@ -53,7 +53,8 @@ def hashes() -> dict[str, str]:
         for hw_name in hws:
             for precision in PRECISIONS:
                 for batch in (1, 3):
-                    out[f"{path.name}|{hw_name}|{precision}|{batch}"] = _hash(model, hw_name, [], precision, None, batch)
+                    key = f"{path.name}|{hw_name}|{precision}|{batch}"
+                    out[key] = _hash(model, hw_name, [], precision, None, batch)
     for name in VARIANT_MODELS:
         model = load_model(name if "/" not in name else str(ROOT / name))
         mixed = {layer.name: "fp16" for layer in model.layers[:7]}

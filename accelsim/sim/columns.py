@@ -142,7 +142,7 @@ class Columns:
     def __init__(self, configs: int | None):
         self.configs = configs
 
-    def __call__(self, values: list):
+    def __call__(self, values: list | tuple):
         """A column of ``values`` (numbers, or arrays over configurations in a sweep); a plain number when they
         are all the same number (same value and type)."""
         first = values[0]
@@ -154,6 +154,13 @@ class Columns:
             return np.stack([np.broadcast_to(v, (self.configs,)) for v in values])
         return np.array(values)[:, None]
 
+    def of_ints(self, values: np.ndarray):
+        """``self(values.tolist())`` for an int64 array (of Python ints): a plain int when they are all equal."""
+        first = values[0]
+        if (values == first).all():
+            return int(first)
+        return values if self.configs is None else values[:, None]
+
     def rows(self, value, count: int, kind: type) -> list:
         """``value`` (a column or a number) as ``count`` per-layer values: Python numbers of type ``kind`` for
         one configuration, arrays over the C configurations in a sweep."""
@@ -163,9 +170,9 @@ class Columns:
             return list(np.broadcast_to(value, (count, self.configs)))
         flat = value if value.shape == (count,) else np.broadcast_to(value, (count,))
         if kind is int:
-            return flat.astype(np.int64).tolist()
+            return flat.astype(np.int64, copy=False).tolist()
         if kind is float:
-            return flat.astype(np.float64).tolist()
+            return flat.astype(np.float64, copy=False).tolist()
         return flat.tolist()
 
 

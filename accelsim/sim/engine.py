@@ -26,6 +26,7 @@ fields are arrays over configurations too, and the same calls cost every (layer,
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -38,18 +39,19 @@ from ..graph import Model
 from ..hw import energy as E
 from ..hw import xp
 from ..hw.dataflow import DataflowSpec, FoldTiming, fold_timing, grouped_input_words
-from ..hw.mac import Precision, macs_per_pe_cycle, parse_precision
+from ..hw.mac import Precision, macs_per_pe_cycle
 from ..errors import ConfigError
 from ..hw.memory import GemmTensors, LevelTraffic, capacity, dram_traffic, level_traffic
 from ..hw.placement import Placement, place
 from ..hw.schedule import FoldShape, fold_schedule, roofline
-from ..lowering import Work, batched, lower
-from ..ops import OPS, Gemm
-from .columns import Columns, configs, idle, remember, split
+from ..lowering import Work
+from ..ops import Gemm
+from .columns import Columns, configs
 from .overlap import overlap
-from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, totals
+from .prepare import gemm_columns, lowered, precisions
+from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, run_totals, totals
+from .table import LayerTable
 
-TOKEN_BYTES = 4  # token ids are read as int32
 MAX_BATCH = 1 << 20
 
 
@@ -75,11 +77,9 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     row and the MACs/PE-cycle. Each row holds one repetition of the layer's ``reps`` identical GEMMs (``count``,
     or 1 for a grouped conv the config spreads across the array: :data:`accelsim.hw.dataflow.GROUPED_MAPPINGS`)
     and the ``flow`` it runs. In a sweep every value is an array over the configurations."""
-    idx = [i for i, w in enumerate(works) if w.gemm is not None]
+    idx, g, m, n, k, c, grouped = gemm_columns(works)
     if not idx:
         return GemmTimes([], cols)
-    g = [works[i].gemm for i in idx]
-    m, n, k, c = (np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k", "count"))
     rates, seen = [], {}
     for i, x in zip(idx, g):                     # MappingError for the first GEMM the PE cannot run
         key = (precs[i].name, x.b_is_weight)
@@ -94,7 +94,7 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
         rate = np.array(rates, dtype=float)
     packed = np.ceil(k / rate - 1e-9).astype(np.int64)
     spread = a.grouped.flow
-    sel = np.array([x.grouped and spread is not None for x in g])
+    sel = grouped if spread is not None else np.zeros(len(g), dtype=bool)
     parts = []
     dense = np.flatnonzero(~sel)
     analytical = type(timing) is AnalyticalTiming
@@ -102,7 +102,7 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
         own_all = _fields(timing.fold_timing(m, n, packed, hw))
     if len(dense):
         if analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
-            both = _fields(fold_timing(*(np.concatenate(np.broadcast_arrays(x[dense], y[dense]))  # the own rows
+            both = _fields(fold_timing(*(_stacked(x[dense], y[dense])                            # the own rows
                                          for x, y in ((m, m), (n, n), (k, packed))), a.rows, a.cols, a.dataflow))
             compat, own = ({name: v[:len(dense)] for name, v in both.items()},           # on K' (the same form)
                            {name: v[len(dense):] for name, v in both.items()})
@@ -123,6 +123,11 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
                       else timing.fold_timing(ms, ns, packed[js], spread_hw))
         parts.append(([idx[j] for j in js], spread, compat, own, rate[js], np.ones_like(cs)))
     return GemmTimes(parts, cols)
+
+
+def _stacked(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x`` then ``y`` along axis 0, broadcast to one shape first (a sweep's config-independent columns)."""
+    return np.concatenate((x, y) if x.shape == y.shape else np.broadcast_arrays(x, y))
 
 
 _ROW = ("row_folds", "col_folds", "cycles_per_fold", "cycles", "scalesim_cycles", "utilization",
@@ -184,45 +189,6 @@ def _stall(stalls: dict, name: str, amount) -> None:
         stalls[name] = amount
 
 
-def _tensor_bytes(model: Model, precs: list[Precision], batch: int) -> dict[str, float]:
-    """Bytes of every tensor of a batch (layer outputs and model inputs)."""
-    sizes = {}
-    first_use = {}
-    for layer, p in zip(model.layers, precs):
-        for t in layer.inputs:
-            first_use.setdefault(t, p)
-        sizes[layer.name] = math.prod(layer.out_shape) * batch * p.act_bytes
-    ids = {layer.inputs[0] for layer in model.layers if layer.op == "embedding"}   # token ids
-    for name, shape in model.inputs.items():
-        p = first_use.get(name)
-        sizes[name] = math.prod(shape) * batch * (TOKEN_BYTES if name in ids or p is None else p.act_bytes)
-    return sizes
-
-
-def _sinks(works: list[Work]) -> dict[str, str]:
-    """Layer → the tensor its fused chain materializes (itself, unless relu/bn were fused after it)."""
-    root: dict[str, str] = {}
-    sink: dict[str, str] = {}
-    for w in works:
-        name = w.layer.name
-        root[name] = root[w.layer.inputs[0]] if w.fused else name
-        sink[root[name]] = name
-    return {name: sink[r] for name, r in root.items()}
-
-
-_LOWERED: dict = {}
-
-
-def _lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
-    """``batched(lower(model), batch)`` and its :func:`_sinks`, computed once per Model object (a frozen
-    dataclass: its lowering cannot change) for the last few models; a sweep or a comparison costs one model
-    many times."""
-    def make():
-        works = batched(lower(model), batch)
-        return works, _sinks(works)
-    return remember(_LOWERED, model, batch, make)
-
-
 def check_batch(batch) -> int:
     """The batch size, or a ConfigError naming the expected value."""
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
@@ -237,20 +203,14 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
     array's busy time (module docstring). ``batch``: inferences run together (:func:`accelsim.lowering.batched`);
     per-layer figures are for the whole batch, totals give per-batch latency and per-inference energy."""
     n = check_batch(batch)
-    default = parse_precision(precision)
-    works, sinks = _lowered(model, n)
-    chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
-    precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
+    works, sinks = lowered(model, n)
+    default, precs, sizes, size, inputs, fixed = precisions(model, works, sinks, precision, layer_precision, n)
     cols = Columns(configs(hw))
     times = _timings(works, precs, hw, timing, cols)
-    sizes = _tensor_bytes(model, precs, n)
     placed = place(works, precs, sizes, sinks, hw.memory, hw.array.rows * hw.array.cols)
-    layers = _layer_costs(works, precs, times, sizes, placed, sinks, hw, n, cols)
-    if hw.timing.vector_overlap == "epilogue":
-        layers = overlap(works, layers, times, hw)
-    if not (xp.is_zero(hw.timing.layer_overhead_cycles) and xp.is_zero(hw.timing.dma_overhead_cycles)):
-        layers = [_with_overheads(c, hw) for c in layers]
-    layers = tuple(layers)
+    table = _layer_costs(works, precs, times, inputs, placed, sinks, hw, n, cols, fixed)
+    epilogue = hw.timing.vector_overlap == "epilogue"
+    overheads = not (xp.is_zero(hw.timing.layer_overhead_cycles) and xp.is_zero(hw.timing.dma_overhead_cycles))
     mem, bw = hw.memory, hw.memory.dram.bandwidth(hw.clock_mhz)
     config = {"rows": hw.array.rows, "cols": hw.array.cols, "dataflow": hw.array.dataflow.name,
               "clock_mhz": hw.clock_mhz, "dram_gbps": bw * hw.clock_mhz / 1e3, "double_buffer": mem.double_buffer,
@@ -263,6 +223,17 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
                          "layer_overhead_cycles": hw.timing.layer_overhead_cycles,
                          "dma_overhead_cycles": hw.timing.dma_overhead_cycles,
                          "run_overhead_cycles": hw.timing.run_overhead_cycles}}
+    if cols.configs is None and not (epilogue or overheads):     # the records wait until someone reads them
+        levels = table.level_totals([lv.name for lv in mem.levels])
+        if levels is not None:
+            sums = run_totals(table.total, table.column, table.count, levels, size, hw, n)
+            return RunReport.lazy(model.name, hw.name, default.name, table.records, sums, config)
+    layers = table.records()
+    if epilogue:
+        layers = overlap(works, layers, times, hw)
+    if overheads:
+        layers = [_with_overheads(c, hw) for c in layers]
+    layers = tuple(layers)
     return RunReport(model.name, hw.name, default.name, layers, totals(layers, hw, model, precs, n), config)
 
 
@@ -287,70 +258,63 @@ _PLACEMENT_TEXT = {"fits": "tensors that fit the usable input and output capacit
 MIN_COLUMN_GROUP = 4
 
 
-def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, sizes, placed: Placement,
-                 sinks: dict, hw: HWConfig, n: int, cols: Columns) -> list[LayerCost]:
+def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, inputs: list, placed: Placement,
+                 sinks: dict, hw: HWConfig, n: int, cols: Columns, fixed: dict | None = None) -> LayerTable:
     """Every layer's cost (module docstring): layers that do no work directly; GEMM and vector layers gathered
     (:func:`_gemm_inputs`, :func:`_vector_inputs`) into groups that share everything structural, each group
-    costed in one call over columns and split into its layers (:mod:`accelsim.sim.columns`)."""
-    out: list = [None] * len(works)
+    costed in one call over columns, to be split into its layers (:mod:`accelsim.sim.columns`), as a
+    :class:`~accelsim.sim.table.LayerTable`."""
+    out = LayerTable(cols, works, precs, fixed)
     groups: dict[tuple, list] = {}
-    on_chip = placed.on_chip
-    for i, (w, p) in enumerate(zip(works, precs)):
-        layer = w.layer
-        if w.fused or (w.gemm is None and w.vector_op is None):
-            out[i] = idle((layer.name, layer.op, p.name, p.a_bits, p.w_bits, layer.params),
-                          "fused" if w.fused else "none")
+    on_chip, resident, negate = placed.on_chip, placed.resident, xp.negate
+    gather, acc_bytes, per_element = hw.memory.strided_gather, hw.pe.acc_bits / 8, hw.vector.ops_per_element
+    for i, static in enumerate(inputs):
+        w = works[i]
+        if static is None:
+            out.add_idle(i, "fused" if w.fused else "none")
             continue
-        reads = {name: xp.negate(on_chip.get(name, False)) for name in layer.inputs}
-        write_o = xp.negate(on_chip.get(sinks[layer.name], False))
+        write_o = negate(on_chip.get(sinks[w.layer.name], False))
         if w.gemm is not None:
-            args = _gemm_inputs(w, p, sizes, reads, sinks[layer.name], write_o, hw, placed.resident[i], n)
-            key = ("gemm", times.where[i][0], w.gemm.b_is_weight, p.name, tuple(map(type, args)))
+            args = _gemm_inputs(static, on_chip, write_o, gather, acc_bytes, resident[i], n)
+            key = ("gemm", times.where[i][0], w.gemm.b_is_weight, precs[i].name, tuple(map(type, args)))
         else:
-            args = _vector_inputs(w, p, sizes, reads, write_o, hw, n)
+            args = _vector_inputs(static, on_chip, write_o, per_element)
             key = ("vector", tuple(map(type, args)), _moves_nothing(*args[1:]))
         groups.setdefault(key, []).append((i, args))
     for key, members in groups.items():
         gemm = key[0] == "gemm"
         if len(members) < MIN_COLUMN_GROUP:
             for i, args in members:
-                out[i] = (_gemm_layer(works[i], precs[i], times[i], *args, hw, placed.reserved) if gemm
-                          else _vector_layer(works[i], precs[i], *args, hw))
+                out.add_record(i, _gemm_layer(works[i], precs[i], times[i], *args, hw, placed.reserved) if gemm
+                               else _vector_layer(works[i], precs[i], *args, hw))
             continue
         idx = [i for i, _ in members]
-        stacked = [cols([a[f] for _, a in members]) for f in range(len(members[0][1]))]
+        stacked = [cols(column) for column in zip(*(a for _, a in members))]
         first, p = works[idx[0]], precs[idx[0]]
         if gemm:
-            g = [works[i].gemm for i in idx]
-            gc = Gemm(*(cols([getattr(x, a) for x in g]) for a in ("m", "n", "k", "count")), g[0].b_is_weight)
+            gidx, g, *shape = gemm_columns(works)
+            at = [bisect_left(gidx, i) for i in idx]                # (gidx ascending)
+            take = slice(None) if len(at) == len(gidx) else at     # (all of them: in order)
+            gc = Gemm(*(cols.of_ints(x[take]) for x in shape[:4]), g[at[0]].b_is_weight)
             proto = _gemm_layer(replace(first, gemm=gc), p, times.columns(idx), *stacked, hw, placed.reserved)
             probe = None if cols.configs is not None else \
                 _gemm_layer(first, p, times[idx[0]], *members[0][1], hw, placed.reserved)
         else:
             proto = _vector_layer(first, p, *stacked, hw)
             probe = None if cols.configs is not None else _vector_layer(first, p, *members[0][1], hw)
-        idents = [(works[i].layer.name, works[i].layer.op, precs[i].name, precs[i].a_bits, precs[i].w_bits,
-                   *((works[i].gemm.m, works[i].gemm.n, works[i].gemm.k, works[i].gemm.count, works[i].gemm.macs)
-                     if gemm else (0, 0, 0, 0, 0)), works[i].layer.params) for i in idx]
-        resident = [placed.resident[i] for i in idx] if gemm else None
-        for i, cost in zip(idx, split(cols, proto, probe, idents, resident)):
-            out[i] = cost
+        out.add_group(idx, proto, probe, [placed.resident[i] for i in idx] if gemm else None)
     return out
 
 
-def _gemm_inputs(w: Work, p: Precision, sizes, reads, sink: str, write_o: bool, hw: HWConfig, resident,
-                 n: int) -> tuple:
-    """A GEMM layer's per-layer inputs of :func:`_gemm_layer`: (its tensors, the output's bytes, resident bytes)."""
-    layer, g = w.layer, w.gemm
-    a_b = sizes[layer.inputs[0]]
-    foot = OPS[layer.op].footprint
-    gather = foot is not None and hw.memory.strided_gather
-    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * n * p.act_bytes if gather else a_b
-    b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
-    b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
-    read_b = xp.negate(resident > 0) if g.b_is_weight else reads[layer.inputs[1]]
-    return (a_b, min(a_used, a_b), b_b, sizes[sink], p.act_bytes, b_elem, hw.pe.acc_bits / 8, reads[layer.inputs[0]],
-            read_b, write_o, sizes[sink], resident)
+def _gemm_inputs(static: tuple, on_chip: dict, write_o, gather: bool, acc_bytes: float, resident, n: int) -> tuple:
+    """A GEMM layer's per-layer inputs of :func:`_gemm_layer`: (its tensors, the output's bytes, resident bytes);
+    ``static``: its :func:`static_inputs`, ``gather``: ``memory.strided_gather``."""
+    layer, foot, b_is_weight, a_b, b_b, o_b, act, b_elem = static
+    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * n * act if gather and foot is not None \
+        else a_b
+    read_b = xp.negate(resident > 0) if b_is_weight else xp.negate(on_chip.get(layer.inputs[1], False))
+    return (a_b, min(a_used, a_b), b_b, o_b, act, b_elem, acc_bytes, xp.negate(on_chip.get(layer.inputs[0], False)),
+            read_b, write_o, o_b, resident)
 
 
 def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
@@ -412,15 +376,14 @@ def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem,
                      timing, traffic, energy)
 
 
-def _vector_inputs(w: Work, p: Precision, sizes, reads, write_o: bool, hw: HWConfig, n: int) -> tuple:
+def _vector_inputs(static: tuple, on_chip: dict, write_o, per_element: Mapping) -> tuple:
     """A vector layer's per-layer inputs of :func:`_vector_layer`: (ops, bytes read, bytes written, DRAM bytes of
-    inputs, embedding rows and output)."""
-    layer = w.layer
-    ops = w.vector_elements * hw.vector.ops_per_element.get(w.vector_op, OPS[w.vector_op].vector_ops)
-    dram_in = xp.total(xp.where(reads[t], math.ceil(sizes[t]), 0) for t in layer.inputs)
-    dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
-    dram_out = xp.where(write_o, math.ceil(sizes[layer.name]), 0)
-    return ops, sum(sizes[t] for t in layer.inputs), sizes[layer.name], dram_in, dram_w, dram_out
+    inputs, embedding rows and output); ``static``: its :func:`static_inputs`, ``per_element``:
+    ``vector.ops_per_element``."""
+    names, ceils, elements, op, default_ops, in_bytes, out_bytes, dram_w, out_ceil = static
+    ops = elements * per_element.get(op, default_ops)
+    dram_in = xp.total(xp.where(xp.negate(on_chip.get(t, False)), c, 0) for t, c in zip(names, ceils))
+    return ops, in_bytes, out_bytes, dram_in, dram_w, xp.where(write_o, out_ceil, 0)
 
 
 def _moves_nothing(in_bytes, out_bytes, dram_in, dram_w, dram_out) -> tuple:
@@ -454,8 +417,8 @@ def _vector_layer(w: Work, p: Precision, ops, in_bytes, out_bytes, dram_in, dram
     _stall(stalls, mem.dram.name, cycles - floor)
     timing = Timing(vector_cycles=busy, memory_cycles=memory, cycles=cycles, stall_cycles=cycles - busy,
                     bound=xp.where(xp.maximum(memory, floor) > busy, "memory", "vector"), stall_by_level=stalls)
-    traffic = Traffic(dram_ifmap_bytes=dram_in, dram_filter_bytes=dram_w, dram_ofmap_bytes=dram_out, levels=tuple(levels),
-                      streamed_weight_bytes=dram_w)
+    traffic = Traffic(dram_ifmap_bytes=dram_in, dram_filter_bytes=dram_w, dram_ofmap_bytes=dram_out,
+                      levels=tuple(levels), streamed_weight_bytes=dram_w)
     energy = Energy(0.0, reg, sram, dram_pj, ops * hw.energy.vector_op_pj * hw.energy.tech_scale,
                     E.static_pj(hw, cycles), by_level)
     return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, params=layer.params, timing=timing,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+import threading
 from operator import attrgetter, mul
 from typing import Mapping
 
@@ -127,8 +128,10 @@ for _name in _ENERGY:
     setattr(LayerCost, f"energy_{_name}", property(lambda self, n=_name: getattr(self.energy, n)))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunReport:
+    """A run's per-layer costs and totals. ``layers`` may be built on first access (:meth:`lazy`): the same
+    tuple of records every time, so the report reads, compares and serializes as if it had been given them."""
     model: str
     hw: str
     precision: str
@@ -136,41 +139,87 @@ class RunReport:
     totals: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
 
+    @classmethod
+    def lazy(cls, model: str, hw: str, precision: str, layers, totals: dict, config: dict) -> "RunReport":
+        """A report whose ``layers`` is ``tuple(layers())``, called once, on first access."""
+        report = object.__new__(cls)
+        for name, value in (("model", model), ("hw", hw), ("precision", precision), ("totals", totals),
+                            ("config", config), ("_pending", layers)):
+            object.__setattr__(report, name, value)
+        return report
+
+    def __getattr__(self, name: str):          # only for a field not yet set: a lazy report's ``layers``
+        state = self.__dict__
+        if name != "layers" or "_pending" not in state:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        with _BUILDING:
+            if "layers" not in state:
+                object.__setattr__(self, "layers", tuple(state["_pending"]()))
+                del state["_pending"]
+        return state["layers"]
+
+    def __getstate__(self) -> dict:
+        self.layers                             # noqa: B018 (built before the state is copied)
+        return dict(self.__dict__)
+
     def to_dict(self) -> dict:
         return {"model": self.model, "hw": self.hw, "precision": self.precision, "config": self.config,
                 "layers": [c.to_dict() for c in self.layers], "totals": self.totals}
 
 
+_BUILDING = threading.Lock()
+
+
 def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
-    """The run's totals. Cycles, traffic and energy of the layers are for the whole batch; ``latency_ms`` is the
-    batch's latency, ``inferences_per_s`` counts every inference of it, and the energies and ``dram_mb`` are
-    per inference (at batch 1 the same numbers)."""
-    tim = [c.timing for c in layers]
-    traffic = [c.traffic for c in layers]
-    run_overhead = xp.ceil(hw.timing.run_overhead_cycles)
-    cycles = sum(map(_get.cycles, tim)) + run_overhead
-    compute = sum(map(_get.compute_cycles, tim))
-    macs = sum(map(_get.macs, layers))
+    """The run's totals of the records ``layers`` (:func:`run_totals`)."""
+    def column(part, name):
+        return map(attrgetter(f"{part}.{name}" if part else name), layers)
+    names = [lv.name for lv in hw.memory.levels]
+    return run_totals(lambda part, name: sum(column(part, name)), column, len(layers), level_totals(layers, names),
+                      model_bytes(model, precs), hw, batch)
+
+
+def model_bytes(model: Model, precs) -> float:
+    """Bytes of the model's parameters at the layers' precisions ``precs``: norm parameters and biases stay
+    32-bit (or the float mode) in a quantized model."""
     size = 0.0
-    for layer, p in zip(model.layers, precs):   # norm parameters and biases stay 32-bit in a quantized model
+    for layer, p in zip(model.layers, precs):
         if layer.params:                        # (a layer without parameters adds nothing)
             wide = OPS[layer.op].wide_params(layer.attrs, list(layer.in_shapes))
             size += (layer.params - wide) * p.weight_bytes + wide * p.wide_bytes
+    return size
+
+
+def run_totals(total, column, count: int, levels: dict, size: float, hw: HWConfig, batch: int = 1) -> dict:
+    """The run's totals from ``column(part, name)``, every layer's value of a record field in layer order
+    (``part``: ``timing``, ``traffic``, ``energy``, or None for the LayerCost's own), ``total(part, name)``, the
+    ``sum`` of that column (the same number, however it is added up), the ``count`` layers' :func:`level_totals`
+    and the :func:`model_bytes` ``size``. Cycles, traffic and energy of the layers are for the whole batch;
+    ``latency_ms`` is the batch's latency, ``inferences_per_s`` counts every inference of it, and the energies
+    and ``dram_mb`` are per inference (at batch 1 the same numbers)."""
+    run_overhead = xp.ceil(hw.timing.run_overhead_cycles)
+    cycles = total("timing", "cycles") + run_overhead
+    compute = total("timing", "compute_cycles")
+    macs = total(None, "macs")
     seconds = cycles / (hw.clock_mhz * 1e6)
-    slots = (sum(map(mul, map(_get.compute_cycles, tim), map(_get.macs_per_pe_cycle, tim)))
+    slots = (sum(map(mul, column("timing", "compute_cycles"), column("timing", "macs_per_pe_cycle")))
              * hw.array.rows * hw.array.cols)
-    energies = [c.energy for c in layers]
-    energy = {k: sum(map(get, energies)) for k, get in _ENERGY_KINDS}
+    energy = {k: total("energy", f"{k}_pj") for k in _ENERGY_KINDS}
     energy["static"] = energy["static"] + hw.energy.leakage_mw * 1e-3 * run_overhead / (hw.clock_mhz * 1e6) * 1e12
     energy_pj = sum(energy.values())
-    dram = sum(map(_get.dram_bytes, traffic))
+    streams = [total("traffic", f"dram_{k}_bytes") for k in _DRAM]
+    if all(type(s) is int for s in streams):      # ints: the layers' sums added up in any order
+        dram = sum(streams)
+    else:
+        dram = sum(map(_sum4, *(column("traffic", f"dram_{k}_bytes") for k in _DRAM)))
     return {
-        "layers": len(layers), "macs": macs // batch, "params": sum(map(_get.params, layers)),
+        "layers": count, "macs": macs // batch, "params": total(None, "params"),
         "model_size_mb": size / 1e6,
-        "cycles": cycles, "compute_cycles": compute, "vector_cycles": sum(map(_get.vector_cycles, tim)),
-        "stall_cycles": sum(map(_get.stall_cycles, tim)), "scalesim_cycles": sum(map(_get.scalesim_cycles, tim)),
-        "memory_bound_layers": sum(t.bound == "memory" for t in tim),
-        "overhead_cycles": sum(map(_get.overhead_cycles, tim)) + run_overhead,
+        "cycles": cycles, "compute_cycles": compute, "vector_cycles": total("timing", "vector_cycles"),
+        "stall_cycles": total("timing", "stall_cycles"),
+        "scalesim_cycles": total("timing", "scalesim_cycles"),
+        "memory_bound_layers": sum(b == "memory" for b in column("timing", "bound")),
+        "overhead_cycles": total("timing", "overhead_cycles") + run_overhead,
         "latency_ms": seconds * 1e3, "inferences_per_s": xp.ratio(batch, seconds),
         "array_utilization": xp.ratio(macs, slots),
         "dram_mb": dram / batch / 1e6,
@@ -179,23 +228,19 @@ def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
         "avg_power_w": xp.ratio(energy_pj * 1e-12, seconds),
         "inferences_per_j": xp.ratio(batch, energy_pj * 1e-12),
         "batch": batch, "batch_energy_mj": energy_pj * 1e-9,
-        "resident_weight_mb": sum(map(_get.resident_weight_bytes, traffic)) / 1e6,
-        "streamed_weight_mb": sum(map(_get.streamed_weight_bytes, traffic)) / batch / 1e6,
-        "memory_levels": level_totals(layers, [lv.name for lv in hw.memory.levels]),
+        "resident_weight_mb": total("traffic", "resident_weight_bytes") / 1e6,
+        "streamed_weight_mb": total("traffic", "streamed_weight_bytes") / batch / 1e6,
+        "memory_levels": levels,
     }
 
 
-class _Getters:
-    """``_get.name`` is ``operator.attrgetter(name)`` (sums over layers with ``map``, same order as a loop)."""
-
-    def __getattr__(self, name: str):
-        getter = attrgetter(name)
-        setattr(self, name, getter)
-        return getter
+def _sum4(a, b, c, d):
+    """``Traffic.dram_bytes`` of one layer's four DRAM streams (the same additions)."""
+    return a + b + c + d
 
 
-_get = _Getters()
-_ENERGY_KINDS = tuple((k, attrgetter(f"{k}_pj")) for k in ("mac", "register", "sram", "dram", "vector", "static"))
+_ENERGY_KINDS = ("mac", "register", "sram", "dram", "vector", "static")
+_DRAM = ("ifmap", "filter", "ofmap", "psum")
 
 
 def level_totals(layers, names) -> dict:

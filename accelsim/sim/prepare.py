@@ -1,0 +1,116 @@
+"""The model's side of a run: what :func:`accelsim.sim.engine.simulate` takes from the model, the layers'
+precisions and the batch alone, computed once per Model object (a frozen dataclass) for the last few models
+(a sweep or a comparison costs one model many times): the lowering and each layer's output tensor
+(:func:`lowered`), the precisions, tensor and parameter bytes and the layers' hw-independent inputs
+(:func:`precisions`), and the GEMMs' shapes as arrays (:func:`gemm_columns`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..graph import Model
+from ..hw.mac import Precision, parse_precision
+from ..lowering import Work, batched, lower
+from ..ops import OPS
+from .columns import remember
+from .report_types import model_bytes
+
+TOKEN_BYTES = 4  # token ids are read as int32
+
+_GEMMS: dict = {}
+
+
+def gemm_columns(works: list[Work]) -> tuple:
+    """(work indices of the GEMMs, their Gemm, then m, n, k, count and grouped as read-only arrays over them), for
+    the last few lowerings."""
+    def make():
+        idx = [i for i, w in enumerate(works) if w.gemm is not None]
+        g = [works[i].gemm for i in idx]
+        arrays = [np.array([getattr(x, a) for x in g], dtype=np.int64) for a in ("m", "n", "k", "count")]
+        arrays.append(np.array([x.grouped for x in g], dtype=bool))
+        for x in arrays:
+            x.flags.writeable = False
+        return (idx, g, *arrays)
+    return remember(_GEMMS, works, None, make)
+
+
+def tensor_bytes(model: Model, precs: list[Precision], batch: int) -> dict[str, float]:
+    """Bytes of every tensor of a batch (layer outputs and model inputs)."""
+    sizes = {}
+    first_use = {}
+    for layer, p in zip(model.layers, precs):
+        for t in layer.inputs:
+            first_use.setdefault(t, p)
+        sizes[layer.name] = math.prod(layer.out_shape) * batch * p.act_bytes
+    ids = {layer.inputs[0] for layer in model.layers if layer.op == "embedding"}   # token ids
+    for name, shape in model.inputs.items():
+        p = first_use.get(name)
+        sizes[name] = math.prod(shape) * batch * (TOKEN_BYTES if name in ids or p is None else p.act_bytes)
+    return sizes
+
+
+def sinks_of(works: list[Work]) -> dict[str, str]:
+    """Layer → the tensor its fused chain materializes (itself, unless relu/bn were fused after it)."""
+    root: dict[str, str] = {}
+    sink: dict[str, str] = {}
+    for w in works:
+        name = w.layer.name
+        root[name] = root[w.layer.inputs[0]] if w.fused else name
+        sink[root[name]] = name
+    return {name: sink[r] for name, r in root.items()}
+
+
+_LOWERED: dict = {}
+_PLANS: dict = {}
+
+
+def lowered(model: Model, batch: int) -> tuple[list[Work], dict[str, str]]:
+    """``batched(lower(model), batch)`` and its :func:`sinks_of`, computed once per Model object (a frozen
+    dataclass: its lowering cannot change) for the last few models; a sweep or a comparison costs one model
+    many times."""
+    def make():
+        works = batched(lower(model), batch)
+        return works, sinks_of(works)
+    return remember(_LOWERED, model, batch, make)
+
+
+def precisions(model: Model, works: list[Work], sinks: dict, precision, layer_precision, batch: int) -> tuple:
+    """(the default Precision, every layer's Precision, the tensors' bytes (:func:`tensor_bytes`), the
+    parameters' bytes (:func:`~accelsim.sim.report_types.model_bytes`), the layers' :func:`static_inputs`, the
+    sums of the layers' ``macs`` and ``params`` in layer order) for ``model`` lowered as ``works``:
+    ``layer_precision`` wins over the model's per-layer precision, which wins over ``precision``. A function of
+    the model, the precision names and the batch alone, remembered for the last few."""
+    def make():
+        default = parse_precision(precision)
+        chosen = {w.layer.name: w.layer.precision for w in works if w.layer.precision} | dict(layer_precision or {})
+        precs = [parse_precision(chosen[w.layer.name]) if w.layer.name in chosen else default for w in works]
+        sizes = tensor_bytes(model, precs, batch)
+        inputs = static_inputs(works, precs, sizes, sinks, batch)
+        macs = (w.gemm.macs if w.gemm is not None and x is not None else 0 for w, x in zip(works, inputs))
+        fixed = {"macs": sum(macs), "params": sum(w.layer.params for w in works)}
+        return default, precs, sizes, model_bytes(model, precs), inputs, fixed
+    plan = tuple((name, str(p)) for name, p in dict(layer_precision or {}).items())
+    return remember(_PLANS, model, (str(precision), plan, batch), make)
+
+
+def static_inputs(works: list[Work], precs: list[Precision], sizes, sinks: dict, n: int) -> list:
+    """Per layer, what the engine's ``_gemm_inputs`` or ``_vector_inputs`` take from the model, its precisions
+    and the batch ``n`` alone (None for a layer that does no work)."""
+    out: list = []
+    for w, p in zip(works, precs):
+        layer, g = w.layer, w.gemm
+        if w.fused or (g is None and w.vector_op is None):
+            out.append(None)
+        elif g is not None:
+            b_b = g.k * g.n * g.count * p.weight_bytes if g.b_is_weight else sizes[layer.inputs[1]]
+            b_elem = p.weight_bytes if g.b_is_weight else p.act_bytes
+            out.append((layer, OPS[layer.op].footprint, g.b_is_weight, sizes[layer.inputs[0]], b_b,
+                        sizes[sinks[layer.name]], p.act_bytes, b_elem))
+        else:
+            ceils = [math.ceil(sizes[t]) for t in layer.inputs]
+            dram_w = math.ceil(math.prod(layer.out_shape) * n * p.weight_bytes) if layer.op == "embedding" else 0
+            out.append((layer.inputs, ceils, w.vector_elements, w.vector_op, OPS[w.vector_op].vector_ops,
+                        sum(sizes[t] for t in layer.inputs), sizes[layer.name], dram_w, math.ceil(sizes[layer.name])))
+    return out

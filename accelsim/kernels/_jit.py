@@ -3,9 +3,9 @@
 ``njit``: compiled, cached, no fastmath (integer and rounding paths must be exact).
 ``njit_parallel``: the same with ``parallel=True``, only for kernels whose outer loop is a ``prange`` over
 independent outputs.
-``njit_fastmath``: ``fastmath=True``, only for float32 dot products whose summation order is free (as a BLAS
+``njit_float_dot``: ``fastmath=True``, only for float32 dot products whose summation order is free (as a BLAS
 library's is): LLVM may then reassociate the sum and vectorize it. Never on integer or rounding paths.
-``njit_parallel_fastmath``: both, only for a ``prange`` over independent float32 dot products.
+``njit_parallel_float_dot``: both, only for a ``prange`` over independent float32 dot products.
 
 Numba's parallel kernels run on its OpenMP threading layer. By default OpenMP worker threads spin for a while
 after each parallel region; on a 2-core machine they then take the cores from the BLAS and ONNX Runtime calls
@@ -23,6 +23,6 @@ import numba  # noqa: E402  (after the wait policy, which the OpenMP runtime rea
 
 njit = numba.njit(cache=True, nogil=True)
 njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
-njit_fastmath = numba.njit(cache=True, nogil=True, fastmath=True)
-njit_parallel_fastmath = numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+njit_float_dot = numba.njit(cache=True, nogil=True, fastmath=True)
+njit_parallel_float_dot = numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 prange = numba.prange

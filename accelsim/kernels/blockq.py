@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.kernels._jit import njit, njit_fastmath, njit_parallel, njit_parallel_fastmath, prange
+from accelsim.kernels._jit import njit, njit_float_dot, njit_parallel, njit_parallel_float_dot, prange
 
 RULE_SIGNED_MAX, RULE_MINMAX, RULE_ABSMAX = 0, 1, 2
 
@@ -92,7 +92,7 @@ def dequantize_rows(codes, d, m, r0, r1, block, offset, has_min, out):
         _dequantize_row(codes[r], d[r], m[r], block, np.float32(offset), has_min, out[r - r0])
 
 
-@njit_fastmath
+@njit_float_dot
 def block_gemm(x, codes, d, m, block, offset, out):
     """``out[i, n] = Σ_k x[i, k]·w[n, k]`` for ``w`` = the dequantized codes (:func:`dequantize_blocks`; ``m`` is
     zeros for the rules without a min), factored per block ``j`` of the row (``x_j``, ``q_j`` its elements):
@@ -103,7 +103,7 @@ def block_gemm(x, codes, d, m, block, offset, out):
     _gemm_rows(x, _block_sums(x, block), codes, d, m, block, np.float32(offset), out, 0, codes.shape[0])
 
 
-@njit_parallel_fastmath
+@njit_parallel_float_dot
 def block_gemm_parallel(x, codes, d, m, block, offset, out, chunks):
     """:func:`block_gemm` with its rows split into ``chunks`` ranges run in parallel (the same sums per row)."""
     n = codes.shape[0]
@@ -112,7 +112,7 @@ def block_gemm_parallel(x, codes, d, m, block, offset, out, chunks):
         _gemm_rows(x, xs, codes, d, m, block, np.float32(offset), out, c * n // chunks, (c + 1) * n // chunks)
 
 
-@njit_fastmath
+@njit_float_dot
 def block_gemm_columns(x, codes_t, d_t, m_t, block, offset, out):
     """:func:`block_gemm` on the transposed grids (``codes_t [K, N] = codesᵀ``, ``d_t``/``m_t [K/block, N]``): for
     each block ``j``, ``s[i, n] = Σ_{k ∈ j} x[i, k]·q[k, n]`` accumulates row by row of ``codes_t`` (a loop over
@@ -139,7 +139,7 @@ def block_gemm_columns(x, codes_t, d_t, m_t, block, offset, out):
                 oi[r] += dj[r] * si[r] + (mj[r] - dj[r] * off) * xsj
 
 
-@njit_fastmath
+@njit_float_dot
 def _block_sums(x, block):
     """``xs[i, j] = Σ x[i, j·block : (j+1)·block]``."""
     xs = np.empty((x.shape[0], x.shape[1] // block), np.float32)
@@ -149,7 +149,7 @@ def _block_sums(x, block):
     return xs
 
 
-@njit_fastmath
+@njit_float_dot
 def _gemm_rows(x, xs, codes, d, m, block, off, out, r0, r1):
     """Rows ``r0 ≤ n < r1`` of :func:`block_gemm` (``xs``: :func:`_block_sums` of x)."""
     for r in range(r0, r1):
@@ -166,7 +166,7 @@ def _gemm_rows(x, xs, codes, d, m, block, off, out, r0, r1):
             out[i, r] = acc
 
 
-@njit_fastmath
+@njit_float_dot
 def _dot_ones(a):
     """``Σ_c a[c]`` in float32, summation order left to the compiler."""
     s = np.float32(0)

@@ -115,6 +115,17 @@ def _int_matrix(x, name: str) -> tuple[np.ndarray, int]:
     return x, max(-lo, hi)
 
 
+def _check_array(rows, cols, macs_per_cycle, acc_bits, overflow) -> None:
+    """The array arguments of :func:`systolic_gemm` and :func:`systolic_grouped` (QuantError otherwise)."""
+    for name, v in (("rows", rows), ("cols", cols), ("macs_per_cycle", macs_per_cycle)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise QuantError(f"{name}: expected a positive integer, got {v!r}")
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, (int, np.integer)) or not 8 <= acc_bits <= 64:
+        raise QuantError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
+    if overflow not in ("wrap", "saturate"):
+        raise QuantError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}")
+
+
 def _mode(amax: int, bmax: int, bias, k: int, acc_bits: int, overflow: str):
     """(kernel mode, accumulator dtype): exact when no partial sum can leave the ``acc_bits`` range."""
     bound = k * amax * bmax + (int(np.abs(bias).max()) if bias.size else 0)
@@ -153,13 +164,7 @@ def systolic_gemm(a, b, rows: int, cols: int, flow: DataflowSpec, *, bias=None, 
     n = b.shape[1]
     if min(m, n, k) < 1:
         raise MappingError(f"empty GEMM {m}x{k} @ {k}x{n}: nothing to run on the array")
-    for name, v in (("rows", rows), ("cols", cols), ("macs_per_cycle", macs_per_cycle)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise QuantError(f"{name}: expected a positive integer, got {v!r}")
-    if isinstance(acc_bits, bool) or not isinstance(acc_bits, (int, np.integer)) or not 8 <= acc_bits <= 64:
-        raise QuantError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
-    if overflow not in ("wrap", "saturate"):
-        raise QuantError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}")
+    _check_array(rows, cols, macs_per_cycle, acc_bits, overflow)
     bias = np.zeros(n, np.int64) if bias is None else np.asarray(bias).astype(np.int64).reshape(-1)
     if bias.shape != (n,):
         raise QuantError(f"bias: expected shape ({n},), got {bias.shape}")
@@ -230,13 +235,7 @@ def systolic_grouped(a, b, rows: int, cols: int, *, macs_per_cycle: int = 1, acc
         b.transpose(1, 0, 2).reshape(k, g * n), "b")                       # column q = group q // n, output q % n
     if min(g, m, n, k) < 1:
         raise MappingError(f"empty grouped GEMM {g} x ({m}x{k} @ {k}x{n}): nothing to run on the array")
-    for name, v in (("rows", rows), ("cols", cols), ("macs_per_cycle", macs_per_cycle)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise QuantError(f"{name}: expected a positive integer, got {v!r}")
-    if isinstance(acc_bits, bool) or not isinstance(acc_bits, (int, np.integer)) or not 8 <= acc_bits <= 64:
-        raise QuantError(f"acc_bits: expected an int in [8, 64], got {acc_bits!r}")
-    if overflow not in ("wrap", "saturate"):
-        raise QuantError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}")
+    _check_array(rows, cols, macs_per_cycle, acc_bits, overflow)
     rows, cols, f, acc_bits = int(rows), int(cols), int(macs_per_cycle), int(acc_bits)
     kp, width = -(-k // f), g * n
     mode, acc_dtype = _mode(amax, bmax, np.zeros(0, np.int64), k, acc_bits, overflow)

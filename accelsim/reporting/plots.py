@@ -226,6 +226,8 @@ def decode_roofline(rows: list[dict], title: str):
                         textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+    ax.xaxis.set_minor_formatter(NullFormatter())           # decade labels only (the minor ones overlap)
     ax.set_xlabel("bytes moved per generated token (MB)")
     ax.set_ylabel("decode tokens per second")
     ax.set_title(title)

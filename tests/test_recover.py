@@ -255,3 +255,40 @@ def test_auto_escalation_runs_every_step_when_nothing_is_within_the_bound(mnist)
     assert not res["within_bound"]
     assert res["chosen"]["drop_points"] == min(s["drop_points"] for s in res["steps"])
     assert res["steps"][0]["energy_mj"] is None and "cost_error" in res["steps"][0]   # edge has no 2-bit PE
+
+
+@pytest.mark.parametrize("spatial", [(24,), (6, 7, 8)])
+def test_adaround_on_1d_and_3d_convs_rounds_onto_the_grid_and_lowers_output_error(spatial):
+    from accelsim.ops.gemm import KINDS
+    from accelsim.recover.adaround import AdaRoundOps
+    rng = np.random.default_rng(5)
+    d = len(spatial)
+    x = rng.standard_normal((8, 3, *spatial))
+    for axis in range(2, 2 + d):    # neighbouring taps correlate, as in images: G is far from diagonal
+        x = np.cumsum(x, axis=axis) / np.sqrt(np.arange(1, x.shape[axis] + 1)).reshape((-1,) + (1,) * (1 + d - axis))
+    x = x.astype(np.float32)
+    w = rng.standard_normal((5, 3, *(3,) * d)).astype(np.float32)
+    geo = {"strides": (1,) * d, "pads": (1,) * 2 * d, "dilations": (1,) * d, "group": 1}
+    ops = AdaRoundOps(scheme_for("w4a8"), iters=200)
+    ops._run("conv", "c", x, w, None, None, geo)
+    w_ada, grid = ops.rec.weights["c"][0], ops.rec.grids["c"]
+    codes = w_ada.reshape(5, -1) / grid.scale[:, None]
+    np.testing.assert_allclose(codes, np.rint(codes), atol=1e-3)
+    ref = KINDS["conv"].float(x, w, None, geo)
+    err = lambda wq: float(((KINDS["conv"].float(x, wq, None, geo) - ref) ** 2).sum())  # noqa: E731
+    assert err(w_ada) < 0.95 * err(ptq._dequantized(w, grid))
+
+
+def test_adaround_keeps_transposed_and_3d_depthwise_convs_round_to_nearest():
+    from accelsim.recover.adaround import AdaRoundOps
+    rng = np.random.default_rng(6)
+    ops = AdaRoundOps(scheme_for("w4a8"), iters=5)
+    x = rng.standard_normal((2, 4, 5, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((4, 1, 3, 3, 3)).astype(np.float32)
+    ops._run("conv", "dw3d", x, w, None, None,
+             {"strides": (1, 1, 1), "pads": (1,) * 6, "dilations": (1, 1, 1), "group": 4})
+    xt = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    wt = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
+    ops._run("conv_transpose", "up", xt, wt, None, None, {"strides": (2, 2), "pads": (0,) * 4, "dilations": (1, 1),
+                                                           "group": 1, "output_padding": (0, 0)})
+    assert ops.rec.weights["dw3d"][0] is w and ops.rec.weights["up"][0] is wt

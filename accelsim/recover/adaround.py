@@ -7,13 +7,14 @@ minimizes
     ``L(V) = (1/N)·tr(ΔW·G·ΔWᵀ) + λ·Σ (1 − |2h(V) − 1|^β)``,  ``ΔW = W̃ − W``,  ``G = X·Xᵀ / M``,
 
 i.e. the mean squared change of the layer's output over the ``M`` input columns ``X`` the layer sees on the
-calibration set (im2col columns for a conv; per channel ``G_c`` for a depthwise conv), computed exactly through
+calibration set (im2col columns for a conv of 1–3 spatial dims; per channel ``G_c`` for a 2-D depthwise conv),
+computed exactly through
 the Gram matrix. λ = 0.01; β anneals linearly from 20 to 2 after a 20 % warm-up without the regularizer; Adam
 (lr 1e-2) for ``iters`` steps; finally ``h`` is rounded (``V ≥ 0`` → up). Layers are visited in execution
 order on ONE forward pass of the calibration set whose earlier layers already use their rounded weights, so each
-layer's ``X`` includes the upstream weight-rounding error. Grouped (non-depthwise) convs, and linear layers that
-see fewer input rows than they have inputs (an underdetermined ``G``, e.g. a classifier on 24 pooled images),
-keep round-to-nearest on their grid.
+layer's ``X`` includes the upstream weight-rounding error. Grouped (non-depthwise) convs, depthwise convs that are
+not 2-D, transposed convs, and linear layers that see fewer input rows than they have inputs (an underdetermined
+``G``, e.g. a classifier on 24 pooled images), keep round-to-nearest on their grid.
 """
 from __future__ import annotations
 
@@ -30,12 +31,13 @@ ZETA, GAMMA = 1.1, -0.1
 
 
 def _gram(kind: str, x, w, geo) -> np.ndarray:
-    """``G = X Xᵀ / M``: [K, K] (dense conv via im2col, linear) or [C, T, T] (depthwise, T = kh·kw)."""
+    """``G = X Xᵀ / M``: [K, K] (dense conv of 1–3 spatial dims via im2col, linear) or [C, T, T] (2-D depthwise,
+    T = kh·kw)."""
     if kind == "linear":
         x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
         return x2.T @ x2 / len(x2)
-    kh, kw = w.shape[2:]
-    if geo["group"] > 1:   # depthwise: one T×T Gram per channel from the strided windows
+    if geo["group"] > 1:   # 2-D depthwise: one T×T Gram per channel from the strided windows
+        kh, kw = w.shape[2:]
         pads, st, dl = geo["pads"], geo["strides"], geo["dilations"]
         ho, wo = F.conv_output_size(x.shape[2], x.shape[3], kh, kw, st, pads, dl)
         xp = F.pad(x, pads)
@@ -46,7 +48,7 @@ def _gram(kind: str, x, w, geo) -> np.ndarray:
             for j in range(i, t):
                 g[:, i, j] = g[:, j, i] = np.einsum("nchw,nchw->c", wins[i], wins[j], dtype=np.float64)
         return g / (x.shape[0] * ho * wo)
-    cols, _ = F.im2col(x, kh, kw, geo["strides"], geo["pads"], geo["dilations"])
+    cols, _ = F.im2col_nd(x, w.shape[2:], geo["strides"], geo["pads"], geo["dilations"])
     c64 = cols.astype(np.float64)
     return c64 @ c64.T / cols.shape[1]
 
@@ -105,9 +107,9 @@ class AdaRoundOps(FloatOps):
         if name not in self.rec.weights:
             w, b = self.start.weights.get(name, (w, b))
             grid = self.start.grids.get(name) or mse_clip_grid(w, self.scheme.weight_spec(bits[0]))
-            grouped = kind == "conv" and 1 < geo["group"] != w.shape[0]
+            grouped = kind == "conv" and 1 < geo["group"] and (geo["group"] != w.shape[0] or w.ndim != 4)
             few = kind == "linear" and x.size // x.shape[-1] < x.shape[-1]   # fewer samples than inputs
-            if grouped or few or grid.spec.granularity != "channel":
+            if kind not in ("conv", "linear") or grouped or few or grid.spec.granularity != "channel":
                 self.rec.weights[name] = (w, b)
             else:
                 self.say(f"AdaRound {name}")
@@ -120,7 +122,7 @@ class AdaRoundOps(FloatOps):
 
 
 def _channel_mean(kind: str, z) -> np.ndarray:
-    return z.mean(axis=(0, 2, 3), dtype=np.float64) if kind == "conv" else \
+    return z.mean(axis=(0, *range(2, z.ndim)), dtype=np.float64) if kind in ("conv", "conv_transpose") else \
         z.reshape(-1, z.shape[-1]).mean(axis=0, dtype=np.float64)
 
 

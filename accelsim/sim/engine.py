@@ -26,7 +26,6 @@ fields are arrays over configurations too, and the same calls cost every (layer,
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -45,10 +44,9 @@ from ..hw.memory import GemmTensors, LevelTraffic, capacity, dram_traffic, level
 from ..hw.placement import Placement, place
 from ..hw.schedule import FoldShape, fold_schedule, roofline
 from ..lowering import Work
-from ..ops import Gemm
 from .columns import Columns, configs
 from .overlap import overlap
-from .prepare import gemm_columns, lowered, precisions
+from .prepare import gemm_columns, gemm_statics, lowered, precisions
 from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, run_totals, totals
 from .table import LayerTable
 
@@ -266,55 +264,60 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
     :class:`~accelsim.sim.table.LayerTable`."""
     out = LayerTable(cols, works, precs, fixed)
     groups: dict[tuple, list] = {}
-    on_chip, resident, negate = placed.on_chip, placed.resident, xp.negate
-    gather, acc_bytes, per_element = hw.memory.strided_gather, hw.pe.acc_bits / 8, hw.vector.ops_per_element
+    on_chip, resident, negate, where = placed.on_chip, placed.resident, xp.negate, times.where
+    acc_bytes, per_element = hw.pe.acc_bits / 8, hw.vector.ops_per_element
+    statics = gemm_statics(works, inputs, precs, n, hw.memory.strided_gather)
     for i, static in enumerate(inputs):
         w = works[i]
         if static is None:
             out.add_idle(i, "fused" if w.fused else "none")
             continue
         write_o = negate(on_chip.get(sinks[w.layer.name], False))
-        if w.gemm is not None:
-            args = _gemm_inputs(static, on_chip, write_o, gather, acc_bytes, resident[i], n)
-            key = ("gemm", times.where[i][0], w.gemm.b_is_weight, precs[i].name, tuple(map(type, args)))
+        if w.gemm is not None:             # the part of _gemm_inputs that the placement decides
+            _, a_name, b_name, model_key = statics.layers[i]
+            held = resident[i]
+            read_a = negate(on_chip.get(a_name, False))
+            read_b = negate(held > 0) if b_name is None else negate(on_chip.get(b_name, False))
+            key = ("gemm", where[i][0], model_key, type(read_a), type(read_b), type(write_o), type(held))
+            groups.setdefault(key, []).append((i, (read_a, read_b, write_o, held)))
         else:
             args = _vector_inputs(static, on_chip, write_o, per_element)
             key = ("vector", tuple(map(type, args)), _moves_nothing(*args[1:]))
-        groups.setdefault(key, []).append((i, args))
+            groups.setdefault(key, []).append((i, args))
     for key, members in groups.items():
         gemm = key[0] == "gemm"
         if len(members) < MIN_COLUMN_GROUP:
             for i, args in members:
-                out.add_record(i, _gemm_layer(works[i], precs[i], times[i], *args, hw, placed.reserved) if gemm
+                out.add_record(i, _gemm_layer(works[i], precs[i], times[i], *_gemm_inputs(
+                    statics.layers[i][0], acc_bytes, *args), hw, placed.reserved) if gemm
                                else _vector_layer(works[i], precs[i], *args, hw))
             continue
         idx = [i for i, _ in members]
-        stacked = [cols(column) for column in zip(*(a for _, a in members))]
         first, p = works[idx[0]], precs[idx[0]]
         if gemm:
-            gidx, g, *shape = gemm_columns(works)
-            at = [bisect_left(gidx, i) for i in idx]                # (gidx ascending)
-            take = slice(None) if len(at) == len(gidx) else at     # (all of them: in order)
-            gc = Gemm(*(cols.of_ints(x[take]) for x in shape[:4]), g[at[0]].b_is_weight)
-            proto = _gemm_layer(replace(first, gemm=gc), p, times.columns(idx), *stacked, hw, placed.reserved)
-            probe = None if cols.configs is not None else \
-                _gemm_layer(first, p, times[idx[0]], *members[0][1], hw, placed.reserved)
+            values, gc = statics.columns(idx, cols)
+            read_a, read_b, write_o, held = (cols(list(column)) for column in zip(*(a for _, a in members)))
+            args = _gemm_inputs(values, acc_bytes, read_a, read_b, write_o, held)
+            proto = _gemm_layer(replace(first, gemm=gc), p, times.columns(idx), *args, hw, placed.reserved)
+            probe = None if cols.configs is not None else _gemm_layer(
+                first, p, times[idx[0]], *_gemm_inputs(statics.layers[idx[0]][0], acc_bytes, *members[0][1]), hw,
+                placed.reserved)
         else:
+            stacked = [cols(column) for column in zip(*(a for _, a in members))]
             proto = _vector_layer(first, p, *stacked, hw)
             probe = None if cols.configs is not None else _vector_layer(first, p, *members[0][1], hw)
         out.add_group(idx, proto, probe, [placed.resident[i] for i in idx] if gemm else None)
     return out
 
 
-def _gemm_inputs(static: tuple, on_chip: dict, write_o, gather: bool, acc_bytes: float, resident, n: int) -> tuple:
-    """A GEMM layer's per-layer inputs of :func:`_gemm_layer`: (its tensors, the output's bytes, resident bytes);
-    ``static``: its :func:`static_inputs`, ``gather``: ``memory.strided_gather``."""
-    layer, foot, b_is_weight, a_b, b_b, o_b, act, b_elem = static
-    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * n * act if gather and foot is not None \
-        else a_b
-    read_b = xp.negate(resident > 0) if b_is_weight else xp.negate(on_chip.get(layer.inputs[1], False))
-    return (a_b, min(a_used, a_b), b_b, o_b, act, b_elem, acc_bytes, xp.negate(on_chip.get(layer.inputs[0], False)),
-            read_b, write_o, o_b, resident)
+def _gemm_inputs(values: tuple, acc_bytes: float, read_a, read_b, write_o, resident) -> tuple:
+    """A GEMM layer's (or a group's columns of) per-layer inputs of :func:`_gemm_layer`: (its tensors, the
+    output's bytes, resident bytes); ``values``: its :class:`~accelsim.sim.prepare.GemmStatics` values (A's
+    bytes, the bytes of A read, B's and the output's bytes, A's and B's element bytes), ``read_a``, ``read_b``,
+    ``write_o``: whether A and B come from and the output goes to the outermost level, ``resident``: the bytes
+    of its weights held on chip."""
+    a_b, a_used, b_b, o_b, act, b_elem = values
+    return (a_b, a_used, b_b, o_b, act, b_elem, acc_bytes, read_a, read_b, write_o, o_b, resident)
 
 
 def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from itertools import count, repeat
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -46,7 +47,7 @@ from ..hw.schedule import FoldShape, fold_schedule, roofline
 from ..lowering import Work
 from .columns import Columns, configs
 from .overlap import overlap
-from .prepare import gemm_columns, gemm_statics, lowered, precisions
+from .prepare import gemm_columns, gemm_statics, lowered, precisions, rate_kinds
 from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, run_totals, totals
 from .table import LayerTable
 
@@ -78,37 +79,35 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     idx, g, m, n, k, c, grouped = gemm_columns(works)
     if not idx:
         return GemmTimes([], cols)
-    rates, seen = [], {}
-    for i, x in zip(idx, g):                     # MappingError for the first GEMM the PE cannot run
-        key = (precs[i].name, x.b_is_weight)
-        if key not in seen:
-            seen[key] = macs_per_pe_cycle(hw.pe, precs[i], x.b_is_weight)
-        rates.append(seen[key])
+    kinds, which = rate_kinds(works, precs)     # MappingError for the first GEMM the PE cannot run
+    rates = [macs_per_pe_cycle(hw.pe, p, b_is_weight) for p, b_is_weight in kinds]
     a = hw.array
     if cols.configs is not None:      # a sweep: GEMMs along axis 0, configurations along axis 1
         m, n, k, c = m[:, None], n[:, None], k[:, None], c[:, None]
-        rate = np.stack([np.broadcast_to(np.asarray(r, dtype=float), (cols.configs,)) for r in rates])
+        rate = np.stack([np.broadcast_to(np.asarray(r, dtype=float), (cols.configs,)) for r in rates])[which]
     else:
-        rate = np.array(rates, dtype=float)
+        rate = np.array(rates, dtype=float)[which]
     packed = np.ceil(k / rate - 1e-9).astype(np.int64)
     spread = a.grouped.flow
     sel = grouped if spread is not None else np.zeros(len(g), dtype=bool)
     parts = []
-    dense = np.flatnonzero(~sel)
+    dense = np.flatnonzero(~sel) if sel.any() else slice(None)      # (all of them: no copies)
     analytical = type(timing) is AnalyticalTiming
     if not analytical:                # a strategy gets every GEMM, as it expects them
         own_all = _fields(timing.fold_timing(m, n, packed, hw))
-    if len(dense):
+    dense_idx = idx if type(dense) is slice else [idx[j] for j in dense]
+    if dense_idx:
         if analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
             both = _fields(fold_timing(*(_stacked(x[dense], y[dense])                            # the own rows
                                          for x, y in ((m, m), (n, n), (k, packed))), a.rows, a.cols, a.dataflow))
-            compat, own = ({name: v[:len(dense)] for name, v in both.items()},           # on K' (the same form)
-                           {name: v[len(dense):] for name, v in both.items()})
+            half = len(dense_idx)
+            compat, own = ({name: v[:half] for name, v in both.items()},                 # on K' (the same form)
+                           {name: v[half:] for name, v in both.items()})
         else:
             compat = _fields(fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow))
             own = (_fields(timing.fold_timing(m[dense], n[dense], packed[dense], hw)) if analytical
                    else {name: v[dense] for name, v in own_all.items()})
-        parts.append(([idx[j] for j in dense], a.dataflow, compat, own, rate[dense], c[dense]))
+        parts.append((dense_idx, a.dataflow, compat, own, rate[dense], c[dense]))
     if sel.any():                     # grouped convs spread across the array: one GEMM m × (groups·n)
         js = np.flatnonzero(sel)
         ms, ns, ks, cs = m[js], n[js] * c[js], k[js], c[js]
@@ -143,7 +142,9 @@ class GemmTimes(Mapping):
 
     def __init__(self, parts: list, cols: Columns):
         self.parts, self.cols = parts, cols
-        self.where = {i: (p, j) for p, part in enumerate(parts) for j, i in enumerate(part[0])}
+        self.where = {}
+        for p, part in enumerate(parts):
+            self.where.update(zip(part[0], zip(repeat(p), count())))
         self._rows: dict[int, tuple] = {}
 
     def __len__(self) -> int:
@@ -173,9 +174,9 @@ class GemmTimes(Mapping):
     def columns(self, members: list[int]) -> tuple:
         """(SCALE-Sim columns, own columns, MACs/PE-cycle column) of the GEMMs of ``members`` (one flow)."""
         p = self.where[members[0]][0]
-        _, flow, compat, own, rate, reps = self.parts[p]
-        at = [self.where[i][1] for i in members]
-        if at == list(range(len(rate))):      # all of them, in order (the usual case): no copies
+        gemms, flow, compat, own, rate, reps = self.parts[p]
+        at = slice(None) if members == gemms else [self.where[i][1] for i in members]   # all of them, in order
+        if at == list(range(len(rate))):                                                # (the usual case): no copies
             at = slice(None)
         sub = lambda d: {name: d[name][at] for name in _ROW} | {"reps": reps[at], "flow": flow}
         return sub(compat), sub(own), rate[at]

@@ -38,6 +38,28 @@ def gemm_columns(works: list[Work]) -> tuple:
     return remember(_GEMMS, works, None, make)
 
 
+_RATES: dict = {}
+
+
+def rate_kinds(works: list[Work], precs: list[Precision]) -> tuple:
+    """(the GEMMs' distinct (Precision, B is weights) in order of first appearance, keyed by the precision's name,
+    then per GEMM of :func:`gemm_columns` the position of its own in that list as an array): what a GEMM's MACs per
+    PE-cycle depend on, for the last few plans (``precs``)."""
+    def make():
+        idx, gemms = gemm_columns(works)[:2]
+        kinds, at, which = [], {}, []
+        for i, g in zip(idx, gemms):
+            key = (precs[i].name, g.b_is_weight)
+            if key not in at:
+                at[key] = len(kinds)
+                kinds.append((precs[i], g.b_is_weight))
+            which.append(at[key])
+        which = np.array(which, dtype=np.intp)
+        which.flags.writeable = False
+        return kinds, which
+    return remember(_RATES, precs, None, make)
+
+
 def tensor_bytes(model: Model, precs: list[Precision], batch: int) -> dict[str, float]:
     """Bytes of every tensor of a batch (layer outputs and model inputs)."""
     sizes = {}

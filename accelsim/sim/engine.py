@@ -158,7 +158,7 @@ class GemmTimes(Mapping):
             p, j = self.where[i]
             _, flow, compat, own, rate, reps = self.parts[p]
             if self.cols.configs is None:
-                row = lambda d: {name: d[name][j].item() for name in _ROW}
+                row = lambda d: {name: d[name].item(j) for name in _ROW}
                 tail = {"reps": int(reps[j]), "flow": flow}
                 self._rows[i] = (row(compat) | tail, row(own) | tail, float(rate[j]))
             else:

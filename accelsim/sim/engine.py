@@ -324,8 +324,10 @@ def _gemm_inputs(values: tuple, acc_bytes: float, read_a, read_b, write_o, resid
 def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
     """Busy cycles raised to what each bandwidth-limited on-chip level can move (its stall, by name)."""
     moved: dict = {}
+    outermost = hw.memory.dram.name             # (no bandwidth limit of its own here: the roofline's)
     for t in levels:
-        moved[t.level] = moved.get(t.level, 0.0) + t.read_bytes + t.write_bytes
+        if t.level != outermost:
+            moved[t.level] = moved.get(t.level, 0.0) + t.read_bytes + t.write_bytes
     stalls, floor = {}, busy
     for lv in hw.memory.levels[:-1]:
         need = xp.ceil(moved.get(lv.name, 0.0) / lv.bandwidth(hw.clock_mhz))   # an unbounded level: 0
@@ -340,7 +342,7 @@ def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem,
     """One GEMM layer's cost (or, over columns, a group's: :mod:`accelsim.sim.columns`); ``t``: its timing rows."""
     compat, own, rate = t
     layer, g, mem = w.layer, w.gemm, hw.memory
-    c, flow, n_per = compat["reps"], compat["flow"], g.n * g.count // compat["reps"]
+    c, flow, n_per, macs = compat["reps"], compat["flow"], g.n * g.count // compat["reps"], g.macs
     rows, cols = hw.array.rows, hw.array.cols
     tensors = GemmTensors(a_b, a_used, b_b, o_b, a_elem, b_elem, acc_bytes, read_a, read_b, write_o)
     caps = {op: capacity(mem, op, rows * cols, reserved) for op in OPERANDS}
@@ -348,18 +350,18 @@ def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem,
     dram = dram_traffic(g.m, n_per, g.k, c, tensors, rows, cols, flow, caps, mem.strided_gather)
     words = [compat[x] * c for x in ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")]
     psum_words = xp.maximum(0, words[2] - g.m * n_per * c) if flow.reduction_spatial else 0
-    levels, dram = level_traffic(mem, flow, g.macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
+    levels, dram = level_traffic(mem, flow, macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
                                  dram, o_final, xp.ceil(g.k / rows))
     busy = own["cycles"] * c
     floor, stalls = _busy_with_levels(busy, levels, hw)
     bw = mem.dram.bandwidth(hw.clock_mhz)
     folds = own["row_folds"] * own["col_folds"]
-    shape = FoldShape(own["row_folds"], own["col_folds"], c, own["cycles_per_fold"] * floor / busy,
-                      (own["cycles"] - folds * own["cycles_per_fold"]) * floor / busy)
-    loads = {"input": dram.input - dram.input_extra, "weight": dram.weight - dram.weight_extra}
-    extra = dram.input_extra + dram.weight_extra + dram.psum
     fold_mode, phases = hw.timing.dram_overlap == "fold" and mem.double_buffer, hw.timing.load_store_phases
     if fold_mode or phases:     # the per-fold schedule (also gives the load/store phase bytes)
+        shape = FoldShape(own["row_folds"], own["col_folds"], c, own["cycles_per_fold"] * floor / busy,
+                          (own["cycles"] - folds * own["cycles_per_fold"]) * floor / busy)
+        loads = {"input": dram.input - dram.input_extra, "weight": dram.weight - dram.weight_extra}
+        extra = dram.input_extra + dram.weight_extra + dram.psum
         fold_cycles, first, last = fold_schedule(shape, flow, loads, extra, dram.output, bw, phases)
     if fold_mode:
         memory = xp.ceil(dram.total / bw)
@@ -375,8 +377,8 @@ def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem,
                     compat["mapping_efficiency"], stalls)
     streamed = dram.weight if g.b_is_weight else 0
     traffic = Traffic(*words, dram.input, dram.weight, dram.output, dram.psum, tuple(levels), resident, streamed)
-    energy = Energy(g.macs * E.mac_energy_pj(hw, p, rate), reg, sram, dram_pj, 0.0, E.static_pj(hw, cycles), by_level)
-    return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, g.m, g.n, g.k, g.count, g.macs, layer.params,
+    energy = Energy(macs * E.mac_energy_pj(hw, p, rate), reg, sram, dram_pj, 0.0, E.static_pj(hw, cycles), by_level)
+    return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, g.m, g.n, g.k, g.count, macs, layer.params,
                      timing, traffic, energy)
 
 

@@ -134,15 +134,30 @@ class LayerTable:
                 ints = ints and kind is int
         return values, ints
 
+    def _one_group(self, part: str | None, name: str) -> list | None:
+        """:meth:`_by_source`'s values when the layers are one group's, in layer order (the usual case of a
+        network of GEMMs alone): then they are in layer order already. None otherwise."""
+        if part is None or self.records_at or self.idle_at or len(self.groups) != 1:
+            return None
+        idx, proto, probe, resident = self.groups[0]
+        if part == "traffic" and name == "resident_weight_bytes" and resident is not None:
+            return None
+        kind = type(getattr(getattr(probe, part), name))
+        return self.cols.rows(getattr(getattr(proto, part), name), len(idx), kind)
+
     def column(self, part: str | None, name: str) -> Sequence:
         """Every layer's value of a field (:meth:`_by_source`), in layer order."""
-        return self._in_layer_order(self._by_source(part, name)[0])
+        values = self._one_group(part, name)
+        return values if values is not None else self._in_layer_order(self._by_source(part, name)[0])
 
     def total(self, part: str | None, name: str):
         """``sum(self.column(part, name))``, the same number: a sum of ints is the same in any order, so ints are
         summed source by source; anything else in layer order."""
         if part is None and name in self.fixed:
             return self.fixed[name]
+        values = self._one_group(part, name)
+        if values is not None:
+            return sum(values)
         values, ints = self._by_source(part, name)
         if ints:
             return sum(values)

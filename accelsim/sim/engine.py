@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from itertools import count, repeat
 from dataclasses import dataclass, replace
+from itertools import count, repeat
 from typing import Protocol
 
 import numpy as np
@@ -178,6 +178,9 @@ class GemmTimes(Mapping):
         at = slice(None) if members == gemms else [self.where[i][1] for i in members]   # all of them, in order
         if at == list(range(len(rate))):                                                # (the usual case): no copies
             at = slice(None)
+        if type(at) is slice:               # (compat and own hold the _ROW names: _fields)
+            tail = {"reps": reps, "flow": flow}
+            return compat | tail, own | tail, rate
         sub = lambda d: {name: d[name][at] for name in _ROW} | {"reps": reps[at], "flow": flow}
         return sub(compat), sub(own), rate[at]
 
@@ -268,6 +271,7 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
     on_chip, resident, negate, where = placed.on_chip, placed.resident, xp.negate, times.where
     acc_bytes, per_element = hw.pe.acc_bits / 8, hw.vector.ops_per_element
     statics = gemm_statics(works, inputs, precs, n, hw.memory.strided_gather)
+    caps = {op: capacity(hw.memory, op, hw.array.rows * hw.array.cols, placed.reserved) for op in OPERANDS}
     for i, static in enumerate(inputs):
         w = works[i]
         if static is None:
@@ -290,19 +294,19 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
         if len(members) < MIN_COLUMN_GROUP:
             for i, args in members:
                 out.add_record(i, _gemm_layer(works[i], precs[i], times[i], *_gemm_inputs(
-                    statics.layers[i][0], acc_bytes, *args), hw, placed.reserved) if gemm
+                    statics.layers[i][0], acc_bytes, *args), hw, caps) if gemm
                                else _vector_layer(works[i], precs[i], *args, hw))
             continue
         idx = [i for i, _ in members]
         first, p = works[idx[0]], precs[idx[0]]
         if gemm:
-            values, gc = statics.columns(idx, cols)
+            values, group = statics.columns(idx, cols)
             read_a, read_b, write_o, held = (cols(list(column)) for column in zip(*(a for _, a in members)))
             args = _gemm_inputs(values, acc_bytes, read_a, read_b, write_o, held)
-            proto = _gemm_layer(replace(first, gemm=gc), p, times.columns(idx), *args, hw, placed.reserved)
+            proto = _gemm_layer(group, p, times.columns(idx), *args, hw, caps)
             probe = None if cols.configs is not None else _gemm_layer(
                 first, p, times[idx[0]], *_gemm_inputs(statics.layers[idx[0]][0], acc_bytes, *members[0][1]), hw,
-                placed.reserved)
+                caps)
         else:
             stacked = [cols(column) for column in zip(*(a for _, a in members))]
             proto = _vector_layer(first, p, *stacked, hw)
@@ -338,15 +342,15 @@ def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
 
 
 def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem, acc_bytes, read_a, read_b,
-                write_o, o_final, resident, hw: HWConfig, reserved) -> LayerCost:
-    """One GEMM layer's cost (or, over columns, a group's: :mod:`accelsim.sim.columns`); ``t``: its timing rows."""
+                write_o, o_final, resident, hw: HWConfig, caps: dict) -> LayerCost:
+    """One GEMM layer's cost (or, over columns, a group's: :mod:`accelsim.sim.columns`); ``t``: its timing rows,
+    ``caps``: :func:`~accelsim.hw.memory.capacity` per operand (with the resident weights' bytes reserved)."""
     compat, own, rate = t
     layer, g, mem = w.layer, w.gemm, hw.memory
     c, flow, n_per, macs = compat["reps"], compat["flow"], g.n * g.count // compat["reps"], g.macs
     rows, cols = hw.array.rows, hw.array.cols
     tensors = GemmTensors(a_b, a_used, b_b, o_b, a_elem, b_elem, acc_bytes, read_a, read_b, write_o)
-    caps = {op: capacity(mem, op, rows * cols, reserved) for op in OPERANDS}
-    caps["weight"] = xp.where(resident > 0, math.inf, caps["weight"])   # held on chip: never re-fetched
+    caps = caps | {"weight": xp.where(resident > 0, math.inf, caps["weight"])}   # held on chip: never re-fetched
     dram = dram_traffic(g.m, n_per, g.k, c, tensors, rows, cols, flow, caps, mem.strided_gather)
     words = [compat[x] * c for x in ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")]
     psum_words = xp.maximum(0, words[2] - g.m * n_per * c) if flow.reduction_spatial else 0

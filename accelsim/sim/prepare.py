@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from dataclasses import replace
 
 import numpy as np
 
@@ -173,8 +174,8 @@ class GemmStatics:
         self._groups: dict = {}
 
     def columns(self, idx: list[int], cols: Columns) -> tuple:
-        """(the six ``values`` of the layers ``idx`` (ascending) as columns (``cols``), the group's Gemm with
-        m, n, k and count as columns), for the last few groups."""
+        """(the six ``values`` of the layers ``idx`` (ascending) as columns (``cols``), the first layer's Work
+        with the group's Gemm: m, n, k and count as columns), for the last few groups."""
         key = (tuple(idx), cols.configs is None)
         got = self._groups.get(key)
         if got is None:
@@ -183,10 +184,11 @@ class GemmStatics:
             gidx, g, *shape = gemm_columns(self.works)
             at = [bisect_left(gidx, i) for i in idx]                # (gidx ascending)
             take = slice(None) if len(at) == len(gidx) else at     # (all of them: in order)
-            gemm = Gemm(*(cols.of_ints(x[take]) for x in shape[:4]), g[at[0]].b_is_weight)
+            work = replace(self.works[idx[0]], gemm=Gemm(*(cols.of_ints(x[take]) for x in shape[:4]),
+                                                          g[at[0]].b_is_weight))
             values = [cols(list(column)) for column in zip(*(self.layers[i][0] for i in idx))]
             for v in values:
                 if type(v) is np.ndarray:
                     v.flags.writeable = False
-            got = self._groups[key] = (values, gemm)
+            got = self._groups[key] = (values, work)
         return got

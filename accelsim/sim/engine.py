@@ -97,7 +97,10 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
         own_all = _fields(timing.fold_timing(m, n, packed, hw))
     dense_idx = idx if type(dense) is slice else [idx[j] for j in dense]
     if dense_idx:
-        if analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
+        if analytical and not hw.timing.stationary_double_buffer and np.array_equal(packed, k):
+            compat = _fields(fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow))
+            own = dict(compat)            # one MAC per PE-cycle: K' = K, the own rows are the SCALE-Sim rows
+        elif analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
             both = _fields(fold_timing(*(_stacked(x[dense], y[dense])                            # the own rows
                                          for x, y in ((m, m), (n, n), (k, packed))), a.rows, a.cols, a.dataflow))
             half = len(dense_idx)

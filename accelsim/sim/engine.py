@@ -89,9 +89,9 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
         rate = np.array(rates, dtype=float)[which]
     packed = np.ceil(k / rate - 1e-9).astype(np.int64)
     spread = a.grouped.flow
-    sel = grouped if spread is not None else np.zeros(len(g), dtype=bool)
+    spreads = spread is not None and np.count_nonzero(grouped) > 0     # grouped convs the config spreads
     parts = []
-    dense = np.flatnonzero(~sel) if sel.any() else slice(None)      # (all of them: no copies)
+    dense = np.flatnonzero(~grouped) if spreads else slice(None)     # (none: all of them, no copies)
     analytical = type(timing) is AnalyticalTiming
     if not analytical:                # a strategy gets every GEMM, as it expects them
         own_all = _fields(timing.fold_timing(m, n, packed, hw))
@@ -111,15 +111,15 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
             own = (_fields(timing.fold_timing(m[dense], n[dense], packed[dense], hw)) if analytical
                    else {name: v[dense] for name, v in own_all.items()})
         parts.append((dense_idx, a.dataflow, compat, own, rate[dense], c[dense]))
-    if sel.any():                     # grouped convs spread across the array: one GEMM m × (groups·n)
-        js = np.flatnonzero(sel)
+    if spreads:                       # grouped convs spread across the array: one GEMM m × (groups·n)
+        js = np.flatnonzero(grouped)
         ms, ns, ks, cs = m[js], n[js] * c[js], k[js], c[js]
         compat = _fields(fold_timing(ms, ns, ks, a.rows, a.cols, spread))
         compat["scalesim_cycles"] = fold_timing(ms, n[js], ks, a.rows, a.cols, a.dataflow).scalesim_cycles * cs
         compat["sram_ifmap_reads"] = grouped_input_words(ms, n[js], ks, cs)
         spread_hw = replace(hw, array=replace(a, dataflow=spread))
-        grouped = getattr(timing, "grouped_fold_timing", None)    # a strategy may run the spread mapping itself
-        own = _fields(grouped(js, ms, n[js], packed[js], cs, spread_hw) if grouped is not None
+        runs = getattr(timing, "grouped_fold_timing", None)       # a strategy may run the spread mapping itself
+        own = _fields(runs(js, ms, n[js], packed[js], cs, spread_hw) if runs is not None
                       else timing.fold_timing(ms, ns, packed[js], spread_hw))
         parts.append(([idx[j] for j in js], spread, compat, own, rate[js], np.ones_like(cs)))
     return GemmTimes(parts, cols)

@@ -221,7 +221,7 @@ class LayerTable:
                 _segment(energy.setdefault(name, []), span, _typed(value, float))
             for name, value in proto.timing.stall_by_level.items():
                 got = stalls.setdefault(name, [])
-                if type(value) is not np.ndarray or value.any():        # (all zero: no stall anywhere)
+                if type(value) is not np.ndarray or np.count_nonzero(value):   # (all 0: no stall anywhere)
                     got.extend(v for v in cols.rows(value, count, int) if v > 0)
             at += count
         if not set(names).issuperset({key[0] for key in first} | stalls.keys() | energy.keys()):
@@ -237,7 +237,7 @@ class LayerTable:
         table[len(rows):] *= 1e-9
         if self._layer_order() is not None:
             table = table[:, self._where_array]
-        sums = dict(zip(keys, (np.cumsum(table, axis=1)[:, -1] + 0.0).tolist() if n else [0.0] * len(keys)))
+        sums = dict(zip(keys, (table.cumsum(axis=1)[:, -1] + 0.0).tolist() if n else [0.0] * len(keys)))
         out: dict = {name: {"operands": {}, "energy_mj": sums.get(name, 0.0), "stall_cycles": stall.get(name, 0)}
                      for name in names}
         for _, (op, name) in sorted((where, key[::-1]) for key, where in first.items()):

@@ -150,11 +150,11 @@ def fold_timing(m, n, k, rows: int, cols: int, flow: DataflowSpec,
     """Closed-form timing and SRAM words of GEMMs ``m×k @ k×n`` (arrays of equal length) on an R × C array."""
     dims = {name: np.asarray(v, dtype=np.int64) for name, v in zip(GEMM_DIMS, (m, n, k))}
     extent = {flow.rows: rows, flow.cols: cols}
-    tiles = {d: (_ceil_div(dims[d], extent[d]) if d in extent else np.ones_like(dims[d])) for d in GEMM_DIMS}
+    tiles = {d: _ceil_div(dims[d], extent[d]) for d in extent}          # (the time dimension: one tile)
     row_folds, col_folds, t = tiles[flow.rows], tiles[flow.cols], dims[flow.time]
     folds = row_folds * col_folds
     preload = rows if flow.preloads else 0
-    compat_per_fold = preload + rows + cols + t - 2
+    compat_per_fold = t + (preload + rows + cols - 2)          # (integers: any order)
     scalesim = folds * compat_per_fold - 1
     if stationary_double_buffer:
         per_fold = np.maximum(t, preload)
@@ -163,11 +163,11 @@ def fold_timing(m, n, k, rows: int, cols: int, flow: DataflowSpec,
         per_fold, cycles = compat_per_fold, folds * compat_per_fold
     macs = (dims["m"] * dims["n"] * dims["k"]).astype(np.float64)
     util = macs / (np.maximum(scalesim, 1).astype(np.float64) * rows * cols)
-    mapping = (dims[flow.rows] * dims[flow.cols]).astype(np.float64) / (folds * rows * cols)
+    mapping = (dims[flow.rows] * dims[flow.cols]).astype(np.float64) / (folds * (rows * cols))
     words = {}
     for op, (a, b) in OPERAND_DIMS.items():
         lacks = next(d for d in GEMM_DIMS if d not in (a, b))
-        words[op] = dims[a] * dims[b] * tiles[lacks]
+        words[op] = dims[a] * dims[b] * tiles[lacks] if lacks != flow.time else dims[a] * dims[b]   # (· 1)
     if flow.stationary == "output":
         words["output"] = words["output"] + folds * (rows + cols)
     return FoldTiming(row_folds, col_folds, t, per_fold, cycles, scalesim, util, mapping,

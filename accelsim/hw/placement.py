@@ -44,27 +44,37 @@ class Placement:
     reserved: float | object = 0.0
 
 
-def _consumers(works) -> tuple[set, dict]:
-    """Tensors read by a non-fused layer, and each one's last reader (index into ``works``)."""
+def _consumers(works) -> tuple[set, dict, list]:
+    """Tensors read by a non-fused layer, each one's last reader (index into ``works``), and the layers whose
+    output is such a tensor, in order; remembered for the last few lists of works (by identity: the engine's
+    lowerings, which never change)."""
+    hit = _CONSUMERS.get(id(works))
+    if hit is not None and hit[0] is works:
+        return hit[1]
     last: dict[str, int] = {}
     for i, w in enumerate(works):
         if not w.fused:
             for t in w.layer.inputs:
                 last[t] = i
-    return set(last), last
+    got = set(last), last, [w.layer.name for w in works if w.layer.name in last]
+    if len(_CONSUMERS) >= 8:
+        _CONSUMERS.pop(next(iter(_CONSUMERS)), None)
+    _CONSUMERS[id(works)] = (works, got)
+    return got
+
+
+_CONSUMERS: dict = {}
 
 
 def _fits(works, sizes: dict, sinks: dict, mem: MemoryConfig, pes: int, budget) -> tuple[dict, object]:
     """Per-tensor rule (module docstring); the budget of resident weights is set aside first."""
     reserved = budget if mem.resident_level is not None else 0.0
     cap = xp.minimum(capacity(mem, "input", pes, reserved), capacity(mem, "output", pes, reserved))
-    consumed, _ = _consumers(works)
     out = {}
-    for w in works:
-        if w.layer.name in consumed:
-            fits = sizes[w.layer.name] <= cap
-            if not isinstance(fits, bool) or fits:
-                out[w.layer.name] = fits
+    for name in _consumers(works)[2]:
+        fits = sizes[name] <= cap
+        if not isinstance(fits, bool) or fits:
+            out[name] = fits
     return out, reserved
 
 
@@ -74,7 +84,7 @@ def _live(works, sizes: dict, sinks: dict, mem: MemoryConfig, pes: int, budget) 
     if len(levels) < 2:
         return {}, 0.0
     cap = xp.minimum(levels[0].size_bytes, levels[1].size_bytes)
-    consumed, last = _consumers(works)
+    consumed, last, _ = _consumers(works)
     out: dict = {}
     live: dict[str, int] = {}
     used, peak = 0.0, 0.0

@@ -48,8 +48,10 @@ def roofline(busy, dram_bytes, bw, double_buffer: bool, first=0.0, last=0.0):
     memory = xp.ceil(dram_bytes / bw)
     if not double_buffer:
         return memory, busy + memory
-    phased = xp.ceil(first / bw + xp.maximum(busy, (dram_bytes - first - last) / bw) + last / bw)
-    return memory, xp.where(xp.both(first + last > 0, memory > 0), phased, xp.maximum(busy, memory))
+    phases = first + last
+    phased = 0.0 if xp.is_zero(phases) else \
+        xp.ceil(first / bw + xp.maximum(busy, (dram_bytes - first - last) / bw) + last / bw)   # (else never taken)
+    return memory, xp.where(xp.both(phases > 0, memory > 0), phased, xp.maximum(busy, memory))
 
 
 def _share(flow: DataflowSpec, operand: str) -> str:

@@ -65,8 +65,11 @@ def negate(a):
 
 def ratio(a, b, default=0.0):
     """``a / b`` where ``b`` ≠ 0, else ``default`` (no division warnings on arrays)."""
-    if type(a) in _PLAIN and type(b) in _PLAIN:
-        return a / b if b else default
+    if type(b) in _PLAIN:
+        if type(a) in _PLAIN:
+            return a / b if b else default
+        if b and type(a) is np.ndarray and a.ndim:      # (what the general form below gives, in one division)
+            return np.asarray(a, dtype=float) / float(b)
     b = np.asarray(b, dtype=float)
     safe = np.where(b != 0, b, 1.0)
     return np.where(b != 0, np.asarray(a, dtype=float) / safe, default)

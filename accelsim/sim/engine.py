@@ -26,9 +26,9 @@ fields are arrays over configurations too, and the same calls cost every (layer,
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from itertools import count, repeat
 from typing import Protocol
 
 import numpy as np
@@ -45,10 +45,9 @@ from ..hw.memory import GemmTensors, LevelTraffic, capacity, dram_traffic, level
 from ..hw.placement import Placement, place
 from ..hw.schedule import FoldShape, fold_schedule, roofline
 from ..lowering import Work
-from ..ops import Gemm
 from .columns import Columns, configs
 from .overlap import overlap
-from .prepare import gemm_columns, lowered, precisions
+from .prepare import gemm_columns, gemm_statics, lowered, precisions, rate_kinds
 from .report_types import Energy, LayerCost, RunReport, Timing, Traffic, run_totals, totals
 from .table import LayerTable
 
@@ -80,46 +79,47 @@ def _timings(works: list[Work], precs: list[Precision], hw: HWConfig, timing: Ti
     idx, g, m, n, k, c, grouped = gemm_columns(works)
     if not idx:
         return GemmTimes([], cols)
-    rates, seen = [], {}
-    for i, x in zip(idx, g):                     # MappingError for the first GEMM the PE cannot run
-        key = (precs[i].name, x.b_is_weight)
-        if key not in seen:
-            seen[key] = macs_per_pe_cycle(hw.pe, precs[i], x.b_is_weight)
-        rates.append(seen[key])
+    kinds, which = rate_kinds(works, precs)     # MappingError for the first GEMM the PE cannot run
+    rates = [macs_per_pe_cycle(hw.pe, p, b_is_weight) for p, b_is_weight in kinds]
     a = hw.array
     if cols.configs is not None:      # a sweep: GEMMs along axis 0, configurations along axis 1
         m, n, k, c = m[:, None], n[:, None], k[:, None], c[:, None]
-        rate = np.stack([np.broadcast_to(np.asarray(r, dtype=float), (cols.configs,)) for r in rates])
+        rate = np.stack([np.broadcast_to(np.asarray(r, dtype=float), (cols.configs,)) for r in rates])[which]
     else:
-        rate = np.array(rates, dtype=float)
+        rate = np.array(rates, dtype=float)[which]
     packed = np.ceil(k / rate - 1e-9).astype(np.int64)
     spread = a.grouped.flow
-    sel = grouped if spread is not None else np.zeros(len(g), dtype=bool)
+    spreads = spread is not None and np.count_nonzero(grouped) > 0     # grouped convs the config spreads
     parts = []
-    dense = np.flatnonzero(~sel)
+    dense = np.flatnonzero(~grouped) if spreads else slice(None)     # (none: all of them, no copies)
     analytical = type(timing) is AnalyticalTiming
     if not analytical:                # a strategy gets every GEMM, as it expects them
         own_all = _fields(timing.fold_timing(m, n, packed, hw))
-    if len(dense):
-        if analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
+    dense_idx = idx if type(dense) is slice else [idx[j] for j in dense]
+    if dense_idx:
+        if analytical and not hw.timing.stationary_double_buffer and np.array_equal(packed, k):
+            compat = _fields(fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow))
+            own = dict(compat)            # one MAC per PE-cycle: K' = K, the own rows are the SCALE-Sim rows
+        elif analytical and not hw.timing.stationary_double_buffer:   # one call for the SCALE-Sim rows on K and
             both = _fields(fold_timing(*(_stacked(x[dense], y[dense])                            # the own rows
                                          for x, y in ((m, m), (n, n), (k, packed))), a.rows, a.cols, a.dataflow))
-            compat, own = ({name: v[:len(dense)] for name, v in both.items()},           # on K' (the same form)
-                           {name: v[len(dense):] for name, v in both.items()})
+            half = len(dense_idx)
+            compat, own = ({name: v[:half] for name, v in both.items()},                 # on K' (the same form)
+                           {name: v[half:] for name, v in both.items()})
         else:
             compat = _fields(fold_timing(m[dense], n[dense], k[dense], a.rows, a.cols, a.dataflow))
             own = (_fields(timing.fold_timing(m[dense], n[dense], packed[dense], hw)) if analytical
                    else {name: v[dense] for name, v in own_all.items()})
-        parts.append(([idx[j] for j in dense], a.dataflow, compat, own, rate[dense], c[dense]))
-    if sel.any():                     # grouped convs spread across the array: one GEMM m × (groups·n)
-        js = np.flatnonzero(sel)
+        parts.append((dense_idx, a.dataflow, compat, own, rate[dense], c[dense]))
+    if spreads:                       # grouped convs spread across the array: one GEMM m × (groups·n)
+        js = np.flatnonzero(grouped)
         ms, ns, ks, cs = m[js], n[js] * c[js], k[js], c[js]
         compat = _fields(fold_timing(ms, ns, ks, a.rows, a.cols, spread))
         compat["scalesim_cycles"] = fold_timing(ms, n[js], ks, a.rows, a.cols, a.dataflow).scalesim_cycles * cs
         compat["sram_ifmap_reads"] = grouped_input_words(ms, n[js], ks, cs)
         spread_hw = replace(hw, array=replace(a, dataflow=spread))
-        grouped = getattr(timing, "grouped_fold_timing", None)    # a strategy may run the spread mapping itself
-        own = _fields(grouped(js, ms, n[js], packed[js], cs, spread_hw) if grouped is not None
+        runs = getattr(timing, "grouped_fold_timing", None)       # a strategy may run the spread mapping itself
+        own = _fields(runs(js, ms, n[js], packed[js], cs, spread_hw) if runs is not None
                       else timing.fold_timing(ms, ns, packed[js], spread_hw))
         parts.append(([idx[j] for j in js], spread, compat, own, rate[js], np.ones_like(cs)))
     return GemmTimes(parts, cols)
@@ -145,7 +145,9 @@ class GemmTimes(Mapping):
 
     def __init__(self, parts: list, cols: Columns):
         self.parts, self.cols = parts, cols
-        self.where = {i: (p, j) for p, part in enumerate(parts) for j, i in enumerate(part[0])}
+        self.where = {}
+        for p, part in enumerate(parts):
+            self.where.update(zip(part[0], zip(repeat(p), count())))
         self._rows: dict[int, tuple] = {}
 
     def __len__(self) -> int:
@@ -159,7 +161,7 @@ class GemmTimes(Mapping):
             p, j = self.where[i]
             _, flow, compat, own, rate, reps = self.parts[p]
             if self.cols.configs is None:
-                row = lambda d: {name: d[name][j].item() for name in _ROW}
+                row = lambda d: {name: d[name].item(j) for name in _ROW}
                 tail = {"reps": int(reps[j]), "flow": flow}
                 self._rows[i] = (row(compat) | tail, row(own) | tail, float(rate[j]))
             else:
@@ -175,10 +177,13 @@ class GemmTimes(Mapping):
     def columns(self, members: list[int]) -> tuple:
         """(SCALE-Sim columns, own columns, MACs/PE-cycle column) of the GEMMs of ``members`` (one flow)."""
         p = self.where[members[0]][0]
-        _, flow, compat, own, rate, reps = self.parts[p]
-        at = [self.where[i][1] for i in members]
-        if at == list(range(len(rate))):      # all of them, in order (the usual case): no copies
+        gemms, flow, compat, own, rate, reps = self.parts[p]
+        at = slice(None) if members == gemms else [self.where[i][1] for i in members]   # all of them, in order
+        if at == list(range(len(rate))):                                                # (the usual case): no copies
             at = slice(None)
+        if type(at) is slice:               # (compat and own hold the _ROW names: _fields)
+            tail = {"reps": reps, "flow": flow}
+            return compat | tail, own | tail, rate
         sub = lambda d: {name: d[name][at] for name in _ROW} | {"reps": reps[at], "flow": flow}
         return sub(compat), sub(own), rate[at]
 
@@ -266,62 +271,70 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
     :class:`~accelsim.sim.table.LayerTable`."""
     out = LayerTable(cols, works, precs, fixed)
     groups: dict[tuple, list] = {}
-    on_chip, resident, negate = placed.on_chip, placed.resident, xp.negate
-    gather, acc_bytes, per_element = hw.memory.strided_gather, hw.pe.acc_bits / 8, hw.vector.ops_per_element
+    on_chip, resident, negate, where = placed.on_chip, placed.resident, xp.negate, times.where
+    acc_bytes, per_element = hw.pe.acc_bits / 8, hw.vector.ops_per_element
+    statics = gemm_statics(works, inputs, precs, n, hw.memory.strided_gather)
+    caps = {op: capacity(hw.memory, op, hw.array.rows * hw.array.cols, placed.reserved) for op in OPERANDS}
     for i, static in enumerate(inputs):
         w = works[i]
         if static is None:
             out.add_idle(i, "fused" if w.fused else "none")
             continue
         write_o = negate(on_chip.get(sinks[w.layer.name], False))
-        if w.gemm is not None:
-            args = _gemm_inputs(static, on_chip, write_o, gather, acc_bytes, resident[i], n)
-            key = ("gemm", times.where[i][0], w.gemm.b_is_weight, precs[i].name, tuple(map(type, args)))
+        if w.gemm is not None:             # the part of _gemm_inputs that the placement decides
+            _, a_name, b_name, model_key = statics.layers[i]
+            held = resident[i]
+            read_a = negate(on_chip.get(a_name, False))
+            read_b = negate(held > 0) if b_name is None else negate(on_chip.get(b_name, False))
+            key = ("gemm", where[i][0], model_key, type(read_a), type(read_b), type(write_o), type(held))
+            groups.setdefault(key, []).append((i, (read_a, read_b, write_o, held)))
         else:
             args = _vector_inputs(static, on_chip, write_o, per_element)
             key = ("vector", tuple(map(type, args)), _moves_nothing(*args[1:]))
-        groups.setdefault(key, []).append((i, args))
+            groups.setdefault(key, []).append((i, args))
     for key, members in groups.items():
         gemm = key[0] == "gemm"
         if len(members) < MIN_COLUMN_GROUP:
             for i, args in members:
-                out.add_record(i, _gemm_layer(works[i], precs[i], times[i], *args, hw, placed.reserved) if gemm
+                out.add_record(i, _gemm_layer(works[i], precs[i], times[i], *_gemm_inputs(
+                    statics.layers[i][0], acc_bytes, *args), hw, caps) if gemm
                                else _vector_layer(works[i], precs[i], *args, hw))
             continue
         idx = [i for i, _ in members]
-        stacked = [cols(column) for column in zip(*(a for _, a in members))]
         first, p = works[idx[0]], precs[idx[0]]
         if gemm:
-            gidx, g, *shape = gemm_columns(works)
-            at = [bisect_left(gidx, i) for i in idx]                # (gidx ascending)
-            take = slice(None) if len(at) == len(gidx) else at     # (all of them: in order)
-            gc = Gemm(*(cols.of_ints(x[take]) for x in shape[:4]), g[at[0]].b_is_weight)
-            proto = _gemm_layer(replace(first, gemm=gc), p, times.columns(idx), *stacked, hw, placed.reserved)
-            probe = None if cols.configs is not None else \
-                _gemm_layer(first, p, times[idx[0]], *members[0][1], hw, placed.reserved)
+            values, group = statics.columns(idx, cols)
+            read_a, read_b, write_o, held = (cols(list(column)) for column in zip(*(a for _, a in members)))
+            args = _gemm_inputs(values, acc_bytes, read_a, read_b, write_o, held)
+            proto = _gemm_layer(group, p, times.columns(idx), *args, hw, caps)
+            probe = None if cols.configs is not None else _gemm_layer(
+                first, p, times[idx[0]], *_gemm_inputs(statics.layers[idx[0]][0], acc_bytes, *members[0][1]), hw,
+                caps)
         else:
+            stacked = [cols(column) for column in zip(*(a for _, a in members))]
             proto = _vector_layer(first, p, *stacked, hw)
             probe = None if cols.configs is not None else _vector_layer(first, p, *members[0][1], hw)
         out.add_group(idx, proto, probe, [placed.resident[i] for i in idx] if gemm else None)
     return out
 
 
-def _gemm_inputs(static: tuple, on_chip: dict, write_o, gather: bool, acc_bytes: float, resident, n: int) -> tuple:
-    """A GEMM layer's per-layer inputs of :func:`_gemm_layer`: (its tensors, the output's bytes, resident bytes);
-    ``static``: its :func:`static_inputs`, ``gather``: ``memory.strided_gather``."""
-    layer, foot, b_is_weight, a_b, b_b, o_b, act, b_elem = static
-    a_used = foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * n * act if gather and foot is not None \
-        else a_b
-    read_b = xp.negate(resident > 0) if b_is_weight else xp.negate(on_chip.get(layer.inputs[1], False))
-    return (a_b, min(a_used, a_b), b_b, o_b, act, b_elem, acc_bytes, xp.negate(on_chip.get(layer.inputs[0], False)),
-            read_b, write_o, o_b, resident)
+def _gemm_inputs(values: tuple, acc_bytes: float, read_a, read_b, write_o, resident) -> tuple:
+    """A GEMM layer's (or a group's columns of) per-layer inputs of :func:`_gemm_layer`: (its tensors, the
+    output's bytes, resident bytes); ``values``: its :class:`~accelsim.sim.prepare.GemmStatics` values (A's
+    bytes, the bytes of A read, B's and the output's bytes, A's and B's element bytes), ``read_a``, ``read_b``,
+    ``write_o``: whether A and B come from and the output goes to the outermost level, ``resident``: the bytes
+    of its weights held on chip."""
+    a_b, a_used, b_b, o_b, act, b_elem = values
+    return (a_b, a_used, b_b, o_b, act, b_elem, acc_bytes, read_a, read_b, write_o, o_b, resident)
 
 
 def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
     """Busy cycles raised to what each bandwidth-limited on-chip level can move (its stall, by name)."""
     moved: dict = {}
+    outermost = hw.memory.dram.name             # (no bandwidth limit of its own here: the roofline's)
     for t in levels:
-        moved[t.level] = moved.get(t.level, 0.0) + t.read_bytes + t.write_bytes
+        if t.level != outermost:
+            moved[t.level] = moved.get(t.level, 0.0) + t.read_bytes + t.write_bytes
     stalls, floor = {}, busy
     for lv in hw.memory.levels[:-1]:
         need = xp.ceil(moved.get(lv.name, 0.0) / lv.bandwidth(hw.clock_mhz))   # an unbounded level: 0
@@ -332,30 +345,30 @@ def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
 
 
 def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem, acc_bytes, read_a, read_b,
-                write_o, o_final, resident, hw: HWConfig, reserved) -> LayerCost:
-    """One GEMM layer's cost (or, over columns, a group's: :mod:`accelsim.sim.columns`); ``t``: its timing rows."""
+                write_o, o_final, resident, hw: HWConfig, caps: dict) -> LayerCost:
+    """One GEMM layer's cost (or, over columns, a group's: :mod:`accelsim.sim.columns`); ``t``: its timing rows,
+    ``caps``: :func:`~accelsim.hw.memory.capacity` per operand (with the resident weights' bytes reserved)."""
     compat, own, rate = t
     layer, g, mem = w.layer, w.gemm, hw.memory
-    c, flow, n_per = compat["reps"], compat["flow"], g.n * g.count // compat["reps"]
+    c, flow, n_per, macs = compat["reps"], compat["flow"], g.n * g.count // compat["reps"], g.macs
     rows, cols = hw.array.rows, hw.array.cols
     tensors = GemmTensors(a_b, a_used, b_b, o_b, a_elem, b_elem, acc_bytes, read_a, read_b, write_o)
-    caps = {op: capacity(mem, op, rows * cols, reserved) for op in OPERANDS}
-    caps["weight"] = xp.where(resident > 0, math.inf, caps["weight"])   # held on chip: never re-fetched
+    caps = caps | {"weight": xp.where(resident > 0, math.inf, caps["weight"])}   # held on chip: never re-fetched
     dram = dram_traffic(g.m, n_per, g.k, c, tensors, rows, cols, flow, caps, mem.strided_gather)
     words = [compat[x] * c for x in ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")]
     psum_words = xp.maximum(0, words[2] - g.m * n_per * c) if flow.reduction_spatial else 0
-    levels, dram = level_traffic(mem, flow, g.macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
+    levels, dram = level_traffic(mem, flow, macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
                                  dram, o_final, xp.ceil(g.k / rows))
     busy = own["cycles"] * c
     floor, stalls = _busy_with_levels(busy, levels, hw)
     bw = mem.dram.bandwidth(hw.clock_mhz)
     folds = own["row_folds"] * own["col_folds"]
-    shape = FoldShape(own["row_folds"], own["col_folds"], c, own["cycles_per_fold"] * floor / busy,
-                      (own["cycles"] - folds * own["cycles_per_fold"]) * floor / busy)
-    loads = {"input": dram.input - dram.input_extra, "weight": dram.weight - dram.weight_extra}
-    extra = dram.input_extra + dram.weight_extra + dram.psum
     fold_mode, phases = hw.timing.dram_overlap == "fold" and mem.double_buffer, hw.timing.load_store_phases
     if fold_mode or phases:     # the per-fold schedule (also gives the load/store phase bytes)
+        shape = FoldShape(own["row_folds"], own["col_folds"], c, own["cycles_per_fold"] * floor / busy,
+                          (own["cycles"] - folds * own["cycles_per_fold"]) * floor / busy)
+        loads = {"input": dram.input - dram.input_extra, "weight": dram.weight - dram.weight_extra}
+        extra = dram.input_extra + dram.weight_extra + dram.psum
         fold_cycles, first, last = fold_schedule(shape, flow, loads, extra, dram.output, bw, phases)
     if fold_mode:
         memory = xp.ceil(dram.total / bw)
@@ -371,8 +384,8 @@ def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem,
                     compat["mapping_efficiency"], stalls)
     streamed = dram.weight if g.b_is_weight else 0
     traffic = Traffic(*words, dram.input, dram.weight, dram.output, dram.psum, tuple(levels), resident, streamed)
-    energy = Energy(g.macs * E.mac_energy_pj(hw, p, rate), reg, sram, dram_pj, 0.0, E.static_pj(hw, cycles), by_level)
-    return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, g.m, g.n, g.k, g.count, g.macs, layer.params,
+    energy = Energy(macs * E.mac_energy_pj(hw, p, rate), reg, sram, dram_pj, 0.0, E.static_pj(hw, cycles), by_level)
+    return LayerCost(layer.name, layer.op, p.name, p.a_bits, p.w_bits, g.m, g.n, g.k, g.count, macs, layer.params,
                      timing, traffic, energy)
 
 

@@ -2,19 +2,22 @@
 precisions and the batch alone, computed once per Model object (a frozen dataclass) for the last few models
 (a sweep or a comparison costs one model many times): the lowering and each layer's output tensor
 (:func:`lowered`), the precisions, tensor and parameter bytes and the layers' hw-independent inputs
-(:func:`precisions`), and the GEMMs' shapes as arrays (:func:`gemm_columns`).
+(:func:`precisions`), the GEMMs' shapes as arrays (:func:`gemm_columns`), and the GEMM layers' inputs of the
+cost model as far as the model decides them, per layer and as a group's columns (:func:`gemm_statics`).
 """
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from dataclasses import replace
 
 import numpy as np
 
 from ..graph import Model
 from ..hw.mac import Precision, parse_precision
 from ..lowering import Work, batched, lower
-from ..ops import OPS
-from .columns import remember
+from ..ops import OPS, Gemm
+from .columns import Columns, remember
 from .report_types import model_bytes
 
 TOKEN_BYTES = 4  # token ids are read as int32
@@ -34,6 +37,28 @@ def gemm_columns(works: list[Work]) -> tuple:
             x.flags.writeable = False
         return (idx, g, *arrays)
     return remember(_GEMMS, works, None, make)
+
+
+_RATES: dict = {}
+
+
+def rate_kinds(works: list[Work], precs: list[Precision]) -> tuple:
+    """(the GEMMs' distinct (Precision, B is weights) in order of first appearance, keyed by the precision's name,
+    then per GEMM of :func:`gemm_columns` the position of its own in that list as an array): what a GEMM's MACs per
+    PE-cycle depend on, for the last few plans (``precs``)."""
+    def make():
+        idx, gemms = gemm_columns(works)[:2]
+        kinds, at, which = [], {}, []
+        for i, g in zip(idx, gemms):
+            key = (precs[i].name, g.b_is_weight)
+            if key not in at:
+                at[key] = len(kinds)
+                kinds.append((precs[i], g.b_is_weight))
+            which.append(at[key])
+        which = np.array(which, dtype=np.intp)
+        which.flags.writeable = False
+        return kinds, which
+    return remember(_RATES, precs, None, make)
 
 
 def tensor_bytes(model: Model, precs: list[Precision], batch: int) -> dict[str, float]:
@@ -114,3 +139,56 @@ def static_inputs(works: list[Work], precs: list[Precision], sizes, sinks: dict,
             out.append((layer.inputs, ceils, w.vector_elements, w.vector_op, OPS[w.vector_op].vector_ops,
                         sum(sizes[t] for t in layer.inputs), sizes[layer.name], dram_w, math.ceil(sizes[layer.name])))
     return out
+
+
+_STATICS: dict = {}
+
+
+def gemm_statics(works: list[Work], inputs: list, precs: list[Precision], n: int, gather: bool) -> "GemmStatics":
+    """:class:`GemmStatics` of the GEMM layers of ``works`` (a batch of ``n``) with :func:`static_inputs`
+    ``inputs`` under ``memory.strided_gather`` = ``gather``, remembered for the last few (``inputs``: one plan
+    of one model)."""
+    return remember(_STATICS, inputs, gather, lambda: GemmStatics(works, inputs, precs, n, gather), keep=16)
+
+
+class GemmStatics:
+    """What the engine's ``_gemm_layer`` takes from the model, its precisions and the batch alone, for every GEMM
+    layer of one plan: ``layers[i]`` = (``values``, the tensor A is read from, the tensor B is read from or None
+    when B is weights, ``key``), ``values`` = (A's bytes, the bytes of A the layer reads — fewer when
+    ``gather`` and a strided or dilated conv reads fewer pixels —, B's bytes, the output's bytes, A's and B's
+    element bytes), ``key`` = (B is weights, the precision's name, the Python types of ``values``): what of
+    the layer's grouping the model decides. :meth:`columns` gives a group's columns."""
+
+    def __init__(self, works: list[Work], inputs: list, precs: list[Precision], n: int, gather: bool):
+        self.works = works
+        self.layers: dict[int, tuple] = {}
+        for i, static in enumerate(inputs):
+            if static is None or works[i].gemm is None:
+                continue
+            layer, foot, b_is_weight, a_b, b_b, o_b, act, b_elem = static
+            a_used = min(foot(layer.attrs, list(layer.in_shapes), layer.out_shape) * n * act, a_b) \
+                if gather and foot is not None else a_b
+            values = (a_b, a_used, b_b, o_b, act, b_elem)
+            key = (b_is_weight, precs[i].name, *map(type, values))
+            self.layers[i] = (values, layer.inputs[0], None if b_is_weight else layer.inputs[1], key)
+        self._groups: dict = {}
+
+    def columns(self, idx: list[int], cols: Columns) -> tuple:
+        """(the six ``values`` of the layers ``idx`` (ascending) as columns (``cols``), the first layer's Work
+        with the group's Gemm: m, n, k and count as columns), for the last few groups."""
+        key = (tuple(idx), cols.configs is None)
+        got = self._groups.get(key)
+        if got is None:
+            if len(self._groups) >= 16:
+                self._groups.clear()
+            gidx, g, *shape = gemm_columns(self.works)
+            at = [bisect_left(gidx, i) for i in idx]                # (gidx ascending)
+            take = slice(None) if len(at) == len(gidx) else at     # (all of them: in order)
+            work = replace(self.works[idx[0]], gemm=Gemm(*(cols.of_ints(x[take]) for x in shape[:4]),
+                                                          g[at[0]].b_is_weight))
+            values = [cols(list(column)) for column in zip(*(self.layers[i][0] for i in idx))]
+            for v in values:
+                if type(v) is np.ndarray:
+                    v.flags.writeable = False
+            got = self._groups[key] = (values, work)
+        return got

@@ -134,15 +134,30 @@ class LayerTable:
                 ints = ints and kind is int
         return values, ints
 
+    def _one_group(self, part: str | None, name: str) -> list | None:
+        """:meth:`_by_source`'s values when the layers are one group's, in layer order (the usual case of a
+        network of GEMMs alone): then they are in layer order already. None otherwise."""
+        if part is None or self.records_at or self.idle_at or len(self.groups) != 1:
+            return None
+        idx, proto, probe, resident = self.groups[0]
+        if part == "traffic" and name == "resident_weight_bytes" and resident is not None:
+            return None
+        kind = type(getattr(getattr(probe, part), name))
+        return self.cols.rows(getattr(getattr(proto, part), name), len(idx), kind)
+
     def column(self, part: str | None, name: str) -> Sequence:
         """Every layer's value of a field (:meth:`_by_source`), in layer order."""
-        return self._in_layer_order(self._by_source(part, name)[0])
+        values = self._one_group(part, name)
+        return values if values is not None else self._in_layer_order(self._by_source(part, name)[0])
 
     def total(self, part: str | None, name: str):
         """``sum(self.column(part, name))``, the same number: a sum of ints is the same in any order, so ints are
         summed source by source; anything else in layer order."""
         if part is None and name in self.fixed:
             return self.fixed[name]
+        values = self._one_group(part, name)
+        if values is not None:
+            return sum(values)
         values, ints = self._by_source(part, name)
         if ints:
             return sum(values)
@@ -157,12 +172,14 @@ class LayerTable:
         cannot say it the same way (a level outside ``names``, a layer with two entries for one level and
         operand, a stall that is not an int): then build the records.
 
-        Each float total there is ``0.0 + v₁ + v₂ + …`` over the layers in order (``+=``): here one row per
-        total, the layers' values (as float64, cast as :func:`split` casts them; 0 where a layer has none,
-        which adds nothing), and a running sum along the row (``np.cumsum``, one addition after another).
-        The stall totals are sums of ints, in any order."""
+        Each float total there is ``0.0 + v₁ + v₂ + …`` over the layers in order (``+=``; the energies
+        ``pj · 1e-9``): here one row per total, the layers' values (as float64, cast as :func:`split` casts them;
+        0 where a layer has none or a group's value is a plain 0, which adds nothing), the energy rows times
+        1e-9, and a running sum along the row (``np.cumsum``, one addition after another). The stall totals are
+        sums of ints, in any order."""
         n, cols = self.count, self.cols
-        rows: dict = {}         # ("bytes", level, operand, read/write) or ("energy", level) → [(where, values) ...]
+        rows: dict = {}         # ("bytes", level, operand, read/write) → [(where, values) ...]
+        energy: dict = {}       # level → [(where, pJ) ...]
         first: dict = {}        # (level, operand) → (layer, entry position) of its first entry
         stalls: dict = {}       # level → [int, ...]
         at = 0
@@ -176,7 +193,7 @@ class LayerTable:
                 rows.setdefault(("bytes", *key, "write"), []).append((at, t.write_bytes))
                 first[key] = min(first.get(key, _NO_LAYER), (i, pos))
             for name, pj in r.energy.by_level.items():
-                rows.setdefault(("energy", name), []).append((at, pj))
+                energy.setdefault(name, []).append((at, pj))
             for name, cyc in r.timing.stall_by_level.items():
                 stalls.setdefault(name, []).append(cyc)
             at += 1
@@ -190,48 +207,65 @@ class LayerTable:
                 return None
             kinds = {(t.level, t.operand): (type(t.read_bytes), type(t.write_bytes)) for t in probe.traffic.levels}
             for pos, t in enumerate(entries):
-                key = (t.level, t.operand)
-                rk, wk = kinds.get(key, (float, float))
+                key = level, operand = t.level, t.operand
+                rk, wk = kinds.get(key, _FLOATS)
                 rs, ws = _typed(t.read_bytes, rk), _typed(t.write_bytes, wk)
                 if rs is None or ws is None:
                     return None
-                rows.setdefault(("bytes", *key, "read"), []).append((span, rs))
-                rows.setdefault(("bytes", *key, "write"), []).append((span, ws))
-                j = 0
-                if t.operand == "psum":            # (split keeps a psum entry only where it moves bytes)
-                    moved = np.flatnonzero(np.broadcast_to((rs != 0) | (ws != 0), (count,)))
-                    j = moved[0] if len(moved) else None
-                if j is not None:
+                _segment(rows.setdefault(("bytes", level, operand, "read"), []), span, rs)
+                _segment(rows.setdefault(("bytes", level, operand, "write"), []), span, ws)
+                j = _first_moved(rs, ws, count) if operand == "psum" else 0  # (split keeps a psum entry only
+                if j is not None:                                            # where it moves bytes)
                     first[key] = min(first.get(key, _NO_LAYER), (idx[j], pos))
             for name, value in proto.energy.by_level.items():
-                rows.setdefault(("energy", name), []).append((span, _typed(value, float)))
+                _segment(energy.setdefault(name, []), span, _typed(value, float))
             for name, value in proto.timing.stall_by_level.items():
-                stalls.setdefault(name, []).extend(v for v in cols.rows(value, count, int) if v > 0)
+                got = stalls.setdefault(name, [])
+                if type(value) is not np.ndarray or np.count_nonzero(value):   # (all 0: no stall anywhere)
+                    got.extend(v for v in cols.rows(value, count, int) if v > 0)
             at += count
-        known = set(names)
-        if not known.issuperset({key[0] for key in first} | stalls.keys() |
-                                {key[1] for key in rows if key[0] == "energy"}):
+        if not set(names).issuperset({key[0] for key in first} | stalls.keys() | energy.keys()):
             return None
         stall = {name: sum(values) for name, values in stalls.items()}
         if any(type(v) is not int for v in stall.values()):
             return None
-        keys = list(rows)
+        keys = [*rows, *energy]
         table = np.zeros((len(keys), n))
-        for r, key in enumerate(keys):
-            for where, values in rows[key]:
+        for r, segments in enumerate((*rows.values(), *energy.values())):
+            for where, values in segments:
                 table[r, where] = values
-        table *= np.array([1e-9 if key[0] == "energy" else 1.0 for key in keys])[:, None]   # (x · 1.0 == x)
+        table[len(rows):] *= 1e-9
         if self._layer_order() is not None:
             table = table[:, self._where_array]
-        sums = dict(zip(keys, (np.cumsum(table, axis=1)[:, -1] + 0.0).tolist() if n else [0.0] * len(keys)))
-        out: dict = {}
-        for name in names:
-            ops = sorted((first[k], k[1]) for k in first if k[0] == name)
-            out[name] = {"operands": {op: {"read_bytes": sums["bytes", name, op, "read"],
-                                           "write_bytes": sums["bytes", name, op, "write"]}
-                                      for _, op in ops},
-                         "energy_mj": sums.get(("energy", name), 0.0), "stall_cycles": stall.get(name, 0)}
+        sums = dict(zip(keys, (table.cumsum(axis=1)[:, -1] + 0.0).tolist() if n else [0.0] * len(keys)))
+        out: dict = {name: {"operands": {}, "energy_mj": sums.get(name, 0.0), "stall_cycles": stall.get(name, 0)}
+                     for name in names}
+        for _, (op, name) in sorted((where, key[::-1]) for key, where in first.items()):
+            out[name]["operands"][op] = {"read_bytes": sums["bytes", name, op, "read"],
+                                         "write_bytes": sums["bytes", name, op, "write"]}
         return out
+
+
+_FLOATS = (float, float)
+
+
+def _segment(segments: list, where, values) -> None:
+    """Add a group's ``values`` at ``where`` to a row of :meth:`LayerTable.level_totals` (a plain 0 adds
+    nothing: the row starts as zeros)."""
+    if type(values) is np.ndarray or values != 0:
+        segments.append((where, values))
+
+
+def _first_moved(reads, writes, count: int) -> int | None:
+    """Where the first of a group's ``count`` layers is whose entry moves bytes (reads or writes not 0), None if
+    none does (columns or plain numbers, as :func:`_typed` gives them)."""
+    if type(reads) is not np.ndarray and type(writes) is not np.ndarray:
+        return 0 if reads != 0 or writes != 0 else None
+    moved = np.logical_or(reads, writes)
+    if moved.shape != (count,):
+        moved = np.broadcast_to(moved, (count,))
+    j = int(moved.argmax())
+    return j if moved[j] else None
 
 
 def _typed(value, kind: type):

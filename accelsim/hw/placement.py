@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..config.memory import MemoryConfig
+from ..memo import remember
 from . import xp
 from .memory import capacity
 
@@ -46,21 +47,16 @@ class Placement:
 
 def _consumers(works) -> tuple[set, dict, list]:
     """Tensors read by a non-fused layer, each one's last reader (index into ``works``), and the layers whose
-    output is such a tensor, in order; remembered for the last few lists of works (by identity: the engine's
-    lowerings, which never change)."""
-    hit = _CONSUMERS.get(id(works))
-    if hit is not None and hit[0] is works:
-        return hit[1]
-    last: dict[str, int] = {}
-    for i, w in enumerate(works):
-        if not w.fused:
-            for t in w.layer.inputs:
-                last[t] = i
-    got = set(last), last, [w.layer.name for w in works if w.layer.name in last]
-    if len(_CONSUMERS) >= 8:
-        _CONSUMERS.pop(next(iter(_CONSUMERS)), None)
-    _CONSUMERS[id(works)] = (works, got)
-    return got
+    output is such a tensor, in order; remembered for the last few lists of works (the engine's lowerings,
+    which never change)."""
+    def make():
+        last: dict[str, int] = {}
+        for i, w in enumerate(works):
+            if not w.fused:
+                for t in w.layer.inputs:
+                    last[t] = i
+        return set(last), last, [w.layer.name for w in works if w.layer.name in last]
+    return remember(_CONSUMERS, works, None, make)
 
 
 _CONSUMERS: dict = {}

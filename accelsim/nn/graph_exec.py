@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..errors import AccelsimError
 from ..graph import Layer, Model
 from ..lowering import lower
+from ..memo import remember
 from ..ops import OPS
 from ..ops.normalization import fold_bn
 from .qexec import FloatOps
@@ -81,7 +82,7 @@ def folded_weights(layer: Layer, weights: dict, chain: list[Layer]):
     return w, b
 
 
-_CHAINS: dict = {}   # (id(model), training) → (model, its plan) for the last few models
+_CHAINS: dict = {}   # the plans of the last few (model, training) pairs (accelsim.memo.remember)
 
 
 def fused_chains(model: Model) -> dict[str, list[Layer]]:
@@ -94,20 +95,15 @@ def _plan(model: Model, train: bool) -> tuple[dict, list]:
     """``(fused chains, steps)`` of ``model``: per executed layer (the fused ones ride on their root)
     ``(layer, its op's run, its fused chain, the tensors no later layer reads)``; in training mode nothing is
     fused. Remembered for the last few models (a decoder runs one graph per token)."""
-    key = (id(model), train)
-    hit = _CHAINS.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    while len(_CHAINS) >= 8:
-        _CHAINS.pop(next(iter(_CHAINS)))
-    chains = {} if train else _fused_chains(model)
-    fused = {f.name for c in chains.values() for f in c}
-    last_use = {t: i for i, layer in enumerate(model.layers) for t in layer.inputs}
-    steps = [(layer, OPS[layer.op].run, chains.get(layer.name, []),
-              tuple(t for t in dict.fromkeys(layer.inputs) if last_use[t] == i))
-             for i, layer in enumerate(model.layers) if layer.name not in fused]
-    _CHAINS[key] = (model, (chains, steps))
-    return _CHAINS[key][1]
+    def make():
+        chains = {} if train else _fused_chains(model)
+        fused = {f.name for c in chains.values() for f in c}
+        last_use = {t: i for i, layer in enumerate(model.layers) for t in layer.inputs}
+        steps = [(layer, OPS[layer.op].run, chains.get(layer.name, []),
+                  tuple(t for t in dict.fromkeys(layer.inputs) if last_use[t] == i))
+                 for i, layer in enumerate(model.layers) if layer.name not in fused]
+        return chains, steps
+    return remember(_CHAINS, model, train, make)
 
 
 def _fused_chains(model: Model) -> dict[str, list[Layer]]:

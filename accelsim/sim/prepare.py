@@ -17,7 +17,8 @@ from ..graph import Model
 from ..hw.mac import Precision, parse_precision
 from ..lowering import Work, batched, lower
 from ..ops import OPS, Gemm
-from .columns import Columns, remember
+from ..memo import remember
+from .columns import Columns
 from .report_types import model_bytes
 
 TOKEN_BYTES = 4  # token ids are read as int32
@@ -121,7 +122,7 @@ def precisions(model: Model, works: list[Work], sinks: dict, precision, layer_pr
 
 
 def static_inputs(works: list[Work], precs: list[Precision], sizes, sinks: dict, n: int) -> list:
-    """Per layer, what the engine's ``_gemm_inputs`` or ``_vector_inputs`` take from the model, its precisions
+    """Per layer, what the engine's ``_gemm_layer`` or ``_vector_inputs`` take from the model, its precisions
     and the batch ``n`` alone (None for a layer that does no work)."""
     out: list = []
     for w, p in zip(works, precs):

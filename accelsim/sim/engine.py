@@ -38,7 +38,7 @@ from ..config.memory import OPERANDS
 from ..graph import Model
 from ..hw import energy as E
 from ..hw import xp
-from ..hw.dataflow import DataflowSpec, FoldTiming, fold_timing, grouped_input_words
+from ..hw.dataflow import FoldTiming, fold_timing, grouped_input_words
 from ..hw.mac import Precision, macs_per_pe_cycle
 from ..errors import ConfigError
 from ..hw.memory import GemmTensors, LevelTraffic, capacity, dram_traffic, level_traffic
@@ -171,9 +171,6 @@ class GemmTimes(Mapping):
                 self._rows[i] = (row(compat) | tail, row(own) | tail, rate[j])
         return self._rows[i]
 
-    def flow(self, i: int) -> DataflowSpec:
-        return self.parts[self.where[i][0]][1]
-
     def columns(self, members: list[int]) -> tuple:
         """(SCALE-Sim columns, own columns, MACs/PE-cycle column) of the GEMMs of ``members`` (one flow)."""
         p = self.where[members[0]][0]
@@ -239,7 +236,7 @@ def simulate(model: Model, hw: HWConfig, precision: str = "w8a8", layer_precisio
     if overheads:
         layers = [_with_overheads(c, hw) for c in layers]
     layers = tuple(layers)
-    return RunReport(model.name, hw.name, default.name, layers, totals(layers, hw, model, precs, n), config)
+    return RunReport(model.name, hw.name, default.name, layers, totals(layers, hw, model, precs, n, size), config)
 
 
 def _with_overheads(c: LayerCost, hw: HWConfig) -> LayerCost:
@@ -266,13 +263,13 @@ MIN_COLUMN_GROUP = 4
 def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, inputs: list, placed: Placement,
                  sinks: dict, hw: HWConfig, n: int, cols: Columns, fixed: dict | None = None) -> LayerTable:
     """Every layer's cost (module docstring): layers that do no work directly; GEMM and vector layers gathered
-    (:func:`_gemm_inputs`, :func:`_vector_inputs`) into groups that share everything structural, each group
+    (:class:`~accelsim.sim.prepare.GemmStatics`, :func:`_vector_inputs`) into groups that share everything structural, each group
     costed in one call over columns, to be split into its layers (:mod:`accelsim.sim.columns`), as a
     :class:`~accelsim.sim.table.LayerTable`."""
     out = LayerTable(cols, works, precs, fixed)
     groups: dict[tuple, list] = {}
     on_chip, resident, negate, where = placed.on_chip, placed.resident, xp.negate, times.where
-    acc_bytes, per_element = hw.pe.acc_bits / 8, hw.vector.ops_per_element
+    per_element = hw.vector.ops_per_element
     statics = gemm_statics(works, inputs, precs, n, hw.memory.strided_gather)
     caps = {op: capacity(hw.memory, op, hw.array.rows * hw.array.cols, placed.reserved) for op in OPERANDS}
     for i, static in enumerate(inputs):
@@ -281,7 +278,7 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
             out.add_idle(i, "fused" if w.fused else "none")
             continue
         write_o = negate(on_chip.get(sinks[w.layer.name], False))
-        if w.gemm is not None:             # the part of _gemm_inputs that the placement decides
+        if w.gemm is not None:             # what the placement decides of the layer's inputs
             _, a_name, b_name, model_key = statics.layers[i]
             held = resident[i]
             read_a = negate(on_chip.get(a_name, False))
@@ -296,36 +293,23 @@ def _layer_costs(works: list[Work], precs: list[Precision], times: GemmTimes, in
         gemm = key[0] == "gemm"
         if len(members) < MIN_COLUMN_GROUP:
             for i, args in members:
-                out.add_record(i, _gemm_layer(works[i], precs[i], times[i], *_gemm_inputs(
-                    statics.layers[i][0], acc_bytes, *args), hw, caps) if gemm
-                               else _vector_layer(works[i], precs[i], *args, hw))
+                out.add_record(i, _gemm_layer(works[i], precs[i], times[i], statics.layers[i][0], *args, hw, caps)
+                               if gemm else _vector_layer(works[i], precs[i], *args, hw))
             continue
         idx = [i for i, _ in members]
         first, p = works[idx[0]], precs[idx[0]]
         if gemm:
             values, group = statics.columns(idx, cols)
-            read_a, read_b, write_o, held = (cols(list(column)) for column in zip(*(a for _, a in members)))
-            args = _gemm_inputs(values, acc_bytes, read_a, read_b, write_o, held)
-            proto = _gemm_layer(group, p, times.columns(idx), *args, hw, caps)
+            placed_cols = (cols(list(column)) for column in zip(*(a for _, a in members)))
+            proto = _gemm_layer(group, p, times.columns(idx), values, *placed_cols, hw, caps)
             probe = None if cols.configs is not None else _gemm_layer(
-                first, p, times[idx[0]], *_gemm_inputs(statics.layers[idx[0]][0], acc_bytes, *members[0][1]), hw,
-                caps)
+                first, p, times[idx[0]], statics.layers[idx[0]][0], *members[0][1], hw, caps)
         else:
             stacked = [cols(column) for column in zip(*(a for _, a in members))]
             proto = _vector_layer(first, p, *stacked, hw)
             probe = None if cols.configs is not None else _vector_layer(first, p, *members[0][1], hw)
         out.add_group(idx, proto, probe, [placed.resident[i] for i in idx] if gemm else None)
     return out
-
-
-def _gemm_inputs(values: tuple, acc_bytes: float, read_a, read_b, write_o, resident) -> tuple:
-    """A GEMM layer's (or a group's columns of) per-layer inputs of :func:`_gemm_layer`: (its tensors, the
-    output's bytes, resident bytes); ``values``: its :class:`~accelsim.sim.prepare.GemmStatics` values (A's
-    bytes, the bytes of A read, B's and the output's bytes, A's and B's element bytes), ``read_a``, ``read_b``,
-    ``write_o``: whether A and B come from and the output goes to the outermost level, ``resident``: the bytes
-    of its weights held on chip."""
-    a_b, a_used, b_b, o_b, act, b_elem = values
-    return (a_b, a_used, b_b, o_b, act, b_elem, acc_bytes, read_a, read_b, write_o, o_b, resident)
 
 
 def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
@@ -344,11 +328,16 @@ def _busy_with_levels(busy, levels: list[LevelTraffic], hw: HWConfig) -> tuple:
     return floor, stalls
 
 
-def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem, acc_bytes, read_a, read_b,
-                write_o, o_final, resident, hw: HWConfig, caps: dict) -> LayerCost:
+def _gemm_layer(w: Work, p: Precision, t, values: tuple, read_a, read_b, write_o, resident, hw: HWConfig,
+                caps: dict) -> LayerCost:
     """One GEMM layer's cost (or, over columns, a group's: :mod:`accelsim.sim.columns`); ``t``: its timing rows,
-    ``caps``: :func:`~accelsim.hw.memory.capacity` per operand (with the resident weights' bytes reserved)."""
+    ``values``: its :class:`~accelsim.sim.prepare.GemmStatics` values (A's bytes, the bytes of A read, B's and the
+    output's bytes, A's and B's element bytes), ``read_a``, ``read_b``, ``write_o``: whether A and B come from and
+    the output goes to the outermost level, ``resident``: the bytes of its weights held on chip, ``caps``:
+    :func:`~accelsim.hw.memory.capacity` per operand (with the resident weights' bytes reserved)."""
     compat, own, rate = t
+    a_b, a_used, b_b, o_b, a_elem, b_elem = values
+    acc_bytes = hw.pe.acc_bits / 8
     layer, g, mem = w.layer, w.gemm, hw.memory
     c, flow, n_per, macs = compat["reps"], compat["flow"], g.n * g.count // compat["reps"], g.macs
     rows, cols = hw.array.rows, hw.array.cols
@@ -358,7 +347,7 @@ def _gemm_layer(w: Work, p: Precision, t, a_b, a_used, b_b, o_b, a_elem, b_elem,
     words = [compat[x] * c for x in ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")]
     psum_words = xp.maximum(0, words[2] - g.m * n_per * c) if flow.reduction_spatial else 0
     levels, dram = level_traffic(mem, flow, macs, {"input": words[0], "weight": words[1]}, psum_words, tensors,
-                                 dram, o_final, xp.ceil(g.k / rows))
+                                 dram, o_b, xp.ceil(g.k / rows))
     busy = own["cycles"] * c
     floor, stalls = _busy_with_levels(busy, levels, hw)
     bw = mem.dram.bandwidth(hw.clock_mhz)

@@ -170,13 +170,14 @@ class RunReport:
 _BUILDING = threading.Lock()
 
 
-def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1) -> dict:
-    """The run's totals of the records ``layers`` (:func:`run_totals`)."""
+def totals(layers, hw: HWConfig, model: Model, precs, batch: int = 1, size: float | None = None) -> dict:
+    """The run's totals of the records ``layers`` (:func:`run_totals`); ``size``: the :func:`model_bytes` of
+    ``model`` at ``precs`` when the caller has it."""
     def column(part, name):
         return map(attrgetter(f"{part}.{name}" if part else name), layers)
     names = [lv.name for lv in hw.memory.levels]
     return run_totals(lambda part, name: sum(column(part, name)), column, len(layers), level_totals(layers, names),
-                      model_bytes(model, precs), hw, batch)
+                      model_bytes(model, precs) if size is None else size, hw, batch)
 
 
 def model_bytes(model: Model, precs) -> float:

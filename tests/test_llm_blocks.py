@@ -66,10 +66,6 @@ def test_quantize_and_dequantize_kernels_match_their_numpy_twins(fmt):
     assert np.array_equal(t.d, d.astype(np.float16)) and np.array_equal(t.m, m.astype(np.float16))
     ours = block_dequantize(t)
     assert np.array_equal(ours.view(np.uint32), naive_dequantize(t.codes, t.d, t.m, fmt).view(np.uint32))
-    tile = np.empty((5, x.shape[1]), np.float32)                    # one tile of rows
-    K.dequantize_rows(t.codes, t.d.astype(np.float32), t.m.astype(np.float32), 7, 12, fmt.block or x.shape[1],
-                      fmt.offset, fmt.has_min, tile)
-    assert np.array_equal(tile, ours[7:12])
     err = np.abs(ours - x).max(axis=1)      # round to nearest on float16 grids: about a grid step at most
     assert np.all(err <= 1.2 * np.abs(t.d.astype(np.float32)).max(axis=1) + 2e-3 * np.abs(x).max(axis=1))
 

@@ -85,13 +85,6 @@ def dequantize_blocks(codes, d, m, block, offset, has_min, out):
         _dequantize_row(codes[r], d[r], m[r], block, np.float32(offset), has_min, out[r])
 
 
-@njit
-def dequantize_rows(codes, d, m, r0, r1, block, offset, has_min, out):
-    """Rows ``r0 ≤ r < r1`` of :func:`dequantize_blocks` into ``out[r − r0]``."""
-    for r in range(r0, r1):
-        _dequantize_row(codes[r], d[r], m[r], block, np.float32(offset), has_min, out[r - r0])
-
-
 @njit_float_dot
 def block_gemm(x, codes, d, m, block, offset, out):
     """``out[i, n] = Σ_k x[i, k]·w[n, k]`` for ``w`` = the dequantized codes (:func:`dequantize_blocks`; ``m`` is

@@ -283,7 +283,7 @@ def fused_self_test(run) -> bool:
 _fused: list = []  # [] = not built yet, [checked runner | None] afterwards
 
 
-def fused(make_runner=None):
+def fused():
     """The fused QLinearMatMul runner once it passed :func:`fused_self_test`, else None (also when no exact
     backend is active, e.g. ``ACCELSIM_GEMM_BACKEND=numba``)."""
     if backend() is None:
@@ -292,7 +292,7 @@ def fused(make_runner=None):
         with _lock:
             if not _fused:
                 try:
-                    run = (make_runner or _fused_runner)()
+                    run = _fused_runner()
                 except Exception:  # noqa: BLE001 - onnxruntime unable to build the session
                     run = None
                 _fused.append(run if run is not None and fused_self_test(run) else None)
@@ -324,8 +324,7 @@ def _multiplier(sa, sb, sy):
     float32 operations cannot overflow once their double counterparts (exact product, quotient) stay below
     float32's maximum, so no ``np.errstate`` is needed; underflow warnings are off by numpy's default."""
     if type(sb) is np.ndarray:
-        with np.errstate(over="ignore", under="ignore"):
-            m = float_multiplier(sa, sb, sy)
+        m = float_multiplier(sa, sb, sy)       # (it ignores over/underflow itself)
         return m if np.all(np.isfinite(m)) else None
     if float(sa) * float(sb) >= _F32_MAX or float(sa) * float(sb) / float(sy) >= _F32_MAX / 2:
         return None

@@ -71,10 +71,11 @@ def _conv_geometry(x, w, group, strides, pads, dilations, fn: str, transposed: b
     return geo, int(group)
 
 
-def _cols(x5, zx, g, geo, rows_padded) -> np.ndarray:
-    """im2col of ``x5`` (B, C, D, H, W) with ``zx`` subtracted: (G, rows_padded, Cg·kd·kh·kw) int16."""
+def _cols(x5, zx, g, geo, rows_padded, out=None) -> np.ndarray:
+    """im2col of ``x5`` (B, C, D, H, W) with ``zx`` subtracted: (G, rows_padded, Cg·kd·kh·kw) int16, into ``out``
+    when given (the kernel writes every element, padding rows included)."""
     kk = x5.shape[1] // g * math.prod(geo["k"])
-    cols = np.empty((g, rows_padded, kk), dtype=np.int16)
+    cols = np.empty((g, rows_padded, kk), dtype=np.int16) if out is None else out
     _im.im2col3d_sub_zp(np.ascontiguousarray(x5), zx[0], g, *geo["k"], *geo["s"], *geo["pb"], *geo["d"],
                         *geo["out"], cols)
     return cols
@@ -126,8 +127,9 @@ def _conv_core(x5, zx, w, zw, stage, geo, g, y, fits, acc_bits, saturate) -> Acc
     _g.pack_sub_zp(np.ascontiguousarray(w).reshape(g, cg_out, kk), _per_out(zw, g, cg_out, np.int64), w16.shape[1],
                    w16)
     events = outputs = 0
+    cols = np.empty((g, _round_up(p, _g.ROW_BLOCK), kk), dtype=np.int16)     # refilled for every image
     for i in range(nb):
-        cols = _cols(x5[i:i + 1], zx, g, geo, _round_up(p, _g.ROW_BLOCK))
+        _cols(x5[i:i + 1], zx, g, geo, cols.shape[1], cols)
         view = y[i].reshape(g, cg_out, p).transpose(0, 2, 1)
         ovf = _gemm(cols, w16, stage, p, cg_out, view, fits, acc_bits, saturate)
         events, outputs = events + ovf.events, outputs + ovf.outputs

@@ -49,6 +49,29 @@ def test_im2col_matches_twin():
     assert not out[:, -1].any()
 
 
+def test_im2col3d_matches_twin_with_depth_stride_padding_and_dilation():
+    rng = np.random.default_rng(1)
+    x = rng.integers(-128, 128, (2, 4, 6, 5, 4)).astype(np.int8)          # (B, C, D, H, W)
+    kd, kh, kw, sd, sh, sw, dd, dh, dw = 2, 3, 2, 2, 1, 2, 2, 1, 1
+    pf, pbk, pt, pb, pl, pr = 1, 2, 1, 0, 0, 1                              # front/back, top/bottom, left/right
+    do = (6 + pf + pbk - dd * (kd - 1) - 1) // sd + 1
+    ho = (5 + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    wo = (4 + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    rows = 2 * do * ho * wo
+    out = np.full((2, rows + 3, 2 * kd * kh * kw), 7, np.int16)
+    ki.im2col3d_sub_zp(x, -3, 2, kd, kh, kw, sd, sh, sw, pf, pt, pl, dd, dh, dw, do, ho, wo, out)
+    xp = np.pad(x.astype(np.int64) + 3, ((0, 0), (0, 0), (pf, pbk), (pt, pb), (pl, pr)))
+    for g in range(2):
+        for b in range(2):
+            for od in range(do):
+                for oh in range(ho):
+                    for ow in range(wo):
+                        patch = xp[b, 2 * g:2 * g + 2, od * sd:od * sd + dd * (kd - 1) + 1:dd,
+                                   oh * sh:oh * sh + dh * (kh - 1) + 1:dh, ow * sw:ow * sw + dw * (kw - 1) + 1:dw]
+                        assert_array_equal(out[g, ((b * do + od) * ho + oh) * wo + ow], patch.reshape(-1))
+    assert not out[:, rows:].any()
+
+
 @pytest.mark.parametrize("ta,tb,ty", [("u8", "s8", "u8"), ("u8", "u8", "u8"), ("s8", "s8", "s8"),
                                       ("u8", "s8", "s8"), ("s4", "s4", "s4"), ("u4", "s4", "u4")])
 @pytest.mark.parametrize("mode", ["float", "fixed_point"])

@@ -55,10 +55,13 @@ class GgufModel:
         return self._graphs[key]
 
     def weights(self) -> dict[str, np.ndarray]:
-        """Every tensor decoded to float32, by GGUF name (cached)."""
+        """Every tensor decoded to float32, by GGUF name (cached); the GEMM weights from their :meth:`blocks` when
+        those are unpacked already (the same values: :func:`~accelsim.quant.blocks.decode_gguf` unpacks them so)."""
         if self._weights is None:
-            from ..quant.blocks import decode_gguf
-            self._weights = {n: decode_gguf(t.data, t.fmt, t.shape) for n, t in self.file.tensors.items()}
+            from ..quant.blocks import block_dequantize, decode_gguf
+            unpacked = {f"{name}.weight": b for name, b in (self._blocks or {}).items()}
+            self._weights = {n: block_dequantize(unpacked[n]).reshape(t.shape) if n in unpacked
+                             else decode_gguf(t.data, t.fmt, t.shape) for n, t in self.file.tensors.items()}
         return self._weights
 
     def blocks(self) -> dict:

@@ -26,7 +26,6 @@ def spatial_pads(n, k, s, d, out=None) -> list[int]:
     sp = n.full(0)[2:]
     nd = len(k)
     auto = n.attr("auto_pad", "NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         total = [max((-(-sp[i] // s[i]) - 1) * s[i] + (k[i] - 1) * d[i] + 1 - sp[i], 0) for i in range(nd)]
         lo = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]

@@ -120,7 +120,7 @@ def clip(n):
 
 
 def gelu(n):
-    if n.attr("approximate", "none") not in ("none", b"none"):
+    if n.attr("approximate", "none") != "none":
         n.fail("only exact (erf) Gelu is supported")
     n.emit("gelu", [n.x(0)], {})
 
@@ -170,7 +170,6 @@ def slice_(n):
 
 def pad(n):
     mode = n.attr("mode", "constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
     if n.opset < 11:
         pads, value = _ints(n.attr("pads")), float(n.attr("value", 0.0))
     else:

@@ -46,7 +46,6 @@ def _transpose_pads(n, k, s, dl, out_pad) -> list[int]:
     """Pads from ``output_shape`` (or ``auto_pad`` SAME_*: output = input·stride), else ``pads``."""
     sp, d = n.full(0)[2:], len(k)
     auto = n.attr("auto_pad", "NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
     shape = n.attr("output_shape", None)
     if shape is None and auto not in ("SAME_UPPER", "SAME_LOWER"):
         return ints(n.attr("pads", [0] * (2 * d))) if auto != "VALID" else [0] * (2 * d)

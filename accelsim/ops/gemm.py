@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import AccelsimError
 from . import attrs as A
-from ._common import on_images, one, spatial, window_dims
+from ._common import aligned, on_images, one, spatial, window_dims
 from ._conv import conv, conv_backward, conv_transpose, conv_transpose_backward, conv_transpose_size
 from ._geometry import ntuple, pads_nd
 from .elementwise import relu, relu6, relu6_backward, relu_backward
@@ -309,16 +309,20 @@ def _matmul_arrays(a: dict, x, y):
         y = np.swapaxes(y, -1, -2)
     if x.ndim == y.ndim >= 3 and x.shape[:-2] == y.shape[:-2]:   # nothing to broadcast (attention's matmuls)
         return np.ascontiguousarray(x), np.ascontiguousarray(y), ()
+    drop = _dropped((x.ndim, y.ndim))
     row, col = x.ndim == 2, y.ndim == 2         # 1-D operands (one batch axis in front)
     x, y = (x[:, None, :] if row else x), (y[:, :, None] if col else y)
-    rank = max(x.ndim, y.ndim)
-    x = x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:])
-    y = y.reshape(y.shape[:1] + (1,) * (rank - y.ndim) + y.shape[1:])
+    x, y = aligned([x, y])
     lead = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     x = np.broadcast_to(x, lead + x.shape[-2:]) if x.shape[:-2] != lead else x
     y = np.broadcast_to(y, lead + y.shape[-2:]) if y.shape[:-2] != lead else y
-    drop = ((-2,) if row else ()) + ((-1,) if col else ())
     return np.ascontiguousarray(x), np.ascontiguousarray(y), drop
+
+
+def _dropped(ranks) -> tuple:
+    """The result dims to squeeze back: the row dim of a 1-D ``x`` and the column dim of a 1-D ``y`` (their
+    run-time ``ranks``, batch axis included)."""
+    return ((-2,) if ranks[0] == 2 else ()) + ((-1,) if ranks[1] == 2 else ())
 
 
 def _run_matmul(a: dict, xs: list, ctx):
@@ -342,7 +346,7 @@ def _window_back(a: dict, xs: list, y, dy, ctx) -> list:
 def _matmul_back(a: dict, xs: list, y, dy, ctx) -> list:
     """``y = x_a @ B`` with ``B = x_bᵀ`` when ``transpose_b``: ``(da, dB)`` from the qops (on the broadcast
     operands), summed back to each input's shape, ``dx_b = dBᵀ``."""
-    _, _, drop = _matmul_arrays(a, *xs)
+    drop = _dropped([x.ndim for x in xs])
     da, db = ctx.qops.backward(ctx.qname, np.expand_dims(dy, drop) if drop else dy)
     if a["transpose_b"] and xs[1].ndim >= 3:
         db = np.swapaxes(db, -1, -2)

@@ -212,3 +212,13 @@ def test_fold_bn_backward_matches_finite_differences():
             flat[i] = old
             np.testing.assert_allclose(g.reshape(-1)[i], (up - down) / (2 * h), rtol=1e-5, atol=1e-8)
     np.testing.assert_array_equal(dbeta, rb)
+
+
+def test_prelu_slope_gradient_has_the_slope_shape_and_the_summed_values():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 4, 5))
+    slope = rng.standard_normal((1, 5))                      # fewer dims than x: broadcast from the right
+    dy = rng.standard_normal(x.shape)
+    dx, ds = OPS["prelu"].backward({}, [x, slope], None, dy, None)
+    assert dx.shape == x.shape and ds.shape == slope.shape
+    np.testing.assert_allclose(ds, np.where(x < 0, dy * x, 0).sum(axis=(0, 1, 2)).reshape(1, 5), rtol=1e-12)

@@ -110,7 +110,7 @@ def _prelu_back(a, xs, y, dy, ctx):
     x, s = aligned(xs)
     neg = x < 0
     return [np.where(neg, dy * s, dy).astype(dy.dtype), unbroadcast(np.where(neg, dy * x, 0).astype(dy.dtype),
-                                                                     s.shape)]
+                                                                     xs[1].shape)]
 
 
 # erf(z) ≈ z·P(z²)/Q(z²) on |z| ≤ 4 and ±1 beyond (Eigen's float erf, degrees 6/4 in z²); evaluated in
